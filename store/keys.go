@@ -1,0 +1,209 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+)
+
+// Key layout. Event keys are a topic's 8-byte id followed by the 8-byte event
+// id, both big-endian, so that a topic's events sit together in id order and
+// a time seek is one engine seek. System records live under one-byte
+// prefixes at or above prefixSystem; topic ids are allocated below
+// MaxTopicID, so no event key can start with a system prefix.
+const (
+	prefixFormat  = 0xF0 // {0xF0} → format version
+	prefixCatalog = 0xF1 // {0xF1} name → topic id
+	prefixMeta    = 0xF2 // {0xF2} topic id → topic metadata
+	prefixCursor  = 0xF3 // {0xF3} topic id, consumer name → cursor
+	prefixCounter = 0xF4 // {0xF4} 't' → next topic id
+
+	prefixSystem = prefixFormat
+)
+
+// FormatVersion is the on-disk layout this build reads and writes. A data
+// folder written with another version is refused by Open.
+const FormatVersion = 1
+
+// MaxTopicID bounds topic ids so that event keys never collide with the
+// system prefixes: the first byte of an event key is always below 0xF0.
+const MaxTopicID = uint64(prefixSystem)<<56 - 1
+
+const (
+	eventKeyLen  = 16
+	valueVersion = 1 // leading byte of every event, meta and cursor value
+)
+
+var (
+	formatKey    = []byte{prefixFormat}
+	topicIDKey   = []byte{prefixCounter, 't'}
+	errCorrupted = errors.New("store: corrupted record")
+)
+
+func putEventKey(dst []byte, tid, id uint64) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, tid)
+	return binary.BigEndian.AppendUint64(dst, id)
+}
+
+func eventKey(tid, id uint64) []byte { return putEventKey(make([]byte, 0, eventKeyLen), tid, id) }
+
+// topicEnd is the exclusive upper bound of a topic's event keys.
+func topicEnd(tid uint64) []byte { return binary.BigEndian.AppendUint64(nil, tid+1) }
+
+func catalogKey(name string) []byte {
+	return append([]byte{prefixCatalog}, name...)
+}
+
+func metaKey(tid uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixMeta}, tid)
+}
+
+func cursorKey(tid uint64, consumer string) []byte {
+	k := binary.BigEndian.AppendUint64(make([]byte, 0, 9+len(consumer)), tid)
+	return append(append([]byte{prefixCursor}, k...), consumer...)
+}
+
+// appendEventValue encodes an event's stored value: version, seq, headers
+// sorted by key (so that the bytes are a deterministic function of the
+// event, as replicas will need), then the payload.
+func appendEventValue(dst []byte, seq uint64, headers map[string]string, payload []byte) []byte {
+	dst = append(dst, valueVersion)
+	dst = binary.AppendUvarint(dst, seq)
+	dst = binary.AppendUvarint(dst, uint64(len(headers)))
+	switch len(headers) {
+	case 0:
+	case 1:
+		for k, v := range headers {
+			dst = appendString(dst, k)
+			dst = appendString(dst, v)
+		}
+	default:
+		keys := make([]string, 0, len(headers))
+		for k := range headers {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			dst = appendString(dst, k)
+			dst = appendString(dst, headers[k])
+		}
+	}
+	return append(dst, payload...)
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// decodeEvent fills e from a stored key and value. The payload aliases value.
+func decodeEvent(key, value []byte, e *Event) error {
+	if len(key) != eventKeyLen || len(value) < 1 || value[0] != valueVersion {
+		return fmt.Errorf("%w: event %x", errCorrupted, key)
+	}
+	e.ID = binary.BigEndian.Uint64(key[8:])
+	v := value[1:]
+	var ok bool
+	if e.Seq, v, ok = uvarint(v); !ok {
+		return fmt.Errorf("%w: event %x: seq", errCorrupted, key)
+	}
+	n, v, ok := uvarint(v)
+	if !ok || n > uint64(len(v)) {
+		return fmt.Errorf("%w: event %x: header count", errCorrupted, key)
+	}
+	e.Headers = nil
+	if n > 0 {
+		e.Headers = make(map[string]string, n)
+		for range n {
+			var k, hv string
+			if k, v, ok = readString(v); !ok {
+				return fmt.Errorf("%w: event %x: header", errCorrupted, key)
+			}
+			if hv, v, ok = readString(v); !ok {
+				return fmt.Errorf("%w: event %x: header", errCorrupted, key)
+			}
+			e.Headers[k] = hv
+		}
+	}
+	e.Payload = v
+	return nil
+}
+
+func uvarint(b []byte) (uint64, []byte, bool) {
+	x, n := binary.Uvarint(b)
+	if n <= 0 {
+		return 0, b, false
+	}
+	return x, b[n:], true
+}
+
+func readString(b []byte) (string, []byte, bool) {
+	n, b, ok := uvarint(b)
+	if !ok || n > uint64(len(b)) {
+		return "", b, false
+	}
+	return string(b[:n]), b[n:], true
+}
+
+// topicMeta is the per-topic record written in the same batch as the events
+// it describes, so that after a crash it agrees with them.
+type topicMeta struct {
+	id       uint64
+	name     string
+	created  int64 // ns since the epoch
+	firstID  uint64
+	firstSeq uint64
+	lastID   uint64
+	lastSeq  uint64
+}
+
+func (m *topicMeta) encode(dst []byte) []byte {
+	dst = append(dst, valueVersion)
+	dst = binary.AppendUvarint(dst, uint64(m.created))
+	dst = binary.AppendUvarint(dst, m.firstID)
+	dst = binary.AppendUvarint(dst, m.firstSeq)
+	dst = binary.AppendUvarint(dst, m.lastID)
+	dst = binary.AppendUvarint(dst, m.lastSeq)
+	return append(dst, m.name...)
+}
+
+func decodeMeta(tid uint64, v []byte) (topicMeta, error) {
+	m := topicMeta{id: tid}
+	if len(v) < 1 || v[0] != valueVersion {
+		return m, fmt.Errorf("%w: topic %d metadata", errCorrupted, tid)
+	}
+	v = v[1:]
+	var created uint64
+	fields := []*uint64{&created, &m.firstID, &m.firstSeq, &m.lastID, &m.lastSeq}
+	for _, f := range fields {
+		var ok bool
+		if *f, v, ok = uvarint(v); !ok {
+			return m, fmt.Errorf("%w: topic %d metadata", errCorrupted, tid)
+		}
+	}
+	m.created = int64(created)
+	m.name = string(v)
+	return m, nil
+}
+
+func encodeCursor(id uint64, updated int64) []byte {
+	dst := []byte{valueVersion}
+	dst = binary.AppendUvarint(dst, id)
+	return binary.AppendUvarint(dst, uint64(updated))
+}
+
+func decodeCursor(v []byte) (id uint64, updated int64, err error) {
+	if len(v) < 1 || v[0] != valueVersion {
+		return 0, 0, fmt.Errorf("%w: cursor", errCorrupted)
+	}
+	id, rest, ok := uvarint(v[1:])
+	if !ok {
+		return 0, 0, fmt.Errorf("%w: cursor", errCorrupted)
+	}
+	u, _, ok := uvarint(rest)
+	if !ok {
+		return 0, 0, fmt.Errorf("%w: cursor", errCorrupted)
+	}
+	return id, int64(u), nil
+}

@@ -1,0 +1,241 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/goethe-log/goethe/engine"
+)
+
+// Start positions for Read. A position is an event id (ns since the epoch):
+// a Read returns the events whose ids are at or after it, so a position that
+// is not an event's id, or any point in time, lands on the nearest event at
+// or after it.
+const FromBeginning uint64 = 0
+
+// After is the position just after event id: reading from it skips id.
+func After(id uint64) uint64 { return id + 1 }
+
+// At is the position of time t: the first event received at or after t.
+func At(t time.Time) uint64 {
+	ns := t.UnixNano()
+	if ns < 0 {
+		return 0
+	}
+	return uint64(ns)
+}
+
+// Page is one Read's result. Next is the position to continue from: after
+// the page's last event, or the requested position if the page is empty.
+type Page struct {
+	Events []Event
+	Next   uint64
+}
+
+// Read returns up to limit events of topic from position from, in order,
+// bounded also by Options.PageEvents and Options.PageBytes (a page holds at
+// least one event when one exists). limit <= 0 means Options.PageEvents. An
+// empty page means the reader is at the end of the topic. The topic must
+// exist: ErrNotFound otherwise. Read holds no engine resource after it
+// returns, and the page's memory is the caller's.
+func (s *Store) Read(topicName string, from uint64, limit int) (Page, error) {
+	t, err := s.lookup(topicName)
+	if err != nil {
+		return Page{Next: from}, err
+	}
+	if limit <= 0 || limit > s.opts.PageEvents {
+		limit = s.opts.PageEvents
+	}
+	kvs, err := s.eng.Scan(eventKey(t.id, from), topicEnd(t.id), limit, s.opts.PageBytes)
+	if err != nil {
+		return Page{Next: from}, s.engineErr("scan events", err)
+	}
+	p := Page{Events: make([]Event, len(kvs)), Next: from}
+	for i, kv := range kvs {
+		if err := decodeEvent(kv.Key, kv.Value, &p.Events[i]); err != nil {
+			return Page{Next: from}, err
+		}
+	}
+	if n := len(p.Events); n > 0 {
+		p.Next = p.Events[n-1].ID + 1
+	}
+	return p, nil
+}
+
+// waitEntry is a broadcast channel for readers at the end of one topic; the
+// writer closes it after a commit to the topic. Entries are reference
+// counted so that waiting on names that never get written costs nothing once
+// the waiters leave.
+type waitEntry struct {
+	ch   chan struct{}
+	refs int
+}
+
+// Wait blocks until topic holds an event at or after position from, ctx
+// ends, or the store closes. It returns nil in the first case (a Read from
+// the same position then returns at least one event), ctx.Err() or ErrClosed
+// otherwise. The topic need not exist yet: Wait also returns when it is
+// created. The writer wakes waiters on commit; nothing polls.
+func (s *Store) Wait(ctx context.Context, topicName string, from uint64) error {
+	for {
+		s.waitMu.Lock()
+		w := s.waiters[topicName]
+		if w == nil {
+			w = &waitEntry{ch: make(chan struct{})}
+			s.waiters[topicName] = w
+		}
+		w.refs++
+		ch := w.ch
+		s.waitMu.Unlock()
+
+		// Check after registering: a commit that this check misses wakes ch.
+		ready, err := s.hasFrom(topicName, from)
+		if err == nil && !ready {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				err = ctx.Err()
+			case <-s.quit:
+				err = ErrClosed
+			}
+		}
+		s.waitMu.Lock()
+		if w.refs--; w.refs == 0 && s.waiters[topicName] == w {
+			delete(s.waiters, topicName)
+		}
+		s.waitMu.Unlock()
+		if err != nil || ready {
+			return err
+		}
+	}
+}
+
+// hasFrom reports whether topic has a committed event at or after from.
+func (s *Store) hasFrom(topicName string, from uint64) (bool, error) {
+	t, err := s.lookup(topicName)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	last := t.lastID.Load()
+	return last != 0 && last >= from, nil
+}
+
+// wake releases every reader waiting on topic.
+func (s *Store) wake(topicName string) {
+	s.waitMu.Lock()
+	if w := s.waiters[topicName]; w != nil {
+		close(w.ch)
+		delete(s.waiters, topicName)
+	}
+	s.waitMu.Unlock()
+}
+
+// TopicInfo describes a topic as of its last commit.
+type TopicInfo struct {
+	Name     string
+	ID       uint64 // internal topic id, the prefix of its keys
+	Created  time.Time
+	FirstID  uint64 // 0 when the topic holds no event
+	FirstSeq uint64
+	LastID   uint64
+	LastSeq  uint64
+	Count    uint64 // events stored
+}
+
+// Info describes topic, or returns ErrNotFound.
+func (s *Store) Info(topicName string) (TopicInfo, error) {
+	t, err := s.lookup(topicName)
+	if err != nil {
+		return TopicInfo{}, err
+	}
+	return s.infoByID(t.id)
+}
+
+func (s *Store) infoByID(tid uint64) (TopicInfo, error) {
+	v, err := s.eng.Get(metaKey(tid))
+	if err != nil {
+		return TopicInfo{}, s.engineErr("read topic metadata", err)
+	}
+	m, err := decodeMeta(tid, v)
+	if err != nil {
+		return TopicInfo{}, err
+	}
+	ti := TopicInfo{Name: m.name, ID: m.id, Created: time.Unix(0, m.created), FirstID: m.firstID,
+		FirstSeq: m.firstSeq, LastID: m.lastID, LastSeq: m.lastSeq}
+	if m.lastSeq > 0 {
+		ti.Count = m.lastSeq - m.firstSeq + 1
+	}
+	return ti, nil
+}
+
+// Topics lists up to limit topics whose names sort after the name after
+// ("" starts from the first), in byte order of their names, and returns the
+// name to pass as after for the next page ("" when there is none).
+func (s *Store) Topics(after string, limit int) ([]TopicInfo, string, error) {
+	if limit <= 0 || limit > s.opts.PageEvents {
+		limit = s.opts.PageEvents
+	}
+	start := catalogKey(after)
+	if after != "" {
+		start = append(start, 0) // exclusive of after itself
+	}
+	kvs, err := s.eng.Scan(start, []byte{prefixCatalog + 1}, limit+1, 0)
+	if err != nil {
+		return nil, "", s.engineErr("scan catalog", err)
+	}
+	more := len(kvs) > limit
+	if more {
+		kvs = kvs[:limit]
+	}
+	out := make([]TopicInfo, 0, len(kvs))
+	for _, kv := range kvs {
+		if len(kv.Value) != 8 {
+			return nil, "", fmt.Errorf("%w: catalog entry %q", errCorrupted, kv.Key[1:])
+		}
+		ti, err := s.infoByID(beUint64(kv.Value))
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, ti)
+	}
+	next := ""
+	if more {
+		next = out[len(out)-1].Name
+	}
+	return out, next, nil
+}
+
+// Cursor is a consumer's stored position in a topic.
+type Cursor struct {
+	ID      uint64    // the last event the consumer processed
+	Updated time.Time // when the cursor was last set
+}
+
+// GetCursor returns consumer's cursor in topic, or ErrNotFound when the
+// topic or the cursor does not exist.
+func (s *Store) GetCursor(topicName, consumer string) (Cursor, error) {
+	if err := ValidateName("consumer", consumer); err != nil {
+		return Cursor{}, err
+	}
+	t, err := s.lookup(topicName)
+	if err != nil {
+		return Cursor{}, err
+	}
+	v, err := s.eng.Get(cursorKey(t.id, consumer))
+	if errors.Is(err, engine.ErrNotFound) {
+		return Cursor{}, fmt.Errorf("%w: no cursor for consumer %q on topic %q", ErrNotFound, consumer, topicName)
+	}
+	if err != nil {
+		return Cursor{}, s.engineErr("read cursor", err)
+	}
+	id, updated, err := decodeCursor(v)
+	if err != nil {
+		return Cursor{}, err
+	}
+	return Cursor{ID: id, Updated: time.Unix(0, updated)}, nil
+}

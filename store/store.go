@@ -1,0 +1,377 @@
+// Package store is Goethe's log: named topics of immutable events on top of
+// any engine.Engine.
+//
+// # Guarantees
+//
+//   - Order: within a topic, events are stored and read in the order their
+//     Appends were committed. Each event gets an id, the nanoseconds since the
+//     Unix epoch at which the writer committed it, made strictly increasing
+//     within the topic (id = max(now, last id + 1)), and a dense 1-based seq.
+//     The ids of one Append are consecutive.
+//   - Atomicity: an Append is all or nothing; with an Expectation it is
+//     written only if the topic's last seq matches.
+//   - Durability: with Options.Sync (the default) an Append returns nil only
+//     once its events and the topic's metadata are fsync'd in one engine
+//     batch. Without it, a machine crash may lose acknowledged events, never
+//     reorder them.
+//   - Recovery: reopening a store, also after a crash, resumes every topic at
+//     its last committed id and seq; ids keep increasing if the clock went
+//     backwards.
+//
+// # Group commit
+//
+// All writes go through one writer goroutine. It takes every request waiting
+// in its queue, assigns ids, checks expectations (a failed one fails alone),
+// writes one engine batch with one sync, then acknowledges each request and
+// wakes the readers waiting at the end of the topics it wrote. Id assignment
+// is a pure function of each topic's last id and one clock reading per
+// batch, so the same code can later apply entries of a replicated log.
+package store
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/goethe-log/goethe/engine"
+)
+
+// Limits on names, as documented constants.
+const (
+	// MinNameLen and MaxNameLen bound topic and consumer names, in bytes.
+	MinNameLen = 1
+	MaxNameLen = 255
+)
+
+// Defaults filled in by DefaultOptions.
+const (
+	DefaultMaxGroupEvents = 1 << 16 // events merged into one engine batch
+	DefaultMaxGroupBytes  = 32 << 20
+	DefaultQueueLen       = 4096 // requests waiting for the writer
+	DefaultPageEvents     = 1000
+	DefaultPageBytes      = 4 << 20
+)
+
+// Sentinel errors; test with errors.Is.
+var (
+	// ErrNotFound: the topic or cursor does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: an Append's expectation did not hold. The error is a
+	// *ConflictError carrying the topic's actual last seq.
+	ErrConflict = errors.New("store: expectation failed")
+	// ErrInvalidName: a topic or consumer name breaks a naming rule; the
+	// message says which.
+	ErrInvalidName = errors.New("store: invalid name")
+	// ErrInvalid: a malformed request, such as an Append of no events.
+	ErrInvalid = errors.New("store: invalid request")
+	// ErrClosed: the store is closed or closing.
+	ErrClosed = errors.New("store: closed")
+	// ErrFormat: the data folder holds a layout this build cannot read.
+	ErrFormat = errors.New("store: unsupported data format")
+	// ErrFailed: an engine write failed; the store refuses further writes
+	// until it is reopened, because the outcome of that write is unknown.
+	ErrFailed = errors.New("store: write failed, store needs restart")
+	// ErrTopicLimit: every topic id is in use.
+	ErrTopicLimit = errors.New("store: topic id space exhausted")
+)
+
+// ConflictError is returned by Append when an expectation fails.
+type ConflictError struct {
+	Topic    string
+	Expected uint64 // the last seq the caller expected
+	Actual   uint64 // the topic's last seq (0 when it is empty or absent)
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("store: topic %q: expected last seq %d, actual %d", e.Topic, e.Expected, e.Actual)
+}
+
+// Is makes errors.Is(err, ErrConflict) true.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// Event is one stored event. On Append only Headers and Payload are read;
+// reads fill every field. Slices and maps of events returned by Read belong
+// to the caller.
+type Event struct {
+	ID      uint64 // ns since the Unix epoch at commit, unique in its topic
+	Seq     uint64 // 1-based position in the topic, dense
+	Headers map[string]string
+	Payload []byte
+}
+
+// Time is the event's receive time, read from its id.
+func (e *Event) Time() time.Time { return time.Unix(0, int64(e.ID)) }
+
+// Expectation is an optimistic-concurrency condition on an Append.
+type Expectation struct {
+	set     bool
+	lastSeq uint64
+}
+
+// ExpectAny is no condition.
+var ExpectAny = Expectation{}
+
+// ExpectLastSeq requires the topic's last seq to be n when the Append
+// commits; 0 means the topic must be empty or absent.
+func ExpectLastSeq(n uint64) Expectation { return Expectation{set: true, lastSeq: n} }
+
+// IsSet reports whether the expectation is a condition.
+func (x Expectation) IsSet() bool { return x.set }
+
+// LastSeq is the expected last seq, meaningful when IsSet.
+func (x Expectation) LastSeq() uint64 { return x.lastSeq }
+
+// AppendResult says where an Append's events landed: ids FirstID,
+// FirstID+1, … and seqs FirstSeq, FirstSeq+1, …, Count of each.
+type AppendResult struct {
+	FirstID  uint64
+	FirstSeq uint64
+	Count    int
+}
+
+// Options configures a Store. Start from DefaultOptions.
+type Options struct {
+	// Sync makes every commit durable (fsync) before it is acknowledged.
+	// Turning it off is faster and can lose acknowledged events in a
+	// machine crash.
+	Sync bool
+	// MaxGroupEvents and MaxGroupBytes bound one group commit; a single
+	// larger Append still commits alone.
+	MaxGroupEvents int
+	MaxGroupBytes  int
+	// QueueLen is how many requests may wait for the writer.
+	QueueLen int
+	// PageEvents and PageBytes bound a Read page unless the caller asks
+	// for fewer events.
+	PageEvents int
+	PageBytes  int
+	// Clock returns nanoseconds since the Unix epoch; tests set it.
+	Clock func() int64
+}
+
+// DefaultOptions returns durable defaults.
+func DefaultOptions() Options {
+	return Options{
+		Sync:           true,
+		MaxGroupEvents: DefaultMaxGroupEvents,
+		MaxGroupBytes:  DefaultMaxGroupBytes,
+		QueueLen:       DefaultQueueLen,
+		PageEvents:     DefaultPageEvents,
+		PageBytes:      DefaultPageBytes,
+		Clock:          func() int64 { return time.Now().UnixNano() },
+	}
+}
+
+func (o *Options) fill() {
+	d := DefaultOptions()
+	if o.MaxGroupEvents <= 0 {
+		o.MaxGroupEvents = d.MaxGroupEvents
+	}
+	if o.MaxGroupBytes <= 0 {
+		o.MaxGroupBytes = d.MaxGroupBytes
+	}
+	if o.QueueLen <= 0 {
+		o.QueueLen = d.QueueLen
+	}
+	if o.PageEvents <= 0 {
+		o.PageEvents = d.PageEvents
+	}
+	if o.PageBytes <= 0 {
+		o.PageBytes = d.PageBytes
+	}
+	if o.Clock == nil {
+		o.Clock = d.Clock
+	}
+}
+
+// Store is the log. Its methods are safe for concurrent use.
+type Store struct {
+	eng  engine.Engine
+	opts Options
+
+	// closeMu orders enqueues before Close: senders hold it shared.
+	closeMu sync.RWMutex
+	closed  bool
+	reqs    chan *request
+	quit    chan struct{}
+	done    chan struct{}
+
+	mu     sync.RWMutex
+	topics map[string]*topic // committed topics seen since Open
+
+	waitMu  sync.Mutex
+	waiters map[string]*waitEntry
+
+	// writer-goroutine state
+	nextTopicID uint64
+	failed      error
+}
+
+// topic is the in-memory state of a committed topic. id and name never
+// change; last is written by the writer after each commit.
+type topic struct {
+	id      uint64
+	name    string
+	created int64
+	meta    topicMeta     // writer goroutine only, after publication
+	lastID  atomic.Uint64 // committed last id, for readers
+}
+
+// Open opens the log kept in e, initialising an empty engine and refusing
+// one written in an unknown format. The Store owns e from then on: Close
+// closes it.
+func Open(e engine.Engine, opts Options) (*Store, error) {
+	opts.fill()
+	s := &Store{
+		eng:     e,
+		opts:    opts,
+		reqs:    make(chan *request, opts.QueueLen),
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
+		topics:  make(map[string]*topic),
+		waiters: make(map[string]*waitEntry),
+	}
+	if err := s.checkFormat(); err != nil {
+		return nil, err
+	}
+	v, err := e.Get(topicIDKey)
+	switch {
+	case errors.Is(err, engine.ErrNotFound):
+		s.nextTopicID = 1
+	case err != nil:
+		return nil, fmt.Errorf("store: read topic counter: %w", err)
+	case len(v) != 8:
+		return nil, fmt.Errorf("%w: topic counter", errCorrupted)
+	default:
+		s.nextTopicID = beUint64(v)
+	}
+	go s.run()
+	return s, nil
+}
+
+func (s *Store) checkFormat() error {
+	v, err := s.eng.Get(formatKey)
+	if err == nil {
+		if len(v) != 1 || v[0] != FormatVersion {
+			return fmt.Errorf("%w: the data folder has format version %x, this build reads version %d", ErrFormat, v, FormatVersion)
+		}
+		return nil
+	}
+	if !errors.Is(err, engine.ErrNotFound) {
+		return fmt.Errorf("store: read format version: %w", err)
+	}
+	any, err := s.eng.Scan(nil, nil, 1, 0)
+	if err != nil {
+		return fmt.Errorf("store: inspect data folder: %w", err)
+	}
+	if len(any) > 0 {
+		return fmt.Errorf("%w: the data folder holds data but no Goethe format record", ErrFormat)
+	}
+	var b engine.Batch
+	b.Put(formatKey, []byte{FormatVersion})
+	if err := s.eng.Write(&b, true); err != nil {
+		return fmt.Errorf("store: write format version: %w", err)
+	}
+	return nil
+}
+
+// Close stops accepting writes, commits the ones already queued, stops the
+// writer, wakes every waiting reader with ErrClosed and closes the engine.
+// It is idempotent.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		<-s.done
+		return nil
+	}
+	s.closed = true
+	s.closeMu.Unlock()
+	close(s.quit)
+	<-s.done
+	if err := s.eng.Close(); err != nil {
+		return fmt.Errorf("store: close engine: %w", err)
+	}
+	return nil
+}
+
+// ValidateName reports whether name is a valid topic or consumer name:
+// MinNameLen to MaxNameLen bytes of valid UTF-8 without control characters.
+// The error wraps ErrInvalidName and says which rule was broken.
+func ValidateName(kind, name string) error {
+	switch {
+	case len(name) < MinNameLen:
+		return fmt.Errorf("%w: %s name is empty", ErrInvalidName, kind)
+	case len(name) > MaxNameLen:
+		return fmt.Errorf("%w: %s name is %d bytes, the limit is %d", ErrInvalidName, kind, len(name), MaxNameLen)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("%w: %s name is not valid UTF-8", ErrInvalidName, kind)
+	}
+	for i, r := range name {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%w: %s name has control character %U at byte %d", ErrInvalidName, kind, r, i)
+		}
+	}
+	return nil
+}
+
+// lookup returns a committed topic by name, from memory or the catalog.
+func (s *Store) lookup(name string) (*topic, error) {
+	s.mu.RLock()
+	t := s.topics[name]
+	s.mu.RUnlock()
+	if t != nil {
+		return t, nil
+	}
+	v, err := s.eng.Get(catalogKey(name))
+	if errors.Is(err, engine.ErrNotFound) {
+		return nil, fmt.Errorf("%w: topic %q", ErrNotFound, name)
+	}
+	if err != nil {
+		return nil, s.engineErr("read catalog", err)
+	}
+	if len(v) != 8 {
+		return nil, fmt.Errorf("%w: catalog entry of %q", errCorrupted, name)
+	}
+	tid := beUint64(v)
+	mv, err := s.eng.Get(metaKey(tid))
+	if err != nil {
+		return nil, s.engineErr("read topic metadata", err)
+	}
+	m, err := decodeMeta(tid, mv)
+	if err != nil {
+		return nil, err
+	}
+	t = newTopic(m)
+	s.mu.Lock()
+	if old := s.topics[name]; old != nil {
+		t = old // the writer published it meanwhile
+	} else {
+		s.topics[name] = t
+	}
+	s.mu.Unlock()
+	return t, nil
+}
+
+// engineErr maps an engine error, turning a closed engine into ErrClosed.
+func (s *Store) engineErr(op string, err error) error {
+	if errors.Is(err, engine.ErrClosed) {
+		return fmt.Errorf("%w: %s", ErrClosed, op)
+	}
+	return fmt.Errorf("store: %s: %w", op, err)
+}
+
+func beUint64(b []byte) uint64 {
+	return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
+		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+}
+
+func newTopic(m topicMeta) *topic {
+	t := &topic{id: m.id, name: m.name, created: m.created, meta: m}
+	t.lastID.Store(m.lastID)
+	return t
+}

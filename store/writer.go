@@ -1,0 +1,345 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/goethe-log/goethe/engine"
+)
+
+type requestKind uint8
+
+const (
+	reqAppend requestKind = iota
+	reqCursor
+)
+
+// request is one Append or cursor write waiting for the writer.
+type request struct {
+	kind   requestKind
+	topic  string
+	events []Event
+	expect Expectation
+	bytes  int
+
+	consumer string // reqCursor
+	cursorID uint64
+
+	result AppendResult
+	err    error
+	done   chan struct{}
+}
+
+// Append stores events at the end of topic, creating the topic if it does
+// not exist, atomically: all of them or none. With an expectation set, the
+// events are stored only if the topic's last seq equals it; otherwise the
+// error is a *ConflictError. On success the events have ids FirstID…
+// FirstID+n-1 and seqs FirstSeq…FirstSeq+n-1; with Options.Sync they are on
+// disk. If ctx ends first, Append returns its error and the events may or may
+// not have been committed. Append does not retain events after it returns.
+func (s *Store) Append(ctx context.Context, topicName string, events []Event, expect Expectation) (AppendResult, error) {
+	if err := ValidateName("topic", topicName); err != nil {
+		return AppendResult{}, err
+	}
+	if len(events) == 0 {
+		return AppendResult{}, fmt.Errorf("%w: an append needs at least one event", ErrInvalid)
+	}
+	r := &request{kind: reqAppend, topic: topicName, events: events, expect: expect, done: make(chan struct{})}
+	for i := range events {
+		r.bytes += len(events[i].Payload) + 32
+		for k, v := range events[i].Headers {
+			r.bytes += len(k) + len(v) + 4
+		}
+	}
+	if err := s.submit(ctx, r); err != nil {
+		return AppendResult{}, err
+	}
+	return r.result, r.err
+}
+
+// SetCursor records that consumer has processed topic up to and including
+// event id. It goes through the writer, so it is ordered after every Append
+// acknowledged before it and is durable like them. The topic must exist.
+func (s *Store) SetCursor(ctx context.Context, topicName, consumer string, id uint64) error {
+	if err := ValidateName("topic", topicName); err != nil {
+		return err
+	}
+	if err := ValidateName("consumer", consumer); err != nil {
+		return err
+	}
+	r := &request{kind: reqCursor, topic: topicName, consumer: consumer, cursorID: id, done: make(chan struct{})}
+	if err := s.submit(ctx, r); err != nil {
+		return err
+	}
+	return r.err
+}
+
+func (s *Store) submit(ctx context.Context, r *request) error {
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case s.reqs <- r:
+	case <-ctx.Done():
+		s.closeMu.RUnlock()
+		return ctx.Err()
+	}
+	s.closeMu.RUnlock()
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// run is the writer goroutine.
+func (s *Store) run() {
+	defer close(s.done)
+	g := &group{pending: make(map[string]*pendingTopic)}
+	for {
+		var first *request
+		select {
+		case first = <-s.reqs:
+		case <-s.quit:
+			// Close has stopped new submissions: commit what is queued.
+			for {
+				select {
+				case r := <-s.reqs:
+					g.add(r)
+					s.fill(g)
+					s.commit(g)
+				default:
+					return
+				}
+			}
+		}
+		g.add(first)
+		s.fill(g)
+		s.commit(g)
+	}
+}
+
+// fill takes waiting requests into g without blocking, up to the group limits.
+func (s *Store) fill(g *group) {
+	for g.events < s.opts.MaxGroupEvents && g.bytes < s.opts.MaxGroupBytes {
+		select {
+		case r := <-s.reqs:
+			g.add(r)
+		default:
+			return
+		}
+	}
+}
+
+// group is one group commit in preparation. Its buffers are reused.
+type group struct {
+	reqs    []*request
+	events  int
+	bytes   int
+	batch   engine.Batch
+	buf     []byte
+	pending map[string]*pendingTopic
+	order   []*pendingTopic
+}
+
+// pendingTopic is a topic's state as of the requests accepted so far in the
+// group; it becomes committed state only if the batch is written.
+type pendingTopic struct {
+	t     *topic // nil for a topic this group creates
+	meta  topicMeta
+	dirty bool
+}
+
+func (g *group) add(r *request) {
+	g.reqs = append(g.reqs, r)
+	g.events += len(r.events)
+	g.bytes += r.bytes
+}
+
+func (g *group) reset() {
+	clear(g.reqs)
+	g.reqs = g.reqs[:0]
+	g.events, g.bytes = 0, 0
+	g.batch.Reset()
+	g.buf = g.buf[:0]
+	clear(g.pending)
+	clear(g.order)
+	g.order = g.order[:0]
+}
+
+// alloc returns n bytes of the group's buffer. Earlier slices stay valid
+// when the buffer grows: they keep the old array.
+func (g *group) alloc(n int) []byte {
+	if cap(g.buf)-len(g.buf) < n {
+		size := 2*cap(g.buf) + n
+		if size < 64<<10 {
+			size = 64 << 10
+		}
+		g.buf = make([]byte, 0, size)
+	}
+	start := len(g.buf)
+	g.buf = g.buf[:start+n]
+	return g.buf[start : start : start+n]
+}
+
+// commit applies a group: assigns ids, checks expectations, writes one
+// batch, publishes the new state and acknowledges every request.
+func (s *Store) commit(g *group) {
+	defer g.reset()
+	if s.failed != nil {
+		for _, r := range g.reqs {
+			r.err = fmt.Errorf("%w: %v", ErrFailed, s.failed)
+			close(r.done)
+		}
+		return
+	}
+	now := s.opts.Clock()
+	createdTopics := false
+	for _, r := range g.reqs {
+		p, err := s.pendingTopic(g, r.topic, r.kind == reqAppend, now)
+		if err != nil {
+			r.err = err
+			continue
+		}
+		switch r.kind {
+		case reqAppend:
+			if r.expect.set && r.expect.lastSeq != p.meta.lastSeq {
+				r.err = &ConflictError{Topic: r.topic, Expected: r.expect.lastSeq, Actual: p.meta.lastSeq}
+				continue
+			}
+			s.assign(g, p, r, now)
+		case reqCursor:
+			g.batch.Put(cursorKey(p.meta.id, r.consumer), encodeCursor(r.cursorID, now))
+		}
+	}
+	for _, p := range g.order {
+		if !p.dirty {
+			continue // a topic created only by failed requests is not written
+		}
+		g.batch.Put(metaKey(p.meta.id), p.meta.encode(g.alloc(64+len(p.meta.name))))
+		if p.t == nil {
+			g.batch.Put(catalogKey(p.meta.name), eventKey(p.meta.id, 0)[:8])
+			createdTopics = true
+		}
+	}
+	if createdTopics {
+		g.batch.Put(topicIDKey, eventKey(s.nextTopicID, 0)[:8])
+	}
+	if g.batch.Len() > 0 {
+		if err := s.eng.Write(&g.batch, s.opts.Sync); err != nil {
+			err = s.engineErr("write batch", err)
+			if !errors.Is(err, ErrClosed) {
+				s.failed = err
+			}
+			for _, r := range g.reqs {
+				if r.err == nil {
+					r.err = err
+				}
+			}
+			s.rollbackTopicIDs(g)
+			for _, r := range g.reqs {
+				close(r.done)
+			}
+			return
+		}
+	}
+	s.publish(g)
+	for _, r := range g.reqs {
+		close(r.done)
+	}
+}
+
+// pendingTopic returns the group's view of a topic, loading it or (for an
+// append) creating it.
+func (s *Store) pendingTopic(g *group, name string, create bool, now int64) (*pendingTopic, error) {
+	if p := g.pending[name]; p != nil {
+		return p, nil
+	}
+	t, err := s.lookup(name)
+	var p *pendingTopic
+	switch {
+	case err == nil:
+		p = &pendingTopic{t: t, meta: t.meta}
+	case errors.Is(err, ErrNotFound) && create:
+		if s.nextTopicID > MaxTopicID {
+			return nil, ErrTopicLimit
+		}
+		p = &pendingTopic{meta: topicMeta{id: s.nextTopicID, name: name, created: now}}
+		s.nextTopicID++
+	default:
+		return nil, err
+	}
+	g.pending[name] = p
+	g.order = append(g.order, p)
+	return p, nil
+}
+
+// assign gives r's events their ids and seqs and adds them to the batch.
+func (s *Store) assign(g *group, p *pendingTopic, r *request, now int64) {
+	m := &p.meta
+	id := uint64(now)
+	if id <= m.lastID {
+		id = m.lastID + 1
+	}
+	r.result = AppendResult{FirstID: id, FirstSeq: m.lastSeq + 1, Count: len(r.events)}
+	for i := range r.events {
+		e := &r.events[i]
+		m.lastSeq++
+		k := putEventKey(g.alloc(eventKeyLen), m.id, id)
+		v := appendEventValue(g.alloc(16+len(e.Payload)), m.lastSeq, e.Headers, e.Payload)
+		g.batch.Put(k, v)
+		if m.firstID == 0 {
+			m.firstID, m.firstSeq = id, m.lastSeq
+		}
+		m.lastID = id
+		id++
+	}
+	p.dirty = true
+}
+
+// rollbackTopicIDs returns the ids of topics the failed group would have
+// created.
+func (s *Store) rollbackTopicIDs(g *group) {
+	for _, p := range g.order {
+		if p.t == nil && p.meta.id < s.nextTopicID {
+			s.nextTopicID = p.meta.id
+		}
+	}
+}
+
+// publish makes a written group's topic state visible and wakes readers.
+func (s *Store) publish(g *group) {
+	var created []*topic
+	for _, p := range g.order {
+		if p.t != nil {
+			p.t.meta = p.meta
+			p.t.lastID.Store(p.meta.lastID)
+			continue
+		}
+		if p.dirty {
+			created = append(created, newTopic(p.meta))
+		}
+	}
+	if len(created) > 0 {
+		s.mu.Lock()
+		for _, t := range created {
+			if old := s.topics[t.name]; old != nil {
+				// A reader found the catalog entry between the write and now.
+				old.meta = t.meta
+				old.lastID.Store(t.meta.lastID)
+				continue
+			}
+			s.topics[t.name] = t
+		}
+		s.mu.Unlock()
+	}
+	for _, p := range g.order {
+		if p.dirty {
+			s.wake(p.meta.name)
+		}
+	}
+}
