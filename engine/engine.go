@@ -186,8 +186,10 @@ func NewPageBuilder(limit, maxBytes int) *PageBuilder {
 func (p *PageBuilder) Add(key, value []byte) bool {
 	need := len(key) + len(value)
 	if cap(p.arena)-len(p.arena) < need {
-		size := 64 << 10
-		if need > size {
+		// Chunks grow with the page so that a one-entry seek allocates what
+		// it needs and a long scan allocates rarely.
+		size := min(max(2*cap(p.arena), 4<<10), 256<<10)
+		if p.limit == 1 || need > size {
 			size = need
 		}
 		p.arena = make([]byte, 0, size)
