@@ -206,9 +206,12 @@ type Store struct {
 	waitMu  sync.Mutex
 	waiters map[string]*waitEntry
 
+	stats statsCounters
+
 	// writer-goroutine state
-	nextTopicID uint64
-	failed      error
+	nextTopicID   uint64
+	failed        error
+	lastGroupReqs int
 }
 
 // topic is the in-memory state of a committed topic. id and name never

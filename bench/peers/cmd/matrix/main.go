@@ -1,0 +1,191 @@
+// Command matrix runs the peer comparison: every workload of peers.Workloads
+// on NATS JetStream, Redis Streams and Goethe (each engine), at matched
+// durability, each run on a freshly started server on 127.0.0.1 with a
+// fresh data folder. It writes one JSON record per run, and machine.json,
+// into -out; cmd/render turns them into plots and a summary.
+//
+//	matrix -out results/e2e/run -goethe .work/bin/goethe -nats .work/bin/nats-server [-quick]
+//
+// Servers are stopped by their PID after each run, on SIGINT/SIGTERM, and
+// (on Linux) by the kernel if matrix itself dies. A failed run is recorded
+// with its error and the matrix goes on; the exit status is 1 if any run
+// failed.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/goethe-log/goethe/bench/peers"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	var (
+		out       = flag.String("out", "", "output folder for the JSON records (created)")
+		work      = flag.String("work", ".work/data", "folder for the servers' data folders (each removed after its run)")
+		natsBin   = flag.String("nats", ".work/bin/nats-server", "nats-server binary")
+		redisBin  = flag.String("redis", "redis-server", "redis-server binary")
+		goetheBin = flag.String("goethe", ".work/bin/goethe", "goethe server binary")
+		engines   = flag.String("engines", "leveldb,pebble,bolt", "Goethe engines run with --sync=true")
+		nosync    = flag.String("nosync", "leveldb", "Goethe engines also run with --sync=false (for information)")
+		duration  = flag.Duration("duration", 8*time.Second, "length of each timed run")
+		readBack  = flag.Int64("readback", 1_000_000, "events preloaded and read back by workload (c)")
+		runs      = flag.Int("runs", 1, "runs of each workload on each system (interleaved)")
+		quick     = flag.Bool("quick", false, "smoke run: -duration 2s -readback 100000 -runs 1")
+		systemsRE = flag.String("systems", "", "only systems whose name.durability matches this regexp")
+		worksRE   = flag.String("workloads", "", "only workloads whose id matches this regexp")
+		pidFile   = flag.String("pidfile", "", "append each started server's PID to this file")
+		progress  = flag.Bool("progress", false, "show loadgen's progress display on stderr")
+	)
+	flag.Parse()
+	if *out == "" {
+		fmt.Fprintln(os.Stderr, "matrix: -out is required")
+		return 2
+	}
+	if *quick {
+		*duration, *readBack, *runs = 2*time.Second, 100_000, 1
+	}
+	sysFilter, err := regexp.Compile(*systemsRE)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "matrix: -systems:", err)
+		return 2
+	}
+	workFilter, err := regexp.Compile(*worksRE)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "matrix: -workloads:", err)
+		return 2
+	}
+	for _, p := range []*string{natsBin, goetheBin, work, out, pidFile} {
+		if *p != "" && strings.ContainsRune(*p, os.PathSeparator) {
+			abs, err := filepath.Abs(*p)
+			if err == nil {
+				*p = abs
+			}
+		}
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "matrix:", err)
+		return 1
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	machine := peers.CollectMachine(ctx, *work, *natsBin, *redisBin, *goetheBin)
+	machine.Started = time.Now().UTC()
+	machine.Commands = append(machine.Commands, strings.Join(os.Args, " "))
+	if *quick {
+		machine.Notes = append(machine.Notes, "quick mode (-quick): 2 s runs, 100,000-event read-back, 1 run: a smoke test, not figures to quote")
+	}
+	fmt.Printf("machine: %d CPUs, %s GB, fsync %.0f writes/s in %s\n", machine.CPUs, machine.MemoryGB, machine.FsyncPerSec, *work)
+
+	r := &peers.Runner{
+		NATSBin: *natsBin, RedisBin: *redisBin, GoetheBin: *goetheBin,
+		WorkDir: *work, OutDir: *out, PIDFile: *pidFile, Log: os.Stdout,
+	}
+	if *progress {
+		r.Progress = os.Stderr
+	}
+	var (
+		systems   []peers.System
+		workloads []peers.Workload
+	)
+	for _, s := range peers.Systems(split(*engines), split(*nosync)) {
+		if sysFilter.MatchString(s.Key()) {
+			systems = append(systems, s)
+		}
+	}
+	for _, w := range peers.Workloads(*duration, *readBack) {
+		if workFilter.MatchString(w.ID) {
+			workloads = append(workloads, w)
+		}
+	}
+
+	failed := 0
+	begin := time.Now()
+	for run := 1; run <= *runs; run++ {
+		for _, w := range workloads {
+			for _, s := range systems {
+				if !runsOn(w, s) {
+					continue
+				}
+				if ctx.Err() != nil {
+					fmt.Fprintln(os.Stderr, "matrix: interrupted")
+					return 1
+				}
+				t0 := time.Now()
+				rec, err := r.Run(ctx, w, s, run)
+				line(os.Stdout, rec, time.Since(t0))
+				if err != nil {
+					failed++
+					fmt.Printf("    FAILED: %v\n", err)
+				}
+			}
+		}
+	}
+	machine.Finished = time.Now().UTC()
+	if err := peers.WriteMachine(*out, machine); err != nil {
+		fmt.Fprintln(os.Stderr, "matrix:", err)
+		return 1
+	}
+	fmt.Printf("matrix: done in %s, %d failed, records in %s\n", time.Since(begin).Round(time.Second), failed, *out)
+	if failed > 0 {
+		return 1
+	}
+	return 0
+}
+
+// runs_ reports whether workload w runs on system s: a read-back runs once
+// per system, at its default durability (Goethe: --sync=true).
+func runsOn(w peers.Workload, s peers.System) bool {
+	if !w.ReadBack() {
+		return true
+	}
+	return s.Durability == peers.DurabilityDefault || s.Also == peers.DurabilityDefault
+}
+
+// line prints one run's headline figures.
+func line(w io.Writer, rec peers.Record, took time.Duration) {
+	res := rec.Result
+	fig := ""
+	switch {
+	case rec.Workload.Metric == "latency":
+		l := res.Consume.EndToEnd
+		fig = fmt.Sprintf("%9.0f ev/s  e2e p50 %.2f p99 %.2f p99.9 %.2f ms", res.Produce.EventsPerSec,
+			float64(l.P50)/1000, float64(l.P99)/1000, float64(l.P999)/1000)
+	case rec.Workload.ReadBack():
+		pre := 0.0
+		if rec.Preload != nil {
+			pre = rec.Preload.Produce.EventsPerSec
+		}
+		fig = fmt.Sprintf("%9.0f ev/s %8.1f MB/s  (preload %.0f ev/s)", res.Consume.EventsPerSec, res.Consume.MBPerSec, pre)
+	default:
+		l := res.Produce.CallLatency
+		fig = fmt.Sprintf("%9.0f ev/s %8.1f MB/s  call p50 %.2f p99 %.2f ms", res.Produce.EventsPerSec, res.Produce.MBPerSec,
+			float64(l.P50)/1000, float64(l.P99)/1000)
+	}
+	fmt.Fprintf(w, "r%d %-9s %-24s %s  [%s]\n", rec.Run, rec.Workload.ID, rec.System.Key(), fig, took.Round(100*time.Millisecond))
+}
+
+func split(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}

@@ -1,0 +1,170 @@
+package peers
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Machine describes where and how a matrix ran, as written to
+// machine.json beside the records.
+type Machine struct {
+	// Started and Finished bound the whole matrix, UTC.
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	// Host facts.
+	CPUs     int    `json:"cpus"`
+	CPUModel string `json:"cpu_model,omitempty"`
+	MemoryGB string `json:"memory_gb,omitempty"`
+	Kernel   string `json:"kernel,omitempty"`
+	OS       string `json:"os,omitempty"`
+	// Filesystem of the servers' data folders.
+	DataFS string `json:"data_fs,omitempty"`
+	// FsyncPerSec is the disk's synchronous 4 KiB write rate under the
+	// data folders: 2,000 writes with `dd oflag=dsync` divided by their
+	// time. An fsync-per-ack system cannot acknowledge more serial writes
+	// than this.
+	FsyncPerSec float64 `json:"fsync_per_s"`
+	// FsyncCommand is the dd command measured.
+	FsyncCommand string `json:"fsync_command,omitempty"`
+	// Versions of the toolchain, servers and client modules.
+	Versions map[string]string `json:"versions"`
+	// Commands are the exact command lines of the run.
+	Commands []string `json:"commands"`
+	// Notes are free text, such as quick mode.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// CollectMachine gathers Machine facts; dataDir is where the servers store
+// (the fsync rate is measured there). Facts it cannot find stay empty.
+func CollectMachine(ctx context.Context, dataDir, natsBin, redisBin, goetheBin string) Machine {
+	m := Machine{CPUs: runtime.NumCPU(), Versions: map[string]string{}}
+	m.CPUModel = firstMatch("/proc/cpuinfo", `(?m)^model name\s*:\s*(.+)$`)
+	if kb := firstMatch("/proc/meminfo", `(?m)^MemTotal:\s*(\d+) kB`); kb != "" {
+		n, _ := strconv.ParseFloat(kb, 64)
+		m.MemoryGB = fmt.Sprintf("%.1f", n/1024/1024)
+	}
+	m.Kernel = strings.TrimSpace(output(ctx, "uname", "-srm"))
+	m.OS = firstMatch("/etc/os-release", `(?m)^PRETTY_NAME="?([^"\n]+)"?$`)
+	if out := output(ctx, "df", "-T", dataDir); out != "" {
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if f := strings.Fields(lines[len(lines)-1]); len(f) >= 2 {
+			m.DataFS = f[0] + " (" + f[1] + ")"
+		}
+	}
+	m.FsyncPerSec, m.FsyncCommand = FsyncRate(ctx, dataDir, 2000)
+
+	m.Versions["go"] = runtime.Version()
+	m.Versions["nats-server"] = strings.TrimSpace(output(ctx, natsBin, "--version"))
+	m.Versions["redis-server"] = strings.TrimSpace(output(ctx, redisBin, "--version"))
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range info.Deps {
+			switch d.Path {
+			case "github.com/nats-io/nats.go", "github.com/redis/go-redis/v9", "google.golang.org/grpc",
+				"github.com/syndtr/goleveldb", "github.com/cockroachdb/pebble/v2", "go.etcd.io/bbolt", "gonum.org/v1/plot":
+				m.Versions[d.Path] = d.Version
+			}
+		}
+	}
+	if goetheBin != "" {
+		if out := output(ctx, "go", "version", "-m", goetheBin); out != "" {
+			if v := regexp.MustCompile(`(?m)^\s+build\s+vcs.revision=(\w+)`).FindStringSubmatch(out); v != nil {
+				m.Versions["goethe"] = v[1]
+			}
+		}
+	}
+	if rev := strings.TrimSpace(output(ctx, "git", "-C", filepath.Dir(goetheBin), "rev-parse", "--short", "HEAD")); rev != "" {
+		if _, ok := m.Versions["goethe"]; !ok {
+			m.Versions["goethe"] = "commit " + rev
+			if strings.TrimSpace(output(ctx, "git", "-C", filepath.Dir(goetheBin), "status", "--porcelain", "--untracked-files=no")) != "" {
+				m.Versions["goethe"] += " (with local changes)"
+			}
+		}
+	}
+	return m
+}
+
+// FsyncRate measures synchronous 4 KiB writes per second in dir with
+// `dd if=/dev/zero of=DIR/fsync-probe bs=4k count=N oflag=dsync`, and
+// returns the rate and the command. It returns 0 if dd fails.
+func FsyncRate(ctx context.Context, dir string, n int) (float64, string) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, ""
+	}
+	file := filepath.Join(dir, "fsync-probe")
+	defer os.Remove(file)
+	args := []string{"if=/dev/zero", "of=" + file, "bs=4k", "count=" + strconv.Itoa(n), "oflag=dsync"}
+	cmd := "dd " + strings.Join(args, " ")
+	var stderr bytes.Buffer
+	c := exec.CommandContext(ctx, "dd", args...)
+	c.Stderr = &stderr
+	if err := c.Run(); err != nil {
+		return 0, cmd
+	}
+	// "8192000 bytes (8.2 MB, 7.8 MiB) copied, 2.34 s, 3.5 MB/s"
+	v := regexp.MustCompile(`copied, ([0-9.,e+-]+) s`).FindStringSubmatch(stderr.String())
+	if v == nil {
+		return 0, cmd
+	}
+	secs, err := strconv.ParseFloat(strings.ReplaceAll(v[1], ",", "."), 64)
+	if err != nil || secs <= 0 {
+		return 0, cmd
+	}
+	return float64(n) / secs, cmd
+}
+
+// WriteMachine writes m as machine.json into dir.
+func WriteMachine(dir string, m Machine) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "machine.json"), append(b, '\n'), 0o644)
+}
+
+// ReadMachine reads dir/machine.json.
+func ReadMachine(dir string) (Machine, error) {
+	var m Machine
+	b, err := os.ReadFile(filepath.Join(dir, "machine.json"))
+	if err != nil {
+		return m, err
+	}
+	return m, json.Unmarshal(b, &m)
+}
+
+func output(ctx context.Context, name string, args ...string) string {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).Output()
+	if err != nil {
+		return ""
+	}
+	return string(out)
+}
+
+func firstMatch(file, re string) string {
+	f, err := os.Open(file)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var b bytes.Buffer
+	if _, err := b.ReadFrom(bufio.NewReader(f)); err != nil {
+		return ""
+	}
+	if v := regexp.MustCompile(re).FindSubmatch(b.Bytes()); v != nil {
+		return strings.TrimSpace(string(v[1]))
+	}
+	return ""
+}
