@@ -16,6 +16,8 @@ import (
 const FromBeginning uint64 = 0
 
 // After is the position just after event id: reading from it skips id.
+// After(math.MaxUint64) wraps to FromBeginning; no event can follow that id,
+// and callers that accept ids from users check for it.
 func After(id uint64) uint64 { return id + 1 }
 
 // At is the position of time t: the first event received at or after t.
@@ -177,8 +179,8 @@ func (s *Store) infoByID(tid uint64) (TopicInfo, error) {
 // ("" starts from the first), in byte order of their names, and returns the
 // name to pass as after for the next page ("" when there is none).
 func (s *Store) Topics(after string, limit int) ([]TopicInfo, string, error) {
-	if limit <= 0 || limit > s.opts.PageEvents {
-		limit = s.opts.PageEvents
+	if limit <= 0 || limit > MaxTopicsPage {
+		limit = MaxTopicsPage
 	}
 	start := catalogKey(after)
 	if after != "" {
@@ -219,6 +221,9 @@ type Cursor struct {
 // GetCursor returns consumer's cursor in topic, or ErrNotFound when the
 // topic or the cursor does not exist.
 func (s *Store) GetCursor(topicName, consumer string) (Cursor, error) {
+	if err := ValidateName("topic", topicName); err != nil {
+		return Cursor{}, err
+	}
 	if err := ValidateName("consumer", consumer); err != nil {
 		return Cursor{}, err
 	}

@@ -12,8 +12,10 @@
 //     written only if the topic's last seq matches.
 //   - Durability: with Options.Sync (the default) an Append returns nil only
 //     once its events and the topic's metadata are fsync'd in one engine
-//     batch. Without it, a machine crash may lose acknowledged events, never
-//     reorder them.
+//     batch. Without it, a crash may lose the last acknowledged commits,
+//     never reorder events or keep part of an Append: on goleveldb and bbolt
+//     only a machine crash can, on pebble (which buffers its log in memory
+//     without sync) a process crash too.
 //   - Recovery: reopening a store, also after a crash, resumes every topic at
 //     its last committed id and seq; ids keep increasing if the clock went
 //     backwards.
@@ -54,6 +56,9 @@ const (
 	DefaultQueueLen       = 4096 // requests waiting for the writer
 	DefaultPageEvents     = 1000
 	DefaultPageBytes      = 4 << 20
+	DefaultMaxLinger      = 200 * time.Microsecond
+	// MaxTopicsPage bounds one page of Topics.
+	MaxTopicsPage = 1000
 )
 
 // Sentinel errors; test with errors.Is.
@@ -136,8 +141,8 @@ type AppendResult struct {
 // Options configures a Store. Start from DefaultOptions.
 type Options struct {
 	// Sync makes every commit durable (fsync) before it is acknowledged.
-	// Turning it off is faster and can lose acknowledged events in a
-	// machine crash.
+	// Turning it off is faster and can lose acknowledged events in a crash
+	// (see the package documentation for which crash, per engine).
 	Sync bool
 	// MaxGroupEvents and MaxGroupBytes bound one group commit; a single
 	// larger Append still commits alone.
@@ -149,6 +154,10 @@ type Options struct {
 	// for fewer events.
 	PageEvents int
 	PageBytes  int
+	// MaxLinger bounds how long, with Sync, the writer waits for the
+	// appenders of its last group to come back before it commits a smaller
+	// one (see PostgreSQL's commit_delay). Zero or less disables it.
+	MaxLinger time.Duration
 	// Clock returns nanoseconds since the Unix epoch; tests set it.
 	Clock func() int64
 }
@@ -162,6 +171,7 @@ func DefaultOptions() Options {
 		QueueLen:       DefaultQueueLen,
 		PageEvents:     DefaultPageEvents,
 		PageBytes:      DefaultPageBytes,
+		MaxLinger:      DefaultMaxLinger,
 		Clock:          func() int64 { return time.Now().UnixNano() },
 	}
 }
@@ -212,6 +222,7 @@ type Store struct {
 	nextTopicID   uint64
 	failed        error
 	lastGroupReqs int
+	lastWrite     time.Duration
 }
 
 // topic is the in-memory state of a committed topic. id and name never

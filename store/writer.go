@@ -39,8 +39,7 @@ type request struct {
 // events are stored only if the topic's last seq equals it; otherwise the
 // error is a *ConflictError. On success the events have ids FirstID…
 // FirstID+n-1 and seqs FirstSeq…FirstSeq+n-1; with Options.Sync they are on
-// disk. If ctx ends first, Append returns its error and the events may or may
-// not have been committed. Append does not retain events after it returns.
+// disk. // not have been committed. Append does not retain events after it returns.
 func (s *Store) Append(ctx context.Context, topicName string, events []Event, expect Expectation) (AppendResult, error) {
 	if err := ValidateName("topic", topicName); err != nil {
 		return AppendResult{}, err
@@ -91,18 +90,19 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 		return ctx.Err()
 	}
 	s.closeMu.RUnlock()
-	select {
-	case <-r.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	// Once queued, the writer decides the outcome within one commit; waiting
+	// for it means the caller always learns it, and never has its events
+	// read after Append returned.
+	<-r.done
+	return nil
 }
 
 // run is the writer goroutine.
 func (s *Store) run() {
 	defer close(s.done)
 	g := &group{pending: make(map[string]*pendingTopic)}
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for {
 		var first *request
 		select {
@@ -130,6 +130,7 @@ func (s *Store) run() {
 			runtime.Gosched()
 		}
 		s.fill(g)
+		s.linger(g, linger)
 		s.lastGroupReqs = len(g.reqs)
 		s.commit(g)
 	}
@@ -142,6 +143,34 @@ func (s *Store) fill(g *group) {
 		case r := <-s.reqs:
 			g.add(r)
 		default:
+			return
+		}
+	}
+}
+
+// linger waits, in sync mode, for the appenders of the last group that have
+// not come back yet, as PostgreSQL's commit_delay does: when the last group
+// held more requests than this one, it waits until as many have arrived, or
+// for Options.MaxLinger or a quarter of the last write's duration,
+// whichever is shorter. A lone appender never waits, and the wait is small
+// against the sync it shares.
+func (s *Store) linger(g *group, t *time.Timer) {
+	if !s.opts.Sync || s.opts.MaxLinger <= 0 || len(g.reqs) >= s.lastGroupReqs || g.events >= s.opts.MaxGroupEvents {
+		return
+	}
+	d := min(s.opts.MaxLinger, s.lastWrite/4)
+	if d <= 0 {
+		return
+	}
+	t.Reset(d)
+	defer t.Stop()
+	for len(g.reqs) < s.lastGroupReqs && g.events < s.opts.MaxGroupEvents && g.bytes < s.opts.MaxGroupBytes {
+		select {
+		case r := <-s.reqs:
+			g.add(r)
+		case <-t.C:
+			return
+		case <-s.quit:
 			return
 		}
 	}
@@ -244,7 +273,8 @@ func (s *Store) commit(g *group) {
 	if g.batch.Len() > 0 {
 		start := time.Now()
 		err := s.eng.Write(&g.batch, s.opts.Sync)
-		s.stats.record(len(g.reqs), g.events, g.batch.Size(), time.Since(start))
+		s.lastWrite = time.Since(start)
+		s.stats.record(len(g.reqs), g.events, g.batch.Size(), s.lastWrite)
 		if err != nil {
 			err = s.engineErr("write batch", err)
 			if !errors.Is(err, ErrClosed) {
