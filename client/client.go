@@ -1,0 +1,283 @@
+// Package client is the Go client of a Goethe server (the goethe.v1.Goethe
+// gRPC service).
+//
+// # Basics
+//
+// Dial a server, Produce batches of events to a topic, and Consume a topic
+// as a range-over-func iterator:
+//
+//	c, err := client.Dial("127.0.0.1:7420")
+//	...
+//	defer c.Close()
+//	res, err := c.Produce(ctx, "orders", []client.EventData{{Payload: []byte("created")}})
+//	for ev, err := range c.Consume(ctx, "orders", client.ConsumeOptions{Follow: true}) {
+//		...
+//	}
+//
+// # Guarantees
+//
+//   - A Produce is atomic: all of its events are stored or none. When it
+//     returns nil, the events are committed with consecutive ids and seqs
+//     (see ProduceResult) and, unless the server runs with --sync=false, on
+//     disk. When it returns an error other than ErrInvalidArgument or
+//     ErrConflict, or the context ends first, the batch may or may not be
+//     stored.
+//   - A Consume delivers the events of a topic in order, each once, from its
+//     start; a start that is not an event (an id or a time) lands on the
+//     nearest event at or after it.
+//   - Errors match the sentinels of this package with errors.Is, carry the
+//     server's gRPC status (status.FromError), and say what is wrong.
+//   - A Client is safe for concurrent use; a Subscription is not.
+package client
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"math"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/goethe-log/goethe/internal/wire"
+	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
+)
+
+// DefaultAddr is the address a goethe server listens on by default.
+const DefaultAddr = "127.0.0.1:7420"
+
+// Client is a connection to one Goethe server. It is safe for concurrent
+// use by many goroutines, which share one HTTP/2 connection.
+type Client struct {
+	conn *grpc.ClientConn // nil when the caller owns the connection
+	cc   grpc.ClientConnInterface
+	api  goethev1.GoetheClient
+}
+
+// Option configures Dial.
+type Option func(*dialConfig)
+
+type dialConfig struct {
+	grpcOpts []grpc.DialOption
+}
+
+// WithDialOptions adds gRPC dial options, applied after the client's own
+// (plaintext transport, unbounded receive size, 4 MiB HTTP/2 windows), so
+// they can override them, e.g. with TLS credentials.
+func WithDialOptions(opts ...grpc.DialOption) Option {
+	return func(c *dialConfig) { c.grpcOpts = append(c.grpcOpts, opts...) }
+}
+
+// Transport tuning, matching the server's: a fixed 4 MiB HTTP/2 window so
+// that a fast reader is not stalled by flow control on a fast link.
+const (
+	windowSize   = 4 << 20
+	ioBufferSize = 256 << 10
+)
+
+// Dial returns a Client of the server at addr (host:port). It does not wait
+// for the connection: the first call connects, and fails with
+// ErrUnavailable if the server cannot be reached. The connection is
+// plaintext unless WithDialOptions says otherwise. The client accepts
+// response messages of any size, since the server bounds its own (one page
+// of events).
+func Dial(addr string, opts ...Option) (*Client, error) {
+	var cfg dialConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	grpcOpts := append([]grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32),
+			grpc.ForceCodecV2(wire.Codec{})),
+		grpc.WithInitialWindowSize(windowSize),
+		grpc.WithInitialConnWindowSize(windowSize),
+		grpc.WithWriteBufferSize(ioBufferSize),
+		grpc.WithReadBufferSize(ioBufferSize),
+	}, cfg.grpcOpts...)
+
+	conn, err := grpc.NewClient(addr, grpcOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("goethe: dial %s: %w", addr, err)
+	}
+	return &Client{conn: conn, cc: conn, api: goethev1.NewGoetheClient(conn)}, nil
+}
+
+// New returns a Client over a connection the caller made and owns: Close
+// does not close it. The connection should accept large enough response
+// messages (grpc.MaxCallRecvMsgSize) for the server's pages.
+func New(conn grpc.ClientConnInterface) *Client {
+	return &Client{cc: conn, api: goethev1.NewGoetheClient(conn)}
+}
+
+// Close closes the connection made by Dial; calls in flight fail. It is a
+// no-op for a Client made by New.
+func (c *Client) Close() error {
+	if c.conn == nil {
+		return nil
+	}
+	return c.conn.Close()
+}
+
+// EventData is an event to produce. The server assigns its id and seq.
+type EventData struct {
+	Payload []byte
+	Headers map[string]string
+}
+
+// Event is an event as stored. Its Payload and Headers belong to the
+// caller; events received in one Consume batch share one buffer for their
+// payloads (see Subscription.Next), so keeping one payload keeps its batch.
+type Event struct {
+	Topic string `json:"topic"`
+	// ID is unique in the topic and strictly increasing: the nanoseconds
+	// since the Unix epoch at which the server committed the event.
+	ID uint64 `json:"id"`
+	// Seq is the event's dense 1-based position in its topic.
+	Seq uint64 `json:"seq"`
+	// Time is ID read as nanoseconds since the Unix epoch.
+	Time    time.Time         `json:"time"`
+	Headers map[string]string `json:"headers,omitempty"`
+	Payload []byte            `json:"payload"`
+}
+
+// ProduceResult says where a Produce's events landed: the i-th event (from
+// 0) has id FirstID+i and seq FirstSeq+i.
+type ProduceResult struct {
+	FirstID  uint64
+	FirstSeq uint64
+	Count    int
+}
+
+// ID is the id of the i-th event of the Produce.
+func (r ProduceResult) ID(i int) uint64 { return r.FirstID + uint64(i) }
+
+// Seq is the seq of the i-th event of the Produce.
+func (r ProduceResult) Seq(i int) uint64 { return r.FirstSeq + uint64(i) }
+
+// LastSeq is the seq of the Produce's last event: what the next
+// conditional Produce of the same writer expects.
+func (r ProduceResult) LastSeq() uint64 { return r.FirstSeq + uint64(r.Count) - 1 }
+
+// ProduceOption modifies a Produce.
+type ProduceOption func(*goethev1.ProduceRequest)
+
+// ExpectLastSeq makes a Produce conditional: it stores the batch only if the
+// topic's last seq is n when it commits (0: the topic is empty or absent);
+// otherwise it fails with a *ConflictError holding the actual last seq.
+func ExpectLastSeq(n uint64) ProduceOption {
+	return func(r *goethev1.ProduceRequest) { r.ExpectedLastSeq = &n }
+}
+
+// Produce appends events to topic in one atomic batch, creating the topic
+// if needed. See the package guarantees. The events' slices are read, not
+// retained, once Produce returns.
+func (c *Client) Produce(ctx context.Context, topic string, events []EventData, opts ...ProduceOption) (ProduceResult, error) {
+	slab := make([]goethev1.EventData, len(events))
+	req := &goethev1.ProduceRequest{Topic: topic, Events: make([]*goethev1.EventData, len(events))}
+	for i := range events {
+		slab[i].Payload, slab[i].Headers = events[i].Payload, events[i].Headers
+		req.Events[i] = &slab[i]
+	}
+	for _, o := range opts {
+		o(req)
+	}
+	res, err := c.api.Produce(ctx, req)
+	if err != nil {
+		return ProduceResult{}, wrapError(err)
+	}
+	return ProduceResult{FirstID: res.FirstId, FirstSeq: res.FirstSeq, Count: int(res.Count)}, nil
+}
+
+// Cursor is a consumer's stored position in a topic, with the topic's end
+// at the time it was read.
+type Cursor struct {
+	// ID is the last event the consumer processed.
+	ID uint64
+	// Updated is when the cursor was last committed.
+	Updated time.Time
+	// LastID and LastSeq are the topic's last event's (0 if none).
+	LastID, LastSeq uint64
+	// Lag is the number of events in the topic after the cursor.
+	Lag uint64
+}
+
+// CommitCursor stores that consumer has processed topic up to and including
+// event id. It is durable like a Produce. The topic must exist
+// (ErrNotFound otherwise); id need not be an event's.
+func (c *Client) CommitCursor(ctx context.Context, topic, consumer string, id uint64) error {
+	_, err := c.api.CommitCursor(ctx, &goethev1.CommitCursorRequest{Topic: topic, Consumer: consumer, Id: id})
+	return wrapError(err)
+}
+
+// GetCursor returns consumer's cursor in topic, or ErrNotFound when the
+// topic or the cursor does not exist.
+func (c *Client) GetCursor(ctx context.Context, topic, consumer string) (Cursor, error) {
+	res, err := c.api.GetCursor(ctx, &goethev1.GetCursorRequest{Topic: topic, Consumer: consumer})
+	if err != nil {
+		return Cursor{}, wrapError(err)
+	}
+	return Cursor{ID: res.Id, Updated: res.Updated.AsTime(), LastID: res.LastId, LastSeq: res.LastSeq, Lag: res.Lag}, nil
+}
+
+// TopicInfo describes a topic as of its last commit. The first and last
+// fields are 0 while it holds no event.
+type TopicInfo struct {
+	Name     string    `json:"name"`
+	Created  time.Time `json:"created"`
+	FirstID  uint64    `json:"first_id"`
+	FirstSeq uint64    `json:"first_seq"`
+	LastID   uint64    `json:"last_id"`
+	LastSeq  uint64    `json:"last_seq"`
+	Count    uint64    `json:"count"`
+}
+
+func topicInfo(t *goethev1.Topic) TopicInfo {
+	return TopicInfo{Name: t.GetName(), Created: t.GetCreated().AsTime(), FirstID: t.GetFirstId(),
+		FirstSeq: t.GetFirstSeq(), LastID: t.GetLastId(), LastSeq: t.GetLastSeq(), Count: t.GetCount()}
+}
+
+// Topic describes one topic, or returns ErrNotFound.
+func (c *Client) Topic(ctx context.Context, name string) (TopicInfo, error) {
+	res, err := c.api.GetTopic(ctx, &goethev1.GetTopicRequest{Topic: name})
+	if err != nil {
+		return TopicInfo{}, wrapError(err)
+	}
+	return topicInfo(res.GetTopic()), nil
+}
+
+// Topics iterates over every topic in byte order of their names, fetching
+// pages of up to pageSize topics (0: the server's default) as it goes. A
+// failed page yields its error once and ends the iteration. Topics created
+// while iterating may or may not appear.
+func (c *Client) Topics(ctx context.Context, pageSize int) iter.Seq2[TopicInfo, error] {
+	return func(yield func(TopicInfo, error) bool) {
+		token := ""
+		for {
+			res, err := c.api.ListTopics(ctx, &goethev1.ListTopicsRequest{PageSize: uint32(max(0, pageSize)), PageToken: token})
+			if err != nil {
+				yield(TopicInfo{}, wrapError(err))
+				return
+			}
+			for _, t := range res.Topics {
+				if !yield(topicInfo(t), nil) {
+					return
+				}
+			}
+			if token = res.NextPageToken; token == "" {
+				return
+			}
+		}
+	}
+}
+
+// Ping reports whether the server answers a call, without side effects:
+// nil, or the error the call failed with (ErrUnavailable if unreachable).
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.api.ListTopics(ctx, &goethev1.ListTopicsRequest{PageSize: 1})
+	if err != nil {
+		return wrapError(err)
+	}
+	return nil
+}

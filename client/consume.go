@@ -1,0 +1,281 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
+)
+
+// StartPositionHeader is the Consume response header that tells where the
+// server started the stream (an event-id position, decimal).
+const StartPositionHeader = "goethe-start-position"
+
+// Start says where a Consume begins. The zero Start is the beginning.
+type Start struct {
+	kind     startKind
+	id       uint64
+	time     time.Time
+	consumer string
+	fallback Fallback
+}
+
+type startKind uint8
+
+const (
+	startBeginning startKind = iota
+	startEnd
+	startAfterID
+	startAtID
+	startAtTime
+	startCursor
+)
+
+// Fallback says where a cursor start begins when the consumer has no stored
+// cursor in the topic.
+type Fallback uint8
+
+const (
+	// FallbackBeginning starts at the topic's first event.
+	FallbackBeginning Fallback = iota
+	// FallbackEnd starts after the topic's last event: only new events.
+	FallbackEnd
+)
+
+// Beginning starts at the topic's first event.
+func Beginning() Start { return Start{kind: startBeginning} }
+
+// End starts after the topic's last event as of the call: only events
+// committed afterwards are delivered (use with Follow).
+func End() Start { return Start{kind: startEnd} }
+
+// AfterID starts at the first event whose id is larger than id. id need not
+// be an event's.
+func AfterID(id uint64) Start { return Start{kind: startAfterID, id: id} }
+
+// AtID starts at the first event whose id is id or larger.
+func AtID(id uint64) Start { return Start{kind: startAtID, id: id} }
+
+// AtTime starts at the first event committed at or after t.
+func AtTime(t time.Time) Start { return Start{kind: startAtTime, time: t} }
+
+// FromCursor starts after consumer's stored cursor (see CommitCursor), or
+// where fallback says when it has none.
+func FromCursor(consumer string, fallback Fallback) Start {
+	return Start{kind: startCursor, consumer: consumer, fallback: fallback}
+}
+
+// String describes the start, for logs.
+func (s Start) String() string {
+	switch s.kind {
+	case startEnd:
+		return "end"
+	case startAfterID:
+		return "after " + strconv.FormatUint(s.id, 10)
+	case startAtID:
+		return "at " + strconv.FormatUint(s.id, 10)
+	case startAtTime:
+		return "at " + s.time.Format(time.RFC3339Nano)
+	case startCursor:
+		fb := "beginning"
+		if s.fallback == FallbackEnd {
+			fb = "end"
+		}
+		return fmt.Sprintf("cursor of %q (else %s)", s.consumer, fb)
+	}
+	return "beginning"
+}
+
+// ConsumeOptions configures a Consume or Subscribe.
+type ConsumeOptions struct {
+	// From is where the stream starts; the zero value is the beginning.
+	From Start
+	// Follow keeps the stream open at the end of the topic, delivering
+	// events as they commit, until the context ends, Limit is reached or
+	// the server stops (ErrUnavailable). Without Follow the stream ends at
+	// the end of the topic, and the topic must exist (ErrNotFound).
+	Follow bool
+	// Limit, when not 0, ends the stream after that many events.
+	Limit uint64
+}
+
+func (o *ConsumeOptions) request(topic string) *goethev1.ConsumeRequest {
+	req := &goethev1.ConsumeRequest{Topic: topic, Follow: o.Follow, Limit: o.Limit}
+	s := o.From
+	switch s.kind {
+	case startBeginning:
+		req.Start = &goethev1.ConsumeRequest_Position{Position: goethev1.Position_POSITION_BEGINNING}
+	case startEnd:
+		req.Start = &goethev1.ConsumeRequest_Position{Position: goethev1.Position_POSITION_END}
+	case startAfterID:
+		req.Start = &goethev1.ConsumeRequest_AfterId{AfterId: s.id}
+	case startAtID:
+		req.Start = &goethev1.ConsumeRequest_AtId{AtId: s.id}
+	case startAtTime:
+		req.Start = &goethev1.ConsumeRequest_AtTime{AtTime: timestamppb.New(s.time)}
+	case startCursor:
+		fb := goethev1.CursorFallback_CURSOR_FALLBACK_BEGINNING
+		if s.fallback == FallbackEnd {
+			fb = goethev1.CursorFallback_CURSOR_FALLBACK_END
+		}
+		req.Start = &goethev1.ConsumeRequest_Cursor{Cursor: &goethev1.CursorStart{Consumer: s.consumer, Fallback: fb}}
+	}
+	return req
+}
+
+// Subscription is an open Consume stream. Read it with Next or Events, and
+// Close it when done. Only Close may be called concurrently with the others.
+type Subscription struct {
+	stream grpc.ClientStream
+	cancel context.CancelFunc
+	start  uint64
+
+	batch batch // the batch being handed out
+	i     int
+	err   error
+}
+
+// consumeDesc is the Consume method's stream description.
+var consumeDesc = func() *grpc.StreamDesc {
+	for i := range goethev1.Goethe_ServiceDesc.Streams {
+		if d := &goethev1.Goethe_ServiceDesc.Streams[i]; d.StreamName == "Consume" {
+			return d
+		}
+	}
+	panic("client: no Consume stream in the service description")
+}()
+
+// Subscribe opens a Consume stream of topic and returns once the server has
+// fixed where it starts: an event committed after Subscribe returns is
+// delivered (if it is at or after the start), also from End(). The stream
+// is bound to ctx; Close ends it sooner. Errors of the request itself (a
+// bad name, a missing topic without Follow) are returned here.
+func (c *Client) Subscribe(ctx context.Context, topic string, opts ConsumeOptions) (*Subscription, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	// The stream decodes each message straight into a batch of Events
+	// (see codec), rather than into goethev1 messages first.
+	stream, err := c.cc.NewStream(ctx, consumeDesc, goethev1.Goethe_Consume_FullMethodName, grpc.ForceCodecV2(codec{}))
+	if err == nil {
+		err = stream.SendMsg(opts.request(topic))
+	}
+	if err == nil {
+		err = stream.CloseSend()
+	}
+	if err != nil {
+		cancel()
+		return nil, wrapError(err)
+	}
+	s := &Subscription{stream: stream, cancel: cancel}
+	md, err := stream.Header()
+	if err == nil && md == nil {
+		// The stream ended before the server started it: a request error.
+		if err = s.recv(); errors.Is(err, io.EOF) {
+			err = nil
+		}
+	}
+	if err != nil {
+		cancel()
+		return nil, wrapError(err)
+	}
+	if v := md.Get(StartPositionHeader); len(v) == 1 {
+		s.start, _ = strconv.ParseUint(v[0], 10, 64)
+	}
+	return s, nil
+}
+
+// Start is the position the server started the stream from: the first
+// event delivered has an id at or after it. It is 0 if the server sent none
+// (the stream failed before starting).
+func (s *Subscription) Start() uint64 { return s.start }
+
+// Next returns the stream's next event. At the end of a stream without
+// Follow, or once Limit events were delivered, it returns io.EOF; any other
+// error ends the stream too and is returned again by later calls.
+//
+// The events of one batch (up to a page, as the server sent them) share one
+// buffer for their payloads: an Event's Payload is the caller's to read and
+// keep, and appending to it never touches another event's, but keeping one
+// keeps its whole batch in memory. Copy a payload (bytes.Clone) to keep it
+// apart from the others.
+func (s *Subscription) Next() (Event, error) {
+	for s.i >= len(s.batch.events) {
+		if s.err != nil {
+			return Event{}, s.err
+		}
+		if err := s.recv(); err != nil {
+			return Event{}, err
+		}
+	}
+	ev := s.batch.events[s.i]
+	s.i++
+	return ev, nil
+}
+
+// recv reads the next batch, or records and returns the stream's end.
+func (s *Subscription) recv() error {
+	s.i = 0
+	if err := s.stream.RecvMsg(&s.batch); err != nil {
+		s.batch.events = s.batch.events[:0]
+		if errors.Is(err, io.EOF) {
+			s.err = io.EOF
+		} else {
+			s.err = wrapError(err)
+		}
+		s.cancel()
+		return s.err
+	}
+	return nil
+}
+
+// Events iterates over the rest of the stream: each event with a nil error,
+// then, if the stream failed, one zero Event with the error. A normal end
+// (io.EOF) ends the iteration without an error. Stopping the loop early
+// leaves the subscription open; Close it.
+func (s *Subscription) Events() iter.Seq2[Event, error] {
+	return func(yield func(Event, error) bool) {
+		for {
+			ev, err := s.Next()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if !yield(ev, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// Close ends the stream; a Next blocked in another goroutine, and every
+// later one, returns an error matching context.Canceled (unless the stream
+// had already ended). Close is idempotent and, unlike the other methods,
+// safe to call concurrently with Next.
+func (s *Subscription) Close() { s.cancel() }
+
+// Consume iterates over topic's events from opts.From: each event with a
+// nil error, then, if the stream fails, one zero Event with the error. It
+// opens the stream when the loop starts and closes it when the loop ends,
+// also on break. With opts.Follow the loop runs until ctx ends (yielding its
+// error), opts.Limit is reached or the server stops.
+func (c *Client) Consume(ctx context.Context, topic string, opts ConsumeOptions) iter.Seq2[Event, error] {
+	return func(yield func(Event, error) bool) {
+		sub, err := c.Subscribe(ctx, topic, opts)
+		if err != nil {
+			yield(Event{}, err)
+			return
+		}
+		defer sub.Close()
+		for ev, err := range sub.Events() {
+			if !yield(ev, err) {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/goethe-log/goethe/engines"
+)
+
+// A data folder holds a marker file naming the engine that made it, and that
+// engine's files in a subfolder named after the engine:
+//
+//	<data-dir>/ENGINE          "leveldb\n"
+//	<data-dir>/leveldb/...     the engine's own files
+//
+// The marker is written, durably, before the engine creates anything, so a
+// folder with engine files always has one. A folder is opened only by the
+// engine its marker names.
+const markerFile = "ENGINE"
+
+// prepareDataDir makes sure dir is a data folder of engine, creating it (and
+// its marker) when it is missing or empty, and returns the folder the engine
+// keeps its files in. It refuses a folder made by another engine, naming
+// both, and a non-empty folder without a marker, which is not a goethe data
+// folder.
+func prepareDataDir(dir, engine string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("data folder %s: %w", dir, unwrapPathError(err))
+	}
+	marker := filepath.Join(dir, markerFile)
+	b, err := os.ReadFile(marker)
+	switch {
+	case err == nil:
+		made := strings.TrimSpace(string(b))
+		if !slices.Contains(engines.Names, made) {
+			return "", fmt.Errorf("data folder %s: %s names unknown engine %q", dir, markerFile, made)
+		}
+		if made != engine {
+			return "", fmt.Errorf("data folder %s was made by engine %s, not %s: start with --engine %s, or use another --data-dir",
+				dir, made, engine, made)
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return "", fmt.Errorf("data folder %s: %w", dir, unwrapPathError(err))
+		}
+		entries = slices.DeleteFunc(entries, func(e fs.DirEntry) bool {
+			return e.Name() == markerFile+".tmp" // left by a crash while writing the marker
+		})
+		if len(entries) > 0 {
+			return "", fmt.Errorf("data folder %s is not empty and has no %s file, so it is not a goethe data folder: use an empty or new folder",
+				dir, markerFile)
+		}
+		if err := writeMarker(dir, engine); err != nil {
+			return "", fmt.Errorf("data folder %s: write %s: %w", dir, markerFile, unwrapPathError(err))
+		}
+	default:
+		return "", fmt.Errorf("data folder %s: %w", dir, unwrapPathError(err))
+	}
+	return filepath.Join(dir, engine), nil
+}
+
+// writeMarker writes the marker through a temporary file and a rename, with
+// fsyncs, so that it is either whole or absent after a crash.
+func writeMarker(dir, engine string) error {
+	tmp := filepath.Join(dir, markerFile+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(engine + "\n"); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, markerFile)); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// unwrapPathError drops the path of a *fs.PathError, which the caller's
+// message already names, keeping "mkdir"-style context short.
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Err != nil {
+		return fmt.Errorf("%s %s: %w", pe.Op, filepath.Base(pe.Path), pe.Err)
+	}
+	return err
+}

@@ -1,0 +1,38 @@
+// Command goethe is the Goethe server: an append-only event log served over
+// gRPC (service goethe.v1.Goethe, with gRPC health checks and server
+// reflection) on the embedded storage engine of your choice.
+//
+//	goethe [--engine leveldb|pebble|bolt] [--data-dir ./goethe-data]
+//	       [--listen 127.0.0.1:7420] [--sync=true] [--max-event-bytes N]
+//	       [--max-batch-events N] [--log-format text|json]
+//
+// Every flag has an environment variable, GOETHE_ and its name in upper case
+// with _ for - (GOETHE_ENGINE, GOETHE_DATA_DIR, ...). A variable sets the
+// flag's default; the flag on the command line wins.
+//
+// The data folder records the engine that made it (a file named ENGINE; the
+// engine's files are in a subfolder named after it) and is refused by any
+// other engine. With --sync (the default) an acknowledged event is on disk;
+// --sync=false is faster but a machine crash can lose acknowledged events.
+//
+// SIGINT or SIGTERM stops the server gracefully: it stops accepting, ends
+// streams, finishes the calls in flight, and closes the data folder. A second
+// signal kills it at once. Errors are one line on stderr and a non-zero exit
+// status: 2 for bad flags or environment, 1 otherwise.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal kills the process
+	}()
+	os.Exit(run(ctx, os.Args[1:], os.LookupEnv, os.Stderr, nil))
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"time"
+
+	"github.com/goethe-log/goethe/engine"
+	"github.com/goethe-log/goethe/engines"
+	"github.com/goethe-log/goethe/server"
+	"github.com/goethe-log/goethe/store"
+)
+
+// stopTimeout bounds a graceful stop: past it, calls still running are cut.
+const stopTimeout = 30 * time.Second
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1 // the server could not start or failed
+	exitUsage = 2 // bad flags or environment
+)
+
+// run is the whole program but for the process: it parses the
+// configuration, opens the data folder, serves until ctx ends (main cancels
+// it on SIGINT or SIGTERM), then stops gracefully. Errors are one line on
+// stderr. ready, if not nil, is called with the listening address once the
+// server accepts connections.
+func run(ctx context.Context, args []string, getenv func(string) (string, bool), stderr io.Writer, ready func(net.Addr)) int {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, errHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "goethe: %v\n", err)
+		return exitUsage
+	}
+	log := newLogger(cfg.LogFormat, stderr)
+	if err := serve(ctx, cfg, log, ready); err != nil {
+		fmt.Fprintf(stderr, "goethe: %v\n", err)
+		return exitError
+	}
+	return exitOK
+}
+
+func newLogger(format string, w io.Writer) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// serve opens the store, listens, and serves until ctx ends.
+func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Addr)) error {
+	engineDir, err := prepareDataDir(cfg.DataDir, cfg.Engine)
+	if err != nil {
+		return err
+	}
+	eng, err := engines.Open(cfg.Engine, engineDir)
+	if errors.Is(err, engine.ErrLocked) {
+		return fmt.Errorf("data folder %s is in use by another goethe process (%s holds its lock)", cfg.DataDir, cfg.Engine)
+	}
+	if err != nil {
+		return fmt.Errorf("open %s data in %s: %w", cfg.Engine, engineDir, err)
+	}
+	sopts := store.DefaultOptions()
+	sopts.Sync = cfg.Sync
+	st, err := store.Open(eng, sopts)
+	if err != nil {
+		_ = eng.Close()
+		return fmt.Errorf("open data folder %s: %w", cfg.DataDir, err)
+	}
+	srv, err := server.New(st, server.Options{
+		MaxEventBytes:  cfg.MaxEventBytes,
+		MaxBatchEvents: cfg.MaxBatchEvents,
+		Logger:         log,
+	})
+	if err != nil {
+		_ = st.Close()
+		return err
+	}
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		_ = st.Close()
+		return fmt.Errorf("--listen %s: %w", cfg.Listen, unwrapOpError(err))
+	}
+	abs, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		abs = cfg.DataDir
+	}
+	log.Info("goethe serving", "engine", cfg.Engine, "data_dir", abs, "listen", lis.Addr().String(),
+		"sync", cfg.Sync, "max_event_bytes", srv.Options().MaxEventBytes, "max_batch_events", srv.Options().MaxBatchEvents)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	if ready != nil {
+		ready(lis.Addr())
+	}
+	select {
+	case err := <-served:
+		// Accepting failed: nothing else ends Serve before Stop.
+		_ = srv.Stop(context.Background())
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("goethe stopping: finishing calls in flight", "timeout", stopTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	err = srv.Stop(sctx)
+	if serr := <-served; serr != nil && err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
+	log.Info("goethe stopped")
+	return nil
+}
+
+// unwrapOpError shortens "listen tcp 127.0.0.1:7420: bind: address already
+// in use" to "bind: address already in use": the caller names the address.
+func unwrapOpError(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err
+	}
+	return err
+}

@@ -1,0 +1,357 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
+	"github.com/goethe-log/goethe/store"
+)
+
+// StartPositionHeader is the response header of a Consume stream that holds
+// the position (decimal) the stream starts from, sent as soon as the server
+// has fixed it: an event committed after the client received it is
+// delivered by the stream, whatever its start.
+const StartPositionHeader = "goethe-start-position"
+
+// service implements goethev1.GoetheServer. Every error it returns goes
+// through toStatus.
+type service struct {
+	goethev1.UnimplementedGoetheServer
+	s *Server
+}
+
+// Produce validates the whole batch, then appends it in one store.Append.
+func (v *service) Produce(ctx context.Context, req *goethev1.ProduceRequest) (*goethev1.ProduceResponse, error) {
+	res, err := v.produce(ctx, req)
+	return res, toStatus(err)
+}
+
+func (v *service) produce(ctx context.Context, req *goethev1.ProduceRequest) (*goethev1.ProduceResponse, error) {
+	if err := store.ValidateName("topic", req.GetTopic()); err != nil {
+		return nil, err
+	}
+	o := &v.s.opts
+	n := len(req.GetEvents())
+	switch {
+	case n == 0:
+		return nil, fmt.Errorf("%w: a produce needs at least one event", errBadRequest)
+	case n > o.MaxBatchEvents:
+		return nil, fmt.Errorf("%w: a produce has %d events, the limit is %d", errBadRequest, n, o.MaxBatchEvents)
+	}
+	events := make([]store.Event, n)
+	for i, e := range req.Events {
+		size := len(e.GetPayload())
+		for k, hv := range e.GetHeaders() {
+			size += len(k) + len(hv)
+		}
+		if size > o.MaxEventBytes {
+			return nil, fmt.Errorf("%w: event %d is %d bytes (payload and headers), the limit is %d", errBadRequest, i, size, o.MaxEventBytes)
+		}
+		// Payloads and header maps are the request's: no copy. The store
+		// does not retain them once Append returns.
+		events[i] = store.Event{Payload: e.GetPayload(), Headers: e.GetHeaders()}
+	}
+	expect := store.ExpectAny
+	if req.ExpectedLastSeq != nil {
+		expect = store.ExpectLastSeq(req.GetExpectedLastSeq())
+	}
+	r, err := v.s.store.Append(ctx, req.Topic, events, expect)
+	if err != nil {
+		return nil, err
+	}
+	return &goethev1.ProduceResponse{FirstId: r.FirstID, FirstSeq: r.FirstSeq, Count: uint32(r.Count)}, nil
+}
+
+// Consume resolves the start, announces it in the response header, then
+// sends the topic page by page, waiting at the end when following.
+func (v *service) Consume(req *goethev1.ConsumeRequest, stream grpc.ServerStreamingServer[goethev1.ConsumeResponse]) error {
+	err := v.consume(req, stream)
+	if err != nil {
+		if cause := context.Cause(stream.Context()); errors.Is(cause, errStopping) {
+			err = errStopping
+		}
+	}
+	return toStatus(err)
+}
+
+func (v *service) consume(req *goethev1.ConsumeRequest, stream grpc.ServerStreamingServer[goethev1.ConsumeResponse]) error {
+	ctx := stream.Context()
+	topic := req.GetTopic()
+	if err := store.ValidateName("topic", topic); err != nil {
+		return err
+	}
+	pos, exhausted, err := v.start(req)
+	if err != nil {
+		return err
+	}
+	if !req.Follow {
+		// Without follow the topic must exist; say so before the header,
+		// so that the client learns it when it opens the stream.
+		if _, err := v.s.store.Info(topic); err != nil {
+			return err
+		}
+	}
+	if err := stream.SendHeader(metadata.Pairs(StartPositionHeader, strconv.FormatUint(pos, 10))); err != nil {
+		return err
+	}
+	if exhausted {
+		// No event can come after the start: the id space is used up.
+		if !req.Follow {
+			return nil
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}
+
+	st := v.s.store
+	pageEvents := v.s.opts.ConsumePageEvents
+	remaining := req.GetLimit() // 0: no limit
+	resp := &goethev1.ConsumeResponse{Topic: topic}
+	// The response and its events are reused from page to page: Send
+	// encodes the message before it returns.
+	slots := make([]goethev1.Event, 0, min(pageEvents, 1024))
+	for {
+		n := pageEvents
+		if remaining > 0 && remaining < uint64(n) {
+			n = int(remaining)
+		}
+		page, err := st.Read(topic, pos, n)
+		if errors.Is(err, store.ErrNotFound) && req.Follow {
+			err = nil // the topic does not exist yet: wait for it
+		}
+		if err != nil {
+			return err
+		}
+		if len(page.Events) == 0 {
+			if !req.Follow {
+				return nil
+			}
+			if err := st.Wait(ctx, topic, pos); err != nil {
+				return err
+			}
+			continue
+		}
+		slots = fillResponse(resp, slots, page.Events)
+		err = stream.Send(resp)
+		for i := range resp.Events {
+			// Let the page's memory go while the stream waits.
+			resp.Events[i].Payload, resp.Events[i].Headers = nil, nil
+		}
+		if err != nil {
+			return err
+		}
+		pos = page.Next
+		if remaining > 0 {
+			remaining -= uint64(len(page.Events))
+			if remaining == 0 {
+				return nil
+			}
+		}
+	}
+}
+
+// fillResponse points resp at events, reusing slots for the messages. The
+// payloads and header maps are the page's, not copies.
+func fillResponse(resp *goethev1.ConsumeResponse, slots []goethev1.Event, events []store.Event) []goethev1.Event {
+	if cap(slots) < len(events) {
+		slots = make([]goethev1.Event, 0, len(events))
+		resp.Events = nil
+	}
+	slots = slots[:len(events)]
+	ptrs := resp.Events[:0]
+	for i := range events {
+		e, m := &events[i], &slots[i]
+		m.Id, m.Seq, m.Payload, m.Headers = e.ID, e.Seq, e.Payload, e.Headers
+		ptrs = append(ptrs, m)
+	}
+	resp.Events = ptrs
+	return slots
+}
+
+// start resolves a Consume request's start to a store position. exhausted
+// says that no event can exist at or after it (a start after the largest
+// id).
+func (v *service) start(req *goethev1.ConsumeRequest) (pos uint64, exhausted bool, err error) {
+	st, topic := v.s.store, req.GetTopic()
+	switch s := req.GetStart().(type) {
+	case nil:
+		return store.FromBeginning, false, nil
+	case *goethev1.ConsumeRequest_Position:
+		switch s.Position {
+		case goethev1.Position_POSITION_UNSPECIFIED, goethev1.Position_POSITION_BEGINNING:
+			return store.FromBeginning, false, nil
+		case goethev1.Position_POSITION_END:
+			return v.end(topic, req.Follow)
+		}
+		return 0, false, fmt.Errorf("%w: unknown start position %d", errBadRequest, s.Position)
+	case *goethev1.ConsumeRequest_AfterId:
+		return after(s.AfterId)
+	case *goethev1.ConsumeRequest_AtId:
+		return s.AtId, false, nil
+	case *goethev1.ConsumeRequest_AtTime:
+		if err := s.AtTime.CheckValid(); err != nil {
+			return 0, false, fmt.Errorf("%w: at_time: %v", errBadRequest, err)
+		}
+		return store.At(s.AtTime.AsTime()), false, nil
+	case *goethev1.ConsumeRequest_Cursor:
+		consumer := s.Cursor.GetConsumer()
+		if err := store.ValidateName("consumer", consumer); err != nil {
+			return 0, false, err
+		}
+		c, err := st.GetCursor(topic, consumer)
+		if err == nil {
+			return after(c.ID)
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return 0, false, err
+		}
+		switch s.Cursor.GetFallback() {
+		case goethev1.CursorFallback_CURSOR_FALLBACK_UNSPECIFIED, goethev1.CursorFallback_CURSOR_FALLBACK_BEGINNING:
+			return store.FromBeginning, false, nil
+		case goethev1.CursorFallback_CURSOR_FALLBACK_END:
+			return v.end(topic, req.Follow)
+		}
+		return 0, false, fmt.Errorf("%w: unknown cursor fallback %d", errBadRequest, s.Cursor.GetFallback())
+	}
+	return 0, false, fmt.Errorf("%w: unknown start", errBadRequest)
+}
+
+// end is the position after the topic's last event. A topic that does not
+// exist yet ends at the beginning when following; otherwise it is not found.
+func (v *service) end(topic string, follow bool) (uint64, bool, error) {
+	ti, err := v.s.store.Info(topic)
+	if errors.Is(err, store.ErrNotFound) && follow {
+		return store.FromBeginning, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	return after(ti.LastID)
+}
+
+// after is store.After without the wrap-around at the largest id.
+func after(id uint64) (uint64, bool, error) {
+	if id == math.MaxUint64 {
+		return id, true, nil
+	}
+	return store.After(id), false, nil
+}
+
+// CommitCursor stores the consumer's cursor through the store's writer.
+func (v *service) CommitCursor(ctx context.Context, req *goethev1.CommitCursorRequest) (*goethev1.CommitCursorResponse, error) {
+	if err := validateNames(req.GetTopic(), req.GetConsumer()); err != nil {
+		return nil, toStatus(err)
+	}
+	if err := v.s.store.SetCursor(ctx, req.Topic, req.Consumer, req.Id); err != nil {
+		return nil, toStatus(err)
+	}
+	return &goethev1.CommitCursorResponse{}, nil
+}
+
+// GetCursor returns the cursor with the topic's end and the lag between.
+func (v *service) GetCursor(_ context.Context, req *goethev1.GetCursorRequest) (*goethev1.GetCursorResponse, error) {
+	res, err := v.getCursor(req)
+	return res, toStatus(err)
+}
+
+func (v *service) getCursor(req *goethev1.GetCursorRequest) (*goethev1.GetCursorResponse, error) {
+	if err := validateNames(req.GetTopic(), req.GetConsumer()); err != nil {
+		return nil, err
+	}
+	st := v.s.store
+	c, err := st.GetCursor(req.Topic, req.Consumer)
+	if err != nil {
+		return nil, err
+	}
+	res := &goethev1.GetCursorResponse{Id: c.ID, Updated: timestamppb.New(c.Updated)}
+	// The first event after the cursor, read before the topic's end, so
+	// that the end is at or after it.
+	var next *store.Event
+	if pos, exhausted, _ := after(c.ID); !exhausted {
+		p, err := st.Read(req.Topic, pos, 1)
+		if err != nil {
+			return nil, err
+		}
+		if len(p.Events) > 0 {
+			next = &p.Events[0]
+		}
+	}
+	ti, err := st.Info(req.Topic)
+	if err != nil {
+		return nil, err
+	}
+	res.LastId, res.LastSeq = ti.LastID, ti.LastSeq
+	if next != nil && ti.LastSeq >= next.Seq {
+		res.Lag = ti.LastSeq - next.Seq + 1
+	}
+	return res, nil
+}
+
+// ListTopics pages through the catalog; the page token is the last name.
+func (v *service) ListTopics(_ context.Context, req *goethev1.ListTopicsRequest) (*goethev1.ListTopicsResponse, error) {
+	res, err := v.listTopics(req)
+	return res, toStatus(err)
+}
+
+func (v *service) listTopics(req *goethev1.ListTopicsRequest) (*goethev1.ListTopicsResponse, error) {
+	if tok := req.GetPageToken(); tok != "" {
+		if err := store.ValidateName("topic", tok); err != nil {
+			return nil, fmt.Errorf("%w: page_token is not a topic name: %v", errBadRequest, err)
+		}
+	}
+	size := int(req.GetPageSize())
+	switch {
+	case size == 0:
+		size = DefaultListPageSize
+	case size > MaxListPageSize:
+		size = MaxListPageSize
+	}
+	infos, next, err := v.s.store.Topics(req.GetPageToken(), size)
+	if err != nil {
+		return nil, err
+	}
+	res := &goethev1.ListTopicsResponse{Topics: make([]*goethev1.Topic, len(infos)), NextPageToken: next}
+	for i := range infos {
+		res.Topics[i] = topicProto(&infos[i])
+	}
+	return res, nil
+}
+
+// GetTopic describes one topic.
+func (v *service) GetTopic(_ context.Context, req *goethev1.GetTopicRequest) (*goethev1.GetTopicResponse, error) {
+	if err := store.ValidateName("topic", req.GetTopic()); err != nil {
+		return nil, toStatus(err)
+	}
+	ti, err := v.s.store.Info(req.Topic)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &goethev1.GetTopicResponse{Topic: topicProto(&ti)}, nil
+}
+
+func topicProto(ti *store.TopicInfo) *goethev1.Topic {
+	return &goethev1.Topic{
+		Name:     ti.Name,
+		Created:  timestamppb.New(ti.Created),
+		FirstId:  ti.FirstID,
+		FirstSeq: ti.FirstSeq,
+		LastId:   ti.LastID,
+		LastSeq:  ti.LastSeq,
+		Count:    ti.Count,
+	}
+}
+
+func validateNames(topic, consumer string) error {
+	if err := store.ValidateName("topic", topic); err != nil {
+		return err
+	}
+	return store.ValidateName("consumer", consumer)
+}
