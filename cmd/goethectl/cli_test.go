@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+func TestParseInterspersed(t *testing.T) {
+	for _, tc := range []struct {
+		args   []string
+		pos    []string
+		follow bool
+		from   string
+	}{
+		{args: nil, pos: nil},
+		{args: []string{"orders"}, pos: []string{"orders"}},
+		{args: []string{"orders", "--follow"}, pos: []string{"orders"}, follow: true},
+		{args: []string{"--follow", "orders"}, pos: []string{"orders"}, follow: true},
+		{args: []string{"orders", "--from", "end", "x"}, pos: []string{"orders", "x"}, from: "end"},
+		{args: []string{"orders", "--from=end", "--follow"}, pos: []string{"orders"}, from: "end", follow: true},
+		{args: []string{"orders", "--", "--follow", "-1"}, pos: []string{"orders", "--follow", "-1"}},
+		{args: []string{"--", "-orders"}, pos: []string{"-orders"}},
+		{args: []string{"a", "-", "b"}, pos: []string{"a", "-", "b"}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			follow := fs.Bool("follow", false, "")
+			from := fs.String("from", "", "")
+			pos, err := parseInterspersed(fs, tc.args)
+			require.NoError(t, err)
+			require.Equal(t, tc.pos, pos)
+			require.Equal(t, tc.follow, *follow)
+			require.Equal(t, tc.from, *from)
+		})
+	}
+}
+
+func TestParsePosition(t *testing.T) {
+	at := time.Date(2026, 1, 2, 15, 4, 5, 123_000_000, time.UTC)
+	for _, tc := range []struct {
+		in       string
+		want     position
+		cursorID uint64 // with a topic whose last id is 77
+	}{
+		{"beginning", position{kind: posBeginning}, 0},
+		{"end", position{kind: posEnd}, 77},
+		{"0", position{kind: posID}, 0},
+		{"1767261600000000000", position{kind: posID, id: 1767261600000000000}, 1767261600000000000},
+		{"2026-01-02T15:04:05.123Z", position{kind: posTime, time: at}, uint64(at.UnixNano()) - 1},
+		{"1969-01-01T00:00:00Z", position{kind: posTime, time: time.Date(1969, 1, 1, 0, 0, 0, 0, time.UTC)}, 0},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			p, err := parsePosition(tc.in)
+			require.NoError(t, err)
+			require.Equal(t, tc.want.kind, p.kind)
+			require.Equal(t, tc.want.id, p.id)
+			require.True(t, tc.want.time.Equal(p.time))
+			require.Equal(t, tc.cursorID, p.cursorID(77))
+		})
+	}
+	for _, bad := range []string{"", "yesterday", "-1", "2026-01-02", "18446744073709551616"} {
+		_, err := parsePosition(bad)
+		require.ErrorContains(t, err, "want beginning, end, an event id or an RFC 3339 time", bad)
+	}
+}
+
+func TestFormatTime(t *testing.T) {
+	require.Equal(t, "2026-01-01T10:00:00.000000000Z", formatTime(idTime(1767261600000000000)))
+	require.Equal(t, "2026-01-01T10:00:00.000000001Z", formatTime(idTime(1767261600000000001)))
+}
+
+func TestTrimEOL(t *testing.T) {
+	for in, want := range map[string]string{"": "", "\n": "", "a\n": "a", "a\r\n": "a", "a": "a", "\r": "\r", "a\rb\n": "a\rb"} {
+		require.Equal(t, want, string(trimEOL([]byte(in))), "%q", in)
+	}
+}
+
+func TestExplain(t *testing.T) {
+	const addr = "127.0.0.1:7420"
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{status.Error(codes.NotFound, `not found: topic "x"`), `topic "x" not found`},
+		{status.Error(codes.NotFound, `not found: no cursor for consumer "c" on topic "x"`), `no cursor for consumer "c" on topic "x"`},
+		{status.Error(codes.InvalidArgument, "invalid name: topic name is empty"), "invalid name: topic name is empty"},
+		{status.Error(codes.Unavailable, `connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:7420: connect: connection refused"`),
+			"cannot reach a goethe server at 127.0.0.1:7420: connection refused (start one with goethe, or name it with --server or $GOETHE_SERVER)"},
+		{status.Error(codes.Unavailable, "server is stopping"), "the server at 127.0.0.1:7420 is stopping"},
+		{status.Error(codes.ResourceExhausted, "grpc: received message larger than max"), "request too large for the server: grpc: received message larger than max"},
+		{status.Error(codes.Canceled, "context canceled"), "interrupted"},
+		{status.Error(codes.Internal, "boom"), "server error (Internal): boom"},
+		{context.Canceled, "interrupted"},
+		{errors.New("plain"), "plain"},
+	} {
+		require.Equal(t, tc.want, explain(tc.err, addr).Error())
+	}
+	require.NoError(t, explain(nil, addr))
+}
+
+func TestUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args   []string
+		code   int
+		stdout string // a part of it
+		stderr string // all of it; "…" stands for any text
+	}{
+		{args: []string{"help"}, code: exitOK, stdout: "Commands:\n  produce TOPIC [PAYLOAD...]"},
+		{args: []string{"--help"}, code: exitOK, stdout: "Commands:"},
+		{args: []string{"help", "consume"}, code: exitOK, stdout: "Usage: goethectl consume TOPIC [FLAGS]"},
+		{args: []string{"help", "cursor", "set"}, code: exitOK, stdout: "Usage: goethectl cursor set TOPIC CONSUMER POS [FLAGS]"},
+		{args: []string{"consume", "-h"}, code: exitOK, stdout: "  --follow\n"},
+		{args: []string{"help", "cursor"}, code: exitOK, stdout: "Usage: goethectl cursor get TOPIC CONSUMER [FLAGS]"},
+		{args: []string{"cursor", "get", "--help"}, code: exitOK, stdout: "Usage: goethectl cursor get TOPIC CONSUMER [FLAGS]"},
+		{args: []string{}, code: exitUsage, stderr: "goethectl is…goethectl: no command given (see \"goethectl help\")\n"},
+		{args: []string{"frobnicate"}, code: exitUsage, stderr: "goethectl: unknown command \"frobnicate\" (see \"goethectl help\")\n"},
+		{args: []string{"cursor"}, code: exitUsage, stderr: "goethectl: \"cursor\" needs a subcommand: \"cursor get\" or \"cursor set\" (see \"goethectl help cursor\")\n"},
+		{args: []string{"consume"}, code: exitUsage, stderr: "goethectl: usage: goethectl consume TOPIC (see \"goethectl help consume\")\n"},
+		{args: []string{"consume", "a", "b"}, code: exitUsage, stderr: "goethectl: usage: goethectl consume TOPIC (see \"goethectl help consume\")\n"},
+		{args: []string{"consume", "orders", "--tail"}, code: exitUsage, stderr: "goethectl: consume: flag provided but not defined: --tail (see \"goethectl help consume\")\n"},
+		{args: []string{"consume", "orders", "--from", "yesterday"}, code: exitUsage, stderr: "goethectl: --from \"yesterday\" is not a position: …"},
+		{args: []string{"consume", "orders", "--commit"}, code: exitUsage, stderr: "goethectl: --commit needs --consumer NAME: the consumer whose cursor to store (see \"goethectl help consume\")\n"},
+		{args: []string{"produce", "orders", "--header", "novalue"}, code: exitUsage, stderr: "goethectl: produce: invalid value \"novalue\" for flag --header: want key=value…"},
+		{args: []string{"produce", "orders", "--expect-seq", "-1"}, code: exitUsage, stderr: "goethectl: produce: invalid value \"-1\" for flag --expect-seq…"},
+		{args: []string{"produce", "orders", "--batch", "0"}, code: exitUsage, stderr: "goethectl: --batch 0: want 1 to 10000 lines…"},
+		{args: []string{"cursor", "set", "orders", "billing", "soon"}, code: exitUsage, stderr: "goethectl: \"soon\" is not a position…"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stdout, stderr strings.Builder
+			code := run(t.Context(), tc.args, &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: noEnv})
+			require.Equal(t, tc.code, code, "stderr: %s", stderr.String())
+			require.Contains(t, stdout.String(), tc.stdout)
+			parts := strings.Split(tc.stderr, "…")
+			for i := range parts {
+				parts[i] = regexp.QuoteMeta(parts[i])
+			}
+			require.Regexp(t, "^(?s)"+strings.Join(parts, ".*")+"$", stderr.String())
+			if tc.code != exitOK {
+				require.Equal(t, 1, strings.Count(stderr.String(), "goethectl: "), "one error line: %s", stderr.String())
+			}
+		})
+	}
+}
+
+func noEnv(string) string { return "" }

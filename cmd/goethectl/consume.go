@@ -1,0 +1,348 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/goethe-log/goethe/client"
+)
+
+// Output and cursor commits of consume: the output is flushed whenever the
+// events received so far are printed, or every flushEvery events; the
+// cursor is committed in the background after a flush, one commit at a time,
+// each for the newest event flushed, and once more at the end.
+const (
+	flushEvery    = 1000
+	commitTimeout = 10 * time.Second
+)
+
+var consumeCommand = &command{
+	name:    "consume",
+	args:    "TOPIC",
+	summary: "print a topic's events; follow, resume or replay it",
+	help: `
+Prints the events of TOPIC in order, one payload per line, or with --json
+one JSON object per line:
+
+  {"topic":"orders","id":1767261600000000000,"seq":1,"time":"2026-01-01T10:00:00.000000000Z","headers":{},"payload":"…"}
+
+"time" is the time the server stored the event, which is also its id read
+as nanoseconds since 1970 (RFC 3339, UTC). A payload that is not valid
+UTF-8 is printed in "payload_base64" instead of "payload", base64-encoded.
+Without --json, payloads are printed as they are, each followed by "\n".
+
+--from says where to start: "beginning" (the default), "end" (only events
+stored from now on, with --follow), an event id (the events after it: pass
+the last id you processed), or an RFC 3339 time (the first event stored at or
+after it). An id or time that is not an event's lands on the next event.
+
+--consumer NAME without --from resumes after NAME's cursor, the id of the
+last event it processed, stored by the server; from the beginning if NAME
+has none. --commit stores NAME's cursor as events are printed: in batches,
+never for an event before it is written out, and once more at the end, so
+that the next "consume --consumer NAME" resumes after the last event
+printed.
+
+Without --follow, consume stops at the end of the topic. With --follow it
+waits for new events and prints them as they are stored, until Ctrl-C, which
+ends it cleanly (exit status 0, after storing the cursor with --commit).`,
+	nargs: exactly(1),
+	flags: func(fs *flag.FlagSet, g *globals) func(context.Context, *env, []string) error {
+		o := &consumeOptions{}
+		fs.StringVar(&o.from, "from", "", "start at `POS`: beginning, end, after an event ID, or at an RFC 3339 time")
+		fs.StringVar(&o.consumer, "consumer", "", "resume after the cursor of consumer `NAME` (without --from)")
+		fs.BoolVar(&o.commit, "commit", false, "store the --consumer's cursor as events are printed")
+		fs.BoolVar(&o.follow, "follow", false, "wait for new events at the end of the topic, until Ctrl-C")
+		fs.Uint64Var(&o.limit, "limit", 0, "stop after `N` events (0: no limit)")
+		fs.BoolVar(&o.json, "json", false, "print one JSON object per event, with topic, id, seq, time, headers and payload")
+		return func(ctx context.Context, e *env, args []string) error {
+			return o.run(ctx, e, g, args[0])
+		}
+	},
+}
+
+type consumeOptions struct {
+	from     string
+	consumer string
+	commit   bool
+	follow   bool
+	limit    uint64
+	json     bool
+}
+
+// start is where the stream begins, from --from and --consumer.
+func (o *consumeOptions) start() (client.Start, error) {
+	if o.from != "" {
+		p, err := parsePosition(o.from)
+		if err != nil {
+			return client.Start{}, usagef("consume", "--from %v", err)
+		}
+		return p.start(), nil
+	}
+	if o.consumer != "" {
+		return client.FromCursor(o.consumer, client.FallbackBeginning), nil
+	}
+	return client.Beginning(), nil
+}
+
+func (o *consumeOptions) run(ctx context.Context, e *env, g *globals, topic string) error {
+	if o.commit && o.consumer == "" {
+		return usagef("consume", "--commit needs --consumer NAME: the consumer whose cursor to store")
+	}
+	start, err := o.start()
+	if err != nil {
+		return err
+	}
+	c, err := dial(g)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	// The stream has its own context, so that it can be ended before the
+	// final commit, which must not be cancelled by the interrupt.
+	streamCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sub, err := c.Subscribe(streamCtx, topic, client.ConsumeOptions{From: start, Follow: o.follow, Limit: o.limit})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // interrupted before the stream started
+		}
+		return explain(err, g.server)
+	}
+	events, stop := receive(sub)
+
+	var cm *committer
+	if o.commit {
+		cm = newCommitter(c, topic, o.consumer)
+	}
+	p := &printer{w: bufio.NewWriterSize(e.stdout, 64<<10), json: o.json, cm: cm}
+	streamErr := p.loop(ctx, events, cm)
+	cancel()
+	stop()
+	sub.Close()
+
+	// Whatever ended the loop, what was printed is flushed and committed.
+	flushErr := p.flush()
+	var commitErr error
+	if cm != nil {
+		commitErr = cm.close()
+	}
+	switch {
+	case streamErr != nil:
+		err := explain(streamErr, g.server)
+		if commitErr != nil {
+			err = fmt.Errorf("%w; the cursor was not stored: %w", err, explain(commitErr, g.server))
+		}
+		return err
+	case flushErr != nil:
+		return fmt.Errorf("writing the output: %w", flushErr)
+	case commitErr != nil:
+		return fmt.Errorf("storing the cursor of %q: %w", o.consumer, explain(commitErr, g.server))
+	}
+	return nil
+}
+
+// received is one result of Subscription.Next.
+type received struct {
+	ev  client.Event
+	err error
+}
+
+// receive reads sub in a goroutine, so that the printer can flush and
+// commit while the stream waits. The channel ends after the stream's error
+// (io.EOF at its normal end). stop ends the goroutine and waits for it;
+// only then may sub be closed.
+func receive(sub *client.Subscription) (<-chan received, func()) {
+	ch := make(chan received, 256)
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(ch)
+		for {
+			ev, err := sub.Next()
+			select {
+			case ch <- received{ev, err}:
+			case <-quit:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() { close(quit) })
+		wg.Wait()
+	}
+}
+
+// printer writes events and tells the committer which ones are out.
+type printer struct {
+	w         *bufio.Writer
+	json      bool
+	cm        *committer // nil without --commit
+	buf       bytes.Buffer
+	last      uint64 // the id of the last event printed
+	printed   bool   // whether any event was printed
+	unflushed int    // events printed since the last flush
+}
+
+// loop prints events until the stream ends (nil at its normal end, its
+// error otherwise), ctx ends (nil: an interrupt ends consume cleanly), the
+// output fails or a commit fails.
+func (p *printer) loop(ctx context.Context, events <-chan received, cm *committer) error {
+	var commitFailed <-chan struct{}
+	if cm != nil {
+		commitFailed = cm.failed
+	}
+	for {
+		select {
+		case r, ok := <-events:
+			if !ok {
+				return nil
+			}
+			if r.err != nil {
+				if errors.Is(r.err, io.EOF) || ctx.Err() != nil {
+					return nil
+				}
+				return r.err
+			}
+			if err := p.print(&r.ev); err != nil {
+				return fmt.Errorf("writing the output: %w", err)
+			}
+			// Flush once caught up with what was received, so that a
+			// follower shows each event at once and a fast stream is
+			// written in large blocks.
+			if len(events) == 0 || p.unflushed >= flushEvery {
+				if err := p.flush(); err != nil {
+					return fmt.Errorf("writing the output: %w", err)
+				}
+			}
+		case <-ctx.Done():
+			return nil
+		case <-commitFailed:
+			return nil // cm.close reports the error
+		}
+	}
+}
+
+func (p *printer) print(ev *client.Event) error {
+	if p.json {
+		line, err := marshalLine(&p.buf, newJSONEvent(ev))
+		if err != nil {
+			return err
+		}
+		p.w.Write(line)
+	} else {
+		p.w.Write(ev.Payload)
+		p.w.WriteByte('\n')
+	}
+	p.last, p.printed = ev.ID, true
+	p.unflushed++
+	return nil
+}
+
+// flush writes out what was printed, then offers its last event to the
+// committer: a cursor never gets ahead of the output.
+func (p *printer) flush() error {
+	if err := p.w.Flush(); err != nil {
+		return err
+	}
+	p.unflushed = 0
+	if p.cm != nil && p.printed {
+		p.cm.offer(p.last)
+	}
+	return nil
+}
+
+// committer stores a consumer's cursor in the background: one CommitCursor
+// at a time, each for the newest id offered, so that a fast stream costs
+// few calls and printing never waits for one.
+type committer struct {
+	c               *client.Client
+	topic, consumer string
+
+	wake   chan struct{} // a new id was offered
+	quit   chan struct{}
+	exited chan struct{}
+	failed chan struct{} // closed when a commit failed
+
+	mu        sync.Mutex
+	want      uint64 // the newest id offered
+	offered   bool
+	committed uint64
+	done      bool // committed holds a stored cursor
+	err       error
+}
+
+func newCommitter(c *client.Client, topic, consumer string) *committer {
+	cm := &committer{c: c, topic: topic, consumer: consumer,
+		wake: make(chan struct{}, 1), quit: make(chan struct{}), exited: make(chan struct{}), failed: make(chan struct{})}
+	go cm.run()
+	return cm
+}
+
+// offer asks for the cursor to be stored at id, the last event printed.
+func (cm *committer) offer(id uint64) {
+	cm.mu.Lock()
+	cm.want, cm.offered = id, true
+	cm.mu.Unlock()
+	select {
+	case cm.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (cm *committer) run() {
+	defer close(cm.exited)
+	for {
+		select {
+		case <-cm.wake:
+		case <-cm.quit:
+			return
+		}
+		if err := cm.commitPending(); err != nil {
+			close(cm.failed)
+			return
+		}
+	}
+}
+
+// commitPending stores the newest id offered, unless it is stored already.
+func (cm *committer) commitPending() error {
+	cm.mu.Lock()
+	id, need := cm.want, cm.offered && !(cm.done && cm.committed == cm.want)
+	err := cm.err
+	cm.mu.Unlock()
+	if err != nil || !need {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	err = cm.c.CommitCursor(ctx, cm.topic, cm.consumer, id)
+	cm.mu.Lock()
+	defer cm.mu.Unlock()
+	if err != nil {
+		cm.err = err
+		return err
+	}
+	cm.committed, cm.done = id, true
+	return nil
+}
+
+// close waits for the commit in flight, stores the newest id offered if it
+// is not yet, and returns the first commit error.
+func (cm *committer) close() error {
+	close(cm.quit)
+	<-cm.exited
+	return cm.commitPending()
+}

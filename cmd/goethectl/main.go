@@ -1,0 +1,35 @@
+// Command goethectl is the command line of a Goethe event log server: it
+// produces events, consumes a topic (following it live, resuming from a
+// consumer's cursor, replaying from an id or a time), and shows topics and
+// cursors. Run "goethectl help" for its usage.
+//
+// It talks to the server at --server ADDR, or $GOETHE_SERVER, or
+// 127.0.0.1:7420. Errors are one line on standard error and a non-zero exit
+// status: 1 for a failed command, 2 for a usage error.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// After the first signal, a second one kills the process as usual.
+	context.AfterFunc(ctx, stop)
+	os.Exit(run(ctx, os.Args[1:], &env{
+		stdin:    os.Stdin,
+		stdout:   os.Stdout,
+		stderr:   os.Stderr,
+		getenv:   os.Getenv,
+		stdinTTY: isTerminal(os.Stdin),
+	}))
+}
+
+// isTerminal reports whether f is a character device, such as a terminal.
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

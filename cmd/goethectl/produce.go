@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/goethe-log/goethe/client"
+)
+
+// Batching of standard input: a batch is sent when it holds maxLines lines
+// (--batch) or maxBatchBytes bytes, when --linger has passed since its
+// first line, or at the end of the input.
+const (
+	defaultBatchLines = 1000
+	maxBatchLines     = 10_000 // the server's default limit per Produce
+	maxBatchBytes     = 4 << 20
+	defaultLinger     = 20 * time.Millisecond
+)
+
+var produceCommand = &command{
+	name:    "produce",
+	args:    "TOPIC [PAYLOAD...]",
+	summary: "append events: one per PAYLOAD, or one per line of standard input",
+	help: `
+Appends events to TOPIC, creating it on its first event, and prints each
+event's id, one per line (with --json, {"id":…,"seq":…} objects).
+
+With PAYLOAD arguments, each one is an event and they are stored together,
+atomically. Without, every line of standard input is an event (its payload
+is the line without its end of line, "\n" or "\r\n"; an empty line is an
+empty event). Lines are sent in batches (--batch, --linger); each batch is
+atomic and its ids are printed once it is stored.
+
+--expect-seq N stores the events only if the topic's last seq is N (0: a
+new or empty topic); otherwise nothing is stored and the error says the
+actual last seq. With standard input, the first batch expects N and each
+following batch the last seq of the one before, so that the input is
+appended as a whole only while no one else writes to the topic.`,
+	nargs: atLeast(1),
+	flags: func(fs *flag.FlagSet, g *globals) func(context.Context, *env, []string) error {
+		o := &produceOptions{headers: headerFlag{}}
+		fs.Var(o.headers, "header", "add the header `key=value` to every event; repeat for more")
+		fs.Var(&o.expect, "expect-seq", "store only if the topic's last seq is `N` (0: a new or empty topic)")
+		fs.BoolVar(&o.json, "json", false, `print {"id":…,"seq":…} objects instead of ids`)
+		fs.IntVar(&o.batch, "batch", defaultBatchLines, "send standard input in batches of up to `N` lines, at most 10000")
+		fs.DurationVar(&o.linger, "linger", defaultLinger, "send a batch of standard input at the latest `DURATION` after its first line")
+		return func(ctx context.Context, e *env, args []string) error {
+			return o.run(ctx, e, g, args[0], args[1:])
+		}
+	},
+}
+
+type produceOptions struct {
+	headers headerFlag
+	expect  seqFlag
+	json    bool
+	batch   int
+	linger  time.Duration
+}
+
+// producer sends batches and prints their ids.
+type producer struct {
+	c      *client.Client
+	topic  string
+	o      *produceOptions
+	out    *bufio.Writer
+	expect seqFlag // the expectation of the next batch
+}
+
+func (o *produceOptions) run(ctx context.Context, e *env, g *globals, topic string, payloads []string) error {
+	if o.batch < 1 || o.batch > maxBatchLines {
+		return usagef("produce", "--batch %d: want 1 to %d lines", o.batch, maxBatchLines)
+	}
+	if o.linger < 0 {
+		return usagef("produce", "--linger %s: want a duration from 0", o.linger)
+	}
+	c, err := dial(g)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	p := &producer{c: c, topic: topic, o: o, out: bufio.NewWriter(e.stdout), expect: o.expect}
+	if len(payloads) > 0 {
+		events := make([]client.EventData, len(payloads))
+		for i, s := range payloads {
+			events[i] = p.event([]byte(s))
+		}
+		err := p.send(ctx, events)
+		if err != nil && !refused(err) {
+			return fmt.Errorf("%w; the events may or may not be stored", explain(err, g.server))
+		}
+		return explain(err, g.server)
+	}
+	if e.stdinTTY {
+		fmt.Fprintln(e.stderr, "goethectl: reading events from standard input, one per line; end with Ctrl-D")
+	}
+	return p.fromReader(ctx, e.stdin, g.server)
+}
+
+// event makes an event of payload with the --header headers. The events of
+// one produce share the header map: the client only reads it.
+func (p *producer) event(payload []byte) client.EventData {
+	ev := client.EventData{Payload: payload}
+	if len(p.o.headers) > 0 {
+		ev.Headers = p.o.headers
+	}
+	return ev
+}
+
+// send produces one batch and prints its ids. Its error is the client's.
+func (p *producer) send(ctx context.Context, events []client.EventData) error {
+	var opts []client.ProduceOption
+	if p.expect.set {
+		opts = append(opts, client.ExpectLastSeq(p.expect.n))
+	}
+	res, err := p.c.Produce(ctx, p.topic, events, opts...)
+	if err != nil {
+		return err
+	}
+	for i := range res.Count {
+		if p.o.json {
+			fmt.Fprintf(p.out, `{"id":%d,"seq":%d}`+"\n", res.ID(i), res.Seq(i))
+		} else {
+			p.out.WriteString(strconv.FormatUint(res.ID(i), 10))
+			p.out.WriteByte('\n')
+		}
+	}
+	if p.expect.set {
+		p.expect.n = res.LastSeq()
+	}
+	return p.out.Flush()
+}
+
+// refused reports whether a failed Produce's outcome is known: the server
+// refused it, so nothing was stored. Any other failure (the connection, a
+// cancel) leaves the batch maybe stored.
+func refused(err error) bool {
+	return errors.Is(err, client.ErrInvalidArgument) || errors.Is(err, client.ErrConflict) ||
+		errors.Is(err, client.ErrTooLarge) || errors.Is(err, client.ErrNotFound)
+}
+
+// fromReader produces one event per line of in, in batches, until the end
+// of in or ctx. An interrupt while waiting for input ends it cleanly; one
+// with lines read but not yet acknowledged is an error that says which.
+func (p *producer) fromReader(ctx context.Context, in io.Reader, server string) error {
+	lines := make(chan []byte, p.o.batch)
+	var readErr error // set before lines is closed
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		defer close(lines)
+		r := bufio.NewReaderSize(in, 64<<10)
+		for {
+			line, err := r.ReadBytes('\n')
+			if len(line) > 0 {
+				select {
+				case lines <- trimEOL(line):
+				case <-done:
+					return
+				}
+			}
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					readErr = err
+				}
+				return
+			}
+		}
+	}()
+
+	lineNo := 0 // the number of the last line taken
+	for {
+		batch, eof := p.gather(ctx, lines)
+		first := lineNo + 1
+		lineNo += len(batch)
+		where := fmt.Sprintf("line %d", first)
+		if len(batch) > 1 {
+			where = fmt.Sprintf("lines %d-%d", first, lineNo)
+		}
+		if ctx.Err() != nil {
+			if len(batch) > 0 {
+				return fmt.Errorf("%w: %s read but not sent", errInterrupted, where)
+			}
+			return nil
+		}
+		if len(batch) > 0 {
+			if err := p.send(ctx, batch); err != nil {
+				if refused(err) {
+					return fmt.Errorf("%s not stored: %w", where, explain(err, server))
+				}
+				return fmt.Errorf("%s may or may not be stored: %w", where, explain(err, server))
+			}
+		}
+		if eof {
+			if readErr != nil {
+				return fmt.Errorf("reading standard input after line %d: %w", lineNo, readErr)
+			}
+			return nil
+		}
+	}
+}
+
+// gather takes the next batch of lines: it waits for a first line, then
+// takes what is queued and waits for more up to --linger, until the batch is
+// full. eof says that lines is closed; ctx ending returns what was taken.
+func (p *producer) gather(ctx context.Context, lines <-chan []byte) (batch []client.EventData, eof bool) {
+	size := 0
+	add := func(line []byte) {
+		batch = append(batch, p.event(line))
+		size += len(line)
+	}
+	select {
+	case line, ok := <-lines:
+		if !ok {
+			return nil, true
+		}
+		add(line)
+	case <-ctx.Done():
+		return nil, false
+	}
+	linger := time.NewTimer(p.o.linger)
+	defer linger.Stop()
+	for len(batch) < p.o.batch && size < maxBatchBytes {
+		// Take what is queued first, so that a zero linger still sends
+		// full batches of a fast input.
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				return batch, true
+			}
+			add(line)
+			continue
+		default:
+		}
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				return batch, true
+			}
+			add(line)
+		case <-linger.C:
+			return batch, false
+		case <-ctx.Done():
+			return batch, false
+		}
+	}
+	return batch, false
+}
+
+// trimEOL removes a line's "\n" or "\r\n".
+func trimEOL(line []byte) []byte {
+	n := len(line)
+	if n > 0 && line[n-1] == '\n' {
+		n--
+		if n > 0 && line[n-1] == '\r' {
+			n--
+		}
+	}
+	return line[:n]
+}
