@@ -196,10 +196,12 @@ func benchRawWrite(b *testing.B, eng string, sync bool, size, batch int) {
 	reportEvents(b, b.N*batch)
 }
 
-// readFixture is a data folder holding one topic of readTopicEvents events
-// among otherTopics other topics, built once per engine per process.
+// readFixture is a data folder holding one topic, "read", of events of one
+// payload size among otherTopics other topics whose events interleave with
+// its own, built once per engine and size per process.
 type readFixture struct {
 	dir             string
+	events          int
 	firstID, lastID uint64
 }
 
@@ -217,10 +219,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func fixture(b *testing.B, eng string) *readFixture {
+// fixture is the 1,000,000-event topic of 100 B events.
+func fixture(b *testing.B, eng string) *readFixture { return fixtureOf(b, eng, readPayload) }
+
+// fixtureOf builds (once) the read topic with events of size bytes: 100 MB
+// of payload at most, so 1,000,000 events of 100 B or 100,000 of 1 KiB.
+func fixtureOf(b *testing.B, eng string, size int) *readFixture {
 	fixtureMu.Lock()
 	defer fixtureMu.Unlock()
-	if f := fixtures[eng]; f != nil {
+	key := fmt.Sprintf("%s-%d", eng, size)
+	if f := fixtures[key]; f != nil {
 		return f
 	}
 	if fixtureRoot == "" {
@@ -229,23 +237,26 @@ func fixture(b *testing.B, eng string) *readFixture {
 			b.Fatal(err)
 		}
 	}
-	dir := fmt.Sprintf("%s/%s", fixtureRoot, eng)
+	total := min(readTopicEvents, 100_000_000/size)
+	dir := fmt.Sprintf("%s/%s", fixtureRoot, key)
 	s := openStore(b, eng, dir, false)
 	ctx := context.Background()
-	payload := payloadOf(readPayload)
+	payload := payloadOf(size)
 	batch := make([]store.Event, 1000)
 	for i := range batch {
 		batch[i].Payload = payload
 	}
-	f := &readFixture{dir: dir}
-	// Other topics are created first and last so the read topic's key range
-	// sits between theirs; their events interleave with its events in time.
+	f := &readFixture{dir: dir, events: total}
+	// Half the other topics are created before the read topic and half
+	// after, so its key range sits between theirs; their events interleave
+	// with its events in time.
 	for t := range otherTopics / 2 {
 		if _, err := s.Append(ctx, fmt.Sprintf("other-%d", t), batch[:1], store.ExpectAny); err != nil {
 			b.Fatal(err)
 		}
 	}
-	for i := 0; i < readTopicEvents; i += len(batch) {
+	every := total / (otherEvents / len(batch)) // each other topic gets otherEvents
+	for i := 0; i < total; i += len(batch) {
 		res, err := s.Append(ctx, "read", batch, store.ExpectAny)
 		if err != nil {
 			b.Fatal(err)
@@ -253,8 +264,7 @@ func fixture(b *testing.B, eng string) *readFixture {
 		if f.firstID == 0 {
 			f.firstID = res.FirstID
 		}
-		// Every 1/50 of the way, each other topic gets 1,000 events.
-		if i%(readTopicEvents/(otherEvents/len(batch))) == 0 {
+		if every > 0 && i%every == 0 {
 			for t := range otherTopics {
 				if _, err := s.Append(ctx, fmt.Sprintf("other-%d", t), batch, store.ExpectAny); err != nil {
 					b.Fatal(err)
@@ -270,7 +280,7 @@ func fixture(b *testing.B, eng string) *readFixture {
 	if err := s.Close(); err != nil {
 		b.Fatal(err)
 	}
-	fixtures[eng] = f
+	fixtures[key] = f
 	return f
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -95,8 +96,10 @@ type Workload struct {
 // default (peers) or --sync=true (Goethe).
 func (w Workload) ReadBack() bool { return w.Preload != nil }
 
-// Workloads returns the matrix's workloads. Timed runs last d; a read-back
-// reads readBack events (1,000,000 in the full matrix).
+// Workloads returns the matrix's workloads. Timed runs last d, the latency
+// run at most 5 s (a system that cannot keep up with its offered rate
+// still has to send every event due in that time, which takes longer); a
+// read-back reads readBack events (1,000,000 in the full matrix).
 func Workloads(d time.Duration, readBack int64) []Workload {
 	timed := func(producers, batch, size int) loadgen.Config {
 		c := loadgen.DefaultConfig()
@@ -120,7 +123,7 @@ func Workloads(d time.Duration, readBack int64) []Workload {
 		return Workload{ID: id, Title: title, Metric: metric, Config: rb, Preload: &pre}
 	}
 	e := timed(16, 1, 100)
-	e.Rate, e.Consumers = 20_000, 1
+	e.Rate, e.Consumers, e.Duration = 20_000, 1, min(d, 5*time.Second)
 	return []Workload{
 		{ID: "a16-100B", Title: "(a) 16 producers, 1 × 100 B event per call, wait for each ack", Metric: "events/s", Config: timed(16, 1, 100)},
 		{ID: "a1-100B", Title: "(a) 1 producer, 1 × 100 B event per call, wait for each ack", Metric: "events/s", Config: timed(1, 1, 100)},
@@ -177,8 +180,9 @@ type Runner struct {
 	PIDFile string
 	// Progress, when not nil, receives loadgen's progress display.
 	Progress io.Writer
-	// Log receives one line per run.
-	Log io.Writer
+	// Root, when set, is cut from the front of the paths in recorded
+	// command lines, so that records do not show the machine's folders.
+	Root string
 }
 
 // Run runs w on s once as run number run: it starts the server with a
@@ -234,7 +238,7 @@ func (r *Runner) run(ctx context.Context, rec *Record) (err error) {
 	if err != nil {
 		return err
 	}
-	rec.Server = srv.Args
+	rec.Server = relArgs(r.Root, srv.Args)
 	defer func() {
 		if serr := srv.Stop(); serr != nil && err == nil {
 			err = serr
@@ -300,3 +304,16 @@ func ReadRecords(dir string) ([]Record, error) {
 }
 
 var recordName = regexp.MustCompile(`\.r[0-9]+\.json$`)
+
+// relArgs returns args with the paths under root made relative to it.
+func relArgs(root string, args []string) []string {
+	out := slices.Clone(args)
+	if root == "" {
+		return out
+	}
+	prefix := strings.TrimSuffix(root, string(filepath.Separator)) + string(filepath.Separator)
+	for i, a := range out {
+		out[i] = strings.ReplaceAll(a, prefix, "")
+	}
+	return out
+}

@@ -49,7 +49,10 @@ func run() int {
 		worksRE   = flag.String("workloads", "", "only workloads whose id matches this regexp")
 		pidFile   = flag.String("pidfile", "", "append each started server's PID to this file")
 		progress  = flag.Bool("progress", false, "show loadgen's progress display on stderr")
+		root      = flag.String("root", "", "cut this folder from paths in the recorded command lines (default: the current folder)")
+		commands  listFlag
 	)
+	flag.Var(&commands, "command", "a command line to record in machine.json before matrix's own (repeatable)")
 	flag.Parse()
 	if *out == "" {
 		fmt.Fprintln(os.Stderr, "matrix: -out is required")
@@ -86,7 +89,14 @@ func run() int {
 
 	machine := peers.CollectMachine(ctx, *work, *natsBin, *redisBin, *goetheBin)
 	machine.Started = time.Now().UTC()
-	machine.Commands = append(machine.Commands, strings.Join(os.Args, " "))
+	if *root == "" {
+		*root, _ = os.Getwd()
+	}
+	if rel, err := filepath.Rel(*root, *work); err == nil {
+		machine.FsyncCommand = strings.ReplaceAll(machine.FsyncCommand, *work, rel)
+	}
+	machine.Commands = append(machine.Commands, commands...)
+	machine.Commands = append(machine.Commands, selfCommand(os.Args[1:], *root))
 	if *quick {
 		machine.Notes = append(machine.Notes, "quick mode (-quick): 2 s runs, 100,000-event read-back, 1 run: a smoke test, not figures to quote")
 	}
@@ -94,7 +104,7 @@ func run() int {
 
 	r := &peers.Runner{
 		NATSBin: *natsBin, RedisBin: *redisBin, GoetheBin: *goetheBin,
-		WorkDir: *work, OutDir: *out, PIDFile: *pidFile, Log: os.Stdout,
+		WorkDir: *work, OutDir: *out, PIDFile: *pidFile, Root: *root,
 	}
 	if *progress {
 		r.Progress = os.Stderr
@@ -188,4 +198,32 @@ func split(s string) []string {
 		}
 	}
 	return out
+}
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, "; ") }
+
+func (l *listFlag) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}
+
+// selfCommand is matrix's command line as recorded: paths relative to root,
+// without the flags that only say how it was recorded.
+func selfCommand(args []string, root string) string {
+	out := []string{"matrix"}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name := strings.TrimLeft(strings.SplitN(a, "=", 2)[0], "-")
+		if name == "command" || name == "root" || name == "pidfile" {
+			if !strings.Contains(a, "=") {
+				i++ // the flag's value
+			}
+			continue
+		}
+		out = append(out, strings.ReplaceAll(a, root+string(os.PathSeparator), ""))
+	}
+	return strings.Join(out, " ")
 }
