@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Records a run of the storage benchmarks (bench/: store vs raw engine, all
+# engines) into results/storage/: raw output, benchstat summary, machine.
+#   results/storage.sh [COUNT] [BENCHTIME]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+count=${1:-5}
+benchtime=${2:-1s}
+out=results/storage
+mkdir -p "$out"
+
+GOBIN="$PWD/.work/bin" go install golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+benchstat="$PWD/.work/bin/benchstat"
+
+{
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "command: go test -run '^\$' -bench 'Append|RawWrite|Read|RawScan|Seek' -benchtime $benchtime -count $count ./bench"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') x $(nproc)"
+  echo "memory: $(free -h | awk '/Mem:/ {print $2}')"
+  tmp=$(mktemp -d -p "${TMPDIR:-/tmp}")
+  # The disk's fsync'd 4 KiB writes per second, as dd measures them, three times.
+  for i in 1 2 3; do
+    line=$(dd if=/dev/zero of="$tmp/dd" bs=4k count=2000 oflag=dsync 2>&1 | tail -1)
+    secs=$(echo "$line" | sed -E 's/.* copied, ([0-9.]+) s.*/\1/')
+    echo "fsync'd 4 KiB writes/s (dd oflag=dsync, 2000 writes): $(awk -v s="$secs" 'BEGIN {printf "%.0f", 2000/s}')"
+  done
+  rm -rf "$tmp"
+  echo "go: $(go version)"
+  go list -m github.com/syndtr/goleveldb github.com/cockroachdb/pebble/v2 go.etcd.io/bbolt | sed 's/^/module: /'
+} | tee "$out/machine.txt"
+
+go test -run '^$' -bench 'Append|RawWrite|Read|RawScan|Seek' -benchtime "$benchtime" -count "$count" -timeout 180m ./bench | tee "$out/bench.txt"
+"$benchstat" -col '' "$out/bench.txt" > "$out/benchstat.txt" 2>/dev/null || "$benchstat" "$out/bench.txt" > "$out/benchstat.txt"
+echo "wrote $out/{machine.txt,bench.txt,benchstat.txt}"
