@@ -56,7 +56,7 @@ const (
 	DefaultQueueLen       = 4096 // requests waiting for the writer
 	DefaultPageEvents     = 1000
 	DefaultPageBytes      = 4 << 20
-	DefaultMaxLinger      = 200 * time.Microsecond
+	DefaultMaxLinger      = 500 * time.Microsecond
 	// MaxTopicsPage bounds one page of Topics.
 	MaxTopicsPage = 1000
 )
@@ -223,6 +223,7 @@ type Store struct {
 	failed        error
 	lastGroupReqs int
 	lastWrite     time.Duration
+	queuedAtWrite int // requests waiting when the last write returned
 }
 
 // topic is the in-memory state of a committed topic. id and name never

@@ -148,23 +148,26 @@ func (s *Store) fill(g *group) {
 	}
 }
 
-// linger waits, in sync mode, for the appenders of the last group that have
-// not come back yet, as PostgreSQL's commit_delay does: when the last group
-// held more requests than this one, it waits until as many have arrived, or
-// for Options.MaxLinger or a quarter of the last write's duration,
-// whichever is shorter. A lone appender never waits, and the wait is small
-// against the sync it shares.
+// linger waits, in sync mode, for the appenders of the last group to come
+// back, as PostgreSQL's commit_delay does. With N concurrent appenders the
+// writer otherwise settles into two alternating groups of about N/2: while
+// one group syncs the others queue, and the acknowledged ones come back too
+// late to join the next. The writer therefore aims for the last group plus
+// what queued during its write, and waits for that many requests, but no
+// longer than Options.MaxLinger or half the last write's duration. A lone
+// appender never waits; the wait is small against the sync it shares.
 func (s *Store) linger(g *group, t *time.Timer) {
-	if !s.opts.Sync || s.opts.MaxLinger <= 0 || len(g.reqs) >= s.lastGroupReqs || g.events >= s.opts.MaxGroupEvents {
+	target := s.lastGroupReqs + s.queuedAtWrite
+	if !s.opts.Sync || s.opts.MaxLinger <= 0 || len(g.reqs) >= target || g.events >= s.opts.MaxGroupEvents {
 		return
 	}
-	d := min(s.opts.MaxLinger, s.lastWrite/4)
+	d := min(s.opts.MaxLinger, s.lastWrite/2)
 	if d <= 0 {
 		return
 	}
 	t.Reset(d)
 	defer t.Stop()
-	for len(g.reqs) < s.lastGroupReqs && g.events < s.opts.MaxGroupEvents && g.bytes < s.opts.MaxGroupBytes {
+	for len(g.reqs) < target && g.events < s.opts.MaxGroupEvents && g.bytes < s.opts.MaxGroupBytes {
 		select {
 		case r := <-s.reqs:
 			g.add(r)
@@ -274,6 +277,7 @@ func (s *Store) commit(g *group) {
 		start := time.Now()
 		err := s.eng.Write(&g.batch, s.opts.Sync)
 		s.lastWrite = time.Since(start)
+		s.queuedAtWrite = len(s.reqs)
 		s.stats.record(len(g.reqs), g.events, g.batch.Size(), s.lastWrite)
 		if err != nil {
 			err = s.engineErr("write batch", err)
