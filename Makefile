@@ -6,7 +6,7 @@ BENCH     ?= .
 BENCHTIME ?= 1s
 COUNT     ?= 1
 
-.PHONY: all build cli test vet bench spec run clean
+.PHONY: all build cli test vet bench spec run clean results results-storage
 
 all: build cli
 
@@ -28,6 +28,16 @@ test: vet
 # Benchmarks of every layer; narrow with BENCH=regexp, repeat with COUNT=n.
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -count $(COUNT) -timeout 120m ./bench/...
+
+# The end-to-end comparison with NATS JetStream and Redis Streams (installs
+# the peers, runs the matrix on loopback, renders results/e2e/summary.md and
+# its SVG plots); about 15 minutes on 2 cores.
+results:
+	bench/peers/results.sh results/e2e
+
+# The storage benchmarks (store vs raw engine), -count 5, with benchstat.
+results-storage:
+	results/storage.sh 5
 
 # Regenerates spec/goethe/v1/*.pb.go from the .proto (pinned plugins).
 spec:

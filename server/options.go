@@ -67,6 +67,10 @@ type Options struct {
 	// Logger receives the server's own log lines (internal errors, stop).
 	// Nil discards them.
 	Logger *slog.Logger
+	// Metrics, if not nil, are kept by the server: its gRPC calls, its
+	// Consume streams and its store's counters (see Metrics). Nil turns
+	// metrics off, at no cost to the calls.
+	Metrics *Metrics
 }
 
 // DefaultOptions returns the documented defaults.

@@ -68,9 +68,19 @@ func New(st *store.Store, opts Options) (*Server, error) {
 	}
 	base, cancel := context.WithCancelCause(context.Background())
 	s := &Server{store: st, opts: opts, base: base, cancel: cancel, health: health.NewServer()}
+	// Metrics, when on, are the outermost interceptors: they time and count
+	// every call as its client sees it.
+	streamInterceptors := []grpc.StreamServerInterceptor{s.streamInterceptor}
+	var unaryInterceptors []grpc.UnaryServerInterceptor
+	if m := opts.Metrics; m != nil {
+		m.bind(st)
+		streamInterceptors = append([]grpc.StreamServerInterceptor{m.streamInterceptor}, streamInterceptors...)
+		unaryInterceptors = append(unaryInterceptors, m.unaryInterceptor)
+	}
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(opts.MaxRequestBytes),
-		grpc.StreamInterceptor(s.streamInterceptor),
+		grpc.ChainStreamInterceptor(streamInterceptors...),
+		grpc.ChainUnaryInterceptor(unaryInterceptors...),
 		// Stop waits for handlers even when it has to cut connections, so
 		// that the store is closed only once no handler uses it.
 		grpc.WaitForHandlers(true),
@@ -88,6 +98,9 @@ func New(st *store.Store, opts Options) (*Server, error) {
 	goethev1.RegisterGoetheServer(s.grpc, &service{s: s})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
+	if opts.Metrics != nil {
+		opts.Metrics.initMethods(s.grpc)
+	}
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_SERVING)
 	return s, nil

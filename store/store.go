@@ -158,6 +158,9 @@ type Options struct {
 	// appenders of its last group to come back before it commits a smaller
 	// one (see PostgreSQL's commit_delay). Zero or less disables it.
 	MaxLinger time.Duration
+	// Observer, if not nil, is told of every group commit (see
+	// CommitObserver).
+	Observer CommitObserver
 	// Clock returns nanoseconds since the Unix epoch; tests set it.
 	Clock func() int64
 }

@@ -279,6 +279,9 @@ func (s *Store) commit(g *group) {
 		s.lastWrite = time.Since(start)
 		s.queuedAtWrite = len(s.reqs)
 		s.stats.record(len(g.reqs), g.events, g.batch.Size(), s.lastWrite)
+		if o := s.opts.Observer; o != nil {
+			o.ObserveCommit(len(g.reqs), g.events, g.batch.Size(), s.lastWrite, err)
+		}
 		if err != nil {
 			err = s.engineErr("write batch", err)
 			if !errors.Is(err, ErrClosed) {

@@ -21,6 +21,9 @@ type config struct {
 	MaxEventBytes  int
 	MaxBatchEvents int
 	LogFormat      string
+	// MetricsListen is the address of the Prometheus /metrics endpoint;
+	// empty turns it off.
+	MetricsListen string
 }
 
 // Defaults of the flags.
@@ -61,6 +64,7 @@ func parseConfig(args []string, getenv func(string) (string, bool), out io.Write
 	fs.IntVar(&c.MaxEventBytes, "max-event-bytes", server.DefaultMaxEventBytes, "largest event accepted: payload plus header keys and values, in bytes")
 	fs.IntVar(&c.MaxBatchEvents, "max-batch-events", server.DefaultMaxBatchEvents, "most events accepted in one Produce")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format on stderr: text or json")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", "", "serve Prometheus metrics over HTTP at /metrics on this host:port (off when empty)")
 	fs.Usage = func() {} // the flag package calls it on errors too; -h is handled below
 	usage := func() {
 		fmt.Fprintf(out, "Usage: goethe [flags]\n\n"+

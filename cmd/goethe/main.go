@@ -5,6 +5,7 @@
 //	goethe [--engine leveldb|pebble|bolt] [--data-dir ./goethe-data]
 //	       [--listen 127.0.0.1:7420] [--sync=true] [--max-event-bytes N]
 //	       [--max-batch-events N] [--log-format text|json]
+//	       [--metrics-listen 127.0.0.1:9420]
 //
 // Every flag has an environment variable, GOETHE_ and its name in upper case
 // with _ for - (GOETHE_ENGINE, GOETHE_DATA_DIR, ...). A variable sets the
@@ -14,6 +15,11 @@
 // engine's files are in a subfolder named after it) and is refused by any
 // other engine. With --sync (the default) an acknowledged event is on disk;
 // --sync=false is faster but a machine crash can lose acknowledged events.
+//
+// --metrics-listen (off by default) serves Prometheus metrics over HTTP at
+// /metrics on its own address: gRPC calls, Consume streams, the store's
+// group commits, the Go runtime and the process (see server.Metrics). No
+// metric has a topic or consumer label.
 //
 // SIGINT or SIGTERM stops the server gracefully: it stops accepting, ends
 // streams, finishes the calls in flight, and closes the data folder. A second

@@ -75,7 +75,7 @@ func TestParseConfigErrors(t *testing.T) {
 	var out bytes.Buffer
 	_, err := parseConfig([]string{"-h"}, env(), &out)
 	require.ErrorIs(t, err, errHelp)
-	for _, f := range []string{"-engine", "-data-dir", "-listen", "-sync", "-max-event-bytes", "-max-batch-events", "-log-format", "GOETHE_", "lose acknowledged events"} {
+	for _, f := range []string{"-engine", "-data-dir", "-listen", "-sync", "-max-event-bytes", "-max-batch-events", "-log-format", "-metrics-listen", "GOETHE_", "lose acknowledged events"} {
 		require.Contains(t, out.String(), f)
 	}
 }

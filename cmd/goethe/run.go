@@ -70,6 +70,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 	}
 	sopts := store.DefaultOptions()
 	sopts.Sync = cfg.Sync
+	var metrics *server.Metrics
+	if cfg.MetricsListen != "" {
+		metrics = server.NewMetrics(server.MetricsOptions{Engine: cfg.Engine})
+		sopts.Observer = metrics // only here: a nil *Metrics would be a non-nil interface
+	}
 	st, err := store.Open(eng, sopts)
 	if err != nil {
 		_ = eng.Close()
@@ -79,6 +84,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 		MaxEventBytes:  cfg.MaxEventBytes,
 		MaxBatchEvents: cfg.MaxBatchEvents,
 		Logger:         log,
+		Metrics:        metrics,
 	})
 	if err != nil {
 		_ = st.Close()
@@ -89,12 +95,26 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 		_ = st.Close()
 		return fmt.Errorf("--listen %s: %w", cfg.Listen, unwrapOpError(err))
 	}
+	var mlis net.Listener
+	if metrics != nil {
+		if mlis, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+			_ = lis.Close()
+			_ = st.Close()
+			return fmt.Errorf("--metrics-listen %s: %w", cfg.MetricsListen, unwrapOpError(err))
+		}
+	}
 	abs, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		abs = cfg.DataDir
 	}
-	log.Info("goethe serving", "engine", cfg.Engine, "data_dir", abs, "listen", lis.Addr().String(),
-		"sync", cfg.Sync, "max_event_bytes", srv.Options().MaxEventBytes, "max_batch_events", srv.Options().MaxBatchEvents)
+	attrs := []any{"engine", cfg.Engine, "data_dir", abs, "listen", lis.Addr().String(),
+		"sync", cfg.Sync, "max_event_bytes", srv.Options().MaxEventBytes, "max_batch_events", srv.Options().MaxBatchEvents}
+	var ms *metricsServer
+	if mlis != nil {
+		attrs = append(attrs, "metrics", "http://"+mlis.Addr().String()+metricsPath)
+		ms = startMetrics(mlis, metrics, log)
+	}
+	log.Info("goethe serving", attrs...)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
@@ -104,8 +124,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 	select {
 	case err := <-served:
 		// Accepting failed: nothing else ends Serve before Stop.
+		ms.stop(context.Background())
 		_ = srv.Stop(context.Background())
 		return fmt.Errorf("serve: %w", err)
+	case err := <-ms.failed():
+		_ = srv.Stop(context.Background())
+		<-served
+		return fmt.Errorf("serve metrics: %w", err)
 	case <-ctx.Done():
 	}
 	log.Info("goethe stopping: finishing calls in flight", "timeout", stopTimeout)
@@ -115,6 +140,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 	if serr := <-served; serr != nil && err == nil {
 		err = serr
 	}
+	// The metrics stop last, so that the graceful stop can be watched.
+	ms.stop(sctx)
 	if err != nil {
 		return fmt.Errorf("stop: %w", err)
 	}

@@ -1,0 +1,334 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
+	"github.com/goethe-log/goethe/store"
+)
+
+// Metrics are a server's Prometheus metrics, in a registry of their own
+// (not prometheus.DefaultRegisterer) that also holds the Go runtime and
+// process collectors. Create them with NewMetrics, hand them to New in
+// Options.Metrics, and serve Handler at /metrics.
+//
+// # Families
+//
+// Every family is in the namespace "goethe":
+//
+//   - goethe_grpc_server_handled_total (counter) and
+//     goethe_grpc_server_handling_seconds (histogram): every gRPC call
+//     the server handled, by grpc_type, grpc_method and grpc_code. A
+//     stream's handling time is its whole life.
+//   - goethe_consume_open_streams (gauge) and
+//     goethe_consume_sent_events_total (counter): Consume streams now open
+//     and the events all Consume streams have sent.
+//   - goethe_store_commits_total, goethe_store_requests_total,
+//     goethe_store_appended_events_total, goethe_store_appended_bytes_total,
+//     goethe_store_write_seconds_total (counters) and
+//     goethe_store_commit_requests_max (gauge): the store's writer, read
+//     from store.Stats at scrape time.
+//   - goethe_store_commit_requests, goethe_store_commit_events and
+//     goethe_store_commit_write_seconds (histograms) and
+//     goethe_store_commit_failures_total (counter): one observation per group
+//     commit, made when the Metrics are the store's store.CommitObserver.
+//
+// # Labels
+//
+// Labels only ever name the engine (the store's families, when
+// MetricsOptions.Engine is set) or a gRPC method, type and code — never a
+// topic or a consumer, which are unbounded: a deployment may hold millions
+// of topics, and a label value per topic would take the Prometheus server
+// down. Per-topic figures (a consumer's lag, a topic's counts) are served
+// by GetCursor and GetTopic instead.
+//
+// The methods of Metrics are safe for concurrent use.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	handled  *prometheus.CounterVec
+	handling *prometheus.HistogramVec
+	// methods caches each registered method's OK series, so that the
+	// common case costs no label lookup. Written by New before the server
+	// serves, read-only afterwards.
+	methods atomic.Pointer[map[string]*methodMetrics]
+
+	consumeOpen prometheus.Gauge
+	consumeSent prometheus.Counter
+
+	commitRequests prometheus.Histogram
+	commitEvents   prometheus.Histogram
+	commitWrite    prometheus.Histogram
+	commitFailures prometheus.Counter
+
+	stats *storeStats
+}
+
+// MetricsOptions configures NewMetrics.
+type MetricsOptions struct {
+	// Engine, if not empty, is the value of the constant label "engine" on
+	// the store's families (goethe_store_*): the storage engine the store
+	// runs on.
+	Engine string
+}
+
+// Metric namespace and label names.
+const (
+	metricsNamespace = "goethe"
+	labelType        = "grpc_type"
+	labelMethod      = "grpc_method"
+	labelCode        = "grpc_code"
+	labelEngine      = "engine"
+)
+
+// Histogram buckets. gRPC handling times span a unary call on loopback
+// (tens of µs) to a following Consume stream (minutes, beyond the last
+// bucket); an engine write with sync takes from ~50µs (no sync) to tens of
+// ms on a slow disk. Group sizes grow by powers of two up to the store's
+// defaults (store.DefaultMaxGroupEvents).
+var (
+	handlingBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10, 60}
+	writeBuckets    = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}
+	requestBuckets  = prometheus.ExponentialBuckets(1, 2, 12) // 1 … 2048
+	eventBuckets    = prometheus.ExponentialBuckets(1, 4, 10) // 1 … 262144
+)
+
+// NewMetrics returns a server's metrics, registered in a new registry
+// together with the Go runtime and process collectors.
+func NewMetrics(opts MetricsOptions) *Metrics {
+	var storeLabels prometheus.Labels
+	if opts.Engine != "" {
+		storeLabels = prometheus.Labels{labelEngine: opts.Engine}
+	}
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Subsystem: "grpc_server", Name: "handled_total",
+			Help: "gRPC calls handled by the server, by type, method and status code.",
+		}, []string{labelType, labelMethod, labelCode}),
+		handling: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: metricsNamespace, Subsystem: "grpc_server", Name: "handling_seconds",
+			Help:    "Time the server took to handle gRPC calls (a stream's whole life), by type, method and status code.",
+			Buckets: handlingBuckets,
+		}, []string{labelType, labelMethod, labelCode}),
+		consumeOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: metricsNamespace, Subsystem: "consume", Name: "open_streams",
+			Help: "Consume streams now open, following ones included.",
+		}),
+		consumeSent: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Subsystem: "consume", Name: "sent_events_total",
+			Help: "Events sent by Consume streams.",
+		}),
+		commitRequests: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: metricsNamespace, Subsystem: "store", Name: "commit_requests",
+			Help:        "Requests (Appends and cursor commits) per group commit.",
+			Buckets:     requestBuckets,
+			ConstLabels: storeLabels,
+		}),
+		commitEvents: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: metricsNamespace, Subsystem: "store", Name: "commit_events",
+			Help:        "Events per group commit.",
+			Buckets:     eventBuckets,
+			ConstLabels: storeLabels,
+		}),
+		commitWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: metricsNamespace, Subsystem: "store", Name: "commit_write_seconds",
+			Help:        "Time of each group commit's engine batch write, its sync included.",
+			Buckets:     writeBuckets,
+			ConstLabels: storeLabels,
+		}),
+		commitFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Subsystem: "store", Name: "commit_failures_total",
+			Help:        "Group commits whose engine batch write failed.",
+			ConstLabels: storeLabels,
+		}),
+		stats: newStoreStats(storeLabels),
+	}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.handled, m.handling, m.consumeOpen, m.consumeSent,
+		m.commitRequests, m.commitEvents, m.commitWrite, m.commitFailures,
+		m.stats,
+	)
+	return m
+}
+
+// Registry is the registry the metrics are in, for tests and for adding
+// collectors of one's own.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the registry in the Prometheus exposition formats, for
+// /metrics. It counts its own scrapes (promhttp_metric_handler_*). A
+// collector that fails is reported in the scrape and the rest is served.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.InstrumentMetricHandler(m.reg, promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		Registry:      m.reg,
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
+}
+
+// ObserveCommit implements store.CommitObserver: one observation per group
+// commit in the goethe_store_commit_* families. It never blocks.
+func (m *Metrics) ObserveCommit(requests, events, _ int, write time.Duration, err error) {
+	m.commitRequests.Observe(float64(requests))
+	m.commitEvents.Observe(float64(events))
+	m.commitWrite.Observe(write.Seconds())
+	if err != nil {
+		m.commitFailures.Inc()
+	}
+}
+
+var _ store.CommitObserver = (*Metrics)(nil)
+
+// bind makes the store families report st, the store of a new Server. A
+// Metrics used by several Servers in turn reports the latest one's store
+// (whose counters start from zero, which Prometheus reads as a reset).
+func (m *Metrics) bind(st *store.Store) { m.stats.store.Store(st) }
+
+// methodMetrics are one method's series for status OK.
+type methodMetrics struct {
+	typ      string
+	handled  prometheus.Counter
+	handling prometheus.Observer
+}
+
+// initMethods creates the OK series of every method registered on gs, so
+// that each shows (at zero) from the first scrape, and caches them. It is
+// called by New once the services are registered.
+func (m *Metrics) initMethods(gs *grpc.Server) {
+	methods := map[string]*methodMetrics{}
+	for svc, info := range gs.GetServiceInfo() {
+		for _, mi := range info.Methods {
+			full := "/" + svc + "/" + mi.Name
+			typ := grpcType(mi.IsClientStream, mi.IsServerStream)
+			ok := codes.OK.String()
+			methods[full] = &methodMetrics{
+				typ:      typ,
+				handled:  m.handled.WithLabelValues(typ, full, ok),
+				handling: m.handling.WithLabelValues(typ, full, ok),
+			}
+		}
+	}
+	m.methods.Store(&methods)
+}
+
+// observe records one handled call of method.
+func (m *Metrics) observe(typ, method string, err error, start time.Time) {
+	d := time.Since(start).Seconds()
+	code := status.Code(err)
+	if methods := m.methods.Load(); code == codes.OK && methods != nil {
+		if mm := (*methods)[method]; mm != nil {
+			mm.handled.Inc()
+			mm.handling.Observe(d)
+			return
+		}
+	}
+	m.handled.WithLabelValues(typ, method, code.String()).Inc()
+	m.handling.WithLabelValues(typ, method, code.String()).Observe(d)
+}
+
+// unaryInterceptor counts and times every unary call.
+func (m *Metrics) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := handler(ctx, req)
+	m.observe(grpcType(false, false), info.FullMethod, err, start)
+	return resp, err
+}
+
+// streamInterceptor counts and times every streaming call, keeps the open
+// Consume streams gauge, and counts the events Consume streams send.
+func (m *Metrics) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	start := time.Now()
+	if info.FullMethod == goethev1.Goethe_Consume_FullMethodName {
+		m.consumeOpen.Inc()
+		defer m.consumeOpen.Dec()
+		ss = &consumeStream{ServerStream: ss, sent: m.consumeSent}
+	}
+	err := handler(srv, ss)
+	m.observe(grpcType(info.IsClientStream, info.IsServerStream), info.FullMethod, err, start)
+	return err
+}
+
+// grpcType is the grpc_type label value of a method, as
+// go-grpc-middleware's prometheus provider names it.
+func grpcType(clientStream, serverStream bool) string {
+	switch {
+	case clientStream && serverStream:
+		return "bidi_stream"
+	case clientStream:
+		return "client_stream"
+	case serverStream:
+		return "server_stream"
+	}
+	return "unary"
+}
+
+// consumeStream counts the events of every ConsumeResponse sent.
+type consumeStream struct {
+	grpc.ServerStream
+	sent prometheus.Counter
+}
+
+// SendMsg sends msg and, once it is sent, counts its events.
+func (s *consumeStream) SendMsg(msg any) error {
+	err := s.ServerStream.SendMsg(msg)
+	if r, ok := msg.(*goethev1.ConsumeResponse); ok && err == nil && len(r.Events) > 0 {
+		s.sent.Add(float64(len(r.Events)))
+	}
+	return err
+}
+
+// storeStats is a collector of a store's cumulative writer counters
+// (store.Stats), read when scraped. It reports nothing until bound.
+type storeStats struct {
+	store atomic.Pointer[store.Store]
+
+	commits, requests, events, bytes, writeSeconds, maxRequests *prometheus.Desc
+}
+
+func newStoreStats(labels prometheus.Labels) *storeStats {
+	desc := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, "store", name), help, nil, labels)
+	}
+	return &storeStats{
+		commits:      desc("commits_total", "Group commits: engine batch writes, failed ones included."),
+		requests:     desc("requests_total", "Requests (Appends and cursor commits) in group commits; divided by commits, the mean group size."),
+		events:       desc("appended_events_total", "Events in group commits."),
+		bytes:        desc("appended_bytes_total", "Key and value bytes written by group commits: events, with their keys, topic metadata and cursors."),
+		writeSeconds: desc("write_seconds_total", "Time spent in engine batch writes, their syncs included."),
+		maxRequests:  desc("commit_requests_max", "Most requests in one group commit since the store opened."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *storeStats) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.commits, c.requests, c.events, c.bytes, c.writeSeconds, c.maxRequests} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *storeStats) Collect(ch chan<- prometheus.Metric) {
+	st := c.store.Load()
+	if st == nil {
+		return
+	}
+	s := st.Stats()
+	ch <- prometheus.MustNewConstMetric(c.commits, prometheus.CounterValue, float64(s.Commits))
+	ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(s.Requests))
+	ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(s.Events))
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(s.Bytes))
+	ch <- prometheus.MustNewConstMetric(c.writeSeconds, prometheus.CounterValue, s.WriteTime.Seconds())
+	ch <- prometheus.MustNewConstMetric(c.maxRequests, prometheus.GaugeValue, float64(s.MaxRequests))
+}
