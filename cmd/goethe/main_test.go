@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/goethe-log/goethe/client"
 	"github.com/goethe-log/goethe/engines"
+	"github.com/goethe-log/goethe/internal/testutil"
 )
 
 func env(kv ...string) func(string) (string, bool) {
@@ -132,22 +132,8 @@ type instance struct {
 	stderr *syncBuffer
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects output written by one goroutine and read by another.
+type syncBuffer = testutil.SyncBuffer
 
 func launch(t *testing.T, args ...string) *instance {
 	t.Helper()

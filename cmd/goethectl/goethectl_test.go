@@ -8,13 +8,13 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/goethe-log/goethe/engines"
+	"github.com/goethe-log/goethe/internal/testutil"
 	"github.com/goethe-log/goethe/server"
 	"github.com/goethe-log/goethe/store"
 )
@@ -260,23 +260,8 @@ func TestConsumerCursor(t *testing.T) {
 	require.Equal(t, `goethectl: topic "nope" not found`, fails(t, addr, "", "cursor", "set", "nope", "w", "1"))
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects output written by one goroutine and read by another.
+type syncBuffer = testutil.SyncBuffer
 
 func TestFollowInterruptCommits(t *testing.T) {
 	addr := startServer(t)
