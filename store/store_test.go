@@ -646,3 +646,43 @@ func TestFormatVersion(t *testing.T) {
 		require.NoError(t, e.Close())
 	})
 }
+
+// A cursor request that shares a group with a failed append creating its
+// topic must not write a cursor for a topic that does not exist.
+func TestCursorOnTopicOnlyNamedByFailedAppends(t *testing.T) {
+	forEngine(t, func(t *testing.T, name string) {
+		s := open(t, name, t.TempDir(), store.DefaultOptions())
+		ctx := context.Background()
+		big := make([]store.Event, 4)
+		for i := range big {
+			big[i].Payload = make([]byte, 1<<20)
+		}
+		for range 5 {
+			// While the writer syncs a large batch, the failing append and
+			// then the cursor request queue up and land in one group.
+			var wg sync.WaitGroup
+			var cursorErr error
+			wg.Go(func() {
+				if _, err := s.Append(ctx, "big", big, store.ExpectAny); err != nil {
+					t.Error(err)
+				}
+			})
+			time.Sleep(2 * time.Millisecond)
+			wg.Go(func() {
+				_, err := s.Append(ctx, "ghost", events("x"), store.ExpectLastSeq(7))
+				if !errors.Is(err, store.ErrConflict) {
+					t.Error(err)
+				}
+			})
+			time.Sleep(time.Millisecond)
+			wg.Go(func() { cursorErr = s.SetCursor(ctx, "ghost", "c", 1) })
+			wg.Wait()
+			require.ErrorIs(t, cursorErr, store.ErrNotFound)
+		}
+		_, err := s.Info("ghost")
+		require.ErrorIs(t, err, store.ErrNotFound)
+		list, _, err := s.Topics("", 10)
+		require.NoError(t, err)
+		require.Len(t, list, 1, "only the big topic exists")
+	})
+}

@@ -257,6 +257,12 @@ func (s *Store) commit(g *group) {
 			}
 			s.assign(g, p, r, now)
 		case reqCursor:
+			if p.t == nil && !p.dirty {
+				// Only failed appends of this group named the topic: it
+				// does not exist.
+				r.err = fmt.Errorf("%w: topic %q", ErrNotFound, r.topic)
+				continue
+			}
 			g.batch.Put(cursorKey(p.meta.id, r.consumer), encodeCursor(r.cursorID, now))
 		}
 	}
