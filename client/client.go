@@ -14,6 +14,20 @@
 //		...
 //	}
 //
+// # Many small produces: Producer
+//
+// Client.Produce is one unary gRPC call per batch: simple, bounded by its
+// context end to end (the server sees its deadline), and it survives a
+// server restart, since gRPC reconnects under it. Its cost per call is what
+// limits many small produces, though: each call opens an HTTP/2 stream with
+// its headers. A Producer (Client.NewProducer) is the fast path for those:
+// one long-lived ProduceStream that many goroutines share, each call
+// waiting for its own answer while the others' are in flight, so that the
+// server commits them together. It costs a fraction of a unary call, but
+// does not reconnect (a broken stream fails its calls; open a new one).
+// Client.Produce therefore stays unary; use a Producer where throughput of
+// small batches matters.
+//
 // # Guarantees
 //
 //   - A Produce is atomic: all of its events are stored or none. When it
@@ -27,7 +41,8 @@
 //     nearest event at or after it.
 //   - Errors match the sentinels of this package with errors.Is, carry the
 //     server's gRPC status (status.FromError), and say what is wrong.
-//   - A Client is safe for concurrent use; a Subscription is not.
+//   - A Client and a Producer are safe for concurrent use; a Subscription
+//     is not.
 package client
 
 import (

@@ -21,23 +21,26 @@ type batch struct {
 }
 
 // codec is wire.Codec, except that it decodes a ConsumeResponse into a
-// *batch by hand. The bytes it decodes are a ConsumeResponse as defined in
+// *batch by hand, and a Producer's messages (see produce_wire.go). The bytes it decodes are a ConsumeResponse as defined in
 // spec/goethe/v1/goethe.proto; fields it does not know are skipped, as
 // protobuf requires.
 type codec struct{ wire.Codec }
 
 var _ encoding.CodecV2 = codec{}
 
-// Unmarshal decodes a ConsumeResponse into a *batch, anything else as
-// wire.Codec does.
+// Unmarshal decodes a ConsumeResponse into a *batch, a
+// ProduceStreamResponse into a *produceAnswer, anything else as wire.Codec
+// does.
 func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
-	b, ok := v.(*batch)
-	if !ok {
-		return c.Codec.Unmarshal(data, v)
+	switch m := v.(type) {
+	case *batch:
+		// A buffer of the batch's own, never returned to a pool: the
+		// payloads point into it.
+		return m.decode(data.Materialize())
+	case *produceAnswer:
+		return m.decodeFrom(data)
 	}
-	// A buffer of the batch's own, never returned to a pool: the payloads
-	// point into it.
-	return b.decode(data.Materialize())
+	return c.Codec.Unmarshal(data, v)
 }
 
 var errMalformed = errors.New("goethe: malformed ConsumeResponse")

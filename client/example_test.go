@@ -7,6 +7,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/goethe-log/goethe/client"
@@ -260,4 +261,53 @@ func ExampleClient_Topics() {
 	// orders 2 2
 	// payments 1 1
 	// true goethe: NotFound: not found: topic "shipments"
+}
+
+// Many goroutines share one Producer: each call waits for its own answer,
+// while the calls of all of them are in flight together on one stream, so
+// the server commits them together. This is the fast path for many small
+// produces.
+func ExampleClient_NewProducer() {
+	addr, stop := startServer()
+	defer stop()
+	ctx := context.Background()
+	c, err := client.Dial(addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	p, err := c.NewProducer(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 100 {
+				payload := fmt.Appendf(nil, "reading %d of sensor %d", i, g)
+				if _, err := p.Produce(ctx, "sensors", []client.EventData{{Payload: payload}}); err != nil {
+					log.Fatal(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := p.Close(); err != nil {
+		log.Fatal(err)
+	}
+
+	// A failed call fails alone; the stream goes on.
+	p, err = c.NewProducer(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close()
+	_, err = p.Produce(ctx, "sensors", []client.EventData{{Payload: []byte("late")}}, client.ExpectLastSeq(1))
+	fmt.Println("conflict:", errors.Is(err, client.ErrConflict))
+	res, err := p.Produce(ctx, "sensors", []client.EventData{{Payload: []byte("last")}})
+	fmt.Println("then stored at seq", res.FirstSeq, err)
+	// Output:
+	// conflict: true
+	// then stored at seq 1601 <nil>
 }

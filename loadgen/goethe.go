@@ -9,13 +9,27 @@ import (
 
 // GoetheOpener returns an Opener of Targets on the Goethe server at addr
 // (host:port). Each Target dials its own connection (with opts), so that a
-// run's producers and consumers do not share one HTTP/2 connection, and
-// pings the server before it is returned: an unreachable server fails the
-// Opener, not the first Produce.
+// run's producers and consumers do not share one HTTP/2 connection, pings
+// the server and opens a client.Producer (one ProduceStream) on it before
+// it is returned: an unreachable server fails the Opener, not the first
+// Produce.
 //
-// Produce sends its payloads as one atomic batch (one Produce call);
-// Consume is one Consume stream.
+// Produce sends its payloads as one atomic batch, one request on the
+// Target's ProduceStream, and waits for its answer: like the NATS and Redis
+// targets, each producer slot has one long-lived connection on which it
+// sends requests and reads acknowledgements. Consume is one Consume
+// stream. GoetheUnaryOpener measures unary Produce calls instead.
 func GoetheOpener(addr string, opts ...client.Option) Opener {
+	return goetheOpener(addr, false, opts)
+}
+
+// GoetheUnaryOpener is GoetheOpener with Produce as one unary Produce call
+// (a new HTTP/2 stream per call) instead of a request on a ProduceStream.
+func GoetheUnaryOpener(addr string, opts ...client.Option) Opener {
+	return goetheOpener(addr, true, opts)
+}
+
+func goetheOpener(addr string, unary bool, opts []client.Option) Opener {
 	return func(ctx context.Context) (Target, error) {
 		c, err := client.Dial(addr, opts...)
 		if err != nil {
@@ -25,13 +39,23 @@ func GoetheOpener(addr string, opts ...client.Option) Opener {
 			_ = c.Close()
 			return nil, fmt.Errorf("goethe server at %s: %w", addr, err)
 		}
-		return &goetheTarget{c: c}, nil
+		t := &goetheTarget{c: c}
+		if !unary {
+			// The stream lives until Close, not as long as ctx.
+			if t.p, err = c.NewProducer(context.WithoutCancel(ctx)); err != nil {
+				_ = c.Close()
+				return nil, fmt.Errorf("goethe server at %s: open a produce stream: %w", addr, err)
+			}
+		}
+		return t, nil
 	}
 }
 
-// goetheTarget is a Target over one client connection.
+// goetheTarget is a Target over one client connection and, unless unary,
+// one ProduceStream on it.
 type goetheTarget struct {
 	c      *client.Client
+	p      *client.Producer   // nil: unary Produce calls
 	events []client.EventData // reused between calls
 }
 
@@ -42,7 +66,12 @@ func (t *goetheTarget) Produce(ctx context.Context, topic string, payloads [][]b
 	for _, p := range payloads {
 		t.events = append(t.events, client.EventData{Payload: p})
 	}
-	_, err := t.c.Produce(ctx, topic, t.events)
+	var err error
+	if t.p != nil {
+		_, err = t.p.Produce(ctx, topic, t.events)
+	} else {
+		_, err = t.c.Produce(ctx, topic, t.events)
+	}
 	clear(t.events) // keep no reference to the caller's payloads
 	return err
 }
@@ -63,4 +92,15 @@ func (t *goetheTarget) Consume(ctx context.Context, topic string, from Start, fo
 	return nil
 }
 
-func (t *goetheTarget) Close() error { return t.c.Close() }
+// Close closes the ProduceStream (its calls are all answered: a Target is
+// used by one goroutine at a time) and the connection.
+func (t *goetheTarget) Close() error {
+	var err error
+	if t.p != nil {
+		err = t.p.Close()
+	}
+	if cerr := t.c.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

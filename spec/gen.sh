@@ -4,7 +4,9 @@
 #
 # protoc comes from Debian's protobuf-compiler package (apt-get install
 # protobuf-compiler), which also ships the well-known types
-# (google/protobuf/timestamp.proto). The two Go plugins are installed at
+# (google/protobuf/timestamp.proto); google/rpc/status.proto, which it does
+# not ship, is kept in spec/google/rpc/ for the import only (its Go code is
+# google.golang.org/genproto/googleapis/rpc/status). The two Go plugins are installed at
 # pinned versions into a private folder, so the output does not depend on
 # whatever else is on PATH.
 set -euo pipefail

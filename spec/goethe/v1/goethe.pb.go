@@ -35,6 +35,7 @@
 package goethev1
 
 import (
+	status "google.golang.org/genproto/googleapis/rpc/status"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -422,6 +423,161 @@ func (x *ProduceResponse) GetCount() uint32 {
 	return 0
 }
 
+// ProduceStreamRequest is one Produce sent on a ProduceStream.
+type ProduceStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// request_id is the client's name for the request, returned in its
+	// response. The server does not interpret it: a client should keep the ids
+	// of its requests in flight on a stream distinct (e.g. a counter).
+	RequestId uint64 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// produce is the request, as for Produce. A missing produce is
+	// INVALID_ARGUMENT (in the response).
+	Produce       *ProduceRequest `protobuf:"bytes,2,opt,name=produce,proto3" json:"produce,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProduceStreamRequest) Reset() {
+	*x = ProduceStreamRequest{}
+	mi := &file_goethe_v1_goethe_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProduceStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProduceStreamRequest) ProtoMessage() {}
+
+func (x *ProduceStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_goethe_v1_goethe_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProduceStreamRequest.ProtoReflect.Descriptor instead.
+func (*ProduceStreamRequest) Descriptor() ([]byte, []int) {
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ProduceStreamRequest) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+func (x *ProduceStreamRequest) GetProduce() *ProduceRequest {
+	if x != nil {
+		return x.Produce
+	}
+	return nil
+}
+
+// ProduceStreamResponse answers one ProduceStreamRequest.
+type ProduceStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// request_id is the answered request's.
+	RequestId uint64 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Types that are valid to be assigned to Outcome:
+	//
+	//	*ProduceStreamResponse_Result
+	//	*ProduceStreamResponse_Error
+	Outcome       isProduceStreamResponse_Outcome `protobuf_oneof:"outcome"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProduceStreamResponse) Reset() {
+	*x = ProduceStreamResponse{}
+	mi := &file_goethe_v1_goethe_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProduceStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProduceStreamResponse) ProtoMessage() {}
+
+func (x *ProduceStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_goethe_v1_goethe_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProduceStreamResponse.ProtoReflect.Descriptor instead.
+func (*ProduceStreamResponse) Descriptor() ([]byte, []int) {
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ProduceStreamResponse) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+func (x *ProduceStreamResponse) GetOutcome() isProduceStreamResponse_Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
+func (x *ProduceStreamResponse) GetResult() *ProduceResponse {
+	if x != nil {
+		if x, ok := x.Outcome.(*ProduceStreamResponse_Result); ok {
+			return x.Result
+		}
+	}
+	return nil
+}
+
+func (x *ProduceStreamResponse) GetError() *status.Status {
+	if x != nil {
+		if x, ok := x.Outcome.(*ProduceStreamResponse_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isProduceStreamResponse_Outcome interface {
+	isProduceStreamResponse_Outcome()
+}
+
+type ProduceStreamResponse_Result struct {
+	// result is where the batch landed, as Produce returns it.
+	Result *ProduceResponse `protobuf:"bytes,2,opt,name=result,proto3,oneof"`
+}
+
+type ProduceStreamResponse_Error struct {
+	// error is the status that Produce would have failed with (never OK):
+	// the same code, message and details (e.g. FAILED_PRECONDITION with a
+	// google.rpc.ErrorInfo holding actual_last_seq). What the unary call
+	// guarantees about a failed batch's storage holds for it.
+	Error *status.Status `protobuf:"bytes,3,opt,name=error,proto3,oneof"`
+}
+
+func (*ProduceStreamResponse_Result) isProduceStreamResponse_Outcome() {}
+
+func (*ProduceStreamResponse_Error) isProduceStreamResponse_Outcome() {}
+
 // CursorStart starts a stream just after the consumer's stored cursor.
 type CursorStart struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -435,7 +591,7 @@ type CursorStart struct {
 
 func (x *CursorStart) Reset() {
 	*x = CursorStart{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[4]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -447,7 +603,7 @@ func (x *CursorStart) String() string {
 func (*CursorStart) ProtoMessage() {}
 
 func (x *CursorStart) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[4]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -460,7 +616,7 @@ func (x *CursorStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CursorStart.ProtoReflect.Descriptor instead.
 func (*CursorStart) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{4}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CursorStart) GetConsumer() string {
@@ -507,7 +663,7 @@ type ConsumeRequest struct {
 
 func (x *ConsumeRequest) Reset() {
 	*x = ConsumeRequest{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[5]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -519,7 +675,7 @@ func (x *ConsumeRequest) String() string {
 func (*ConsumeRequest) ProtoMessage() {}
 
 func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[5]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -532,7 +688,7 @@ func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeRequest.ProtoReflect.Descriptor instead.
 func (*ConsumeRequest) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{5}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ConsumeRequest) GetTopic() string {
@@ -657,7 +813,7 @@ type ConsumeResponse struct {
 
 func (x *ConsumeResponse) Reset() {
 	*x = ConsumeResponse{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[6]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -669,7 +825,7 @@ func (x *ConsumeResponse) String() string {
 func (*ConsumeResponse) ProtoMessage() {}
 
 func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[6]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -682,7 +838,7 @@ func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{6}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ConsumeResponse) GetTopic() string {
@@ -712,7 +868,7 @@ type CommitCursorRequest struct {
 
 func (x *CommitCursorRequest) Reset() {
 	*x = CommitCursorRequest{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[7]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -724,7 +880,7 @@ func (x *CommitCursorRequest) String() string {
 func (*CommitCursorRequest) ProtoMessage() {}
 
 func (x *CommitCursorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[7]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -737,7 +893,7 @@ func (x *CommitCursorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitCursorRequest.ProtoReflect.Descriptor instead.
 func (*CommitCursorRequest) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{7}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CommitCursorRequest) GetTopic() string {
@@ -769,7 +925,7 @@ type CommitCursorResponse struct {
 
 func (x *CommitCursorResponse) Reset() {
 	*x = CommitCursorResponse{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[8]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -781,7 +937,7 @@ func (x *CommitCursorResponse) String() string {
 func (*CommitCursorResponse) ProtoMessage() {}
 
 func (x *CommitCursorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[8]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -794,7 +950,7 @@ func (x *CommitCursorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitCursorResponse.ProtoReflect.Descriptor instead.
 func (*CommitCursorResponse) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{8}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{10}
 }
 
 type GetCursorRequest struct {
@@ -807,7 +963,7 @@ type GetCursorRequest struct {
 
 func (x *GetCursorRequest) Reset() {
 	*x = GetCursorRequest{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[9]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -819,7 +975,7 @@ func (x *GetCursorRequest) String() string {
 func (*GetCursorRequest) ProtoMessage() {}
 
 func (x *GetCursorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[9]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -832,7 +988,7 @@ func (x *GetCursorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCursorRequest.ProtoReflect.Descriptor instead.
 func (*GetCursorRequest) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{9}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetCursorRequest) GetTopic() string {
@@ -867,7 +1023,7 @@ type GetCursorResponse struct {
 
 func (x *GetCursorResponse) Reset() {
 	*x = GetCursorResponse{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[10]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -879,7 +1035,7 @@ func (x *GetCursorResponse) String() string {
 func (*GetCursorResponse) ProtoMessage() {}
 
 func (x *GetCursorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[10]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -892,7 +1048,7 @@ func (x *GetCursorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCursorResponse.ProtoReflect.Descriptor instead.
 func (*GetCursorResponse) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{10}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetCursorResponse) GetId() uint64 {
@@ -945,7 +1101,7 @@ type ListTopicsRequest struct {
 
 func (x *ListTopicsRequest) Reset() {
 	*x = ListTopicsRequest{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[11]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -957,7 +1113,7 @@ func (x *ListTopicsRequest) String() string {
 func (*ListTopicsRequest) ProtoMessage() {}
 
 func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[11]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -970,7 +1126,7 @@ func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsRequest.ProtoReflect.Descriptor instead.
 func (*ListTopicsRequest) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{11}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListTopicsRequest) GetPageSize() uint32 {
@@ -998,7 +1154,7 @@ type ListTopicsResponse struct {
 
 func (x *ListTopicsResponse) Reset() {
 	*x = ListTopicsResponse{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[12]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1010,7 +1166,7 @@ func (x *ListTopicsResponse) String() string {
 func (*ListTopicsResponse) ProtoMessage() {}
 
 func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[12]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1023,7 +1179,7 @@ func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsResponse.ProtoReflect.Descriptor instead.
 func (*ListTopicsResponse) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{12}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListTopicsResponse) GetTopics() []*Topic {
@@ -1049,7 +1205,7 @@ type GetTopicRequest struct {
 
 func (x *GetTopicRequest) Reset() {
 	*x = GetTopicRequest{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[13]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1061,7 +1217,7 @@ func (x *GetTopicRequest) String() string {
 func (*GetTopicRequest) ProtoMessage() {}
 
 func (x *GetTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[13]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1074,7 +1230,7 @@ func (x *GetTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTopicRequest.ProtoReflect.Descriptor instead.
 func (*GetTopicRequest) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{13}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetTopicRequest) GetTopic() string {
@@ -1093,7 +1249,7 @@ type GetTopicResponse struct {
 
 func (x *GetTopicResponse) Reset() {
 	*x = GetTopicResponse{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[14]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1105,7 +1261,7 @@ func (x *GetTopicResponse) String() string {
 func (*GetTopicResponse) ProtoMessage() {}
 
 func (x *GetTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[14]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1118,7 +1274,7 @@ func (x *GetTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTopicResponse.ProtoReflect.Descriptor instead.
 func (*GetTopicResponse) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{14}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetTopicResponse) GetTopic() *Topic {
@@ -1146,7 +1302,7 @@ type Topic struct {
 
 func (x *Topic) Reset() {
 	*x = Topic{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[15]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1158,7 +1314,7 @@ func (x *Topic) String() string {
 func (*Topic) ProtoMessage() {}
 
 func (x *Topic) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[15]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1171,7 +1327,7 @@ func (x *Topic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Topic.ProtoReflect.Descriptor instead.
 func (*Topic) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{15}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Topic) GetName() string {
@@ -1227,7 +1383,7 @@ var File_goethe_v1_goethe_proto protoreflect.FileDescriptor
 
 const file_goethe_v1_goethe_proto_rawDesc = "" +
 	"\n" +
-	"\x16goethe/v1/goethe.proto\x12\tgoethe.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb8\x01\n" +
+	"\x16goethe/v1/goethe.proto\x12\tgoethe.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\xb8\x01\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x06R\x02id\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x18\n" +
@@ -1250,7 +1406,17 @@ const file_goethe_v1_goethe_proto_rawDesc = "" +
 	"\x0fProduceResponse\x12\x19\n" +
 	"\bfirst_id\x18\x01 \x01(\x06R\afirstId\x12\x1b\n" +
 	"\tfirst_seq\x18\x02 \x01(\x04R\bfirstSeq\x12\x14\n" +
-	"\x05count\x18\x03 \x01(\rR\x05count\"`\n" +
+	"\x05count\x18\x03 \x01(\rR\x05count\"j\n" +
+	"\x14ProduceStreamRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\x123\n" +
+	"\aproduce\x18\x02 \x01(\v2\x19.goethe.v1.ProduceRequestR\aproduce\"\xa3\x01\n" +
+	"\x15ProduceStreamResponse\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\x124\n" +
+	"\x06result\x18\x02 \x01(\v2\x1a.goethe.v1.ProduceResponseH\x00R\x06result\x12*\n" +
+	"\x05error\x18\x03 \x01(\v2\x12.google.rpc.StatusH\x00R\x05errorB\t\n" +
+	"\aoutcome\"`\n" +
 	"\vCursorStart\x12\x1a\n" +
 	"\bconsumer\x18\x01 \x01(\tR\bconsumer\x125\n" +
 	"\bfallback\x18\x02 \x01(\x0e2\x19.goethe.v1.CursorFallbackR\bfallback\"\xad\x02\n" +
@@ -1307,9 +1473,10 @@ const file_goethe_v1_goethe_proto_rawDesc = "" +
 	"\x0eCursorFallback\x12\x1f\n" +
 	"\x1bCURSOR_FALLBACK_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19CURSOR_FALLBACK_BEGINNING\x10\x01\x12\x17\n" +
-	"\x13CURSOR_FALLBACK_END\x10\x022\xb7\x03\n" +
+	"\x13CURSOR_FALLBACK_END\x10\x022\x8f\x04\n" +
 	"\x06Goethe\x12@\n" +
-	"\aProduce\x12\x19.goethe.v1.ProduceRequest\x1a\x1a.goethe.v1.ProduceResponse\x12B\n" +
+	"\aProduce\x12\x19.goethe.v1.ProduceRequest\x1a\x1a.goethe.v1.ProduceResponse\x12V\n" +
+	"\rProduceStream\x12\x1f.goethe.v1.ProduceStreamRequest\x1a .goethe.v1.ProduceStreamResponse(\x010\x01\x12B\n" +
 	"\aConsume\x12\x19.goethe.v1.ConsumeRequest\x1a\x1a.goethe.v1.ConsumeResponse0\x01\x12O\n" +
 	"\fCommitCursor\x12\x1e.goethe.v1.CommitCursorRequest\x1a\x1f.goethe.v1.CommitCursorResponse\x12F\n" +
 	"\tGetCursor\x12\x1b.goethe.v1.GetCursorRequest\x1a\x1c.goethe.v1.GetCursorResponse\x12I\n" +
@@ -1330,7 +1497,7 @@ func file_goethe_v1_goethe_proto_rawDescGZIP() []byte {
 }
 
 var file_goethe_v1_goethe_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_goethe_v1_goethe_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_goethe_v1_goethe_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_goethe_v1_goethe_proto_goTypes = []any{
 	(Position)(0),                 // 0: goethe.v1.Position
 	(CursorFallback)(0),           // 1: goethe.v1.CursorFallback
@@ -1338,52 +1505,60 @@ var file_goethe_v1_goethe_proto_goTypes = []any{
 	(*EventData)(nil),             // 3: goethe.v1.EventData
 	(*ProduceRequest)(nil),        // 4: goethe.v1.ProduceRequest
 	(*ProduceResponse)(nil),       // 5: goethe.v1.ProduceResponse
-	(*CursorStart)(nil),           // 6: goethe.v1.CursorStart
-	(*ConsumeRequest)(nil),        // 7: goethe.v1.ConsumeRequest
-	(*ConsumeResponse)(nil),       // 8: goethe.v1.ConsumeResponse
-	(*CommitCursorRequest)(nil),   // 9: goethe.v1.CommitCursorRequest
-	(*CommitCursorResponse)(nil),  // 10: goethe.v1.CommitCursorResponse
-	(*GetCursorRequest)(nil),      // 11: goethe.v1.GetCursorRequest
-	(*GetCursorResponse)(nil),     // 12: goethe.v1.GetCursorResponse
-	(*ListTopicsRequest)(nil),     // 13: goethe.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),    // 14: goethe.v1.ListTopicsResponse
-	(*GetTopicRequest)(nil),       // 15: goethe.v1.GetTopicRequest
-	(*GetTopicResponse)(nil),      // 16: goethe.v1.GetTopicResponse
-	(*Topic)(nil),                 // 17: goethe.v1.Topic
-	nil,                           // 18: goethe.v1.Event.HeadersEntry
-	nil,                           // 19: goethe.v1.EventData.HeadersEntry
-	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
+	(*ProduceStreamRequest)(nil),  // 6: goethe.v1.ProduceStreamRequest
+	(*ProduceStreamResponse)(nil), // 7: goethe.v1.ProduceStreamResponse
+	(*CursorStart)(nil),           // 8: goethe.v1.CursorStart
+	(*ConsumeRequest)(nil),        // 9: goethe.v1.ConsumeRequest
+	(*ConsumeResponse)(nil),       // 10: goethe.v1.ConsumeResponse
+	(*CommitCursorRequest)(nil),   // 11: goethe.v1.CommitCursorRequest
+	(*CommitCursorResponse)(nil),  // 12: goethe.v1.CommitCursorResponse
+	(*GetCursorRequest)(nil),      // 13: goethe.v1.GetCursorRequest
+	(*GetCursorResponse)(nil),     // 14: goethe.v1.GetCursorResponse
+	(*ListTopicsRequest)(nil),     // 15: goethe.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),    // 16: goethe.v1.ListTopicsResponse
+	(*GetTopicRequest)(nil),       // 17: goethe.v1.GetTopicRequest
+	(*GetTopicResponse)(nil),      // 18: goethe.v1.GetTopicResponse
+	(*Topic)(nil),                 // 19: goethe.v1.Topic
+	nil,                           // 20: goethe.v1.Event.HeadersEntry
+	nil,                           // 21: goethe.v1.EventData.HeadersEntry
+	(*status.Status)(nil),         // 22: google.rpc.Status
+	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
 }
 var file_goethe_v1_goethe_proto_depIdxs = []int32{
-	18, // 0: goethe.v1.Event.headers:type_name -> goethe.v1.Event.HeadersEntry
-	19, // 1: goethe.v1.EventData.headers:type_name -> goethe.v1.EventData.HeadersEntry
+	20, // 0: goethe.v1.Event.headers:type_name -> goethe.v1.Event.HeadersEntry
+	21, // 1: goethe.v1.EventData.headers:type_name -> goethe.v1.EventData.HeadersEntry
 	3,  // 2: goethe.v1.ProduceRequest.events:type_name -> goethe.v1.EventData
-	1,  // 3: goethe.v1.CursorStart.fallback:type_name -> goethe.v1.CursorFallback
-	0,  // 4: goethe.v1.ConsumeRequest.position:type_name -> goethe.v1.Position
-	20, // 5: goethe.v1.ConsumeRequest.at_time:type_name -> google.protobuf.Timestamp
-	6,  // 6: goethe.v1.ConsumeRequest.cursor:type_name -> goethe.v1.CursorStart
-	2,  // 7: goethe.v1.ConsumeResponse.events:type_name -> goethe.v1.Event
-	20, // 8: goethe.v1.GetCursorResponse.updated:type_name -> google.protobuf.Timestamp
-	17, // 9: goethe.v1.ListTopicsResponse.topics:type_name -> goethe.v1.Topic
-	17, // 10: goethe.v1.GetTopicResponse.topic:type_name -> goethe.v1.Topic
-	20, // 11: goethe.v1.Topic.created:type_name -> google.protobuf.Timestamp
-	4,  // 12: goethe.v1.Goethe.Produce:input_type -> goethe.v1.ProduceRequest
-	7,  // 13: goethe.v1.Goethe.Consume:input_type -> goethe.v1.ConsumeRequest
-	9,  // 14: goethe.v1.Goethe.CommitCursor:input_type -> goethe.v1.CommitCursorRequest
-	11, // 15: goethe.v1.Goethe.GetCursor:input_type -> goethe.v1.GetCursorRequest
-	13, // 16: goethe.v1.Goethe.ListTopics:input_type -> goethe.v1.ListTopicsRequest
-	15, // 17: goethe.v1.Goethe.GetTopic:input_type -> goethe.v1.GetTopicRequest
-	5,  // 18: goethe.v1.Goethe.Produce:output_type -> goethe.v1.ProduceResponse
-	8,  // 19: goethe.v1.Goethe.Consume:output_type -> goethe.v1.ConsumeResponse
-	10, // 20: goethe.v1.Goethe.CommitCursor:output_type -> goethe.v1.CommitCursorResponse
-	12, // 21: goethe.v1.Goethe.GetCursor:output_type -> goethe.v1.GetCursorResponse
-	14, // 22: goethe.v1.Goethe.ListTopics:output_type -> goethe.v1.ListTopicsResponse
-	16, // 23: goethe.v1.Goethe.GetTopic:output_type -> goethe.v1.GetTopicResponse
-	18, // [18:24] is the sub-list for method output_type
-	12, // [12:18] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	4,  // 3: goethe.v1.ProduceStreamRequest.produce:type_name -> goethe.v1.ProduceRequest
+	5,  // 4: goethe.v1.ProduceStreamResponse.result:type_name -> goethe.v1.ProduceResponse
+	22, // 5: goethe.v1.ProduceStreamResponse.error:type_name -> google.rpc.Status
+	1,  // 6: goethe.v1.CursorStart.fallback:type_name -> goethe.v1.CursorFallback
+	0,  // 7: goethe.v1.ConsumeRequest.position:type_name -> goethe.v1.Position
+	23, // 8: goethe.v1.ConsumeRequest.at_time:type_name -> google.protobuf.Timestamp
+	8,  // 9: goethe.v1.ConsumeRequest.cursor:type_name -> goethe.v1.CursorStart
+	2,  // 10: goethe.v1.ConsumeResponse.events:type_name -> goethe.v1.Event
+	23, // 11: goethe.v1.GetCursorResponse.updated:type_name -> google.protobuf.Timestamp
+	19, // 12: goethe.v1.ListTopicsResponse.topics:type_name -> goethe.v1.Topic
+	19, // 13: goethe.v1.GetTopicResponse.topic:type_name -> goethe.v1.Topic
+	23, // 14: goethe.v1.Topic.created:type_name -> google.protobuf.Timestamp
+	4,  // 15: goethe.v1.Goethe.Produce:input_type -> goethe.v1.ProduceRequest
+	6,  // 16: goethe.v1.Goethe.ProduceStream:input_type -> goethe.v1.ProduceStreamRequest
+	9,  // 17: goethe.v1.Goethe.Consume:input_type -> goethe.v1.ConsumeRequest
+	11, // 18: goethe.v1.Goethe.CommitCursor:input_type -> goethe.v1.CommitCursorRequest
+	13, // 19: goethe.v1.Goethe.GetCursor:input_type -> goethe.v1.GetCursorRequest
+	15, // 20: goethe.v1.Goethe.ListTopics:input_type -> goethe.v1.ListTopicsRequest
+	17, // 21: goethe.v1.Goethe.GetTopic:input_type -> goethe.v1.GetTopicRequest
+	5,  // 22: goethe.v1.Goethe.Produce:output_type -> goethe.v1.ProduceResponse
+	7,  // 23: goethe.v1.Goethe.ProduceStream:output_type -> goethe.v1.ProduceStreamResponse
+	10, // 24: goethe.v1.Goethe.Consume:output_type -> goethe.v1.ConsumeResponse
+	12, // 25: goethe.v1.Goethe.CommitCursor:output_type -> goethe.v1.CommitCursorResponse
+	14, // 26: goethe.v1.Goethe.GetCursor:output_type -> goethe.v1.GetCursorResponse
+	16, // 27: goethe.v1.Goethe.ListTopics:output_type -> goethe.v1.ListTopicsResponse
+	18, // 28: goethe.v1.Goethe.GetTopic:output_type -> goethe.v1.GetTopicResponse
+	22, // [22:29] is the sub-list for method output_type
+	15, // [15:22] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_goethe_v1_goethe_proto_init() }
@@ -1393,6 +1568,10 @@ func file_goethe_v1_goethe_proto_init() {
 	}
 	file_goethe_v1_goethe_proto_msgTypes[2].OneofWrappers = []any{}
 	file_goethe_v1_goethe_proto_msgTypes[5].OneofWrappers = []any{
+		(*ProduceStreamResponse_Result)(nil),
+		(*ProduceStreamResponse_Error)(nil),
+	}
+	file_goethe_v1_goethe_proto_msgTypes[7].OneofWrappers = []any{
 		(*ConsumeRequest_Position)(nil),
 		(*ConsumeRequest_AfterId)(nil),
 		(*ConsumeRequest_AtId)(nil),
@@ -1405,7 +1584,7 @@ func file_goethe_v1_goethe_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_goethe_v1_goethe_proto_rawDesc), len(file_goethe_v1_goethe_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

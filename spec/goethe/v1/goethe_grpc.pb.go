@@ -47,12 +47,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Goethe_Produce_FullMethodName      = "/goethe.v1.Goethe/Produce"
-	Goethe_Consume_FullMethodName      = "/goethe.v1.Goethe/Consume"
-	Goethe_CommitCursor_FullMethodName = "/goethe.v1.Goethe/CommitCursor"
-	Goethe_GetCursor_FullMethodName    = "/goethe.v1.Goethe/GetCursor"
-	Goethe_ListTopics_FullMethodName   = "/goethe.v1.Goethe/ListTopics"
-	Goethe_GetTopic_FullMethodName     = "/goethe.v1.Goethe/GetTopic"
+	Goethe_Produce_FullMethodName       = "/goethe.v1.Goethe/Produce"
+	Goethe_ProduceStream_FullMethodName = "/goethe.v1.Goethe/ProduceStream"
+	Goethe_Consume_FullMethodName       = "/goethe.v1.Goethe/Consume"
+	Goethe_CommitCursor_FullMethodName  = "/goethe.v1.Goethe/CommitCursor"
+	Goethe_GetCursor_FullMethodName     = "/goethe.v1.Goethe/GetCursor"
+	Goethe_ListTopics_FullMethodName    = "/goethe.v1.Goethe/ListTopics"
+	Goethe_GetTopic_FullMethodName      = "/goethe.v1.Goethe/GetTopic"
 )
 
 // GoetheClient is the client API for Goethe service.
@@ -69,6 +70,39 @@ type GoetheClient interface {
 	// code than FAILED_PRECONDITION or INVALID_ARGUMENT, or the client gives up
 	// (deadline, cancel), the batch may or may not have been stored.
 	Produce(ctx context.Context, in *ProduceRequest, opts ...grpc.CallOption) (*ProduceResponse, error)
+	// ProduceStream is Produce over one long-lived stream, the fast path for
+	// many small produces: a client sends requests without waiting for the
+	// previous ones' answers, and the server answers each one on the response
+	// stream, matched by request_id. Each request is exactly one Produce, with
+	// the same validation, limits, atomicity and durability; the server runs
+	// a stream's requests concurrently (up to a per-stream bound, 1,024 by
+	// default; beyond it the server stops reading, and HTTP/2 flow control
+	// holds the client back), so that they commit together. Requests are
+	// independent: their order of commit, and of their responses, is not the
+	// order they were sent in (in practice responses follow commit order), so
+	// a client that needs one request to follow another waits for the first's
+	// response, or uses expected_last_seq.
+	//
+	// A request that fails, fails alone: its response carries the status the
+	// unary Produce would have returned (code, message, details), and the
+	// stream goes on. The stream itself ends:
+	//   - with OK once the client has half-closed it and every request
+	//     received has been answered;
+	//   - with UNAVAILABLE when the server stops: it first finishes and answers
+	//     every request it has started, then ends the stream; a request the
+	//     client sent but got no response for may or may not have been stored
+	//     (as with a Produce that failed UNAVAILABLE);
+	//   - with CANCELLED when the client cancels it (requests without a
+	//     response may or may not have been stored);
+	//   - with the error gRPC reports for a request message it cannot take:
+	//     RESOURCE_EXHAUSTED for one larger than the server's max request
+	//     size, INTERNAL for one that does not decode (e.g. a string that is
+	//     not UTF-8). gRPC cannot skip a message, so these end the stream,
+	//     where a unary Produce would fail alone. The server states its max
+	//     request size in the response header "goethe-max-request-bytes"
+	//     (decimal bytes), sent when the stream starts, so that a client can
+	//     refuse such a request itself.
+	ProduceStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ProduceStreamRequest, ProduceStreamResponse], error)
 	// Consume streams the events of one topic in order from a start position.
 	// Each response message carries a batch of consecutive events (up to a
 	// page). Without follow the stream ends with OK at the end of the topic;
@@ -114,9 +148,22 @@ func (c *goetheClient) Produce(ctx context.Context, in *ProduceRequest, opts ...
 	return out, nil
 }
 
+func (c *goetheClient) ProduceStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ProduceStreamRequest, ProduceStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Goethe_ServiceDesc.Streams[0], Goethe_ProduceStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ProduceStreamRequest, ProduceStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Goethe_ProduceStreamClient = grpc.BidiStreamingClient[ProduceStreamRequest, ProduceStreamResponse]
+
 func (c *goetheClient) Consume(ctx context.Context, in *ConsumeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ConsumeResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Goethe_ServiceDesc.Streams[0], Goethe_Consume_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Goethe_ServiceDesc.Streams[1], Goethe_Consume_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -187,6 +234,39 @@ type GoetheServer interface {
 	// code than FAILED_PRECONDITION or INVALID_ARGUMENT, or the client gives up
 	// (deadline, cancel), the batch may or may not have been stored.
 	Produce(context.Context, *ProduceRequest) (*ProduceResponse, error)
+	// ProduceStream is Produce over one long-lived stream, the fast path for
+	// many small produces: a client sends requests without waiting for the
+	// previous ones' answers, and the server answers each one on the response
+	// stream, matched by request_id. Each request is exactly one Produce, with
+	// the same validation, limits, atomicity and durability; the server runs
+	// a stream's requests concurrently (up to a per-stream bound, 1,024 by
+	// default; beyond it the server stops reading, and HTTP/2 flow control
+	// holds the client back), so that they commit together. Requests are
+	// independent: their order of commit, and of their responses, is not the
+	// order they were sent in (in practice responses follow commit order), so
+	// a client that needs one request to follow another waits for the first's
+	// response, or uses expected_last_seq.
+	//
+	// A request that fails, fails alone: its response carries the status the
+	// unary Produce would have returned (code, message, details), and the
+	// stream goes on. The stream itself ends:
+	//   - with OK once the client has half-closed it and every request
+	//     received has been answered;
+	//   - with UNAVAILABLE when the server stops: it first finishes and answers
+	//     every request it has started, then ends the stream; a request the
+	//     client sent but got no response for may or may not have been stored
+	//     (as with a Produce that failed UNAVAILABLE);
+	//   - with CANCELLED when the client cancels it (requests without a
+	//     response may or may not have been stored);
+	//   - with the error gRPC reports for a request message it cannot take:
+	//     RESOURCE_EXHAUSTED for one larger than the server's max request
+	//     size, INTERNAL for one that does not decode (e.g. a string that is
+	//     not UTF-8). gRPC cannot skip a message, so these end the stream,
+	//     where a unary Produce would fail alone. The server states its max
+	//     request size in the response header "goethe-max-request-bytes"
+	//     (decimal bytes), sent when the stream starts, so that a client can
+	//     refuse such a request itself.
+	ProduceStream(grpc.BidiStreamingServer[ProduceStreamRequest, ProduceStreamResponse]) error
 	// Consume streams the events of one topic in order from a start position.
 	// Each response message carries a batch of consecutive events (up to a
 	// page). Without follow the stream ends with OK at the end of the topic;
@@ -224,6 +304,9 @@ type UnimplementedGoetheServer struct{}
 
 func (UnimplementedGoetheServer) Produce(context.Context, *ProduceRequest) (*ProduceResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Produce not implemented")
+}
+func (UnimplementedGoetheServer) ProduceStream(grpc.BidiStreamingServer[ProduceStreamRequest, ProduceStreamResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method ProduceStream not implemented")
 }
 func (UnimplementedGoetheServer) Consume(*ConsumeRequest, grpc.ServerStreamingServer[ConsumeResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method Consume not implemented")
@@ -278,6 +361,13 @@ func _Goethe_Produce_Handler(srv interface{}, ctx context.Context, dec func(inte
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _Goethe_ProduceStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(GoetheServer).ProduceStream(&grpc.GenericServerStream[ProduceStreamRequest, ProduceStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Goethe_ProduceStreamServer = grpc.BidiStreamingServer[ProduceStreamRequest, ProduceStreamResponse]
 
 func _Goethe_Consume_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(ConsumeRequest)
@@ -391,6 +481,12 @@ var Goethe_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ProduceStream",
+			Handler:       _Goethe_ProduceStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
 		{
 			StreamName:    "Consume",
 			Handler:       _Goethe_Consume_Handler,
