@@ -6,7 +6,7 @@ BENCH     ?= .
 BENCHTIME ?= 1s
 COUNT     ?= 1
 
-.PHONY: all build cli test vet bench spec run clean results results-storage
+.PHONY: all build cli test vet bench spec run clean results results-bench
 
 all: build cli
 
@@ -35,9 +35,10 @@ bench:
 results:
 	bench/peers/results.sh results/e2e
 
-# The storage benchmarks (store vs raw engine), -count 5, with benchstat.
-results-storage:
-	results/storage.sh 5
+# Every benchmark in bench/ (raw engine, store, server), -count 5, with
+# benchstat, into results/bench/.
+results-bench:
+	results/bench.sh 5
 
 # Regenerates spec/goethe/v1/*.pb.go from the .proto (pinned plugins).
 spec:

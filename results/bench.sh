@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Records a run of the storage benchmarks (bench/: store vs raw engine, all
-# engines) into results/storage/: raw output, benchstat summary, machine.
-#   results/storage.sh [COUNT] [BENCHTIME]
+# Records a run of the benchmarks in bench/ (every layer: raw engine, store,
+# gRPC server; every engine) into results/bench/: the raw output, benchstat's
+# summary and the machine it ran on.
+#   results/bench.sh [COUNT] [BENCHTIME] [REGEXP]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${1:-5}
 benchtime=${2:-1s}
-out=results/storage
+pattern=${3:-.}
+out=results/bench
 mkdir -p "$out"
 
 GOBIN="$PWD/.work/bin" go install golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
@@ -15,7 +17,7 @@ benchstat="$PWD/.work/bin/benchstat"
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-  echo "command: go test -run '^\$' -bench 'Append|RawWrite|Read|RawScan|Seek' -benchtime $benchtime -count $count ./bench"
+  echo "command: go test -run '^\$' -bench '$pattern' -benchtime $benchtime -count $count ./bench"
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') x $(nproc)"
   echo "memory: $(free -h | awk '/Mem:/ {print $2}')"
   tmp=$(mktemp -d -p "${TMPDIR:-/tmp}")
@@ -30,6 +32,7 @@ benchstat="$PWD/.work/bin/benchstat"
   go list -m github.com/syndtr/goleveldb github.com/cockroachdb/pebble/v2 go.etcd.io/bbolt | sed 's/^/module: /'
 } | tee "$out/machine.txt"
 
-go test -run '^$' -bench 'Append|RawWrite|Read|RawScan|Seek' -benchtime "$benchtime" -count "$count" -timeout 180m ./bench | tee "$out/bench.txt"
-"$benchstat" -col '' "$out/bench.txt" > "$out/benchstat.txt" 2>/dev/null || "$benchstat" "$out/bench.txt" > "$out/benchstat.txt"
+go test -run '^$' -bench "$pattern" -benchtime "$benchtime" -count "$count" -timeout 180m ./bench | tee "$out/bench.txt"
+# With -count 5, benchstat gives an interval only at 90% confidence.
+(cd "$out" && "$benchstat" -confidence 0.9 bench.txt >benchstat.txt)
 echo "wrote $out/{machine.txt,bench.txt,benchstat.txt}"
