@@ -12,7 +12,6 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
 
 	"github.com/goethe-log/goethe/bench/peers"
 )
@@ -149,21 +148,5 @@ func layersPanel(title string, bars []layerBar, med map[string]float64) (*plot.P
 		bar.LineStyle.Width = 0
 		p.Add(bar)
 	}
-	slicesReverse(names)
-	p.NominalY(names...)
-	l, err := plotter.NewLabels(labels)
-	if err != nil {
-		return nil, err
-	}
-	for i := range l.TextStyle {
-		l.TextStyle[i].Font.Size = vg.Points(7)
-		l.TextStyle[i].YAlign = draw.YCenter
-	}
-	p.Add(l)
-	if top <= 0 {
-		top = 1
-	}
-	p.X.Max = top * 1.25
-	p.Y.Min, p.Y.Max = -0.6, float64(n)-0.4
-	return p, nil
+	return finishBars(p, names, labels, top, vg.Points(7))
 }

@@ -138,6 +138,14 @@ func (r *Report) throughputPanel(wl peers.Workload) (*plot.Plot, error) {
 		bar.LineStyle.Width = 0
 		p.Add(bar)
 	}
+	return finishBars(p, names, labels, top, vg.Points(8))
+}
+
+// finishBars completes a panel of horizontal bars drawn top to bottom:
+// names on the Y axis (given top first), the value labels at the bars'
+// ends in the given font size, and room on the right for them.
+func finishBars(p *plot.Plot, names []string, labels plotter.XYLabels, top float64, font vg.Length) (*plot.Plot, error) {
+	n := len(names)
 	slicesReverse(names)
 	p.NominalY(names...)
 	l, err := plotter.NewLabels(labels)
@@ -145,14 +153,14 @@ func (r *Report) throughputPanel(wl peers.Workload) (*plot.Plot, error) {
 		return nil, err
 	}
 	for i := range l.TextStyle {
-		l.TextStyle[i].Font.Size = vg.Points(8)
+		l.TextStyle[i].Font.Size = font
 		l.TextStyle[i].YAlign = draw.YCenter
 	}
 	p.Add(l)
 	if top <= 0 {
 		top = 1
 	}
-	p.X.Max = top * 1.22 // room for the value labels
+	p.X.Max = top * 1.25 // room for the value labels
 	p.Y.Min, p.Y.Max = -0.6, float64(n)-0.4
 	return p, nil
 }
