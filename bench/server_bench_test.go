@@ -3,44 +3,20 @@ package bench
 import (
 	"context"
 	"fmt"
-	"net"
 	"testing"
 
 	"github.com/goethe-log/goethe/client"
 	"github.com/goethe-log/goethe/engines"
+	"github.com/goethe-log/goethe/internal/testutil"
 	"github.com/goethe-log/goethe/server"
 	"github.com/goethe-log/goethe/store"
 )
 
-// startServer serves a store on engine eng in dir on a loopback listener
-// and returns its address and the store (for its counters).
+// startServer serves the store in dir on engine eng, synced or not.
 func startServer(b *testing.B, eng, dir string, sync bool) (string, *store.Store) {
-	b.Helper()
-	e, err := engines.Open(eng, dir)
-	if err != nil {
-		b.Fatal(err)
-	}
 	opts := store.DefaultOptions()
 	opts.Sync = sync
-	st, err := store.Open(e, opts)
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv, err := server.New(st, server.DefaultOptions())
-	if err != nil {
-		b.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go srv.Serve(lis)
-	b.Cleanup(func() {
-		if err := srv.Stop(context.Background()); err != nil {
-			b.Error(err)
-		}
-	})
-	return lis.Addr().String(), st
+	return testutil.StartServer(b, eng, dir, opts, server.DefaultOptions())
 }
 
 func dial(b *testing.B, addr string) *client.Client {

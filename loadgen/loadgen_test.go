@@ -13,6 +13,7 @@ import (
 
 	"github.com/goethe-log/goethe/client"
 	"github.com/goethe-log/goethe/engines"
+	"github.com/goethe-log/goethe/internal/testutil"
 	"github.com/goethe-log/goethe/loadgen"
 	"github.com/goethe-log/goethe/server"
 	"github.com/goethe-log/goethe/store"
@@ -22,26 +23,10 @@ import (
 // on a loopback listener, and returns its address. Commits are not synced:
 // the tests measure counts, not durability.
 func startServer(t *testing.T) string {
-	t.Helper()
-	e, err := engines.Open(engines.Default, t.TempDir())
-	require.NoError(t, err)
 	opts := store.DefaultOptions()
 	opts.Sync = false
-	st, err := store.Open(e, opts)
-	require.NoError(t, err)
-	srv, err := server.New(st, server.DefaultOptions())
-	require.NoError(t, err)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, srv.Stop(ctx))
-		require.NoError(t, <-served)
-	})
-	return lis.Addr().String()
+	addr, _ := testutil.StartServer(t, engines.Default, t.TempDir(), opts, server.DefaultOptions())
+	return addr
 }
 
 func ctxT(t *testing.T) context.Context {

@@ -1,10 +1,8 @@
 package server_test
 
 import (
-	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -20,7 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/goethe-log/goethe/client"
-	"github.com/goethe-log/goethe/engines"
+	"github.com/goethe-log/goethe/internal/testutil"
 	"github.com/goethe-log/goethe/server"
 	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
 	"github.com/goethe-log/goethe/store"
@@ -39,29 +37,16 @@ type metricsServer struct {
 func startMetricsServer(t *testing.T, engine string) *metricsServer {
 	t.Helper()
 	m := server.NewMetrics(server.MetricsOptions{Engine: engine})
-	e, err := engines.Open(engine, t.TempDir())
-	require.NoError(t, err)
 	sopts := store.DefaultOptions()
 	sopts.Observer = m
-	st, err := store.Open(e, sopts)
-	require.NoError(t, err)
-	srv, err := server.New(st, server.Options{Metrics: m})
-	require.NoError(t, err)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
+	addr, _ := testutil.StartServer(t, engine, t.TempDir(), sopts, server.Options{Metrics: m})
 	hs := httptest.NewServer(m.Handler())
 
-	c, err := client.Dial(lis.Addr().String())
+	c, err := client.Dial(addr)
 	require.NoError(t, err)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		require.NoError(t, srv.Stop(ctx))
-		require.NoError(t, <-served)
 		require.NoError(t, c.Close())
 		require.NoError(t, conn.Close())
 		hs.Close()

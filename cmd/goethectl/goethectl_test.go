@@ -13,7 +13,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/goethe-log/goethe/engines"
 	"github.com/goethe-log/goethe/internal/testutil"
 	"github.com/goethe-log/goethe/server"
 	"github.com/goethe-log/goethe/store"
@@ -22,24 +21,8 @@ import (
 // startServer serves a fresh leveldb store on a loopback port and returns
 // its address; the server stops when the test ends.
 func startServer(t *testing.T) string {
-	t.Helper()
-	eng, err := engines.Open("leveldb", t.TempDir())
-	require.NoError(t, err)
-	st, err := store.Open(eng, store.DefaultOptions())
-	require.NoError(t, err)
-	srv, err := server.New(st, server.Options{})
-	require.NoError(t, err)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, srv.Stop(ctx))
-		require.NoError(t, <-served)
-	})
-	return lis.Addr().String()
+	addr, _ := testutil.StartServer(t, "leveldb", t.TempDir(), store.DefaultOptions(), server.Options{})
+	return addr
 }
 
 type result struct {

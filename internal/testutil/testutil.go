@@ -4,7 +4,17 @@ package testutil
 
 import (
 	"bytes"
+	"context"
+	"net"
 	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/goethe-log/goethe/engines"
+	"github.com/goethe-log/goethe/server"
+	"github.com/goethe-log/goethe/store"
 )
 
 // SyncBuffer is a bytes.Buffer that one goroutine may write (a subprocess's
@@ -26,4 +36,29 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// StartServer serves the store in dir (a fresh one for t.TempDir()) on
+// engine on a 127.0.0.1 port and returns the address and the store (for its counters).
+// When the test ends the server stops gracefully and Serve must have
+// returned cleanly.
+func StartServer(tb testing.TB, engine, dir string, sopts store.Options, opts server.Options) (string, *store.Store) {
+	tb.Helper()
+	e, err := engines.Open(engine, dir)
+	require.NoError(tb, err)
+	st, err := store.Open(e, sopts)
+	require.NoError(tb, err)
+	srv, err := server.New(st, opts)
+	require.NoError(tb, err)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(tb, err)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		require.NoError(tb, srv.Stop(ctx))
+		require.NoError(tb, <-served)
+	})
+	return lis.Addr().String(), st
 }
