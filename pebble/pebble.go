@@ -264,6 +264,11 @@ func (d *DB) Scan(start, end []byte, limit, maxBytes int) ([]engine.KV, error) {
 	if end != nil && string(start) >= string(end) {
 		return nil, nil
 	}
+	if len(start) == 0 {
+		// An empty (non-nil) lower bound trips pebble's invariant checks
+		// (race builds); nil means the same, no bound.
+		start = nil
+	}
 	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
 	if err != nil {
 		return nil, fmt.Errorf("pebble: scan: %w", err)
