@@ -72,3 +72,17 @@ func (s Start) String() string {
 // Opener opens a new Target connected to the system under test. Run calls
 // it once per Target it needs, from one goroutine.
 type Opener func(ctx context.Context) (Target, error)
+
+// PipelineTarget is a Target that can also send every payload as a request
+// of its own, one event each, all in flight together before it waits for
+// their acknowledgements: JetStream's PublishAsync, a Redis pipeline of
+// XADDs, Goethe's asynchronous Producer. Run uses it when
+// Config.Pipelined is set; a Target without it cannot run such a workload.
+type PipelineTarget interface {
+	Target
+	// ProducePipelined sends each payload to topic as its own single-event
+	// request without waiting between them, then returns once every one is
+	// acknowledged (or the first error). Like Produce, it must not retain
+	// payloads after it returns.
+	ProducePipelined(ctx context.Context, topic string, payloads [][]byte) error
+}

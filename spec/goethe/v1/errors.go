@@ -1,0 +1,65 @@
+package goethev1
+
+// ErrorDomain is the domain of the google.rpc.ErrorInfo detail that every
+// error status of a Goethe server carries.
+const ErrorDomain = "goethe.v1"
+
+// Reasons of the google.rpc.ErrorInfo detail of a Goethe error status. A
+// client branches on the status code and the reason, never on the message,
+// which is for people and may change. New reasons may be added; a client
+// treats one it does not know by its code.
+const (
+	// ReasonInvalidArgument (INVALID_ARGUMENT): the request breaks a rule
+	// of the API; the message says which. Nothing was changed.
+	ReasonInvalidArgument = "INVALID_ARGUMENT"
+	// ReasonInvalidName (INVALID_ARGUMENT): a topic or consumer name breaks
+	// a naming rule; the message says which.
+	ReasonInvalidName = "INVALID_NAME"
+	// ReasonLimitExceeded (INVALID_ARGUMENT): an event or a batch is over a
+	// limit of the server; the message names the limit.
+	ReasonLimitExceeded = "LIMIT_EXCEEDED"
+	// ReasonTopicNotFound (NOT_FOUND): the topic does not exist. Metadata
+	// "topic".
+	ReasonTopicNotFound = "TOPIC_NOT_FOUND"
+	// ReasonCursorNotFound (NOT_FOUND): the consumer has no cursor in the
+	// topic. Metadata "topic", "consumer".
+	ReasonCursorNotFound = "CURSOR_NOT_FOUND"
+	// ReasonExpectedLastSeqMismatch (FAILED_PRECONDITION): a conditional
+	// Produce's expected_last_seq did not hold; nothing was stored.
+	// Metadata "topic", "expected_last_seq" and "actual_last_seq" (decimal).
+	ReasonExpectedLastSeqMismatch = "EXPECTED_LAST_SEQ_MISMATCH"
+	// ReasonTopicLimit (RESOURCE_EXHAUSTED): every topic id is in use.
+	ReasonTopicLimit = "TOPIC_LIMIT"
+	// ReasonServerStopping (UNAVAILABLE): the server is stopping; retry
+	// against a running one.
+	ReasonServerStopping = "SERVER_STOPPING"
+	// ReasonStoreClosed (UNAVAILABLE): the store is closed.
+	ReasonStoreClosed = "STORE_CLOSED"
+	// ReasonStoreFailed (UNAVAILABLE): an engine write failed; the request
+	// that met it, and every write after it until the server restarts, fail
+	// with this reason. A Produce that failed so may or may not be stored.
+	ReasonStoreFailed = "STORE_FAILED"
+	// ReasonInternal (INTERNAL): a fault of the server; the message says
+	// what, and the server logs it.
+	ReasonInternal = "INTERNAL"
+)
+
+// Metadata keys of a ProduceStream and a Consume stream.
+const (
+	// HeaderMaxRequestBytes (ProduceStream response header): the server's
+	// max request message size, decimal bytes.
+	HeaderMaxRequestBytes = "goethe-max-request-bytes"
+	// HeaderMaxEventBytes (ProduceStream response header): the largest
+	// event the server takes, payload plus header keys and values, decimal.
+	HeaderMaxEventBytes = "goethe-max-event-bytes"
+	// HeaderMaxBatchEvents (ProduceStream response header): the most events
+	// one Produce may carry, decimal.
+	HeaderMaxBatchEvents = "goethe-max-batch-events"
+	// HeaderBatchedAnswers (ProduceStream request header): "1" asks the
+	// server to answer every request completed by one commit in one
+	// ProduceStreamResponse (its more field).
+	HeaderBatchedAnswers = "goethe-batched-answers"
+	// HeaderStartPosition (Consume response header): the position (decimal
+	// event id) the stream starts from.
+	HeaderStartPosition = "goethe-start-position"
+)
