@@ -15,7 +15,7 @@ import (
 // startServer serves the store in dir on engine eng, synced or not.
 func startServer(b *testing.B, eng, dir string, sync bool) (string, *store.Store) {
 	opts := store.DefaultOptions()
-	opts.Sync = sync
+	opts.UnsafeNoSync = !sync
 	return testutil.StartServer(b, eng, dir, opts, server.DefaultOptions())
 }
 

@@ -55,7 +55,7 @@ func openStore(b *testing.B, name, dir string, sync bool) *store.Store {
 		b.Fatal(err)
 	}
 	opts := store.DefaultOptions()
-	opts.Sync = sync
+	opts.UnsafeNoSync = !sync
 	s, err := store.Open(e, opts)
 	if err != nil {
 		b.Fatal(err)

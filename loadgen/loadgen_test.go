@@ -24,7 +24,7 @@ import (
 // the tests measure counts, not durability.
 func startServer(t *testing.T) string {
 	opts := store.DefaultOptions()
-	opts.Sync = false
+	opts.UnsafeNoSync = true
 	addr, _ := testutil.StartServer(t, engines.Default, t.TempDir(), opts, server.DefaultOptions())
 	return addr
 }

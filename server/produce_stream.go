@@ -21,7 +21,7 @@ import (
 // the stream until it has sent a response, so HTTP/2 flow control holds the
 // client back: a stream holds at most this many decoded requests (each at
 // most Options.MaxRequestBytes) and as many append goroutines, and fills
-// at most a quarter of the store's request queue (store.DefaultQueueLen,
+// a bounded share of the store's queue (the store does not bound it,
 // 4,096). It does not limit throughput in practice: 1,024 requests per
 // commit of a few hundred µs is millions of requests per second.
 const MaxStreamInFlight = 1024

@@ -207,3 +207,6 @@ func decodeCursor(v []byte) (id uint64, updated int64, err error) {
 	}
 	return id, int64(u), nil
 }
+
+// putUint64 appends v big-endian to dst.
+func putUint64(dst []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(dst, v) }

@@ -10,9 +10,9 @@
 //     The ids of one Append are consecutive.
 //   - Atomicity: an Append is all or nothing; with an Expectation it is
 //     written only if the topic's last seq matches.
-//   - Durability: with Options.Sync (the default) an Append returns nil only
+//   - Durability: by default (the zero Options) an Append returns nil only
 //     once its events and the topic's metadata are fsync'd in one engine
-//     batch. Without it, a crash may lose the last acknowledged commits,
+//     batch. With Options.UnsafeNoSync, a crash may lose the last acknowledged commits,
 //     never reorder events or keep part of an Append: on goleveldb and bbolt
 //     only a machine crash can, on pebble (which buffers its log in memory
 //     without sync) a process crash too.
@@ -20,14 +20,18 @@
 //     its last committed id and seq; ids keep increasing if the clock went
 //     backwards.
 //
-// # Group commit
+// # Write path: apply, then commit
 //
-// All writes go through one writer goroutine. It takes every request waiting
-// in its queue, assigns ids, checks expectations (a failed one fails alone),
-// writes one engine batch with one sync, then acknowledges each request and
-// wakes the readers waiting at the end of the topics it wrote. Id assignment
-// is a pure function of each topic's last id and one clock reading per
-// batch, so the same code can later apply entries of a replicated log.
+// Writes queue as requests; one group commits at a time, and the next forms
+// while it is written and synced. An appender that finds no commit in
+// progress commits the group itself (see CommitMode): it reads the clock
+// once, runs the pure apply step (apply: ids, seqs, expectations, the
+// engine batch, each request's outcome; no I/O), writes the batch with one
+// sync, publishes the new topic state, completes every request of the group
+// and wakes the readers waiting at the end of the topics it wrote. Nothing
+// of a group becomes visible unless its batch was written. Because apply
+// takes its timestamp from the caller, a replicated log can apply a
+// leader's commands on every replica with the leader's reading.
 package store
 
 import (
@@ -53,10 +57,8 @@ const (
 const (
 	DefaultMaxGroupEvents = 1 << 16 // events merged into one engine batch
 	DefaultMaxGroupBytes  = 32 << 20
-	DefaultQueueLen       = 4096 // requests waiting for the writer
 	DefaultPageEvents     = 1000
 	DefaultPageBytes      = 4 << 20
-	DefaultMaxLinger      = 500 * time.Microsecond
 	// MaxTopicsPage bounds one page of Topics.
 	MaxTopicsPage = 1000
 )
@@ -77,8 +79,10 @@ var (
 	ErrClosed = errors.New("store: closed")
 	// ErrFormat: the data folder holds a layout this build cannot read.
 	ErrFormat = errors.New("store: unsupported data format")
-	// ErrFailed: an engine write failed; the store refuses further writes
-	// until it is reopened, because the outcome of that write is unknown.
+	// ErrFailed: an engine write failed. Every request of that group fails
+	// with it (wrapping the engine's error), and so does every later write
+	// until the store is reopened, because the outcome of that write is
+	// unknown. Reads go on.
 	ErrFailed = errors.New("store: write failed, store needs restart")
 	// ErrTopicLimit: every topic id is in use.
 	ErrTopicLimit = errors.New("store: topic id space exhausted")
@@ -138,26 +142,24 @@ type AppendResult struct {
 	Count    int
 }
 
-// Options configures a Store. Start from DefaultOptions.
+// Options configures a Store. The zero Options is durable; zero fields take
+// the defaults of DefaultOptions.
 type Options struct {
-	// Sync makes every commit durable (fsync) before it is acknowledged.
-	// Turning it off is faster and can lose acknowledged events in a crash
-	// (see the package documentation for which crash, per engine).
-	Sync bool
+	// UnsafeNoSync acknowledges commits before they are durable (no fsync).
+	// It is faster and can lose acknowledged events in a crash (see the
+	// package documentation for which crash, per engine).
+	UnsafeNoSync bool
+	// CommitMode says who commits a group; the zero value, CommitLeader,
+	// is the measured default.
+	CommitMode CommitMode
 	// MaxGroupEvents and MaxGroupBytes bound one group commit; a single
 	// larger Append still commits alone.
 	MaxGroupEvents int
 	MaxGroupBytes  int
-	// QueueLen is how many requests may wait for the writer.
-	QueueLen int
 	// PageEvents and PageBytes bound a Read page unless the caller asks
 	// for fewer events.
 	PageEvents int
 	PageBytes  int
-	// MaxLinger bounds how long, with Sync, the writer waits for the
-	// appenders of its last group to come back before it commits a smaller
-	// one (see PostgreSQL's commit_delay). Zero or less disables it.
-	MaxLinger time.Duration
 	// Observer, if not nil, is told of every group commit (see
 	// CommitObserver).
 	Observer CommitObserver
@@ -165,16 +167,13 @@ type Options struct {
 	Clock func() int64
 }
 
-// DefaultOptions returns durable defaults.
+// DefaultOptions returns the defaults, durable.
 func DefaultOptions() Options {
 	return Options{
-		Sync:           true,
 		MaxGroupEvents: DefaultMaxGroupEvents,
 		MaxGroupBytes:  DefaultMaxGroupBytes,
-		QueueLen:       DefaultQueueLen,
 		PageEvents:     DefaultPageEvents,
 		PageBytes:      DefaultPageBytes,
-		MaxLinger:      DefaultMaxLinger,
 		Clock:          func() int64 { return time.Now().UnixNano() },
 	}
 }
@@ -186,9 +185,6 @@ func (o *Options) fill() {
 	}
 	if o.MaxGroupBytes <= 0 {
 		o.MaxGroupBytes = d.MaxGroupBytes
-	}
-	if o.QueueLen <= 0 {
-		o.QueueLen = d.QueueLen
 	}
 	if o.PageEvents <= 0 {
 		o.PageEvents = d.PageEvents
@@ -206,36 +202,30 @@ type Store struct {
 	eng  engine.Engine
 	opts Options
 
-	// closeMu orders enqueues before Close: senders hold it shared.
-	closeMu sync.RWMutex
-	closed  bool
-	reqs    chan *request
-	quit    chan struct{}
-	done    chan struct{}
+	c    committer
+	quit chan struct{} // closed by Close once the last commit is done
+	done chan struct{} // closed when the writer goroutine has ended
 
+	// topics holds every committed topic, loaded at Open. The committer
+	// adds to it under mu; readers look up under mu's read lock, the
+	// committer without it (it is the only writer).
 	mu     sync.RWMutex
-	topics map[string]*topic // committed topics seen since Open
+	topics map[string]*topic
 
 	waitMu  sync.Mutex
 	waiters map[string]*waitEntry
 
 	stats statsCounters
-
-	// writer-goroutine state
-	nextTopicID   uint64
-	failed        error
-	lastGroupReqs int
-	lastWrite     time.Duration
-	queuedAtWrite int // requests waiting when the last write returned
 }
 
 // topic is the in-memory state of a committed topic. id and name never
-// change; last is written by the writer after each commit.
+// change; meta is the committer's alone, lastID is published for readers
+// after each commit.
 type topic struct {
 	id      uint64
 	name    string
 	created int64
-	meta    topicMeta     // writer goroutine only, after publication
+	meta    topicMeta     // the committer's only
 	lastID  atomic.Uint64 // committed last id, for readers
 }
 
@@ -247,7 +237,6 @@ func Open(e engine.Engine, opts Options) (*Store, error) {
 	s := &Store{
 		eng:     e,
 		opts:    opts,
-		reqs:    make(chan *request, opts.QueueLen),
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
 		topics:  make(map[string]*topic),
@@ -256,19 +245,53 @@ func Open(e engine.Engine, opts Options) (*Store, error) {
 	if err := s.checkFormat(); err != nil {
 		return nil, err
 	}
+	s.c.idle.L = &s.c.mu
+	s.c.kick = make(chan struct{}, 1)
 	v, err := e.Get(topicIDKey)
 	switch {
 	case errors.Is(err, engine.ErrNotFound):
-		s.nextTopicID = 1
+		s.c.nextTopicID = 1
 	case err != nil:
 		return nil, fmt.Errorf("store: read topic counter: %w", err)
 	case len(v) != 8:
 		return nil, fmt.Errorf("%w: topic counter", errCorrupted)
 	default:
-		s.nextTopicID = beUint64(v)
+		s.c.nextTopicID = beUint64(v)
+	}
+	if err := s.loadTopics(); err != nil {
+		return nil, err
 	}
 	go s.run()
 	return s, nil
+}
+
+// loadTopics reads every topic's metadata into memory: the apply step
+// needs the whole committed state, and lookups then need no I/O.
+func (s *Store) loadTopics() error {
+	start, end := []byte{prefixMeta}, []byte{prefixMeta + 1}
+	for {
+		kvs, err := s.eng.Scan(start, end, 4096, 0)
+		if err != nil {
+			return fmt.Errorf("store: load topics: %w", err)
+		}
+		for _, kv := range kvs {
+			if len(kv.Key) != 9 {
+				return fmt.Errorf("%w: metadata key %x", errCorrupted, kv.Key)
+			}
+			m, err := decodeMeta(beUint64(kv.Key[1:]), kv.Value)
+			if err != nil {
+				return err
+			}
+			if m.id >= s.c.nextTopicID {
+				return fmt.Errorf("%w: topic %q has id %d, at or past the topic counter %d", errCorrupted, m.name, m.id, s.c.nextTopicID)
+			}
+			s.topics[m.name] = newTopic(m)
+		}
+		if len(kvs) < 4096 {
+			return nil
+		}
+		start = append(kvs[len(kvs)-1].Key, 0)
+	}
 }
 
 func (s *Store) checkFormat() error {
@@ -297,18 +320,22 @@ func (s *Store) checkFormat() error {
 	return nil
 }
 
-// Close stops accepting writes, commits the ones already queued, stops the
-// writer, wakes every waiting reader with ErrClosed and closes the engine.
-// It is idempotent.
+// Close stops accepting writes (they fail with ErrClosed), commits the ones
+// already queued and completes them, stops the writer, wakes every waiting
+// reader with ErrClosed and closes the engine. It is idempotent.
 func (s *Store) Close() error {
-	s.closeMu.Lock()
-	if s.closed {
-		s.closeMu.Unlock()
+	c := &s.c
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
 		<-s.done
 		return nil
 	}
-	s.closed = true
-	s.closeMu.Unlock()
+	c.closed = true
+	for c.busy {
+		c.idle.Wait()
+	}
+	c.mu.Unlock()
 	close(s.quit)
 	<-s.done
 	if err := s.eng.Close(); err != nil {
@@ -337,41 +364,14 @@ func ValidateName(kind, name string) error {
 	return nil
 }
 
-// lookup returns a committed topic by name, from memory or the catalog.
+// lookup returns a committed topic by name.
 func (s *Store) lookup(name string) (*topic, error) {
 	s.mu.RLock()
 	t := s.topics[name]
 	s.mu.RUnlock()
-	if t != nil {
-		return t, nil
-	}
-	v, err := s.eng.Get(catalogKey(name))
-	if errors.Is(err, engine.ErrNotFound) {
+	if t == nil {
 		return nil, fmt.Errorf("%w: topic %q", ErrNotFound, name)
 	}
-	if err != nil {
-		return nil, s.engineErr("read catalog", err)
-	}
-	if len(v) != 8 {
-		return nil, fmt.Errorf("%w: catalog entry of %q", errCorrupted, name)
-	}
-	tid := beUint64(v)
-	mv, err := s.eng.Get(metaKey(tid))
-	if err != nil {
-		return nil, s.engineErr("read topic metadata", err)
-	}
-	m, err := decodeMeta(tid, mv)
-	if err != nil {
-		return nil, err
-	}
-	t = newTopic(m)
-	s.mu.Lock()
-	if old := s.topics[name]; old != nil {
-		t = old // the writer published it meanwhile
-	} else {
-		s.topics[name] = t
-	}
-	s.mu.Unlock()
 	return t, nil
 }
 

@@ -186,7 +186,7 @@ func TestConcurrentAppendersOrderAndGapFreeSeqs(t *testing.T) {
 	const appenders, perAppender = 32, 50
 	forEngine(t, func(t *testing.T, name string) {
 		opts := store.DefaultOptions()
-		opts.Sync = false // the ordering logic is the same; keep the test quick
+		opts.UnsafeNoSync = true // the ordering logic is the same; keep the test quick
 		s := open(t, name, t.TempDir(), opts)
 		var wg sync.WaitGroup
 		errs := make(chan error, appenders)
@@ -481,7 +481,7 @@ func TestWaitWokenByCommit(t *testing.T) {
 func TestFollowerSeesEverything(t *testing.T) {
 	forEngine(t, func(t *testing.T, name string) {
 		opts := store.DefaultOptions()
-		opts.Sync = false
+		opts.UnsafeNoSync = true
 		s := open(t, name, t.TempDir(), opts)
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()

@@ -5,399 +5,328 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/goethe-log/goethe/engine"
 )
 
-type requestKind uint8
+// CommitMode says who commits a group. Both keep one commit at a time and
+// let the next group form while the current one is written and synced.
+type CommitMode uint8
 
 const (
-	reqAppend requestKind = iota
-	reqCursor
+	// CommitLeader (the default): an appender that finds no commit in
+	// progress commits its group itself, on its own goroutine, as
+	// LevelDB's write queue does: a lone appender makes no goroutine hop.
+	// Requests that arrive meanwhile join the next group, which the
+	// committer's goroutine hands to the store's writer goroutine so that
+	// the leader's own caller waits for one commit only.
+	CommitLeader CommitMode = iota
+	// CommitWriter: every group is committed by the store's writer
+	// goroutine; an appender always hands its request over. Kept for
+	// measurement (results/ compares the two).
+	CommitWriter
 )
 
-// request is one Append or cursor write waiting for the writer.
+// request is one write waiting for its group: a command and how to tell
+// its caller the outcome. Requests are pooled.
 type request struct {
-	kind   requestKind
-	topic  string
-	events []Event
-	expect Expectation
-	bytes  int
+	cmd   command
+	bytes int
+	// done, when set, is called with the outcome (AppendAsync); otherwise
+	// the outcome is stored and ready signalled (a blocking call).
+	done  func(AppendResult, error)
+	ready chan struct{} // buffered: signalling never blocks
+	out   outcome
+}
 
-	consumer string // reqCursor
-	cursorID uint64
+var requestPool = sync.Pool{New: func() any { return &request{ready: make(chan struct{}, 1)} }}
 
-	result AppendResult
-	err    error
-	done   chan struct{}
+func newRequest() *request { return requestPool.Get().(*request) }
+
+func (r *request) release() {
+	r.cmd = command{}
+	r.done, r.out, r.bytes = nil, outcome{}, 0
+	requestPool.Put(r)
+}
+
+// finish delivers r's outcome. An asynchronous request is released here;
+// a blocking one by its caller once it has read the outcome.
+func (r *request) finish(o outcome) {
+	if done := r.done; done != nil {
+		r.release()
+		done(o.res, o.err)
+		return
+	}
+	r.out = o
+	r.ready <- struct{}{}
+}
+
+// committer is the write path's state: the queue where groups form, and
+// what only the current committer touches.
+type committer struct {
+	mu     sync.Mutex
+	queue  []*request // requests waiting for the next group, in arrival order
+	busy   bool       // a committer (leader or writer) is running
+	closed bool
+	idle   sync.Cond // signalled when busy turns false
+	kick   chan struct{}
+
+	// Owned by the current committer (whoever set busy).
+	group       []*request
+	cmds        []command
+	applied     applied
+	nextTopicID uint64
+	failed      error // set by the first failed engine write
+	lastReqs    int   // requests in the last group
 }
 
 // Append stores events at the end of topic, creating the topic if it does
 // not exist, atomically: all of them or none. With an expectation set, the
-// events are stored only if the topic's last seq equals it; otherwise the
-// error is a *ConflictError. On success the events have ids FirstID…
-// FirstID+n-1 and seqs FirstSeq…FirstSeq+n-1; with Options.Sync they are on
-// disk. // not have been committed. Append does not retain events after it returns.
+// events are stored only if the topic's last seq equals it when the group
+// commits; otherwise the error is a *ConflictError. On success the events
+// have ids FirstID…FirstID+n-1 and seqs FirstSeq…FirstSeq+n-1 and, unless
+// Options.UnsafeNoSync, are on disk. Once a request is queued its outcome is
+// decided within one commit, so ctx only bounds nothing but the call's
+// start: Append always reports what happened to a queued request. events
+// are not retained after Append returns.
 func (s *Store) Append(ctx context.Context, topicName string, events []Event, expect Expectation) (AppendResult, error) {
-	if err := ValidateName("topic", topicName); err != nil {
+	if err := ctx.Err(); err != nil {
 		return AppendResult{}, err
+	}
+	r := newRequest()
+	if err := s.prepareAppend(r, topicName, events, expect); err != nil {
+		r.release()
+		return AppendResult{}, err
+	}
+	o := s.wait(r)
+	return o.res, o.err
+}
+
+// AppendAsync is Append without waiting: done is called exactly once with
+// the outcome, possibly before AppendAsync returns (a request refused at
+// once, or one whose group the caller committed itself as leader), else
+// from the goroutine that commits the request's group, after the group's
+// batch is written and its events are visible to readers. done must not
+// block or call back into the store's write path: every request of the
+// group waits for it. events must not be modified until done is called
+// and are not retained after. The store does not bound the requests
+// waiting: callers bound their own (the server bounds each stream's).
+func (s *Store) AppendAsync(topicName string, events []Event, expect Expectation, done func(AppendResult, error)) {
+	r := newRequest()
+	if err := s.prepareAppend(r, topicName, events, expect); err != nil {
+		r.release()
+		done(AppendResult{}, err)
+		return
+	}
+	r.done = done
+	s.submit(r)
+}
+
+func (s *Store) prepareAppend(r *request, topicName string, events []Event, expect Expectation) error {
+	if err := ValidateName("topic", topicName); err != nil {
+		return err
 	}
 	if len(events) == 0 {
-		return AppendResult{}, fmt.Errorf("%w: an append needs at least one event", ErrInvalid)
+		return fmt.Errorf("%w: an append needs at least one event", ErrInvalid)
 	}
-	r := &request{kind: reqAppend, topic: topicName, events: events, expect: expect, done: make(chan struct{})}
+	r.cmd = command{kind: cmdAppend, topic: topicName, events: events, expect: expect}
 	for i := range events {
-		r.bytes += len(events[i].Payload) + 32
-		for k, v := range events[i].Headers {
-			r.bytes += len(k) + len(v) + 4
-		}
+		r.bytes += eventValueSize(&events[i]) + eventKeyLen
 	}
-	if err := s.submit(ctx, r); err != nil {
-		return AppendResult{}, err
-	}
-	return r.result, r.err
+	return nil
 }
 
 // SetCursor records that consumer has processed topic up to and including
-// event id. It goes through the writer, so it is ordered after every Append
-// acknowledged before it and is durable like them. The topic must exist.
+// event id. It is committed like an Append, so it is ordered after every
+// Append acknowledged before it and is durable like them. The topic must
+// exist.
 func (s *Store) SetCursor(ctx context.Context, topicName, consumer string, id uint64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := ValidateName("topic", topicName); err != nil {
 		return err
 	}
 	if err := ValidateName("consumer", consumer); err != nil {
 		return err
 	}
-	r := &request{kind: reqCursor, topic: topicName, consumer: consumer, cursorID: id, done: make(chan struct{})}
-	if err := s.submit(ctx, r); err != nil {
-		return err
-	}
-	return r.err
+	r := newRequest()
+	r.cmd = command{kind: cmdSetCursor, topic: topicName, consumer: consumer, cursorID: id}
+	r.bytes = len(consumer) + 32
+	return s.wait(r).err
 }
 
-func (s *Store) submit(ctx context.Context, r *request) error {
-	s.closeMu.RLock()
-	if s.closed {
-		s.closeMu.RUnlock()
-		return ErrClosed
-	}
-	select {
-	case s.reqs <- r:
-	case <-ctx.Done():
-		s.closeMu.RUnlock()
-		return ctx.Err()
-	}
-	s.closeMu.RUnlock()
-	// Once queued, the writer decides the outcome within one commit; waiting
-	// for it means the caller always learns it, and never has its events
-	// read after Append returned.
-	<-r.done
-	return nil
+// wait submits a blocking request and returns its outcome.
+func (s *Store) wait(r *request) outcome {
+	s.submit(r)
+	<-r.ready
+	o := r.out
+	r.release()
+	return o
 }
 
-// run is the writer goroutine.
+// submit queues r; if no commit is in progress the caller leads: it commits
+// the group r is in, then hands whatever queued meanwhile to the writer.
+func (s *Store) submit(r *request) {
+	c := &s.c
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		r.finish(outcome{err: ErrClosed})
+		return
+	}
+	c.queue = append(c.queue, r)
+	if c.busy {
+		c.mu.Unlock()
+		return
+	}
+	c.busy = true
+	c.mu.Unlock()
+	if s.opts.CommitMode == CommitWriter {
+		c.kick <- struct{}{}
+		return
+	}
+	if s.commitNext() {
+		c.kick <- struct{}{} // more queued: the writer goes on
+	}
+}
+
+// run is the writer goroutine: it commits groups for as long as requests
+// keep queueing once a committer has handed over to it.
 func (s *Store) run() {
 	defer close(s.done)
-	g := &group{pending: make(map[string]*pendingTopic)}
-	linger := time.NewTimer(time.Hour)
-	linger.Stop()
+	c := &s.c
 	for {
-		var first *request
 		select {
-		case first = <-s.reqs:
-		case <-s.quit:
-			// Close has stopped new submissions: commit what is queued.
-			for {
-				select {
-				case r := <-s.reqs:
-					g.add(r)
-					s.fill(g)
-					s.commit(g)
-				default:
-					return
-				}
-			}
-		}
-		g.add(first)
-		if s.opts.Sync && s.lastGroupReqs > 1 {
-			// The appenders acknowledged by the last commit are runnable but
-			// have not resubmitted yet; yielding once lets them join this
-			// group instead of the next one, which roughly doubles the group
-			// with N concurrent one-event appenders. It costs microseconds
-			// against a millisecond fsync.
-			runtime.Gosched()
-		}
-		s.fill(g)
-		s.linger(g, linger)
-		s.lastGroupReqs = len(g.reqs)
-		s.commit(g)
-	}
-}
-
-// fill takes waiting requests into g without blocking, up to the group limits.
-func (s *Store) fill(g *group) {
-	for g.events < s.opts.MaxGroupEvents && g.bytes < s.opts.MaxGroupBytes {
-		select {
-		case r := <-s.reqs:
-			g.add(r)
-		default:
-			return
-		}
-	}
-}
-
-// linger waits, in sync mode, for the appenders of the last group to come
-// back, as PostgreSQL's commit_delay does. With N concurrent appenders the
-// writer otherwise settles into two alternating groups of about N/2: while
-// one group syncs the others queue, and the acknowledged ones come back too
-// late to join the next. The writer therefore aims for the last group plus
-// what queued during its write, and waits for that many requests, but no
-// longer than Options.MaxLinger or half the last write's duration. A lone
-// appender never waits; the wait is small against the sync it shares.
-func (s *Store) linger(g *group, t *time.Timer) {
-	target := s.lastGroupReqs + s.queuedAtWrite
-	if !s.opts.Sync || s.opts.MaxLinger <= 0 || len(g.reqs) >= target || g.events >= s.opts.MaxGroupEvents {
-		return
-	}
-	d := min(s.opts.MaxLinger, s.lastWrite/2)
-	if d <= 0 {
-		return
-	}
-	t.Reset(d)
-	defer t.Stop()
-	for len(g.reqs) < target && g.events < s.opts.MaxGroupEvents && g.bytes < s.opts.MaxGroupBytes {
-		select {
-		case r := <-s.reqs:
-			g.add(r)
-		case <-t.C:
-			return
+		case <-c.kick:
 		case <-s.quit:
 			return
 		}
-	}
-}
-
-// group is one group commit in preparation. Its buffers are reused.
-type group struct {
-	reqs    []*request
-	events  int
-	bytes   int
-	batch   engine.Batch
-	buf     []byte
-	pending map[string]*pendingTopic
-	order   []*pendingTopic
-}
-
-// pendingTopic is a topic's state as of the requests accepted so far in the
-// group; it becomes committed state only if the batch is written.
-type pendingTopic struct {
-	t     *topic // nil for a topic this group creates
-	meta  topicMeta
-	dirty bool
-}
-
-func (g *group) add(r *request) {
-	g.reqs = append(g.reqs, r)
-	g.events += len(r.events)
-	g.bytes += r.bytes
-}
-
-func (g *group) reset() {
-	clear(g.reqs)
-	g.reqs = g.reqs[:0]
-	g.events, g.bytes = 0, 0
-	g.batch.Reset()
-	g.buf = g.buf[:0]
-	clear(g.pending)
-	clear(g.order)
-	g.order = g.order[:0]
-}
-
-// alloc returns n bytes of the group's buffer. Earlier slices stay valid
-// when the buffer grows: they keep the old array.
-func (g *group) alloc(n int) []byte {
-	if cap(g.buf)-len(g.buf) < n {
-		size := 2*cap(g.buf) + n
-		if size < 64<<10 {
-			size = 64 << 10
+		for {
+			if !s.opts.UnsafeNoSync && c.lastReqs > 1 {
+				// The appenders the last commit acknowledged are runnable
+				// but have not come back yet; yielding once lets them join
+				// this group instead of the next. Microseconds against a
+				// sync.
+				runtime.Gosched()
+			}
+			if !s.commitNext() {
+				break
+			}
 		}
-		g.buf = make([]byte, 0, size)
 	}
-	start := len(g.buf)
-	g.buf = g.buf[:start+n]
-	return g.buf[start : start : start+n]
 }
 
-// commit applies a group: assigns ids, checks expectations, writes one
-// batch, publishes the new state and acknowledges every request.
-func (s *Store) commit(g *group) {
-	defer g.reset()
-	if s.failed != nil {
-		for _, r := range g.reqs {
-			r.err = fmt.Errorf("%w: %v", ErrFailed, s.failed)
-			close(r.done)
+// commitNext commits one group taken from the head of the queue, and then
+// reports whether more requests are waiting. When none are, it clears busy
+// before returning false, so the next appender leads.
+func (s *Store) commitNext() (more bool) {
+	c := &s.c
+	c.mu.Lock()
+	n, events, bytes := 0, 0, 0
+	for n < len(c.queue) && (n == 0 || events < s.opts.MaxGroupEvents && bytes < s.opts.MaxGroupBytes) {
+		r := c.queue[n]
+		events += len(r.cmd.events)
+		bytes += r.bytes
+		n++
+	}
+	c.group = append(c.group[:0], c.queue[:n]...)
+	rest := copy(c.queue, c.queue[n:])
+	clear(c.queue[rest:])
+	c.queue = c.queue[:rest]
+	c.mu.Unlock()
+
+	if n > 0 {
+		s.commit(c.group, events)
+		clear(c.group)
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queue) > 0 {
+		return true
+	}
+	c.busy = false
+	c.idle.Broadcast()
+	return false
+}
+
+// commit applies one group at one clock reading, writes its batch with one
+// sync, publishes the new state, and completes every request.
+func (s *Store) commit(group []*request, events int) {
+	c := &s.c
+	c.lastReqs = len(group)
+	if c.failed != nil {
+		for _, r := range group {
+			r.finish(outcome{err: c.failed})
 		}
 		return
 	}
-	now := s.opts.Clock()
-	createdTopics := false
-	for _, r := range g.reqs {
-		p, err := s.pendingTopic(g, r.topic, r.kind == reqAppend, now)
-		if err != nil {
-			r.err = err
-			continue
-		}
-		switch r.kind {
-		case reqAppend:
-			if r.expect.set && r.expect.lastSeq != p.meta.lastSeq {
-				r.err = &ConflictError{Topic: r.topic, Expected: r.expect.lastSeq, Actual: p.meta.lastSeq}
-				continue
-			}
-			s.assign(g, p, r, now)
-		case reqCursor:
-			if p.t == nil && !p.dirty {
-				// Only failed appends of this group named the topic: it
-				// does not exist.
-				r.err = fmt.Errorf("%w: topic %q", ErrNotFound, r.topic)
-				continue
-			}
-			g.batch.Put(cursorKey(p.meta.id, r.consumer), encodeCursor(r.cursorID, now))
-		}
+	c.cmds = c.cmds[:0]
+	for _, r := range group {
+		c.cmds = append(c.cmds, r.cmd)
 	}
-	for _, p := range g.order {
-		if !p.dirty {
-			continue // a topic created only by failed requests is not written
-		}
-		g.batch.Put(metaKey(p.meta.id), p.meta.encode(g.alloc(64+len(p.meta.name))))
-		if p.t == nil {
-			g.batch.Put(catalogKey(p.meta.name), eventKey(p.meta.id, 0)[:8])
-			createdTopics = true
-		}
-	}
-	if createdTopics {
-		g.batch.Put(topicIDKey, eventKey(s.nextTopicID, 0)[:8])
-	}
-	if g.batch.Len() > 0 {
+	a := &c.applied
+	apply(s.topics, c.nextTopicID, c.cmds, s.opts.Clock(), a)
+	clear(c.cmds)
+
+	if a.batch.Len() > 0 {
 		start := time.Now()
-		err := s.eng.Write(&g.batch, s.opts.Sync)
-		s.lastWrite = time.Since(start)
-		s.queuedAtWrite = len(s.reqs)
-		s.stats.record(len(g.reqs), g.events, g.batch.Size(), s.lastWrite)
+		err := s.eng.Write(&a.batch, !s.opts.UnsafeNoSync)
+		took := time.Since(start)
+		s.stats.record(len(group), events, a.batch.Size(), took)
 		if o := s.opts.Observer; o != nil {
-			o.ObserveCommit(len(g.reqs), g.events, g.batch.Size(), s.lastWrite, err)
+			o.ObserveCommit(len(group), events, a.batch.Size(), took, err)
 		}
 		if err != nil {
+			// Nothing of the group is published. The outcome of the write
+			// is unknown (a failed sync may leave it on disk), so no later
+			// write may be made on top of a state that may be wrong.
 			err = s.engineErr("write batch", err)
 			if !errors.Is(err, ErrClosed) {
-				s.failed = err
+				err = fmt.Errorf("%w: %w", ErrFailed, err)
+				c.failed = err
 			}
-			for _, r := range g.reqs {
-				if r.err == nil {
-					r.err = err
-				}
-			}
-			s.rollbackTopicIDs(g)
-			for _, r := range g.reqs {
-				close(r.done)
+			for _, r := range group {
+				r.finish(outcome{err: err})
 			}
 			return
 		}
 	}
-	s.publish(g)
-	for _, r := range g.reqs {
-		close(r.done)
+	c.nextTopicID = a.nextTopicID
+	s.publish(a)
+	for i, r := range group {
+		r.finish(a.outcomes[i])
 	}
 }
 
-// pendingTopic returns the group's view of a topic, loading it or (for an
-// append) creating it.
-func (s *Store) pendingTopic(g *group, name string, create bool, now int64) (*pendingTopic, error) {
-	if p := g.pending[name]; p != nil {
-		return p, nil
-	}
-	t, err := s.lookup(name)
-	var p *pendingTopic
-	switch {
-	case err == nil:
-		p = &pendingTopic{t: t, meta: t.meta}
-	case errors.Is(err, ErrNotFound) && create:
-		if s.nextTopicID > MaxTopicID {
-			return nil, ErrTopicLimit
-		}
-		p = &pendingTopic{meta: topicMeta{id: s.nextTopicID, name: name, created: now}}
-		s.nextTopicID++
-	default:
-		return nil, err
-	}
-	g.pending[name] = p
-	g.order = append(g.order, p)
-	return p, nil
-}
-
-// assign gives r's events their ids and seqs and adds them to the batch.
-func (s *Store) assign(g *group, p *pendingTopic, r *request, now int64) {
-	m := &p.meta
-	id := uint64(now)
-	if id <= m.lastID {
-		id = m.lastID + 1
-	}
-	r.result = AppendResult{FirstID: id, FirstSeq: m.lastSeq + 1, Count: len(r.events)}
-	for i := range r.events {
-		e := &r.events[i]
-		m.lastSeq++
-		k := putEventKey(g.alloc(eventKeyLen), m.id, id)
-		v := appendEventValue(g.alloc(16+len(e.Payload)), m.lastSeq, e.Headers, e.Payload)
-		g.batch.Put(k, v)
-		if m.firstID == 0 {
-			m.firstID, m.firstSeq = id, m.lastSeq
-		}
-		m.lastID = id
-		id++
-	}
-	p.dirty = true
-}
-
-// rollbackTopicIDs returns the ids of topics the failed group would have
-// created.
-func (s *Store) rollbackTopicIDs(g *group) {
-	for _, p := range g.order {
-		if p.t == nil && p.meta.id < s.nextTopicID {
-			s.nextTopicID = p.meta.id
-		}
-	}
-}
-
-// publish makes a written group's topic state visible and wakes readers.
-func (s *Store) publish(g *group) {
-	var created []*topic
-	for _, p := range g.order {
-		if p.t != nil {
-			p.t.meta = p.meta
-			p.t.lastID.Store(p.meta.lastID)
+// publish makes a written group's topic state current and wakes readers.
+func (s *Store) publish(a *applied) {
+	var created bool
+	for _, ch := range a.changes {
+		if !ch.dirty {
 			continue
 		}
-		if p.dirty {
-			created = append(created, newTopic(p.meta))
+		if ch.t != nil {
+			ch.t.meta = ch.meta
+			ch.t.lastID.Store(ch.meta.lastID)
+		} else {
+			created = true
 		}
 	}
-	if len(created) > 0 {
+	if created {
 		s.mu.Lock()
-		for _, t := range created {
-			if old := s.topics[t.name]; old != nil {
-				// A reader found the catalog entry between the write and now.
-				old.meta = t.meta
-				old.lastID.Store(t.meta.lastID)
-				continue
+		for _, ch := range a.changes {
+			if ch.dirty && ch.t == nil {
+				s.topics[ch.meta.name] = newTopic(ch.meta)
 			}
-			s.topics[t.name] = t
 		}
 		s.mu.Unlock()
 	}
-	for _, p := range g.order {
-		if p.dirty {
-			s.wake(p.meta.name)
+	for _, ch := range a.changes {
+		if ch.dirty {
+			s.wake(ch.meta.name)
 		}
 	}
 }
@@ -424,7 +353,7 @@ func (c *statsCounters) record(reqs, events, bytes int, d time.Duration) {
 	c.bytes.Add(uint64(bytes))
 	c.nanos.Add(uint64(d))
 	if uint64(reqs) > c.maxReqs.Load() {
-		c.maxReqs.Store(uint64(reqs)) // only the writer stores
+		c.maxReqs.Store(uint64(reqs)) // only the committer stores
 	}
 }
 

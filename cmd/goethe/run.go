@@ -69,7 +69,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 		return fmt.Errorf("open %s data in %s: %w", cfg.Engine, engineDir, err)
 	}
 	sopts := store.DefaultOptions()
-	sopts.Sync = cfg.Sync
+	sopts.UnsafeNoSync = !cfg.Sync
 	var metrics *server.Metrics
 	if cfg.MetricsListen != "" {
 		metrics = server.NewMetrics(server.MetricsOptions{Engine: cfg.Engine})
