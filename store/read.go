@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/goethe-log/goethe/engine"
@@ -40,8 +41,10 @@ type Page struct {
 // bounded also by Options.PageEvents and Options.PageBytes (a page holds at
 // least one event when one exists). limit <= 0 means Options.PageEvents. An
 // empty page means the reader is at the end of the topic. The topic must
-// exist: ErrNotFound otherwise. Read holds no engine resource after it
-// returns, and the page's memory is the caller's.
+// exist: ErrNotFound otherwise. Read returns only events of completed
+// commits: none of a commit in progress or of one whose engine write failed.
+// It holds no engine resource after it returns, and the page's memory is
+// the caller's.
 func (s *Store) Read(topicName string, from uint64, limit int) (Page, error) {
 	t, err := s.lookup(topicName)
 	if err != nil {
@@ -50,7 +53,17 @@ func (s *Store) Read(topicName string, from uint64, limit int) (Page, error) {
 	if limit <= 0 || limit > s.opts.PageEvents {
 		limit = s.opts.PageEvents
 	}
-	kvs, err := s.eng.Scan(eventKey(t.id, from), topicEnd(t.id), limit, s.opts.PageBytes)
+	// Only published events are read: a write in progress, or one that
+	// failed after reaching the engine, is not part of the log.
+	last := t.pub.Load().lastID
+	if last == 0 || from > last {
+		return Page{Next: from}, nil
+	}
+	end := topicEnd(t.id)
+	if last < math.MaxUint64 {
+		end = eventKey(t.id, last+1)
+	}
+	kvs, err := s.eng.Scan(eventKey(t.id, from), end, limit, s.opts.PageBytes)
 	if err != nil {
 		return Page{Next: from}, s.engineErr("scan events", err)
 	}
@@ -123,7 +136,7 @@ func (s *Store) hasFrom(topicName string, from uint64) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	last := t.lastID.Load()
+	last := t.pub.Load().lastID
 	return last != 0 && last >= from, nil
 }
 
@@ -155,24 +168,18 @@ func (s *Store) Info(topicName string) (TopicInfo, error) {
 	if err != nil {
 		return TopicInfo{}, err
 	}
-	return s.infoByID(t.id)
+	return t.info(), nil
 }
 
-func (s *Store) infoByID(tid uint64) (TopicInfo, error) {
-	v, err := s.eng.Get(metaKey(tid))
-	if err != nil {
-		return TopicInfo{}, s.engineErr("read topic metadata", err)
-	}
-	m, err := decodeMeta(tid, v)
-	if err != nil {
-		return TopicInfo{}, err
-	}
+// info describes t as of its last published commit.
+func (t *topic) info() TopicInfo {
+	m := t.pub.Load()
 	ti := TopicInfo{Name: m.name, ID: m.id, Created: time.Unix(0, m.created), FirstID: m.firstID,
 		FirstSeq: m.firstSeq, LastID: m.lastID, LastSeq: m.lastSeq}
 	if m.lastSeq > 0 {
 		ti.Count = m.lastSeq - m.firstSeq + 1
 	}
-	return ti, nil
+	return ti
 }
 
 // Topics lists up to limit topics whose names sort after the name after
@@ -196,18 +203,15 @@ func (s *Store) Topics(after string, limit int) ([]TopicInfo, string, error) {
 	}
 	out := make([]TopicInfo, 0, len(kvs))
 	for _, kv := range kvs {
-		if len(kv.Value) != 8 {
-			return nil, "", fmt.Errorf("%w: catalog entry %q", errCorrupted, kv.Key[1:])
-		}
-		ti, err := s.infoByID(beUint64(kv.Value))
+		t, err := s.lookup(string(kv.Key[1:]))
 		if err != nil {
-			return nil, "", err
+			continue // written by a commit that failed: not part of the log
 		}
-		out = append(out, ti)
+		out = append(out, t.info())
 	}
 	next := ""
 	if more {
-		next = out[len(out)-1].Name
+		next = string(kvs[len(kvs)-1].Key[1:])
 	}
 	return out, next, nil
 }

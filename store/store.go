@@ -219,14 +219,14 @@ type Store struct {
 }
 
 // topic is the in-memory state of a committed topic. id and name never
-// change; meta is the committer's alone, lastID is published for readers
-// after each commit.
+// change; meta is the committer's alone, pub is a copy of it published
+// for readers after each commit.
 type topic struct {
 	id      uint64
 	name    string
 	created int64
-	meta    topicMeta     // the committer's only
-	lastID  atomic.Uint64 // committed last id, for readers
+	meta    topicMeta                 // the committer's only
+	pub     atomic.Pointer[topicMeta] // as of the last published commit
 }
 
 // Open opens the log kept in e, initialising an empty engine and refusing
@@ -390,6 +390,6 @@ func beUint64(b []byte) uint64 {
 
 func newTopic(m topicMeta) *topic {
 	t := &topic{id: m.id, name: m.name, created: m.created, meta: m}
-	t.lastID.Store(m.lastID)
+	t.pub.Store(&m)
 	return t
 }

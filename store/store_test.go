@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/goethe-log/goethe/engine"
+	"github.com/goethe-log/goethe/engine/faultengine"
 	"github.com/goethe-log/goethe/engines"
 	"github.com/goethe-log/goethe/store"
 )
@@ -182,16 +183,45 @@ func TestTopicIsolation(t *testing.T) {
 	})
 }
 
+// TestConcurrentAppendersOrderAndGapFreeSeqs runs blocking appenders and
+// asynchronous ones (each keeping several appends in flight) in both
+// commit modes.
 func TestConcurrentAppendersOrderAndGapFreeSeqs(t *testing.T) {
 	const appenders, perAppender = 32, 50
+	for _, mode := range []store.CommitMode{store.CommitLeader, store.CommitWriter} {
+		t.Run(fmt.Sprint("mode=", mode), func(t *testing.T) {
+			testConcurrentAppenders(t, mode, appenders, perAppender)
+		})
+	}
+}
+
+func testConcurrentAppenders(t *testing.T, mode store.CommitMode, appenders, perAppender int) {
 	forEngine(t, func(t *testing.T, name string) {
 		opts := store.DefaultOptions()
 		opts.UnsafeNoSync = true // the ordering logic is the same; keep the test quick
+		opts.CommitMode = mode
 		s := open(t, name, t.TempDir(), opts)
 		var wg sync.WaitGroup
-		errs := make(chan error, appenders)
+		errs := make(chan error, appenders*perAppender)
 		for a := range appenders {
 			wg.Go(func() {
+				if a%2 == 1 {
+					// Asynchronous: every append in flight at once, issued
+					// in order from this goroutine.
+					var done sync.WaitGroup
+					for i := range perAppender {
+						done.Add(1)
+						batch := events(fmt.Sprintf("%d/%d/0", a, i), fmt.Sprintf("%d/%d/1", a, i))
+						s.AppendAsync("log", batch, store.ExpectAny, func(_ store.AppendResult, err error) {
+							if err != nil {
+								errs <- err
+							}
+							done.Done()
+						})
+					}
+					done.Wait()
+					return
+				}
 				for i := range perAppender {
 					batch := events(fmt.Sprintf("%d/%d/0", a, i), fmt.Sprintf("%d/%d/1", a, i))
 					if _, err := s.Append(context.Background(), "log", batch, store.ExpectAny); err != nil {
@@ -685,4 +715,98 @@ func TestCursorOnTopicOnlyNamedByFailedAppends(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, list, 1, "only the big topic exists")
 	})
+}
+
+// openFaulty opens a store on a fault-injecting wrapper of engine name.
+func openFaulty(t *testing.T, name, dir string) (*store.Store, *faultengine.Engine) {
+	t.Helper()
+	e, err := engines.Open(name, dir)
+	require.NoError(t, err)
+	f := faultengine.Wrap(e)
+	s, err := store.Open(f, store.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	return s, f
+}
+
+// TestFailedWriteFailsItsGroup: a failed engine write fails every request
+// of its group with one error, publishes nothing of it (also when the batch
+// reached the engine before the failure), and every later write fails the
+// same way while reads go on. After a restart the log holds exactly what
+// was acknowledged.
+func TestFailedWriteFailsItsGroup(t *testing.T) {
+	for _, mode := range []faultengine.Mode{faultengine.BeforeApply, faultengine.AfterApply} {
+		t.Run(mode.String(), func(t *testing.T) {
+			forEngine(t, func(t *testing.T, name string) {
+				dir := t.TempDir()
+				s, f := openFaulty(t, name, dir)
+				ctx := context.Background()
+				_, err := s.Append(ctx, "t", events("kept"), store.ExpectAny)
+				require.NoError(t, err)
+
+				// Hold a lone write so that a group of five forms behind it.
+				release := f.BlockWrites()
+				defer release()
+				first := make(chan error, 1)
+				go func() {
+					_, err := s.Append(ctx, "t", events("first"), store.ExpectAny)
+					first <- err
+				}()
+				require.Eventually(t, func() bool { return f.Waiting() == 1 }, 10*time.Second, time.Millisecond)
+				const n = 5
+				errs := make(chan error, n)
+				for i := range n {
+					s.AppendAsync("t", events(fmt.Sprint("lost-", i)), store.ExpectAny, func(_ store.AppendResult, err error) { errs <- err })
+				}
+				f.FailWritesIf(mode, func(b *engine.Batch) bool { return b != nil && b.Len() > n })
+				release()
+				require.NoError(t, <-first)
+
+				var groupErr error
+				for range n {
+					err := <-errs
+					require.ErrorIs(t, err, store.ErrFailed)
+					require.ErrorIs(t, err, faultengine.ErrInjected)
+					if groupErr == nil {
+						groupErr = err
+					}
+					require.Equal(t, groupErr.Error(), err.Error(), "one error for the whole group")
+				}
+				require.Equal(t, int64(1), f.Stats().Injected, "the five were one write")
+
+				f.Disarm()
+				_, err = s.Append(ctx, "t", events("later"), store.ExpectAny)
+				require.ErrorIs(t, err, store.ErrFailed, "no write on top of an unknown outcome")
+				require.ErrorIs(t, s.SetCursor(ctx, "t", "c", 1), store.ErrFailed)
+
+				got := readAll(t, s, "t", store.FromBeginning, 100)
+				require.Equal(t, []string{"kept", "first"}, payloads(got), "reads go on and see only acknowledged events")
+				ti, err := s.Info("t")
+				require.NoError(t, err)
+				require.Equal(t, uint64(2), ti.LastSeq)
+
+				require.NoError(t, s.Close())
+				s2 := open(t, name, dir, store.Options{})
+				got = readAll(t, s2, "t", store.FromBeginning, 100)
+				if mode == faultengine.BeforeApply {
+					require.Equal(t, []string{"kept", "first"}, payloads(got))
+				} else {
+					// The write reached the engine whole before it failed:
+					// after a restart it is there, atomically.
+					require.Len(t, got, 2+n)
+				}
+				res, err := s2.Append(ctx, "t", events("after restart"), store.ExpectAny)
+				require.NoError(t, err)
+				require.Equal(t, uint64(len(got)+1), res.FirstSeq, "seqs stay dense")
+			})
+		})
+	}
+}
+
+func payloads(evs []store.Event) []string {
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = string(e.Payload)
+	}
+	return out
 }

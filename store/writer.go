@@ -28,6 +28,14 @@ const (
 	CommitWriter
 )
 
+// String names the mode: "leader" or "writer".
+func (m CommitMode) String() string {
+	if m == CommitWriter {
+		return "writer"
+	}
+	return "leader"
+}
+
 // request is one write waiting for its group: a command and how to tell
 // its caller the outcome. Requests are pooled.
 type request struct {
@@ -310,7 +318,8 @@ func (s *Store) publish(a *applied) {
 		}
 		if ch.t != nil {
 			ch.t.meta = ch.meta
-			ch.t.lastID.Store(ch.meta.lastID)
+			m := ch.meta
+			ch.t.pub.Store(&m)
 		} else {
 			created = true
 		}
