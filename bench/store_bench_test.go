@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -49,6 +51,10 @@ func sizeName(n int) string {
 }
 
 func openStore(b *testing.B, name, dir string, sync bool) *store.Store {
+	return openStoreMode(b, name, dir, sync, store.CommitLeader)
+}
+
+func openStoreMode(b *testing.B, name, dir string, sync bool, mode store.CommitMode) *store.Store {
 	b.Helper()
 	e, err := engines.Open(name, dir)
 	if err != nil {
@@ -56,6 +62,7 @@ func openStore(b *testing.B, name, dir string, sync bool) *store.Store {
 	}
 	opts := store.DefaultOptions()
 	opts.UnsafeNoSync = !sync
+	opts.CommitMode = mode
 	s, err := store.Open(e, opts)
 	if err != nil {
 		b.Fatal(err)
@@ -67,21 +74,18 @@ func reportEvents(b *testing.B, events int) {
 	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
 }
 
-// runAppenders splits b.N operations among n goroutines and runs op in each.
+// runAppenders splits b.N operations among n goroutines and runs op in
+// each; the operations are handed out by an atomic counter, so the harness
+// adds no goroutine hop of its own.
 func runAppenders(b *testing.B, n int, op func(worker int) error) {
 	var wg sync.WaitGroup
-	var next = make(chan struct{}, 1024)
+	var left atomic.Int64
+	left.Store(int64(b.N))
 	errs := make(chan error, n)
 	b.ResetTimer()
-	go func() {
-		for range b.N {
-			next <- struct{}{}
-		}
-		close(next)
-	}()
 	for w := range n {
 		wg.Go(func() {
-			for range next {
+			for left.Add(-1) >= 0 {
 				if err := op(w); err != nil {
 					errs <- err
 					return
@@ -94,6 +98,24 @@ func runAppenders(b *testing.B, n int, op func(worker int) error) {
 	close(errs)
 	for err := range errs {
 		b.Fatal(err)
+	}
+}
+
+// cpuClock reads the process's user and system CPU time (getrusage), for
+// CPU per event in benchmarks: the figure that bounds throughput when
+// clients and server share the machine's cores.
+func cpuClock() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the CPU time used since start per event, in µs.
+func reportCPU(b *testing.B, start time.Duration, events int) {
+	if events > 0 {
+		b.ReportMetric(float64(cpuClock()-start)/float64(time.Microsecond)/float64(events), "cpu-µs/event")
 	}
 }
 
@@ -116,7 +138,27 @@ func BenchmarkAppend(b *testing.B) {
 }
 
 func benchAppend(b *testing.B, eng string, sync bool, size, batch, appenders int) {
-	s := openStore(b, eng, b.TempDir(), sync)
+	benchAppendMode(b, eng, sync, size, batch, appenders, store.CommitLeader)
+}
+
+// BenchmarkCommitMode compares who commits a group (store.CommitMode): the
+// appender that finds the store idle, or always the writer goroutine, with
+// one-event appends, by events/s, appends per commit and CPU per event.
+func BenchmarkCommitMode(b *testing.B) {
+	for _, eng := range engines.Names {
+		for _, sync := range syncModes {
+			for _, appenders := range appenderSet {
+				for _, mode := range []store.CommitMode{store.CommitLeader, store.CommitWriter} {
+					name := fmt.Sprintf("engine=%s/sync=%t/size=100B/batch=1/appenders=%d/mode=%s", eng, sync, appenders, mode)
+					b.Run(name, func(b *testing.B) { benchAppendMode(b, eng, sync, 100, 1, appenders, mode) })
+				}
+			}
+		}
+	}
+}
+
+func benchAppendMode(b *testing.B, eng string, sync bool, size, batch, appenders int, mode store.CommitMode) {
+	s := openStoreMode(b, eng, b.TempDir(), sync, mode)
 	defer s.Close()
 	payload := payloadOf(size)
 	ctx := context.Background()
@@ -129,11 +171,13 @@ func benchAppend(b *testing.B, eng string, sync bool, size, batch, appenders int
 	}
 	b.SetBytes(int64(size * batch))
 	b.ReportAllocs()
+	cpu := cpuClock()
 	runAppenders(b, appenders, func(w int) error {
 		_, err := s.Append(ctx, "bench", evs[w], store.ExpectAny)
 		return err
 	})
 	reportEvents(b, b.N*batch)
+	reportCPU(b, cpu, b.N*batch)
 	st := s.Stats()
 	b.ReportMetric(float64(st.Requests)/float64(st.Commits), "appends/commit")
 }
