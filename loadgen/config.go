@@ -25,7 +25,8 @@ const (
 //
 // A produce run (ReadBack false) has Producers × Inflight workers, each
 // with its own Target, each calling Produce with Batch events of Size bytes
-// until Events have been sent or Duration has passed. Events are split
+// (with Pipelined: ProducePipelined, Batch single-event requests in
+// flight) until Events have been sent or Duration has passed. Events are split
 // evenly between producers (the first ones take the remainder), and a
 // producer's workers share its part. Producer p writes topic
 // TopicPrefix-(p mod Topics); consumer c follows topic
@@ -47,6 +48,15 @@ type Config struct {
 	// Batch is the number of events per Produce call (B). Ignored in
 	// read-back.
 	Batch int `json:"batch"`
+	// Pipelined sends each of a call's Batch events as a request of its
+	// own, all of them in flight before the call waits for their
+	// acknowledgements (PipelineTarget.ProducePipelined: JetStream's
+	// PublishAsync, a Redis pipeline of XADDs, Goethe's asynchronous
+	// Producer), instead of as one batch. Every producer Target must be a
+	// PipelineTarget, or Run fails with ErrNotPipelined before producing.
+	// A call's latency then runs from its first send to its last
+	// acknowledgement. Not with read-back.
+	Pipelined bool `json:"pipelined,omitempty"`
 	// Size is the payload size in bytes (S), from MinSize to MaxSize.
 	Size int `json:"size"`
 	// Events is the number of events to produce in all (or, in read-back,
@@ -144,6 +154,8 @@ func (c Config) Validate() error {
 			return bad("duration: read-back reads a number of events, not for a time")
 		case c.Rate != 0:
 			return bad("rate: read-back reads as fast as it can")
+		case c.Pipelined:
+			return bad("pipelined: read-back produces nothing")
 		case c.Topics > c.Consumers:
 			return bad("topics %d: at most consumers (%d) in read-back, so that every topic is read", c.Topics, c.Consumers)
 		}

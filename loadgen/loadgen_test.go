@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"runtime"
 	"testing"
 	"time"
 
@@ -82,6 +83,7 @@ func TestRunEventsProducedAndConsumed(t *testing.T) {
 	require.Zero(t, res.Errors)
 	require.Equal(t, "produce", res.Mode)
 	require.Equal(t, "goethe test", res.Label)
+	requireCPU(t, res.ClientCPU, p.Events)
 
 	// Producers 0 and 2 write topic 0, 1 and 3 topic 1; probes come on top.
 	require.EqualValues(t, 502+501, topicCount(t, addr, "bench-0")-countProbes(t, addr, "bench-0"))
@@ -89,9 +91,21 @@ func TestRunEventsProducedAndConsumed(t *testing.T) {
 
 	require.Contains(t, progress.String(), "producing")
 	text := res.Summary()
-	for _, want := range []string{"goethe test", "4 producers × 2 in flight", "produce call", "end to end", "2,005"} {
+	for _, want := range []string{"goethe test", "4 producers × 2 in flight", "produce call", "end to end", "2,005",
+		"client cpu", "µs/event"} {
 		require.Contains(t, text, want)
 	}
+}
+
+// requireCPU checks that cpu is a measurement of a run of events events
+// on this machine: positive, consistent, and no more cores than it has.
+func requireCPU(t *testing.T, cpu loadgen.CPU, events int64) {
+	t.Helper()
+	require.True(t, cpu.Measured(), "client CPU not measured: %+v", cpu)
+	total := cpu.UserSeconds + cpu.SystemSeconds
+	require.InDelta(t, total*1e6/float64(events), cpu.MicrosPerEvent, 1e-6*cpu.MicrosPerEvent)
+	require.Positive(t, cpu.Cores)
+	require.LessOrEqual(t, cpu.Cores, 1.05*float64(runtime.NumCPU()))
 }
 
 // countProbes counts the probe events (timestamp 0) of a topic.
@@ -214,6 +228,7 @@ func TestRunReadBack(t *testing.T) {
 	require.Zero(t, res.Consume.EndToEnd.Count)
 	require.Zero(t, res.Produce.Events)
 	require.Positive(t, res.Consume.EventsPerSec)
+	requireCPU(t, res.ClientCPU, 999)
 	require.Contains(t, progress.String(), "reading back")
 	require.Contains(t, res.Summary(), "read back 999 events")
 
@@ -283,6 +298,7 @@ func TestConfigValidate(t *testing.T) {
 			c.ReadBack, c.Consumers, c.Duration = true, 1, time.Second
 		}, "duration: read-back"},
 		{"read-back at a rate", func(c *loadgen.Config) { c.ReadBack, c.Consumers, c.Rate = true, 1, 10 }, "rate: read-back"},
+		{"read-back pipelined", func(c *loadgen.Config) { c.ReadBack, c.Consumers, c.Pipelined = true, 1, true }, "pipelined: read-back"},
 		{"read-back topics", func(c *loadgen.Config) {
 			c.ReadBack, c.Consumers, c.Topics, c.Producers = true, 1, 2, 2
 		}, "topics 2: at most consumers (1)"},
@@ -324,6 +340,8 @@ func TestResultJSONRoundTrip(t *testing.T) {
 	require.Contains(t, doc["produce"].(map[string]any)["call_latency"], "p99_9_us")
 	require.Contains(t, doc["consume"].(map[string]any)["end_to_end_latency"], "p50_us")
 	require.Contains(t, doc["config"], "producers")
+	require.Contains(t, doc["client_cpu"], "us_per_event")
+	require.Contains(t, doc["client_cpu"], "system_s")
 }
 
 func TestTimestamp(t *testing.T) {

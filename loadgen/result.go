@@ -50,6 +50,15 @@ type Result struct {
 	Produce ProduceStats `json:"produce"`
 	// Consume is the consumers' side; zero without consumers.
 	Consume ConsumeStats `json:"consume"`
+	// ClientCPU is the CPU time of the process that ran Run (the load
+	// generator and the system's client library: producers and consumers
+	// alike) from getrusage(RUSAGE_SELF), from Started until the last
+	// producer ended or, with consumers, until they had received every
+	// event. Its MicrosPerEvent is per acknowledged event (per event read,
+	// in read-back). Zero where getrusage is not available. The server's
+	// CPU is not in it: measure that where the server runs (bench/peers
+	// does, for its child servers).
+	ClientCPU CPU `json:"client_cpu"`
 	// Errors counts failed Produce calls and failed consumers.
 	Errors int64 `json:"errors"`
 	// ErrorSamples holds the messages of the first few errors.
@@ -167,8 +176,12 @@ func (r *Result) WriteText(w io.Writer) error {
 		if c.Rate > 0 {
 			rate = fmt.Sprintf("offered at %s events/s", thousands(c.Rate, 0))
 		}
-		fmt.Fprintf(&b, "workload  %s × %d in flight, batches of %d × %d B, %s, %s (%s*), %s, %s\n",
-			plural(int64(c.Producers), "producer"), c.Inflight, c.Batch, c.Size, amount, topics, c.TopicPrefix,
+		calls := fmt.Sprintf("batches of %d × %d B", c.Batch, c.Size)
+		if c.Pipelined {
+			calls = fmt.Sprintf("%d pipelined single-event requests of %d B per call", c.Batch, c.Size)
+		}
+		fmt.Fprintf(&b, "workload  %s × %d in flight, %s, %s, %s (%s*), %s, %s\n",
+			plural(int64(c.Producers), "producer"), c.Inflight, calls, amount, topics, c.TopicPrefix,
 			plural(int64(c.Consumers), "consumer"), rate)
 	}
 	fmt.Fprintf(&b, "\n%-14s %12s %12s %10s %9s %12s %7s %9s\n", "", "events", "events/s", "MB/s", "seconds", "calls", "errors", "missing")
@@ -181,6 +194,10 @@ func (r *Result) WriteText(w io.Writer) error {
 		s := r.Consume
 		fmt.Fprintf(&b, "%-14s %12s %12s %10s %9.3f %12s %7d %9s\n", "consume", thousands(float64(s.Events), 0),
 			thousands(s.EventsPerSec, 0), thousands(s.MBPerSec, 2), s.Seconds, "", s.Errors, thousands(float64(s.Missing), 0))
+	}
+	if u := r.ClientCPU; u.Measured() {
+		fmt.Fprintf(&b, "\n%-14s %9.1f µs/event  (user %.2f s, system %.2f s, %.2f cores)\n", "client cpu",
+			u.MicrosPerEvent, u.UserSeconds, u.SystemSeconds, u.Cores)
 	}
 	if r.Produce.CallLatency.Count > 0 || r.Consume.EndToEnd.Count > 0 {
 		fmt.Fprintf(&b, "\n%-14s %9s %9s %9s %9s %9s %9s %12s\n", "latency (ms)", "p50", "p90", "p99", "p99.9", "max", "mean", "count")

@@ -21,6 +21,9 @@ var (
 	// ErrTooManyErrors: more Produce calls failed than Config.MaxErrors
 	// allows, and the run stopped early.
 	ErrTooManyErrors = errors.New("loadgen: too many failed Produce calls")
+	// ErrNotPipelined: Config.Pipelined is set and a producer Target is not
+	// a PipelineTarget. Nothing was produced.
+	ErrNotPipelined = errors.New("loadgen: the target cannot send pipelined single-event requests")
 )
 
 // The values of Result.Mode.
@@ -45,7 +48,9 @@ const maxErrorSamples = 5
 // A produce run goes in this order:
 //
 //  1. It opens every Target: Producers × Inflight for producing, Consumers
-//     for consuming. A failure to open one ends the run.
+//     for consuming. A failure to open one ends the run, and so does a
+//     producer Target that is not a PipelineTarget when Config.Pipelined
+//     is set (ErrNotPipelined).
 //  2. Each consumer calls Consume(FromEnd, follow) on its topic. Run then
 //     appends probe events (timestamp 0) to each consumed topic, every
 //     10 ms, until every consumer has received one: from then on each
@@ -58,9 +63,15 @@ const maxErrorSamples = 5
 //  4. Run waits, up to Config.WaitTimeout, until each consumer has received
 //     as many events as were acknowledged on its topic, then stops them.
 //
+// Result.ClientCPU is this process's CPU time (getrusage) from step 3's
+// start to the end of step 4: the producers', the consumers' and their
+// client libraries', per acknowledged event. A read-back measures from the
+// first read to the last, per event read. Anything else the process runs
+// meanwhile counts too.
+//
 // The Result is complete whenever Run returns, even with an error, which
 // is then one of: an error wrapping ErrInvalidConfig (nothing ran), a
-// failure to open a Target or to probe, ErrTooManyErrors, a consumer's
+// failure to open a Target or to probe, ErrNotPipelined, ErrTooManyErrors, a consumer's
 // failure, ErrIncomplete, or ctx's error when ctx ended first. Run closes
 // every Target it opened before it returns.
 func Run(ctx context.Context, open Opener, cfg Config, progress io.Writer) (Result, error) {
@@ -109,6 +120,8 @@ type run struct {
 	workers   []*worker
 	consumers []*consumer
 	t0        time.Time
+	// CPU readings at the measured phase's start and end.
+	cpu0, cpu1 cpuMark
 
 	// Shared by the workers.
 	acked    atomic.Int64 // events acknowledged, for the progress bar
@@ -132,6 +145,7 @@ type producer struct {
 type worker struct {
 	prod   *producer
 	target Target
+	pipe   PipelineTarget // target, when Config.Pipelined
 	topic  string
 	pl     *payloads
 	hist   *hdrhistogram.Histogram
@@ -207,10 +221,18 @@ func (r *run) produce(ctx context.Context, open Opener) error {
 			}
 			timer := time.NewTimer(time.Hour)
 			timer.Stop()
-			r.workers = append(r.workers, &worker{
+			w := &worker{
 				prod: prod, target: t, topic: cfg.Topic(p % cfg.Topics), hist: newHistogram(), timer: timer,
 				pl: newPayloads(noise, cfg.Batch, cfg.Size, uint64(p), uint64(s)),
-			})
+			}
+			r.workers = append(r.workers, w) // closed by Run, also when it fails below
+			if cfg.Pipelined {
+				pt, ok := t.(PipelineTarget)
+				if !ok {
+					return fmt.Errorf("%w: producer %d's target is a %T", ErrNotPipelined, p, t)
+				}
+				w.pipe = pt
+			}
 		}
 	}
 	if err := r.openConsumers(ctx, open); err != nil {
@@ -230,7 +252,8 @@ func (r *run) produce(ctx context.Context, open Opener) error {
 	pctx, stop := context.WithCancel(ctx)
 	defer stop()
 	r.stop = stop
-	r.t0 = time.Now()
+	r.cpu0 = markCPU()
+	r.t0 = r.cpu0.wall
 	var bar *progress
 	if cfg.Events > 0 {
 		bar = startProgress(r.progress, cfg.Events, "producing", "events", func() (int64, string) {
@@ -249,11 +272,16 @@ func (r *run) produce(ctx context.Context, open Opener) error {
 		wg.Go(func() { w.run(pctx, r) })
 	}
 	wg.Wait()
+	r.cpu1 = markCPU()
 	bar.finish(cfg.Duration > 0 && pctx.Err() == nil)
 	if r.stopErr != nil || ctx.Err() != nil {
 		return r.stopErr
 	}
-	return r.drain(ctx)
+	err := r.drain(ctx)
+	if len(r.consumers) > 0 {
+		r.cpu1 = markCPU()
+	}
+	return err
 }
 
 // awaitSubscribed appends probes to every consumed topic until each
@@ -340,7 +368,12 @@ func (w *worker) run(ctx context.Context, r *run) {
 				return
 			}
 		}
-		err := w.target.Produce(ctx, w.topic, w.pl.fill(n, start.UnixNano()))
+		var err error
+		if w.pipe != nil {
+			err = w.pipe.ProducePipelined(ctx, w.topic, w.pl.fill(n, start.UnixNano()))
+		} else {
+			err = w.target.Produce(ctx, w.topic, w.pl.fill(n, start.UnixNano()))
+		}
 		end := time.Now()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -522,7 +555,8 @@ func (r *run) readBack(ctx context.Context, open Opener) error {
 	for i, c := range r.consumers {
 		c.want = share(cfg.Events, len(r.consumers), i)
 	}
-	r.t0 = time.Now()
+	r.cpu0 = markCPU()
+	r.t0 = r.cpu0.wall
 	bar := startProgress(r.progress, cfg.Events, "reading back", "events", func() (int64, string) {
 		var n int64
 		for _, c := range r.consumers {
@@ -540,6 +574,7 @@ func (r *run) readBack(ctx context.Context, open Opener) error {
 	for _, c := range r.consumers {
 		<-c.done
 	}
+	r.cpu1 = markCPU()
 	bar.finish(false)
 	return nil
 }
@@ -610,4 +645,9 @@ func (r *run) result(res *Result) {
 	}
 	res.Errors = p.Errors + s.Errors
 	res.ErrorSamples = r.samples
+	events := p.Events
+	if cfg.ReadBack {
+		events = s.Events
+	}
+	res.ClientCPU = cpuBetween(r.cpu0, r.cpu1, events)
 }
