@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/goethe-log/goethe/bench/peers/fsyncrate"
 )
 
 // Machine describes where and how a matrix ran, as written to
@@ -38,12 +40,59 @@ type Machine struct {
 	FsyncPerSec float64 `json:"fsync_per_s"`
 	// FsyncCommand is the dd command measured.
 	FsyncCommand string `json:"fsync_command,omitempty"`
+	// AppendFsync is the disk's appending-fsync rate under the data
+	// folders, measured by package fsyncrate (records appended to a file,
+	// fdatasync after each) at each size in AppendFsyncSizes, when the
+	// matrix starts and when it ends: the physical limit of one writer that
+	// syncs every record alone. AppendFsyncRate averages it.
+	AppendFsync []AppendFsync `json:"append_fsync,omitempty"`
 	// Versions of the toolchain, servers and client modules.
 	Versions map[string]string `json:"versions"`
 	// Commands are the exact command lines of the run.
 	Commands []string `json:"commands"`
 	// Notes are free text, such as quick mode.
 	Notes []string `json:"notes,omitempty"`
+}
+
+// AppendFsync is one appending-fsync measurement of the data folders' disk.
+type AppendFsync struct {
+	// When is "start" or "end" of the matrix.
+	When string `json:"when"`
+	fsyncrate.Result
+}
+
+// AppendFsyncSizes are the record sizes MeasureAppendFsync measures: a
+// small event's, and a page.
+var AppendFsyncSizes = []int{100, 4096}
+
+// MeasureAppendFsync measures the appending-fsync rate in dir at each of
+// AppendFsyncSizes for d, labelling the results with when.
+func MeasureAppendFsync(ctx context.Context, dir, when string, d time.Duration) ([]AppendFsync, error) {
+	var out []AppendFsync
+	for _, size := range AppendFsyncSizes {
+		res, err := fsyncrate.Measure(ctx, fsyncrate.Options{Dir: dir, RecordBytes: size, Duration: d})
+		if err != nil {
+			return out, err
+		}
+		out = append(out, AppendFsync{When: when, Result: res})
+	}
+	return out, nil
+}
+
+// AppendFsyncRate returns the mean appending-fsync rate measured with
+// records of size bytes, or 0 if none was.
+func (m Machine) AppendFsyncRate(size int) float64 {
+	var sum, n float64
+	for _, a := range m.AppendFsync {
+		if a.RecordBytes == size && a.PerSec > 0 {
+			sum += a.PerSec
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / n
 }
 
 // CollectMachine gathers Machine facts; dataDir is where the servers store

@@ -46,6 +46,14 @@ type System struct {
 	Engine string `json:"engine,omitempty"`
 	// Fsync is ServerOptions.Fsync.
 	Fsync bool `json:"fsync"`
+	// Client is how the load generator reaches Goethe (GoetheAsync,
+	// GoetheStream, GoetheUnary); "" for a peer. Records written before
+	// the field existed used GoetheStream.
+	Client string `json:"client,omitempty"`
+	// Extra marks a Goethe system run with a second client shape beside
+	// the main one, for comparing shapes: shown in the tables, left out of
+	// the headline and the targets.
+	Extra bool `json:"extra,omitempty"`
 }
 
 // Key names a system and its durability in file names and plots.
@@ -54,8 +62,10 @@ func (s System) Key() string { return s.Name + "." + s.Durability }
 // Systems returns the systems the matrix measures, peers first: JetStream
 // and Redis at both durability levels, Goethe on every engine in engines
 // with --sync=true (its default, and fsync before ack), and Goethe with
-// --sync=false on the engines in nosync, for information.
-func Systems(engines, nosync []string) []System {
+// --sync=false on the engines in nosync, for information. Every Goethe
+// system uses the client shape client (GoetheAsync, GoetheStream or
+// GoetheUnary).
+func Systems(engines, nosync []string, client string) []System {
 	s := []System{
 		{Name: "nats", Title: "NATS JetStream (default sync)", Durability: DurabilityDefault, Peer: true},
 		{Name: "nats", Title: "NATS JetStream (sync_interval always)", Durability: DurabilityFsync, Peer: true, Fsync: true},
@@ -63,14 +73,38 @@ func Systems(engines, nosync []string) []System {
 		{Name: "redis", Title: "Redis Streams (appendfsync always)", Durability: DurabilityFsync, Peer: true, Fsync: true},
 	}
 	for _, e := range engines {
-		s = append(s, System{Name: "goethe-" + e, Title: "Goethe " + e + " (--sync=true)", Durability: DurabilityFsync,
-			Also: DurabilityDefault, Engine: e, Fsync: true})
+		s = append(s, System{Name: "goethe-" + e, Title: "Goethe " + e + " (--sync=true, " + client + " client)",
+			Durability: DurabilityFsync, Also: DurabilityDefault, Engine: e, Fsync: true, Client: client})
 	}
 	for _, e := range nosync {
-		s = append(s, System{Name: "goethe-" + e, Title: "Goethe " + e + " (--sync=false)", Durability: DurabilityNoSync,
-			Engine: e})
+		s = append(s, System{Name: "goethe-" + e, Title: "Goethe " + e + " (--sync=false, " + client + " client)",
+			Durability: DurabilityNoSync, Engine: e, Client: client})
 	}
 	return s
+}
+
+// ExtraClient returns Goethe system s (as Systems made it) with client
+// shape client instead, marked Extra and named apart ("goethe-leveldb-stream"),
+// so that its records sit beside the main shape's.
+func ExtraClient(s System, client string) System {
+	s.Name += "-" + client
+	s.Title = strings.Replace(s.Title, s.Client+" client", client+" client", 1)
+	s.Client, s.Extra = client, true
+	return s
+}
+
+// RunsOn reports whether the matrix runs workload w on system s: a
+// read-back once per system, at its default durability (Goethe:
+// --sync=true); an Extra client shape only on the workloads of single
+// events, one per call, where the shapes differ most.
+func RunsOn(w Workload, s System) bool {
+	switch {
+	case w.ReadBack():
+		return !s.Extra && (s.Durability == DurabilityDefault || s.Also == DurabilityDefault)
+	case s.Extra:
+		return w.Config.Batch == 1 && !w.Config.Pipelined
+	}
+	return true
 }
 
 // Workload is one of the issue's workloads (a) to (e).
@@ -122,12 +156,18 @@ func Workloads(d time.Duration, readBack int64) []Workload {
 		}
 		return Workload{ID: id, Title: title, Metric: metric, Config: rb, Preload: &pre}
 	}
+	pipelined := func(c loadgen.Config) loadgen.Config {
+		c.Pipelined = true
+		return c
+	}
 	e := timed(16, 1, 100)
 	e.Rate, e.Consumers, e.Duration = 20_000, 1, min(d, 5*time.Second)
 	return []Workload{
 		{ID: "a16-100B", Title: "(a) 16 producers, 1 × 100 B event per call, wait for each ack", Metric: "events/s", Config: timed(16, 1, 100)},
 		{ID: "a1-100B", Title: "(a) 1 producer, 1 × 100 B event per call, wait for each ack", Metric: "events/s", Config: timed(1, 1, 100)},
 		{ID: "b-100B", Title: "(b) 1 producer, 100 B events batched/pipelined 1,000 per call", Metric: "events/s", Config: timed(1, 1000, 100)},
+		{ID: "p-100B", Title: "(b') 1 producer, 1,000 single 100 B events in flight per call (pipelined), wait for every ack",
+			Metric: "events/s", Config: pipelined(timed(1, 1000, 100))},
 		readback("c-100B", fmt.Sprintf("(c) read back %s events of 100 B from the start", count(readBack)), 100),
 		readback("c-1KiB", fmt.Sprintf("(c) read back %s events of 1 KiB from the start", count(readBack)), 1024),
 		{ID: "d16-1KiB", Title: "(d) 16 producers, 1 × 1 KiB event per call, wait for each ack", Metric: "events/s", Config: timed(16, 1, 1024)},
@@ -157,8 +197,15 @@ type Record struct {
 	Server []string `json:"server"`
 	// Preload is the produce run of a read-back workload.
 	Preload *loadgen.Result `json:"preload,omitempty"`
-	// Result is what the run measured.
+	// Result is what the run measured; Result.ClientCPU is the load
+	// generator's CPU (the matrix process's, from getrusage).
 	Result loadgen.Result `json:"result"`
+	// ServerCPU is the server process's CPU time (/proc/<pid>/stat, all
+	// threads) from just before the workload's loadgen.Run to just after
+	// it (connection set-up included; a read-back's preload not), per
+	// acknowledged event (per event read, in read-back). Zero where it
+	// could not be read.
+	ServerCPU loadgen.CPU `json:"server_cpu"`
 	// Error is set if the run failed; Result is then partial or zero.
 	Error string `json:"error,omitempty"`
 }
@@ -230,7 +277,11 @@ func (r *Runner) run(ctx context.Context, rec *Record) (err error) {
 		o.Bin = r.GoetheBin
 		srv, err = StartGoethe(ctx, o)
 		if err == nil {
-			open = loadgen.GoetheOpener(srv.Addr)
+			open, err = GoetheOpener(srv.Addr, s.Client)
+			if err != nil {
+				_ = srv.Stop()
+				return err
+			}
 		}
 	default:
 		return fmt.Errorf("peers: unknown system %q", s.Name)
@@ -256,7 +307,13 @@ func (r *Runner) run(ctx context.Context, rec *Record) (err error) {
 	}
 	cfg := w.Config
 	cfg.Label = s.Title
+	cpu0 := markServerCPU(srv)
 	rec.Result, err = loadgen.Run(ctx, open, cfg, r.Progress)
+	events := rec.Result.Produce.Events
+	if w.ReadBack() {
+		events = rec.Result.Consume.Events
+	}
+	rec.ServerCPU = cpu0.until(markServerCPU(srv), events)
 	if err == nil && rec.Result.Errors > 0 {
 		err = fmt.Errorf("%d errors: %s", rec.Result.Errors, strings.Join(rec.Result.ErrorSamples, "; "))
 	}
@@ -264,6 +321,27 @@ func (r *Runner) run(ctx context.Context, rec *Record) (err error) {
 		err = fmt.Errorf("consumers missed %d events", rec.Result.Consume.Missing)
 	}
 	return err
+}
+
+// serverCPU is a reading of a server's CPU time and the wall clock.
+type serverCPU struct {
+	user, system time.Duration
+	wall         time.Time
+	ok           bool
+}
+
+func markServerCPU(s *Server) serverCPU {
+	u, sys, err := s.CPU()
+	return serverCPU{user: u, system: sys, wall: time.Now(), ok: err == nil}
+}
+
+// until returns the CPU the server used from reading a to reading b, over
+// events events, or zero if either reading failed.
+func (a serverCPU) until(b serverCPU, events int64) loadgen.CPU {
+	if !a.ok || !b.ok {
+		return loadgen.CPU{}
+	}
+	return loadgen.NewCPU(b.user-a.user, b.system-a.system, b.wall.Sub(a.wall), events)
 }
 
 // WriteRecord writes rec as indented JSON into dir under rec.FileName().

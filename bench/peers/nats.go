@@ -22,6 +22,7 @@ import (
 // waits for the stream's ack) and several with PublishAsync followed by a
 // wait for every ack: the pipelined path the client offers for throughput.
 // JetStream has no atomic batch, so a failed batch may be partly stored.
+// ProducePipelined is always the PublishAsync path, also for one event.
 //
 // Consume reads with an ordered consumer (an ephemeral pull consumer,
 // acks off, recreated by the client on a gap). Without follow, from the
@@ -33,7 +34,7 @@ type NATS struct {
 	streams map[string]jetstream.Stream // topics whose stream this target has ensured
 }
 
-var _ loadgen.Target = (*NATS)(nil)
+var _ loadgen.PipelineTarget = (*NATS)(nil)
 
 // natsPullBatch is how many messages the ordered consumer asks for at a
 // time: large enough that a read-back is not bound by round trips.
@@ -108,6 +109,22 @@ func (n *NATS) Produce(ctx context.Context, topic string, payloads [][]byte) err
 		}
 		return nil
 	}
+	return n.publishAsync(ctx, subject, payloads)
+}
+
+// ProducePipelined implements loadgen.PipelineTarget: every payload is its
+// own PublishAsync, and it returns once each is acknowledged.
+func (n *NATS) ProducePipelined(ctx context.Context, topic string, payloads [][]byte) error {
+	_, subject, err := n.ensure(ctx, topic)
+	if err != nil {
+		return err
+	}
+	return n.publishAsync(ctx, subject, payloads)
+}
+
+// publishAsync publishes each payload with PublishAsync, then waits for
+// every ack (or the first error).
+func (n *NATS) publishAsync(ctx context.Context, subject string, payloads [][]byte) error {
 	futures := make([]jetstream.PubAckFuture, 0, len(payloads))
 	for _, p := range payloads {
 		f, err := n.js.PublishAsync(subject, p)

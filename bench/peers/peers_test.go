@@ -142,6 +142,25 @@ func testTarget(t *testing.T, open loadgen.Opener) {
 		t.Errorf("follow: %v", err)
 	}
 
+	// Pipelined: every payload its own request, read back in order.
+	pt, ok := tg.(loadgen.PipelineTarget)
+	if !ok {
+		t.Fatalf("%T is not a loadgen.PipelineTarget", tg)
+	}
+	if err := pt.ProducePipelined(ctx, "t2", want); err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	if err := tg.Consume(ctx, "t2", loadgen.FromBeginning, false, func(p []byte) bool {
+		got = append(got, bytes.Clone(p))
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprintf("%s", got) != fmt.Sprintf("%s", want) {
+		t.Fatalf("pipelined: read back %q, want %q", got, want)
+	}
+
 	// The harness end to end: producers, a following consumer, read-back.
 	cfg := loadgen.DefaultConfig()
 	cfg.Producers, cfg.Batch, cfg.Events, cfg.Consumers = 2, 50, 2000, 1
@@ -194,7 +213,7 @@ func TestRunner(t *testing.T) {
 			w = wl
 		}
 	}
-	sys := Systems(nil, nil)[2] // Redis, everysec
+	sys := Systems(nil, nil, GoetheStream)[2] // Redis, everysec
 	rec, err := r.Run(context.Background(), w, sys, 1)
 	if err != nil {
 		t.Fatal(err)

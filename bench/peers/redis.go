@@ -16,7 +16,8 @@ import (
 // holding the payload.
 //
 // Produce sends one XADD per event; a batch goes out as one pipeline and
-// returns when every reply is in. Redis replies after the command is in its
+// returns when every reply is in. ProducePipelined is that pipeline, also
+// for one event: Redis has no batch other than a pipeline. Redis replies after the command is in its
 // append-only file, fsync'd first only with appendfsync always. A pipeline
 // is not atomic: a failed batch may be partly stored.
 //
@@ -27,7 +28,7 @@ type Redis struct {
 	rdb *redis.Client
 }
 
-var _ loadgen.Target = (*Redis)(nil)
+var _ loadgen.PipelineTarget = (*Redis)(nil)
 
 // redisPage is how many entries one XRANGE or XREAD returns at most.
 const redisPage = 5000
@@ -67,6 +68,13 @@ func (r *Redis) Produce(ctx context.Context, topic string, payloads [][]byte) er
 		}
 		return nil
 	}
+	return r.ProducePipelined(ctx, topic, payloads)
+}
+
+// ProducePipelined implements loadgen.PipelineTarget: one pipeline of an
+// XADD per payload, returning when every reply is in.
+func (r *Redis) ProducePipelined(ctx context.Context, topic string, payloads [][]byte) error {
+	key := redisKey(topic)
 	pipe := r.rdb.Pipeline()
 	for _, p := range payloads {
 		pipe.XAdd(ctx, &redis.XAddArgs{Stream: key, Values: []any{"p", p}})

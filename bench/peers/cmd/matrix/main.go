@@ -44,7 +44,10 @@ func run() int {
 		duration  = flag.Duration("duration", 8*time.Second, "length of each timed run")
 		readBack  = flag.Int64("readback", 1_000_000, "events preloaded and read back by workload (c)")
 		runs      = flag.Int("runs", 1, "runs of each workload on each system (interleaved)")
-		quick     = flag.Bool("quick", false, "smoke run: -duration 2s -readback 100000 -runs 1")
+		quick     = flag.Bool("quick", false, "smoke run: -duration 2s -readback 100000 -runs 1 -fsync-time 500ms")
+		client    = flag.String("goethe-client", peers.GoetheStream, "how producers reach Goethe: "+shapes())
+		extra     = flag.String("goethe-extra-client", "", "also run Goethe leveldb --sync=true with this client shape on the single-event workloads (a, d16, e), to compare shapes")
+		fsyncTime = flag.Duration("fsync-time", 2*time.Second, "how long the disk's appending-fsync rate is measured at each record size, at the start and at the end")
 		systemsRE = flag.String("systems", "", "only systems whose name.durability matches this regexp")
 		worksRE   = flag.String("workloads", "", "only workloads whose id matches this regexp")
 		pidFile   = flag.String("pidfile", "", "append each started server's PID to this file")
@@ -59,7 +62,16 @@ func run() int {
 		return 2
 	}
 	if *quick {
-		*duration, *readBack, *runs = 2*time.Second, 100_000, 1
+		*duration, *readBack, *runs, *fsyncTime = 2*time.Second, 100_000, 1, 500*time.Millisecond
+	}
+	for _, c := range []string{*client, *extra} {
+		if _, ok := peers.ClientShapes[c]; !ok && c != "" {
+			fmt.Fprintf(os.Stderr, "matrix: unknown Goethe client shape %q: want %s\n", c, shapes())
+			return 2
+		}
+	}
+	if *extra == *client {
+		*extra = ""
 	}
 	sysFilter, err := regexp.Compile(*systemsRE)
 	if err != nil {
@@ -100,7 +112,18 @@ func run() int {
 	if *quick {
 		machine.Notes = append(machine.Notes, "quick mode (-quick): 2 s runs, 100,000-event read-back, 1 run: a smoke test, not figures to quote")
 	}
-	fmt.Printf("machine: %d CPUs, %s GB, fsync %.0f writes/s in %s\n", machine.CPUs, machine.MemoryGB, machine.FsyncPerSec, *work)
+	appendFsync := func(when string) {
+		a, err := peers.MeasureAppendFsync(ctx, *work, when, *fsyncTime)
+		machine.AppendFsync = append(machine.AppendFsync, a...)
+		for _, m := range a {
+			fmt.Printf("disk (%s): %s\n", when, m.Result)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "matrix: appending-fsync rate:", err)
+		}
+	}
+	fmt.Printf("machine: %d CPUs, %s GB, dd oflag=dsync %.0f writes/s in %s\n", machine.CPUs, machine.MemoryGB, machine.FsyncPerSec, *work)
+	appendFsync("start")
 
 	r := &peers.Runner{
 		NATSBin: *natsBin, RedisBin: *redisBin, GoetheBin: *goetheBin,
@@ -113,7 +136,16 @@ func run() int {
 		systems   []peers.System
 		workloads []peers.Workload
 	)
-	for _, s := range peers.Systems(split(*engines), split(*nosync)) {
+	all := peers.Systems(split(*engines), split(*nosync), *client)
+	if *extra != "" {
+		for _, s := range all {
+			if s.Engine != "" && s.Durability == peers.DurabilityFsync {
+				all = append(all, peers.ExtraClient(s, *extra))
+				break // the first engine (leveldb, the default) only
+			}
+		}
+	}
+	for _, s := range all {
 		if sysFilter.MatchString(s.Key()) {
 			systems = append(systems, s)
 		}
@@ -129,7 +161,7 @@ func run() int {
 	for run := 1; run <= *runs; run++ {
 		for _, w := range workloads {
 			for _, s := range systems {
-				if !runsOn(w, s) {
+				if !peers.RunsOn(w, s) {
 					continue
 				}
 				if ctx.Err() != nil {
@@ -146,6 +178,9 @@ func run() int {
 			}
 		}
 	}
+	if ctx.Err() == nil {
+		appendFsync("end")
+	}
 	machine.Finished = time.Now().UTC()
 	if err := peers.WriteMachine(*out, machine); err != nil {
 		fmt.Fprintln(os.Stderr, "matrix:", err)
@@ -158,13 +193,8 @@ func run() int {
 	return 0
 }
 
-// runs_ reports whether workload w runs on system s: a read-back runs once
-// per system, at its default durability (Goethe: --sync=true).
-func runsOn(w peers.Workload, s peers.System) bool {
-	if !w.ReadBack() {
-		return true
-	}
-	return s.Durability == peers.DurabilityDefault || s.Also == peers.DurabilityDefault
+func shapes() string {
+	return strings.Join([]string{peers.GoetheAsync, peers.GoetheStream, peers.GoetheUnary}, ", ")
 }
 
 // line prints one run's headline figures.
@@ -187,7 +217,8 @@ func line(w io.Writer, rec peers.Record, took time.Duration) {
 		fig = fmt.Sprintf("%9.0f ev/s %8.1f MB/s  call p50 %.2f p99 %.2f ms", res.Produce.EventsPerSec, res.Produce.MBPerSec,
 			float64(l.P50)/1000, float64(l.P99)/1000)
 	}
-	fmt.Fprintf(w, "r%d %-9s %-24s %s  [%s]\n", rec.Run, rec.Workload.ID, rec.System.Key(), fig, took.Round(100*time.Millisecond))
+	cpu := fmt.Sprintf("  cpu µs/event server %.1f client %.1f", rec.ServerCPU.MicrosPerEvent, res.ClientCPU.MicrosPerEvent)
+	fmt.Fprintf(w, "r%d %-9s %-28s %s%s  [%s]\n", rec.Run, rec.Workload.ID, rec.System.Key(), fig, cpu, took.Round(100*time.Millisecond))
 }
 
 func split(s string) []string {
