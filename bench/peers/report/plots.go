@@ -170,10 +170,23 @@ func panelTitle(wl peers.Workload) string {
 	switch {
 	case wl.ReadBack():
 		return fmt.Sprintf("(c) read back %s × %s events", count(c.Events), size(c.Size))
+	case c.Pipelined:
+		return fmt.Sprintf("(%s) 1 producer, %d single %s events pipelined", letter(wl), c.Batch, size(c.Size))
 	case c.Batch > 1:
-		return fmt.Sprintf("(%s) 1 producer, batches of %d × %s", wl.ID[:1], c.Batch, size(c.Size))
+		return fmt.Sprintf("(%s) 1 producer, batches of %d × %s", letter(wl), c.Batch, size(c.Size))
 	}
-	return fmt.Sprintf("(%s) %d producer%s, 1 × %s per call, wait for ack", wl.ID[:1], c.Producers, plural(c.Producers), size(c.Size))
+	return fmt.Sprintf("(%s) %d producer%s, 1 × %s per call, wait for ack", letter(wl), c.Producers, plural(c.Producers), size(c.Size))
+}
+
+// letter is the workload's letter as its title gives it, "(b')" → "b'",
+// else the first character of its id.
+func letter(wl peers.Workload) string {
+	if strings.HasPrefix(wl.Title, "(") {
+		if i := strings.IndexByte(wl.Title, ')'); i > 1 {
+			return wl.Title[1:i]
+		}
+	}
+	return wl.ID[:1]
 }
 
 func size(n int) string {

@@ -51,6 +51,10 @@ type Cell struct {
 	E2E [5]float64
 	// Offered is the latency workload's offered rate.
 	Offered float64
+	// ServerCPU and ClientCPU are the server's and the load generator's
+	// CPU time per event in µs (Record.ServerCPU, Result.ClientCPU), the
+	// mean over the OK runs that measured it; 0 if none did.
+	ServerCPU, ClientCPU float64
 	// Errors are the failed runs' messages.
 	Errors []string
 }
@@ -116,6 +120,8 @@ func systemRank(s peers.System) int {
 		rank = 10
 	case s.Durability == peers.DurabilityNoSync:
 		rank = 40
+	case s.Extra:
+		rank = 30
 	default:
 		rank = 20
 	}
@@ -132,7 +138,7 @@ func systemRank(s peers.System) int {
 }
 
 func (c *Cell) aggregate() {
-	var n float64
+	var n, nServer, nClient float64
 	c.Min = math.Inf(1)
 	for _, rec := range c.Runs {
 		if rec.Error != "" {
@@ -158,6 +164,14 @@ func (c *Cell) aggregate() {
 			e2e = [5]float64{ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), ms(l.Max)}
 			c.Offered = res.Config.Rate
 		}
+		if u := rec.ServerCPU; u.Measured() && u.MicrosPerEvent > 0 {
+			c.ServerCPU += u.MicrosPerEvent
+			nServer++
+		}
+		if u := res.ClientCPU; u.Measured() && u.MicrosPerEvent > 0 {
+			c.ClientCPU += u.MicrosPerEvent
+			nClient++
+		}
 		n++
 		c.OK++
 		c.EventsPerSec += eps
@@ -168,6 +182,12 @@ func (c *Cell) aggregate() {
 			c.E2E[i] += e2e[i]
 		}
 		c.Min, c.Max = min(c.Min, v), max(c.Max, v)
+	}
+	if nServer > 0 {
+		c.ServerCPU /= nServer
+	}
+	if nClient > 0 {
+		c.ClientCPU /= nClient
 	}
 	if n == 0 {
 		c.Min = 0
@@ -289,7 +309,22 @@ func Short(s peers.System) string {
 	if s.Durability == peers.DurabilityNoSync {
 		name += " nosync"
 	}
+	if s.Extra {
+		name += " (" + s.Client + ")"
+	}
 	return name
+}
+
+// ClientOf is the client shape of a Goethe system: System.Client, or
+// peers.GoetheStream for records made before it was recorded. "" for a peer.
+func ClientOf(s peers.System) string {
+	switch {
+	case s.Peer:
+		return ""
+	case s.Client == "":
+		return peers.GoetheStream
+	}
+	return s.Client
 }
 
 // number formats x compactly: 1.23M, 52.3k, 812, 4.56.

@@ -126,7 +126,7 @@ func TestWriteSummary(t *testing.T) {
 		"| a16-100B | fsync | Redis always |",
 		"**fsync before every ack**",
 		"**each system's default**",
-		"| **Goethe leveldb** | `--sync=false` |",
+		"| **Goethe leveldb** | `--sync=false`, stream client |",
 		"p99 vs best peer",
 		"synchronous 4 KiB writes/s",
 		"| nats-server | nats-server: v2.15.2 |",

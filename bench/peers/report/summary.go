@@ -33,12 +33,18 @@ func (r *Report) WriteSummary(w io.Writer) error {
 	b.WriteString("Goethe's default is `--sync=true`, an fsync before every acknowledgement, so its `--sync=true` runs " +
 		"stand in both the *fsync* and the *default* columns and are compared with the best peer of each; " +
 		"`--sync=false` is shown for information only.\n\n")
+	r.writeClients(&b)
+	b.WriteString("CPU per event: the server process's user + system CPU time (`/proc/<pid>/stat`, all threads) over the run, " +
+		"and the load generator's (the `matrix` process, `getrusage`, which holds the system's client library), each divided by " +
+		"the events acknowledged (read, for a read-back). Server and client share the machine's cores.\n\n")
+	r.writeDisk(&b)
 	fmt.Fprintf(&b, "![throughput](%s)\n\n", ThroughputSVG)
 	if r.hasLatency() {
 		fmt.Fprintf(&b, "![latency](%s)\n\n", LatencySVG)
 	}
 
 	r.writeHeadline(&b)
+	r.writeTargets(&b)
 	for _, wl := range r.Workloads {
 		fmt.Fprintf(&b, "## %s\n\n", wl.Title)
 		for _, col := range r.Columns(wl) {
@@ -72,7 +78,7 @@ func (r *Report) hasLatency() bool {
 func (r *Report) writeHeadline(b *strings.Builder) {
 	var engines []string
 	for _, s := range r.Systems {
-		if !s.Peer && s.Durability != "nosync" {
+		if !s.Peer && !s.Extra && s.Durability != "nosync" {
 			engines = append(engines, s.Engine)
 		}
 	}
@@ -122,7 +128,7 @@ func (r *Report) writeHeadline(b *strings.Builder) {
 
 func (r *Report) findEngine(col Column, engine string) *Cell {
 	for _, c := range col.Cells {
-		if !c.System.Peer && c.System.Engine == engine {
+		if !c.System.Peer && !c.System.Extra && c.System.Engine == engine {
 			return c
 		}
 	}
@@ -155,11 +161,12 @@ func ratioText(x float64, c *Cell) string {
 }
 
 // writeTable writes a throughput column: system, durability, events/s,
-// MB/s, p99, ratio to the best peer.
+// MB/s, p99, CPU per event of server and client, ratio to the best peer.
 func (r *Report) writeTable(b *strings.Builder, col Column) {
 	best := col.BestPeer()
 	fmt.Fprintf(b, "**%s**\n\n", col.Name)
-	b.WriteString("| system | setting | events/s | MB/s | p99 call (ms) | vs best peer |\n|---|---|--:|--:|--:|--:|\n")
+	b.WriteString("| system | setting | events/s | MB/s | p99 call (ms) | server CPU µs/event | client CPU µs/event | vs best peer |\n" +
+		"|---|---|--:|--:|--:|--:|--:|--:|\n")
 	row := func(c *Cell, compare bool) {
 		ratio := "–"
 		switch {
@@ -171,7 +178,7 @@ func (r *Report) writeTable(b *strings.Builder, col Column) {
 			ratio = "**" + ratioText(Ratio(c, best), c) + "**"
 		}
 		if c.OK == 0 {
-			fmt.Fprintf(b, "| %s | %s | failed | | | |\n", systemName(c), setting(c))
+			fmt.Fprintf(b, "| %s | %s | failed | | | | | |\n", systemName(c), setting(c))
 			return
 		}
 		eps, mbps := number(c.EventsPerSec), number(c.MBPerSec)
@@ -187,7 +194,8 @@ func (r *Report) writeTable(b *strings.Builder, col Column) {
 		if c.P99 > 0 {
 			p99 = number(c.P99)
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", systemName(c), setting(c), eps, mbps, p99, ratio)
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", systemName(c), setting(c), eps, mbps, p99,
+			cpu(c.ServerCPU), cpu(c.ClientCPU), ratio)
 	}
 	for _, c := range col.Cells {
 		row(c, true)
@@ -196,15 +204,39 @@ func (r *Report) writeTable(b *strings.Builder, col Column) {
 		row(c, false)
 	}
 	b.WriteString("\n")
-	if fs := r.Machine.FsyncPerSec; fs > 0 && wl1(col) && strings.HasPrefix(col.Name, "fsync") {
-		fmt.Fprintf(b, "One producer waiting for each fsync'd ack cannot beat the disk's %s synchronous writes/s:", number(fs))
-		for _, c := range col.Cells {
-			if c.OK > 0 {
-				fmt.Fprintf(b, " %s %.0f%%,", Short(c.System), 100*c.EventsPerSec/fs)
-			}
-		}
-		b.WriteString(" of it.\n\n")
+	if wl1(col) && strings.HasPrefix(col.Name, "fsync") {
+		r.writeAgainstDisk(b, col)
 	}
+}
+
+// writeAgainstDisk reads a one-producer fsync column against the disk: one
+// producer waiting for each fsync'd ack cannot beat the disk's
+// appending-fsync rate (or, in records without it, dd's).
+func (r *Report) writeAgainstDisk(b *strings.Builder, col Column) {
+	limit, what := r.Machine.AppendFsyncRate(100), "appending-fsync rate (fdatasync after each 100 B append, measured in this run)"
+	if limit <= 0 {
+		limit, what = r.Machine.FsyncPerSec, "synchronous 4 KiB writes/s (dd oflag=dsync)"
+	}
+	if limit <= 0 {
+		return
+	}
+	fmt.Fprintf(b, "One producer waiting for each fsync'd ack cannot beat the disk's %s, %s/s. Against it:", what, number(limit))
+	var parts []string
+	for _, c := range col.Cells {
+		if c.OK > 0 {
+			parts = append(parts, fmt.Sprintf(" %s %s events/s = %.0f%%", Short(c.System), number(c.EventsPerSec), 100*c.EventsPerSec/limit))
+		}
+	}
+	b.WriteString(strings.Join(parts, ";"))
+	b.WriteString(".\n\n")
+}
+
+// cpu formats a CPU time per event in µs, "–" when not measured.
+func cpu(us float64) string {
+	if us <= 0 {
+		return "–"
+	}
+	return number(us)
 }
 
 // wl1 reports whether col is of a one-producer, one-event-per-call workload.
@@ -221,11 +253,11 @@ func wl1(col Column) bool {
 func (r *Report) writeLatencyTable(b *strings.Builder, col Column) {
 	best := col.BestPeer()
 	fmt.Fprintf(b, "**%s**\n\n", col.Name)
-	b.WriteString("| system | setting | achieved events/s | p50 | p90 | p99 | p99.9 | max (ms) | p99 vs best peer |\n" +
-		"|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
+	b.WriteString("| system | setting | achieved events/s | p50 | p90 | p99 | p99.9 | max (ms) | server CPU µs/event | client CPU µs/event | p99 vs best peer |\n" +
+		"|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	row := func(c *Cell, compare bool) {
 		if c.OK == 0 {
-			fmt.Fprintf(b, "| %s | %s | failed | | | | | | |\n", systemName(c), setting(c))
+			fmt.Fprintf(b, "| %s | %s | failed | | | | | | | | |\n", systemName(c), setting(c))
 			return
 		}
 		ratio := "–"
@@ -245,7 +277,7 @@ func (r *Report) writeLatencyTable(b *strings.Builder, col Column) {
 		for _, v := range c.E2E {
 			fmt.Fprintf(b, " %s |", number(v))
 		}
-		fmt.Fprintf(b, " %s |\n", ratio)
+		fmt.Fprintf(b, " %s | %s | %s |\n", cpu(c.ServerCPU), cpu(c.ClientCPU), ratio)
 	}
 	for _, c := range col.Cells {
 		row(c, true)
@@ -267,6 +299,9 @@ func systemName(c *Cell) string {
 	case "redis":
 		return "Redis Streams"
 	}
+	if c.System.Extra {
+		return "**Goethe " + c.System.Engine + "** (" + c.System.Client + " client)"
+	}
 	return "**Goethe " + c.System.Engine + "**"
 }
 
@@ -283,7 +318,77 @@ func setting(c *Cell) string {
 		}
 		return "`appendfsync everysec`"
 	}
-	return fmt.Sprintf("`--sync=%t`", c.System.Fsync)
+	return fmt.Sprintf("`--sync=%t`, %s client", c.System.Fsync, ClientOf(c.System))
+}
+
+// writeClients states the client shape each Goethe figure used.
+func (r *Report) writeClients(b *strings.Builder) {
+	var main, extra []string
+	seen := map[string]bool{}
+	for _, s := range r.Systems {
+		c := ClientOf(s)
+		if c == "" || seen[c] {
+			continue
+		}
+		seen[c] = true
+		text := fmt.Sprintf("**%s** (%s)", c, peers.ClientShapes[c])
+		if s.Extra {
+			extra = append(extra, text)
+		} else {
+			main = append(main, text)
+		}
+	}
+	if len(main) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "Goethe's figures used the %s client shape", strings.Join(main, " and "))
+	if len(extra) > 0 {
+		fmt.Fprintf(b, "; rows marked with another shape used %s, on the single-event workloads, for comparison", strings.Join(extra, " and "))
+	}
+	b.WriteString(".\n\n")
+}
+
+// writeDisk states the disk's appending-fsync rate, the limit of one writer
+// that syncs every event alone.
+func (r *Report) writeDisk(b *strings.Builder) {
+	small, page := r.Machine.AppendFsyncRate(100), r.Machine.AppendFsyncRate(4096)
+	if small <= 0 {
+		return
+	}
+	fmt.Fprintf(b, "The disk's appending-fsync rate, measured in this run at its start and end (a record appended to a file, "+
+		"then fdatasync, and again): **%s/s** with 100 B records, %s/s with 4 KiB ones. One producer that waits for each "+
+		"event's fsync cannot go faster; more events per fsync (grouping, batches, pipelines) can.\n\n", number(small), number(page))
+}
+
+// writeTargets writes the table of issue 7's targets.
+func (r *Report) writeTargets(b *strings.Builder) {
+	ts := r.Targets()
+	measured := 0
+	for _, t := range ts {
+		if t.Status != StatusUnmeasured {
+			measured++
+		}
+	}
+	if measured == 0 {
+		return
+	}
+	main := r.goetheSystems(peers.DurabilityFsync)
+	who := "Goethe"
+	if len(main) > 0 {
+		who = fmt.Sprintf("Goethe %s (%s client)", main[0].Engine, ClientOf(main[0]))
+	}
+	b.WriteString("## Targets\n\n")
+	fmt.Fprintf(b, "The write path's targets (issue 7), measured on %s against the peer named, in this run; "+
+		"the other engines' figures are beside it. The store benchmarks' targets are recorded by `make results-bench`.\n\n", who)
+	b.WriteString("| figure | target | measured | other engines | |\n|---|---|--:|---|---|\n")
+	for _, t := range ts {
+		status := t.Status
+		if status == StatusMissed {
+			status = "**missed**"
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", t.Figure, t.Goal, t.Measured, t.Others, status)
+	}
+	b.WriteString("\n")
 }
 
 func (r *Report) writeFailures(b *strings.Builder) {
@@ -321,6 +426,10 @@ func (r *Report) writeMachine(b *strings.Builder) {
 	}
 	if m.DataFS != "" {
 		fmt.Fprintf(b, "- Data folders on: %s\n", m.DataFS)
+	}
+	for _, a := range m.AppendFsync {
+		fmt.Fprintf(b, "- Disk, at the %s: %s appending %ss/s of %d B records (%d in %.1f s, package fsyncrate)\n",
+			a.When, number(a.PerSec), a.Sync, a.RecordBytes, a.Writes, a.Seconds)
 	}
 	if m.FsyncPerSec > 0 {
 		fmt.Fprintf(b, "- Disk: %s synchronous 4 KiB writes/s (`%s`): the ceiling of any system that fsyncs each "+
@@ -369,8 +478,12 @@ func (r *Report) writeMachine(b *strings.Builder) {
 				wl.ID, p.Events, p.Size, p.Producers, p.Batch)
 			continue
 		}
-		fmt.Fprintf(b, "- %s: %d producer%s × %d in flight, batch %d, %d B, %s", wl.ID, c.Producers, plural(c.Producers),
-			c.Inflight, c.Batch, c.Size, c.Duration)
+		batch := fmt.Sprintf("batch %d", c.Batch)
+		if c.Pipelined {
+			batch = fmt.Sprintf("%d pipelined single-event requests per call", c.Batch)
+		}
+		fmt.Fprintf(b, "- %s: %d producer%s × %d in flight, %s, %d B, %s", wl.ID, c.Producers, plural(c.Producers),
+			c.Inflight, batch, c.Size, c.Duration)
 		if c.Rate > 0 {
 			fmt.Fprintf(b, ", offered %s events/s, %d following consumer", number(c.Rate), c.Consumers)
 		}
