@@ -27,12 +27,20 @@ benchstat="$PWD/.work/bin/benchstat"
     secs=$(echo "$line" | sed -E 's/.* copied, ([0-9.]+) s.*/\1/')
     echo "fsync'd 4 KiB writes/s (dd oflag=dsync, 2000 writes): $(awk -v s="$secs" 'BEGIN {printf "%.0f", 2000/s}')"
   done
+  # The disk's appending-fsync rate (records appended to a file, fdatasync
+  # after each), the limit of one writer that syncs every event alone:
+  # bench/peers/cmd/fsyncrate, the tool the peer comparison records too.
+  (cd bench/peers && go run ./cmd/fsyncrate -dir "$tmp" -sizes 100,4096 -duration 2s) | sed 's/^/appending fsync: /'
   rm -rf "$tmp"
   echo "go: $(go version)"
   go list -m github.com/syndtr/goleveldb github.com/cockroachdb/pebble/v2 go.etcd.io/bbolt | sed 's/^/module: /'
 } | tee "$out/machine.txt"
 
 go test -run '^$' -bench "$pattern" -benchtime "$benchtime" -count "$count" -timeout 180m ./bench | tee "$out/bench.txt"
+# The disk's rate again after the benchmarks, so that drift shows.
+tmp=$(mktemp -d -p "${TMPDIR:-/tmp}")
+(cd bench/peers && go run ./cmd/fsyncrate -dir "$tmp" -sizes 100,4096 -duration 2s) | sed 's/^/appending fsync (after the benchmarks): /' | tee -a "$out/machine.txt"
+rm -rf "$tmp"
 # With -count 5, benchstat gives an interval only at 90% confidence.
 (cd "$out" && "$benchstat" -confidence 0.9 bench.txt >benchstat.txt)
 echo "wrote $out/{machine.txt,bench.txt,benchstat.txt}"

@@ -2,7 +2,9 @@
 """Reads a `go test -bench` output (several -count runs) and prints the
 markdown tables of results/bench/README.md: the median events/s of each
 benchmark and the ratios between layers (store / raw engine, server /
-store) and for group commit (16 appenders / 1).
+store) and for group commit (16 appenders / 1), the process CPU per event
+of the benchmarks that report it (unit cpu-us/event or cpu-µs/event: client
+and server together, one process), and the store's targets of issue 7.
 
     results/ratios.py results/bench/bench.txt
 """
@@ -26,8 +28,10 @@ for line in open(sys.argv[1]):
             continue
         if unit == "events/s":
             runs[name].append(v)
-        elif unit in ("appends/commit", "allocs/op", "B/op"):
+        elif unit in ("appends/commit", "allocs/op", "B/op", "answers/msg"):
             extra[name][unit].append(v)
+        elif unit in ("cpu-us/event", "cpu-µs/event"):
+            extra[name]["cpu-us/event"].append(v)
 
 med = {k: statistics.median(v) for k, v in runs.items()}
 
@@ -107,3 +111,37 @@ for e in engines:
             sp = m(f"BenchmarkProduceStream/engine={e}/sync={sync}/size={size}/batch={b}/producers={p}/streams=per-producer")
             s1 = m(f"BenchmarkProduceStream/engine={e}/sync={sync}/size={size}/batch={b}/producers={p}/streams=1")
             print(f"| {e} | {sync} | {size} | {b} | {p} | {fmt(st)} | {fmt(un)} | {fmt(sp)} | {fmt(s1)} | {ratio(un, st)} | {ratio(sp, st)} |")
+
+cpu = sorted(k for k in extra if extra[k]["cpu-us/event"])
+if cpu:
+    print("\n### CPU per event, process user + system time (client and server share the process)\n")
+    print("| benchmark | events/s | cpu µs/event | appends/commit |")
+    print("|---|--:|--:|--:|")
+    for name in cpu:
+        c = statistics.median(extra[name]["cpu-us/event"])
+        apc = extra[name]["appends/commit"]
+        apc = f"{statistics.median(apc):.1f}" if apc else "–"
+        print(f"| {name.removeprefix('Benchmark')} | {fmt(m(name))} | {c:.1f} | {apc} |")
+
+
+def verdict(ok):
+    return "–" if ok is None else ("met" if ok else "**missed**")
+
+
+print("\n### Store targets (issue 7): one-event appends, 100 B, sync\n")
+print("| engine | appends/commit, 16 appenders (≥ 12) | 16 appenders / 1 (≥ 12×) | 1 appender / raw synced writes (≥ 0.9×) |")
+print("|---|--:|--:|--:|")
+for e in engines:
+    base = f"BenchmarkAppend/engine={e}/sync=true/size=100B/batch=1/appenders="
+    one, sixteen = m(base + "1"), m(base + "16")
+    raw = m(f"BenchmarkRawWrite/engine={e}/sync=true/size=100B/batch=1")
+    apc = extra[base + "16"]["appends/commit"]
+    apc = statistics.median(apc) if apc else None
+    x16 = sixteen / one if one and sixteen else None
+    xraw = one / raw if one and raw else None
+    cells = [
+        "–" if apc is None else f"{apc:.1f} {verdict(apc >= 12)}",
+        "–" if x16 is None else f"{x16:.1f}× {verdict(x16 >= 12)}",
+        "–" if xraw is None else f"{xraw:.2f}× {verdict(xraw >= 0.9)}",
+    ]
+    print(f"| {e} | " + " | ".join(cells) + " |")
