@@ -65,8 +65,11 @@ func run() int {
 		*duration, *readBack, *runs, *fsyncTime = 2*time.Second, 100_000, 1, 500*time.Millisecond
 	}
 	for _, c := range []string{*client, *extra} {
-		if _, ok := peers.ClientShapes[c]; !ok && c != "" {
-			fmt.Fprintf(os.Stderr, "matrix: unknown Goethe client shape %q: want %s\n", c, shapes())
+		if c == "" {
+			continue
+		}
+		if _, err := peers.GoetheOpener("127.0.0.1:0", c); err != nil {
+			fmt.Fprintf(os.Stderr, "matrix: -goethe-client: %v\n", err)
 			return 2
 		}
 	}
