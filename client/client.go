@@ -14,19 +14,33 @@
 //		...
 //	}
 //
-// # Many small produces: Producer
+// # Concurrent and asynchronous produces: Producer
 //
 // Client.Produce is one unary gRPC call per batch: simple, bounded by its
 // context end to end (the server sees its deadline), and it survives a
-// server restart, since gRPC reconnects under it. Its cost per call is what
-// limits many small produces, though: each call opens an HTTP/2 stream with
-// its headers. A Producer (Client.NewProducer) is the fast path for those:
-// one long-lived ProduceStream that many goroutines share, each call
-// waiting for its own answer while the others' are in flight, so that the
-// server commits them together. It costs a fraction of a unary call, but
-// does not reconnect (a broken stream fails its calls; open a new one).
-// Client.Produce therefore stays unary; use a Producer where throughput of
-// small batches matters.
+// server restart, since gRPC reconnects under it. Its cost per call is
+// what limits many small produces, though: each call opens an HTTP/2
+// stream with its headers, and carries one caller's events.
+//
+// A Producer (Client.NewProducer) is the documented way for concurrent
+// callers of one process to produce, and for one caller to produce without
+// waiting, in the manner of Kafka's producer and the NATS client's
+// PublishAsync. Share one Producer between all goroutines: Producer.Send
+// returns at once with a Future, and while a request of a topic is in
+// flight, the events that goroutines send to it meanwhile are merged into
+// the next request, so that a busy process sends few, large requests and
+// the server commits them together; Producer.Produce is Send and Wait, for
+// a goroutine that waits for its own event's answer. The Sends to one topic
+// through one Producer are stored in the order Send accepted them, so one
+// goroutine's events in the order it sent them. A Producer does not
+// reconnect: a broken stream fails its Futures; open a new one.
+//
+//	p, err := c.NewProducer(ctx)
+//	...
+//	defer p.Close() // flushes
+//	f, err := p.Send(ctx, "orders", []client.EventData{{Payload: b}})
+//	...
+//	res, err := f.Wait(ctx)
 //
 // # Guarantees
 //
@@ -40,7 +54,10 @@
 //     start; a start that is not an event (an id or a time) lands on the
 //     nearest event at or after it.
 //   - Errors match the sentinels of this package with errors.Is, carry the
-//     server's gRPC status (status.FromError), and say what is wrong.
+//     server's gRPC status (status.FromError), and say what is wrong. An
+//     *Error's Reason (IsReason) names the condition with a goethev1.Reason*
+//     constant when the server gave one: branch on the code and the reason,
+//     never on the message.
 //   - A Client and a Producer are safe for concurrent use; a Subscription
 //     is not.
 package client
@@ -51,9 +68,12 @@ import (
 	"iter"
 	"math"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/mem"
 
 	"github.com/goethe-log/goethe/internal/wire"
 	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
@@ -121,7 +141,9 @@ func Dial(addr string, opts ...Option) (*Client, error) {
 
 // New returns a Client over a connection the caller made and owns: Close
 // does not close it. The connection should accept large enough response
-// messages (grpc.MaxCallRecvMsgSize) for the server's pages.
+// messages (grpc.MaxCallRecvMsgSize) for the server's pages. Produce and
+// the Producer's requests are encoded by the client itself: an interceptor
+// on conn sees them as an opaque type, not as goethev1 messages.
 func New(conn grpc.ClientConnInterface) *Client {
 	return &Client{cc: conn, api: goethev1.NewGoetheClient(conn)}
 }
@@ -187,22 +209,45 @@ func ExpectLastSeq(n uint64) ProduceOption {
 
 // Produce appends events to topic in one atomic batch, creating the topic
 // if needed. See the package guarantees. The events' slices are read, not
-// retained, once Produce returns.
+// retained, once Produce returns. The request is encoded straight from
+// events into one pooled buffer, and the answer decoded without a
+// goethev1 message in between.
 func (c *Client) Produce(ctx context.Context, topic string, events []EventData, opts ...ProduceOption) (ProduceResult, error) {
-	slab := make([]goethev1.EventData, len(events))
-	req := &goethev1.ProduceRequest{Topic: topic, Events: make([]*goethev1.EventData, len(events))}
-	for i := range events {
-		slab[i].Payload, slab[i].Headers = events[i].Payload, events[i].Headers
-		req.Events[i] = &slab[i]
+	req, err := encodeProduce(topic, events, expectation(opts))
+	if err != nil {
+		return ProduceResult{}, err
 	}
-	for _, o := range opts {
-		o(req)
+	var res ProduceResult
+	err = c.cc.Invoke(ctx, goethev1.Goethe_Produce_FullMethodName, req, &res, grpc.ForceCodecV2(codec{}))
+	if req.data != nil {
+		req.data.Free() // not marshalled
 	}
-	res, err := c.api.Produce(ctx, req)
 	if err != nil {
 		return ProduceResult{}, wrapError(err)
 	}
-	return ProduceResult{FirstID: res.FirstId, FirstSeq: res.FirstSeq, Count: int(res.Count)}, nil
+	return res, nil
+}
+
+// encodeProduce encodes a ProduceRequest into one buffer of wire.Pool. It
+// refuses what the protobuf encoding refuses, strings that are not valid
+// UTF-8, with INVALID_ARGUMENT.
+func encodeProduce(topic string, events []EventData, expect *uint64) (*encodedRequest, error) {
+	if !utf8.ValidString(topic) {
+		return nil, newError(codes.InvalidArgument, goethev1.ReasonInvalidName, "topic %q is not valid UTF-8", topic)
+	}
+	size, err := eventsSize(events, 0)
+	if err != nil {
+		return nil, err
+	}
+	total := produceHeadSize(topic, expect) + size
+	buf := wire.Pool.Get(total)
+	b := appendEvents(appendProduceHead((*buf)[:0], topic, expect), events)
+	if len(b) != total {
+		wire.Pool.Put(buf)
+		return nil, invalidf("events changed while being sent (%d bytes encoded, %d sized)", len(b), total)
+	}
+	*buf = b
+	return &encodedRequest{data: mem.BufferSlice{pooledBuffer(buf)}}, nil
 }
 
 // Cursor is a consumer's stored position in a topic, with the topic's end

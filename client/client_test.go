@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/goethe-log/goethe/client"
+	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
 )
 
 func dial(t *testing.T) *client.Client {
@@ -35,8 +37,12 @@ func TestErrors(t *testing.T) {
 	var e *client.Error
 	require.ErrorAs(t, err, &e)
 	require.Equal(t, codes.InvalidArgument, e.Code())
-	require.Equal(t, "invalid name: topic name is empty", e.Message())
-	require.EqualError(t, err, "goethe: InvalidArgument: invalid name: topic name is empty")
+	require.Equal(t, goethev1.ReasonInvalidName, e.Reason())
+	require.True(t, client.IsReason(err, goethev1.ReasonInvalidName))
+	require.False(t, client.IsReason(nil, goethev1.ReasonInvalidName))
+	require.False(t, client.IsReason(errors.New("x"), goethev1.ReasonInvalidName))
+	require.Contains(t, e.Message(), "topic name is empty")
+	require.True(t, strings.HasPrefix(err.Error(), "goethe: InvalidArgument: "), err.Error())
 
 	_, err = c.Produce(ctx, "t", nil)
 	require.ErrorIs(t, err, client.ErrInvalidArgument)
@@ -44,6 +50,9 @@ func TestErrors(t *testing.T) {
 
 	_, err = c.Topic(ctx, "missing")
 	require.ErrorIs(t, err, client.ErrNotFound)
+	require.ErrorAs(t, err, &e)
+	require.Equal(t, goethev1.ReasonTopicNotFound, e.Reason())
+	require.Equal(t, "missing", e.Metadata()["topic"])
 	_, err = c.GetCursor(ctx, "missing", "c")
 	require.ErrorIs(t, err, client.ErrNotFound)
 	require.ErrorIs(t, c.CommitCursor(ctx, "missing", "c", 1), client.ErrNotFound)
@@ -57,11 +66,20 @@ func TestErrors(t *testing.T) {
 	require.Equal(t, uint64(1), ce.ActualLastSeq)
 	require.Equal(t, codes.FailedPrecondition, status.Code(err))
 	require.ErrorAs(t, err, &e, "a conflict unwraps to its *Error")
+	require.Equal(t, goethev1.ReasonExpectedLastSeqMismatch, e.Reason())
+	_, err = c.Produce(ctx, "t", []client.EventData{{}})
+	require.NoError(t, err)
+	_, err = c.GetCursor(ctx, "t", "c")
+	require.True(t, client.IsReason(err, goethev1.ReasonCursorNotFound), "%v", err)
+	_, err = c.Produce(ctx, "t\xff", []client.EventData{{}})
+	require.ErrorIs(t, err, client.ErrInvalidArgument, "refused by the client: the server could not decode it")
 
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	_, err = c.Produce(cctx, "t", []client.EventData{{}})
 	require.ErrorIs(t, err, context.Canceled)
+	require.ErrorAs(t, err, &e)
+	require.Empty(t, e.Reason(), "gRPC's own status has no reason")
 	dctx, cancel := context.WithTimeout(ctx, -time.Second)
 	defer cancel()
 	_, err = c.Topic(dctx, "t")

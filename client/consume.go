@@ -17,7 +17,7 @@ import (
 
 // StartPositionHeader is the Consume response header that tells where the
 // server started the stream (an event-id position, decimal).
-const StartPositionHeader = "goethe-start-position"
+const StartPositionHeader = goethev1.HeaderStartPosition
 
 // Start says where a Consume begins. The zero Start is the beginning.
 type Start struct {

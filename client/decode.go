@@ -21,7 +21,8 @@ type batch struct {
 }
 
 // codec is wire.Codec, except that it decodes a ConsumeResponse into a
-// *batch by hand, and a Producer's messages (see produce_wire.go). The bytes it decodes are a ConsumeResponse as defined in
+// *batch by hand, and encodes and decodes Produce's and ProduceStream's
+// messages by hand (see produce_wire.go). The messages are those of
 // spec/goethe/v1/goethe.proto; fields it does not know are skipped, as
 // protobuf requires.
 type codec struct{ wire.Codec }
@@ -29,16 +30,25 @@ type codec struct{ wire.Codec }
 var _ encoding.CodecV2 = codec{}
 
 // Unmarshal decodes a ConsumeResponse into a *batch, a
-// ProduceStreamResponse into a *produceAnswer, anything else as wire.Codec
-// does.
+// ProduceStreamResponse into a *produceAnswers, a ProduceResponse into a
+// *ProduceResult, anything else as wire.Codec does.
 func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 	switch m := v.(type) {
 	case *batch:
 		// A buffer of the batch's own, never returned to a pool: the
 		// payloads point into it.
 		return m.decode(data.Materialize())
-	case *produceAnswer:
+	case *produceAnswers:
 		return m.decodeFrom(data)
+	case *ProduceResult:
+		// A unary ProduceResponse.
+		*m = ProduceResult{}
+		if len(data) == 1 {
+			return m.decode(data[0].ReadOnlyData())
+		}
+		buf := data.MaterializeToBuffer(wire.Pool)
+		defer buf.Free()
+		return m.decode(buf.ReadOnlyData())
 	}
 	return c.Codec.Unmarshal(data, v)
 }

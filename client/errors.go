@@ -8,6 +8,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
 )
 
 // Sentinel errors, matched with errors.Is against any error this package
@@ -40,9 +42,24 @@ var codeSentinels = map[codes.Code]error{
 	codes.Unavailable:        ErrUnavailable,
 }
 
-// Error is a failed call's error: the server's gRPC status.
+// Error is a failed call's error: the server's gRPC status and, when the
+// status carries one, its google.rpc.ErrorInfo in goethev1.ErrorDomain,
+// which names the condition (Reason) and its particulars (Metadata).
+// Errors the client makes itself (a request it refuses to send) carry a
+// reason too, the one the server would have given.
 type Error struct {
-	st *status.Status
+	st   *status.Status
+	info *errdetails.ErrorInfo // nil: no detail in goethev1.ErrorDomain
+}
+
+// newError is an error of the client's own making with code and reason.
+func newError(code codes.Code, reason string, format string, args ...any) *Error {
+	info := &errdetails.ErrorInfo{Domain: goethev1.ErrorDomain, Reason: reason}
+	st := status.Newf(code, format, args...)
+	if d, err := st.WithDetails(info); err == nil {
+		st = d
+	}
+	return &Error{st: st, info: info}
 }
 
 // Error returns "goethe: CODE: message".
@@ -52,8 +69,21 @@ func (e *Error) Error() string { return "goethe: " + e.st.Code().String() + ": "
 func (e *Error) Code() codes.Code { return e.st.Code() }
 
 // Message is the server's message, which names the broken rule or the
-// missing thing.
+// missing thing. It is for people: branch on Code and Reason instead.
 func (e *Error) Message() string { return e.st.Message() }
+
+// Reason is the reason of the status's google.rpc.ErrorInfo detail in
+// goethev1.ErrorDomain (one of the goethev1.Reason* constants, or a newer
+// one), or "" when it has none: a server that predates reasons, or a
+// status made by gRPC itself (a connection that failed, a cancelled call).
+// A reason refines the code; a caller that does not know a reason acts on
+// the code.
+func (e *Error) Reason() string { return e.info.GetReason() }
+
+// Metadata is the ErrorInfo's metadata (see the goethev1.Reason*
+// constants for the keys of each reason), or nil. The map is shared: read
+// it, do not modify it.
+func (e *Error) Metadata() map[string]string { return e.info.GetMetadata() }
 
 // GRPCStatus makes status.FromError and status.Code work on the error.
 func (e *Error) GRPCStatus() *status.Status { return e.st }
@@ -71,8 +101,18 @@ func (e *Error) Is(target error) bool {
 	return ok && s == target
 }
 
+// IsReason reports whether err, or an error it wraps, is an *Error with
+// the given reason (a goethev1.Reason* constant). It is false for nil and
+// for errors without a reason.
+func IsReason(err error, reason string) bool {
+	var e *Error
+	return errors.As(err, &e) && e.info != nil && e.info.GetReason() == reason
+}
+
 // ConflictError is the error of a conditional Produce whose expected last
-// seq did not hold. errors.Is(err, ErrConflict) is true for it.
+// seq did not hold (FAILED_PRECONDITION, reason
+// goethev1.ReasonExpectedLastSeqMismatch). errors.Is(err, ErrConflict) is
+// true for it, and errors.As finds its *Error.
 type ConflictError struct {
 	// ActualLastSeq is the topic's last seq when the Produce was refused.
 	ActualLastSeq uint64
@@ -102,16 +142,22 @@ func wrapError(err error) error {
 	if !ok {
 		st = status.FromContextError(err)
 	}
+	return fromStatus(st)
+}
+
+// fromStatus is the error of a failed status: an *Error, or a
+// *ConflictError for an expectation that did not hold.
+func fromStatus(st *status.Status) error {
 	e := &Error{st: st}
-	if st.Code() == codes.FailedPrecondition {
-		for _, d := range st.Details() {
-			info, ok := d.(*errdetails.ErrorInfo)
-			if !ok || info.GetReason() != "EXPECTED_LAST_SEQ_MISMATCH" {
-				continue
-			}
-			if n, err := strconv.ParseUint(info.GetMetadata()["actual_last_seq"], 10, 64); err == nil {
-				return &ConflictError{err: e, ActualLastSeq: n}
-			}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == goethev1.ErrorDomain {
+			e.info = info
+			break
+		}
+	}
+	if st.Code() == codes.FailedPrecondition && e.Reason() == goethev1.ReasonExpectedLastSeqMismatch {
+		if n, err := strconv.ParseUint(e.Metadata()["actual_last_seq"], 10, 64); err == nil {
+			return &ConflictError{err: e, ActualLastSeq: n}
 		}
 	}
 	return e

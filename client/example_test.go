@@ -13,6 +13,7 @@ import (
 	"github.com/goethe-log/goethe/client"
 	"github.com/goethe-log/goethe/engines"
 	"github.com/goethe-log/goethe/server"
+	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
 	"github.com/goethe-log/goethe/store"
 )
 
@@ -47,6 +48,7 @@ func startServer() (addr string, stop func()) {
 		if err := srv.Stop(ctx); err != nil {
 			log.Fatal(err)
 		}
+		_ = st.Close() // the server does not close the store it serves
 		os.RemoveAll(dir)
 	}
 }
@@ -256,17 +258,18 @@ func ExampleClient_Topics() {
 		fmt.Println(ti.Name, ti.Count, ti.LastSeq)
 	}
 	_, err = c.Topic(ctx, "shipments")
-	fmt.Println(errors.Is(err, client.ErrNotFound), err)
+	fmt.Println(errors.Is(err, client.ErrNotFound), client.IsReason(err, goethev1.ReasonTopicNotFound))
 	// Output:
 	// orders 2 2
 	// payments 1 1
-	// true goethe: NotFound: not found: topic "shipments"
+	// true true
 }
 
-// Many goroutines share one Producer: each call waits for its own answer,
-// while the calls of all of them are in flight together on one stream, so
-// the server commits them together. This is the fast path for many small
-// produces.
+// Many goroutines share one Producer, each waiting for its own event's
+// answer, as an application's request handlers would: while a request is
+// in flight, the events sent meanwhile wait and go out together in the
+// next one, so the server commits them together. This is the way for
+// concurrent callers of one process to produce.
 func ExampleClient_NewProducer() {
 	addr, stop := startServer()
 	defer stop()
@@ -293,21 +296,62 @@ func ExampleClient_NewProducer() {
 		})
 	}
 	wg.Wait()
+	st := p.Stats()
+	fmt.Println("sends:", st.Sends, "requests <= sends:", st.Requests <= st.Sends)
+
+	// A failed Send fails alone; the stream goes on.
+	_, err = p.Produce(ctx, "sensors", []client.EventData{{Payload: []byte("late")}}, client.ExpectLastSeq(1))
+	fmt.Println("conflict:", errors.Is(err, client.ErrConflict), client.IsReason(err, goethev1.ReasonExpectedLastSeqMismatch))
+	res, err := p.Produce(ctx, "sensors", []client.EventData{{Payload: []byte("last")}})
+	fmt.Println("then stored at seq", res.FirstSeq, err)
 	if err := p.Close(); err != nil {
 		log.Fatal(err)
 	}
+	// Output:
+	// sends: 1600 requests <= sends: true
+	// conflict: true true
+	// then stored at seq 1601 <nil>
+}
 
-	// A failed call fails alone; the stream goes on.
-	p, err = c.NewProducer(ctx)
+// One goroutine pipelines single events: Send returns at once with a
+// Future, and the events go out in as few requests as the answers in
+// flight allow, stored in the order they were sent. The Futures are
+// waited for afterwards (or Flush waits for them all).
+func ExampleProducer_Send() {
+	addr, stop := startServer()
+	defer stop()
+	ctx := context.Background()
+	c, err := client.Dial(addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	p, err := c.NewProducer(ctx)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer p.Close()
-	_, err = p.Produce(ctx, "sensors", []client.EventData{{Payload: []byte("late")}}, client.ExpectLastSeq(1))
-	fmt.Println("conflict:", errors.Is(err, client.ErrConflict))
-	res, err := p.Produce(ctx, "sensors", []client.EventData{{Payload: []byte("last")}})
-	fmt.Println("then stored at seq", res.FirstSeq, err)
+
+	futures := make([]*client.Future, 1000)
+	for i := range futures {
+		// The event is encoded when Send returns: its buffer may be reused.
+		payload := fmt.Appendf(nil, "click %d", i)
+		if futures[i], err = p.Send(ctx, "clicks", []client.EventData{{Payload: payload}}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	var last uint64
+	for _, f := range futures {
+		res, err := f.Wait(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if res.Seq(0) != last+1 {
+			log.Fatalf("seq %d after %d", res.Seq(0), last)
+		}
+		last = res.Seq(0)
+	}
+	fmt.Println("stored in order up to seq", last)
 	// Output:
-	// conflict: true
-	// then stored at seq 1601 <nil>
+	// stored in order up to seq 1000
 }

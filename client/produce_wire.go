@@ -8,22 +8,25 @@ import (
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/mem"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/goethe-log/goethe/internal/wire"
+	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
 )
 
-// A Producer encodes its requests and decodes its answers by hand, as
-// Consume decodes its batches (see codec): a request is one buffer built
-// straight from the caller's events, without goethev1 messages in between,
-// and an answer decodes into a reused struct. The messages are those of
-// spec/goethe/v1/goethe.proto; the tests check both against the generated
-// code.
+// Produce requests are encoded by hand, as Consume decodes its batches by
+// hand (see codec): a Send encodes its events straight into a pooled buffer,
+// without goethev1 messages in between, and a request is those buffers
+// behind a small head, handed to gRPC as they are (mem.BufferSlice), so
+// that merging several Sends into one request copies nothing. Protobuf
+// decoders accept fields in any order, so the head carries the topic and
+// expected_last_seq before the events. Answers decode into a reused struct.
+// The messages are those of spec/goethe/v1/goethe.proto; the tests check
+// both directions against the generated code.
 
-// ProduceStreamRequest, ProduceRequest, EventData, ProduceStreamResponse
-// and ProduceResponse field numbers, from goethe.proto.
+// ProduceStreamRequest, ProduceRequest, EventData, ProduceStreamResponse,
+// ProduceStreamAnswer and ProduceResponse field numbers, from goethe.proto.
 const (
 	psReqID      = 1
 	psReqProduce = 2
@@ -32,70 +35,91 @@ const (
 	prodExpect   = 3
 	dataPayload  = 1
 	dataHeaders  = 2
-	psRespID     = 1
-	psRespResult = 2
-	psRespError  = 3
+	psRespID     = 1 // also ProduceStreamAnswer's
+	psRespResult = 2 // also ProduceStreamAnswer's
+	psRespError  = 3 // also ProduceStreamAnswer's
+	psRespMore   = 4
 	resFirstID   = 1
 	resFirstSeq  = 2
 	resCount     = 3
 )
 
-// encodedRequest is a ProduceStreamRequest already encoded: codec.Marshal
-// hands its buffer to gRPC, which frees it once sent.
+// maxStreamHead bounds the bytes of a ProduceStreamRequest before its
+// produce's fields: request_id's tag and varint, produce's tag and length.
+const maxStreamHead = 1 + 10 + 1 + 5
+
+// encodedRequest is a request message already encoded: codec.Marshal hands
+// its buffers to gRPC, which frees them once sent.
 type encodedRequest struct {
 	data mem.BufferSlice
 }
 
-// encodeProduce encodes a ProduceStreamRequest. It refuses what the
-// protobuf encoding itself refuses, strings that are not valid UTF-8, with
-// INVALID_ARGUMENT: sent, such a request would fail the whole stream, since
-// the server could not decode it.
-func encodeProduce(id uint64, topic string, events []EventData, expect *uint64) (*encodedRequest, int, error) {
-	if !utf8.ValidString(topic) {
-		return nil, 0, invalidf("topic %q is not valid UTF-8", topic)
-	}
+// eventsSize is the encoded size of events as the events field of a
+// ProduceRequest. It refuses what the protobuf encoding itself refuses,
+// strings that are not valid UTF-8 (sent, such a request would fail the
+// whole stream, since the server could not decode it), and, when
+// maxEventBytes > 0, an event over the server's max-event-bytes, counted as
+// the server counts it (payload plus header keys and values).
+func eventsSize(events []EventData, maxEventBytes int) (int, error) {
 	size := 0
-	if topic != "" {
-		size += 1 + protowire.SizeBytes(len(topic))
-	}
 	for i := range events {
-		n, err := eventSize(&events[i])
+		n, counted, err := eventSize(&events[i])
 		if err != nil {
-			return nil, 0, fmt.Errorf("%w (event %d)", err, i)
+			return 0, fmt.Errorf("%w (event %d)", err, i)
+		}
+		if maxEventBytes > 0 && counted > maxEventBytes {
+			return 0, newError(codes.InvalidArgument, goethev1.ReasonLimitExceeded,
+				"event %d is %d bytes (payload and headers), the limit is %d", i, counted, maxEventBytes)
 		}
 		size += 1 + protowire.SizeBytes(n)
 	}
-	if expect != nil {
-		size += 1 + protowire.SizeVarint(*expect)
-	}
-	total := 1 + protowire.SizeBytes(size) // produce: always present
-	if id != 0 {
-		total += 1 + protowire.SizeVarint(id)
-	}
+	return size, nil
+}
 
-	// A large request's buffer comes from the codec's pool, and gRPC puts
-	// it back once written.
-	var pooled *[]byte
-	var buf []byte
-	if mem.IsBelowBufferPoolingThreshold(total) {
-		buf = make([]byte, 0, total)
-	} else {
-		pooled = wire.Pool.Get(total)
-		buf = (*pooled)[:0]
+// eventSize is the encoded size of an EventData, and its size as the
+// server's max-event-bytes counts it. Events changed while they are encoded
+// could encode to another size; encodeEvents's final check turns that into
+// an error rather than a corrupt message.
+func eventSize(e *EventData) (encoded, counted int, err error) {
+	if len(e.Payload) > 0 {
+		encoded += 1 + protowire.SizeBytes(len(e.Payload))
 	}
-	if id != 0 {
-		buf = protowire.AppendTag(buf, psReqID, protowire.VarintType)
-		buf = protowire.AppendVarint(buf, id)
+	counted = len(e.Payload)
+	for k, v := range e.Headers {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return 0, 0, invalidf("header %q is not valid UTF-8", k)
+		}
+		encoded += 1 + protowire.SizeBytes(headerSize(k, v))
+		counted += len(k) + len(v)
 	}
-	buf = protowire.AppendTag(buf, psReqProduce, protowire.BytesType)
-	buf = protowire.AppendVarint(buf, uint64(size))
-	if topic != "" {
-		buf = protowire.AppendTag(buf, prodTopic, protowire.BytesType)
-		buf = protowire.AppendString(buf, topic)
+	return encoded, counted, nil
+}
+
+// headerSize is the encoded size of a map entry. Both fields are written,
+// also when empty, as the generated code does.
+func headerSize(k, v string) int {
+	return 1 + protowire.SizeBytes(len(k)) + 1 + protowire.SizeBytes(len(v))
+}
+
+// encodeEvents encodes events, whose eventsSize is size, into a buffer of
+// wire.Pool, which the caller hands to gRPC or puts back.
+func encodeEvents(events []EventData, size int) (*[]byte, error) {
+	pooled := wire.Pool.Get(size)
+	buf := appendEvents((*pooled)[:0], events)
+	if len(buf) != size {
+		// Only events changed while being encoded can do that.
+		wire.Pool.Put(pooled)
+		return nil, invalidf("events changed while being sent (%d bytes encoded, %d sized)", len(buf), size)
 	}
+	*pooled = buf
+	return pooled, nil
+}
+
+// appendEvents appends events as the events field of a ProduceRequest.
+func appendEvents(buf []byte, events []EventData) []byte {
 	for i := range events {
 		e := &events[i]
-		n, _ := eventSize(e)
+		n, _, _ := eventSize(e)
 		buf = protowire.AppendTag(buf, prodEvents, protowire.BytesType)
 		buf = protowire.AppendVarint(buf, uint64(n))
 		if len(e.Payload) > 0 {
@@ -111,59 +135,70 @@ func encodeProduce(id uint64, topic string, events []EventData, expect *uint64) 
 			buf = protowire.AppendString(buf, v)
 		}
 	}
+	return buf
+}
+
+// produceHeadSize is the encoded size of a ProduceRequest's fields other
+// than its events: topic (omitted when empty, as proto3 does) and
+// expected_last_seq.
+func produceHeadSize(topic string, expect *uint64) int {
+	n := 0
+	if topic != "" {
+		n += 1 + protowire.SizeBytes(len(topic))
+	}
+	if expect != nil {
+		n += 1 + protowire.SizeVarint(*expect)
+	}
+	return n
+}
+
+// appendProduceHead appends the fields that produceHeadSize counts.
+func appendProduceHead(buf []byte, topic string, expect *uint64) []byte {
+	if topic != "" {
+		buf = protowire.AppendTag(buf, prodTopic, protowire.BytesType)
+		buf = protowire.AppendString(buf, topic)
+	}
 	if expect != nil {
 		buf = protowire.AppendTag(buf, prodExpect, protowire.VarintType)
 		buf = protowire.AppendVarint(buf, *expect)
 	}
-	if len(buf) != total {
-		// Only events changed while Produce runs can do that.
-		if pooled != nil {
-			wire.Pool.Put(pooled)
-		}
-		return nil, 0, invalidf("events changed while being sent (%d bytes encoded, %d sized)", len(buf), total)
-	}
-	if pooled == nil {
-		return &encodedRequest{data: mem.BufferSlice{mem.SliceBuffer(buf)}}, total, nil
-	}
-	*pooled = buf
-	return &encodedRequest{data: mem.BufferSlice{mem.NewBuffer(pooled, wire.Pool)}}, total, nil
+	return buf
 }
 
-// eventSize is the encoded size of an EventData. Events changed while
-// Produce runs could encode to another size; encodeProduce's final check
-// turns that into an error rather than a corrupt message.
-func eventSize(e *EventData) (int, error) {
-	n := 0
-	if len(e.Payload) > 0 {
-		n += 1 + protowire.SizeBytes(len(e.Payload))
+// appendStreamHead appends a ProduceStreamRequest's request_id (omitted
+// when 0) and the tag and length of its produce, which is always present.
+func appendStreamHead(buf []byte, id uint64, produceLen int) []byte {
+	if id != 0 {
+		buf = protowire.AppendTag(buf, psReqID, protowire.VarintType)
+		buf = protowire.AppendVarint(buf, id)
 	}
-	for k, v := range e.Headers {
-		if !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return 0, invalidf("header %q is not valid UTF-8", k)
-		}
-		n += 1 + protowire.SizeBytes(headerSize(k, v))
-	}
-	return n, nil
+	buf = protowire.AppendTag(buf, psReqProduce, protowire.BytesType)
+	return protowire.AppendVarint(buf, uint64(produceLen))
 }
 
-// headerSize is the encoded size of a map entry. Both fields are written,
-// also when empty, as the generated code does.
-func headerSize(k, v string) int {
-	return 1 + protowire.SizeBytes(len(k)) + 1 + protowire.SizeBytes(len(v))
-}
+// pooledBuffer wraps a buffer of wire.Pool for gRPC, which puts it back
+// once written.
+func pooledBuffer(b *[]byte) mem.Buffer { return mem.NewBuffer(b, wire.Pool) }
 
 // invalidf is an INVALID_ARGUMENT error of the client's own making.
 func invalidf(format string, args ...any) error {
-	return &Error{st: status.Newf(codes.InvalidArgument, format, args...)}
+	return newError(codes.InvalidArgument, goethev1.ReasonInvalidArgument, format, args...)
 }
 
-// produceAnswer is a decoded ProduceStreamResponse: a result, or the
+// answer is one decoded answer of a ProduceStreamResponse: a result, or the
 // status of a failed request.
-type produceAnswer struct {
+type answer struct {
 	id     uint64
 	result bool
 	res    ProduceResult
 	status *spb.Status // not nil for a failed request
+}
+
+// produceAnswers is a decoded ProduceStreamResponse: its top-level answer
+// first, then those of its more field, in the order the server sent them
+// (commit order). Its list is reused from message to message.
+type produceAnswers struct {
+	list []answer
 }
 
 var errMalformedAnswer = errors.New("goethe: malformed ProduceStreamResponse")
@@ -180,7 +215,7 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 // decodeFrom decodes a ProduceStreamResponse as gRPC received it.
-func (a *produceAnswer) decodeFrom(data mem.BufferSlice) error {
+func (a *produceAnswers) decodeFrom(data mem.BufferSlice) error {
 	if len(data) == 1 {
 		return a.decode(data[0].ReadOnlyData())
 	}
@@ -189,39 +224,30 @@ func (a *produceAnswer) decodeFrom(data mem.BufferSlice) error {
 	return a.decode(buf.ReadOnlyData())
 }
 
-// decode parses a ProduceStreamResponse from buf; the status, if any, is
+// decode parses a ProduceStreamResponse from buf; statuses, if any, are
 // copied out of buf.
-func (a *produceAnswer) decode(buf []byte) error {
-	*a = produceAnswer{}
+func (a *produceAnswers) decode(buf []byte) error {
+	clear(a.list) // drop the statuses of the previous message
+	a.list = append(a.list[:0], answer{})
 	for len(buf) > 0 {
 		num, typ, n := protowire.ConsumeTag(buf)
 		if n < 0 {
 			return fmt.Errorf("%w: %v", errMalformedAnswer, protowire.ParseError(n))
 		}
 		buf = buf[n:]
-		switch {
-		case num == psRespID && typ == protowire.VarintType:
-			a.id, n = protowire.ConsumeVarint(buf)
-		case num == psRespResult && typ == protowire.BytesType:
+		if num == psRespMore && typ == protowire.BytesType {
 			var v []byte
 			if v, n = protowire.ConsumeBytes(buf); n >= 0 {
-				// The last of the oneof's fields wins, as in the generated
-				// code.
-				a.result, a.status, a.res = true, nil, ProduceResult{}
-				if err := a.decodeResult(v); err != nil {
-					return err
+				a.list = append(a.list, answer{})
+				if err := a.list[len(a.list)-1].decode(v); err != nil {
+					return fmt.Errorf("%w (in more)", err)
 				}
 			}
-		case num == psRespError && typ == protowire.BytesType:
-			var v []byte
-			if v, n = protowire.ConsumeBytes(buf); n >= 0 {
-				a.result, a.status = false, &spb.Status{}
-				if err := proto.Unmarshal(v, a.status); err != nil {
-					return fmt.Errorf("%w: error: %v", errMalformedAnswer, err)
-				}
+		} else {
+			var err error
+			if n, err = a.list[0].decodeField(num, typ, buf); err != nil {
+				return err
 			}
-		default:
-			n = protowire.ConsumeFieldValue(num, typ, buf)
 		}
 		if n < 0 {
 			return fmt.Errorf("%w: field %d: %v", errMalformedAnswer, num, protowire.ParseError(n))
@@ -231,7 +257,59 @@ func (a *produceAnswer) decode(buf []byte) error {
 	return nil
 }
 
-func (a *produceAnswer) decodeResult(buf []byte) error {
+// decode parses a ProduceStreamAnswer from buf into a.
+func (a *answer) decode(buf []byte) error {
+	for len(buf) > 0 {
+		num, typ, n := protowire.ConsumeTag(buf)
+		if n < 0 {
+			return fmt.Errorf("%w: %v", errMalformedAnswer, protowire.ParseError(n))
+		}
+		buf = buf[n:]
+		n, err := a.decodeField(num, typ, buf)
+		if err != nil {
+			return err
+		}
+		if n < 0 {
+			return fmt.Errorf("%w: field %d: %v", errMalformedAnswer, num, protowire.ParseError(n))
+		}
+		buf = buf[n:]
+	}
+	return nil
+}
+
+// decodeField decodes one field of an answer, whose tag has been consumed
+// from buf, and returns the bytes its value took (negative if malformed).
+// Fields it does not know are skipped.
+func (a *answer) decodeField(num protowire.Number, typ protowire.Type, buf []byte) (int, error) {
+	var n int
+	switch {
+	case num == psRespID && typ == protowire.VarintType:
+		a.id, n = protowire.ConsumeVarint(buf)
+	case num == psRespResult && typ == protowire.BytesType:
+		var v []byte
+		if v, n = protowire.ConsumeBytes(buf); n >= 0 {
+			// The last of the oneof's fields wins, as in the generated code.
+			a.result, a.status, a.res = true, nil, ProduceResult{}
+			if err := a.res.decode(v); err != nil {
+				return 0, err
+			}
+		}
+	case num == psRespError && typ == protowire.BytesType:
+		var v []byte
+		if v, n = protowire.ConsumeBytes(buf); n >= 0 {
+			a.result, a.status = false, &spb.Status{}
+			if err := proto.Unmarshal(v, a.status); err != nil {
+				return 0, fmt.Errorf("%w: error: %v", errMalformedAnswer, err)
+			}
+		}
+	default:
+		n = protowire.ConsumeFieldValue(num, typ, buf)
+	}
+	return n, nil
+}
+
+// decode parses a ProduceResponse from buf into r.
+func (r *ProduceResult) decode(buf []byte) error {
 	for len(buf) > 0 {
 		num, typ, n := protowire.ConsumeTag(buf)
 		if n < 0 {
@@ -241,12 +319,12 @@ func (a *produceAnswer) decodeResult(buf []byte) error {
 		var v uint64
 		switch {
 		case num == resFirstID && typ == protowire.Fixed64Type:
-			a.res.FirstID, n = protowire.ConsumeFixed64(buf)
+			r.FirstID, n = protowire.ConsumeFixed64(buf)
 		case num == resFirstSeq && typ == protowire.VarintType:
-			a.res.FirstSeq, n = protowire.ConsumeVarint(buf)
+			r.FirstSeq, n = protowire.ConsumeVarint(buf)
 		case num == resCount && typ == protowire.VarintType:
 			v, n = protowire.ConsumeVarint(buf)
-			a.res.Count = int(uint32(v))
+			r.Count = int(uint32(v))
 		default:
 			n = protowire.ConsumeFieldValue(num, typ, buf)
 		}

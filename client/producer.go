@@ -8,91 +8,240 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/goethe-log/goethe/internal/wire"
 	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
 )
 
-// ErrProducerClosed is the error of a Producer's Produce called after Close.
+// ErrProducerClosed is the error of a Send or Produce on a Producer that
+// Close has begun to close.
 var ErrProducerClosed = errors.New("goethe: producer closed")
 
-// Producer produces over one long-lived ProduceStream: the fast path for
-// many small produces. Many goroutines share a Producer; each Produce sends
-// its request without waiting for the others' answers and waits for its
-// own, so the requests of all callers are in flight together on one
-// stream, and the server commits them together. Per call, this costs a
-// fraction of a unary Client.Produce (no HTTP/2 stream, headers or call
-// setup per request; about a quarter of the allocations), which is what
-// bounds many small produces.
+// Server limits a Producer assumes when the server does not state them in
+// the ProduceStream response header (a server that predates the header):
+// the documented defaults of the goethe server.
+const (
+	assumedMaxEventBytes   = 1 << 20
+	assumedMaxBatchEvents  = 10_000
+	assumedMaxRequestBytes = 64 << 20
+)
+
+// Defaults of ProducerOptions, filled in by DefaultProducerOptions.
+const (
+	// DefaultMaxInFlightRequests bounds the requests a Producer has sent
+	// and not yet had answered. It matters with several topics only: a
+	// Producer keeps at most one request per topic in flight (see
+	// Producer). Measured: see ProducerOptions.
+	DefaultMaxInFlightRequests = 16
+	// DefaultMaxInFlightEvents bounds the events accepted by Send and not
+	// yet answered.
+	DefaultMaxInFlightEvents = 65_536
+	// DefaultMaxInFlightBytes bounds the encoded bytes of the events
+	// accepted by Send and not yet answered.
+	DefaultMaxInFlightBytes = 32 << 20
+)
+
+// ProducerOptions bounds what a Producer holds in flight. Start from
+// DefaultProducerOptions; zero fields take their defaults.
+//
+// Events wait in the Producer while a request of their topic is in flight,
+// and go out together, merged, once it is answered: the bounds set how
+// much may wait, not how long. Send blocks while accepting its events
+// would exceed MaxInFlightEvents or MaxInFlightBytes (a Send larger than a
+// bound alone is accepted when nothing else is in flight).
+type ProducerOptions struct {
+	// MaxInFlightRequests bounds the requests sent and not yet answered,
+	// over all topics; a topic's next request waits for a free slot (in the
+	// order topics became ready). The default, 16, was chosen by
+	// measurement: with one request per topic in flight it only bounds how
+	// many topics are written at once, and more did not raise throughput
+	// (see the package README's figures).
+	MaxInFlightRequests int
+	// MaxInFlightEvents bounds the events accepted by Send and not yet
+	// answered, queued or sent.
+	MaxInFlightEvents int
+	// MaxInFlightBytes bounds the encoded bytes of those events.
+	MaxInFlightBytes int
+}
+
+// DefaultProducerOptions returns the documented defaults.
+func DefaultProducerOptions() ProducerOptions {
+	return ProducerOptions{
+		MaxInFlightRequests: DefaultMaxInFlightRequests,
+		MaxInFlightEvents:   DefaultMaxInFlightEvents,
+		MaxInFlightBytes:    DefaultMaxInFlightBytes,
+	}
+}
+
+func (o *ProducerOptions) fill() {
+	d := DefaultProducerOptions()
+	if o.MaxInFlightRequests <= 0 {
+		o.MaxInFlightRequests = d.MaxInFlightRequests
+	}
+	if o.MaxInFlightEvents <= 0 {
+		o.MaxInFlightEvents = d.MaxInFlightEvents
+	}
+	if o.MaxInFlightBytes <= 0 {
+		o.MaxInFlightBytes = d.MaxInFlightBytes
+	}
+}
+
+// ProducerStats are a Producer's cumulative counters since it opened.
+// Sends / Requests is how many Sends shared a request on average, and
+// Requests / Responses how many requests shared a response message.
+type ProducerStats struct {
+	// Sends counts the Sends accepted (each got a Future), Events their
+	// events.
+	Sends, Events uint64
+	// Requests counts the ProduceStream requests sent.
+	Requests uint64
+	// Responses counts the response messages received; with batched
+	// answers one message answers every request of one server commit.
+	Responses uint64
+}
+
+// Producer is the asynchronous way to produce, and the way for concurrent
+// callers of one process to produce: one long-lived ProduceStream that
+// many goroutines share, in the manner of Kafka's producer and the NATS
+// client's PublishAsync. Send hands events over and returns at once with a
+// Future; while a request of a topic is in flight, the events sent to that
+// topic meanwhile, by any goroutine, wait and then go out merged into one
+// request. So a busy Producer sends few, large requests, and the server
+// commits them together, while a lone caller's Send goes out at once. The
+// Producer asks the server to answer every request completed by one commit
+// in one message.
 //
 // # Guarantees
 //
-//   - Each Produce is exactly a Client.Produce: atomic, with the same
-//     validation, limits, durability and errors (ErrConflict with a
-//     *ConflictError, ErrInvalidArgument, ...). A failed request fails
-//     alone; the stream and the other calls go on.
-//   - What the server could not take without ending the stream fails alone
-//     too, without being sent: a request larger than the max request size
-//     the server states when the stream opens (ErrTooLarge, as the unary
-//     call), and a topic or header that is not valid UTF-8
-//     (ErrInvalidArgument; the unary call fails as INTERNAL).
-//   - Calls are independent: concurrent calls commit in any order. One
-//     goroutine's calls commit in the order it makes them, since each
-//     returns only once committed.
+//   - Order: a Producer keeps at most one request per topic in flight, and
+//     sends a topic's requests in the order it accepted their Sends. So the
+//     Sends to one topic through one Producer are stored in the order Send
+//     accepted them: one goroutine's Sends to a topic are stored in the
+//     order it made them, even when it does not wait between them, and a
+//     Send that returned before another began is stored before it. (The
+//     server runs a stream's requests concurrently, in any order, so the
+//     Producer does not rely on it.) Different topics' requests are in
+//     flight together, up to ProducerOptions.MaxInFlightRequests.
+//   - Atomicity: each Send's events are stored all or none, with
+//     consecutive ids and seqs (its Future's ProduceResult). Sends merged
+//     into one request are stored atomically together, in Send order, and
+//     share its outcome: the request's error fails each of them. A Send
+//     with ExpectLastSeq is never merged: it is its own request.
+//   - What a merged request would fail on is checked per Send, before it
+//     is accepted, against the limits the server states when the stream
+//     opens (or its documented defaults): an event over the max event size
+//     or more events than the max per Produce (ErrInvalidArgument, reason
+//     goethev1.ReasonLimitExceeded), a request over the max request size
+//     (ErrTooLarge, same reason), a topic or header that is not valid
+//     UTF-8 (ErrInvalidArgument; the server could not decode it, and it
+//     would end the stream), no events (ErrInvalidArgument). Send returns
+//     these errors itself, so one caller's bad event fails that caller
+//     alone, never the Sends merged with it. A merged request never
+//     exceeds the server's max events per Produce or max request size.
+//   - Durability and errors are Client.Produce's: a nil error means stored
+//     (on disk unless the server runs unsafely); ErrConflict with a
+//     *ConflictError and ErrInvalidArgument mean not stored; any other
+//     error, or a broken stream, may or may not have stored the events.
+//     A failed request does not stop the next ones of its topic.
+//   - Every Future accepted gets its outcome: an answer, or the error
+//     that broke the stream. Once the stream breaks (the server stops, the
+//     connection fails, the context given to NewProducer ends), every
+//     unanswered Future and every later Send fails with an error that
+//     wraps the stream's ("goethe: produce stream ended: ...",
+//     ErrUnavailable when the server stopped). A Producer does not
+//     reconnect: make a new one.
 //   - A Producer is safe for concurrent use.
-//   - Once the stream breaks (the server stops, the connection fails, the
-//     context given to NewProducer ends), every call waiting for an answer
-//     and every later call fails with an error that wraps the stream's:
-//     "goethe: produce stream ended: ...", ErrUnavailable when the server
-//     stopped. Those in flight may or may not have been stored. A Producer
-//     does not reconnect: make a new one.
 //
 // # Caveats
 //
-//   - A Produce's context bounds its wait for the answer, not the request:
-//     a call whose context ends first returns the context's error while its
-//     request may still be stored. The server does not see the call's
-//     deadline; its limits apply per stream, not per call.
-//   - A request waits to be sent while the server has its per-stream bound
-//     of requests in flight (server.MaxStreamInFlight, 1,024), and Produce
-//     cannot return early while it waits to be sent.
+//   - Send's context bounds only its wait for room under the in-flight
+//     bounds; once Send returns, the events will be sent. Wait's context
+//     bounds the wait for the answer, not the request. The server does not
+//     see either deadline.
+//   - Sends waiting for room are admitted in no particular order.
+//   - A request's events are held until it is answered: a caller that
+//     keeps Sending without ever Waiting is held back by the bounds only.
 type Producer struct {
 	stream grpc.ClientStream
 	cancel context.CancelFunc
-	done   chan struct{} // closed when the receiver has failed every call
-	// maxRequest is the server's max request size (0: unknown): a larger
-	// request would end the stream, so it fails alone, here.
-	maxRequest int
-	nextID     atomic.Uint64
+	done   chan struct{} // closed when the receiver has ended
+	opts   ProducerOptions
+	lim    limits
 
-	// sendMu serializes SendMsg and CloseSend (gRPC allows one at a time)
-	// and guards closing.
-	sendMu  sync.Mutex
-	closing bool
+	// sendMu serializes SendMsg and CloseSend (gRPC allows one at a time).
+	sendMu     sync.Mutex
+	sendClosed bool
 
-	mu      sync.Mutex // guards pending and err
-	pending map[uint64]*call
-	err     error // set once the stream is over; every call fails with it
+	mu       sync.Mutex
+	err      error // set once the stream is over; every Send fails with it
+	closing  bool  // Close has begun: Sends fail with ErrProducerClosed
+	nextID   uint64
+	topics   map[string]*topicQueue // topics with a request queued or in flight
+	ready    []*topicQueue          // topics whose next request waits for a slot, FIFO
+	pending  map[uint64]*request    // sent, unanswered, by request id
+	events   int                    // accepted and unanswered
+	bytes    int                    // their encoded size
+	room     chan struct{}          // closed when room frees up; nil if nobody waits
+	stats    ProducerStats
+	toSend   []*encodedRequest // the receiver's, reused
+	finished []finished        // the receiver's, reused
 }
 
-// call is one Produce waiting for its answer. Whoever takes it out of
-// pending (the receiver, or fail) sets res or err and signals ready once.
-// Calls are reused.
-type call struct {
-	ready chan struct{} // buffered: signalling never blocks
-	res   ProduceResult
-	err   error
+// limits are the server's, as stated in the stream's header.
+type limits struct {
+	maxEventBytes, maxBatchEvents, maxRequestBytes int
 }
 
-var callPool = sync.Pool{New: func() any { return &call{ready: make(chan struct{}, 1)} }}
+// topicQueue is a topic's requests: the one in flight, and those waiting
+// for it, in the order their Sends were accepted. Only the last of queue
+// takes more Sends.
+type topicQueue struct {
+	name  string
+	sent  *request   // in flight, or nil
+	queue []*request // not yet sent
+	ready bool       // in Producer.ready
+}
 
-// MaxRequestBytesHeader is the ProduceStream response header in which the
-// server states its max request message size (decimal bytes).
-const MaxRequestBytesHeader = "goethe-max-request-bytes"
+// request is one ProduceStream request being built or in flight: the
+// events of one or more Sends, each encoded in its own pooled buffer.
+type request struct {
+	tq        *topicQueue
+	expect    uint64
+	hasExpect bool
+	bufs      []*[]byte // the Sends' encoded events, in order; gRPC's once sent
+	size      int       // their bytes
+	events    int
+	futures   []*Future
+	flushes   []*flushWait
+}
+
+var requestPool = sync.Pool{New: func() any { return new(request) }}
+
+// flushWait is a Flush waiting for the requests it marked.
+type flushWait struct {
+	left atomic.Int64
+	done chan struct{}
+}
+
+func (w *flushWait) release() {
+	if w.left.Add(-1) == 0 {
+		close(w.done)
+	}
+}
+
+// finished is a request taken out of flight with its answer.
+type finished struct {
+	r   *request
+	res ProduceResult
+	err error
+}
 
 // produceStreamDesc is the ProduceStream method's stream description.
 var produceStreamDesc = func() *grpc.StreamDesc {
@@ -104,20 +253,27 @@ var produceStreamDesc = func() *grpc.StreamDesc {
 	panic("client: no ProduceStream stream in the service description")
 }()
 
-// NewProducer opens a ProduceStream on the client's connection and returns
-// once the server has accepted it. The stream lives until Close, or until
-// ctx ends, which breaks it (calls in flight fail). A Producer holds one
-// HTTP/2 stream of the client's connection.
+// NewProducer is NewProducerWith with DefaultProducerOptions.
 func (c *Client) NewProducer(ctx context.Context) (*Producer, error) {
+	return c.NewProducerWith(ctx, DefaultProducerOptions())
+}
+
+// NewProducerWith opens a ProduceStream on the client's connection and
+// returns a Producer once the server has accepted it. The stream lives
+// until Close, or until ctx ends, which breaks it (Futures unanswered
+// fail). A Producer holds one HTTP/2 stream of the client's connection.
+func (c *Client) NewProducerWith(ctx context.Context, opts ProducerOptions) (*Producer, error) {
+	opts.fill()
 	ctx, cancel := context.WithCancel(ctx)
-	stream, err := c.cc.NewStream(ctx, produceStreamDesc, goethev1.Goethe_ProduceStream_FullMethodName, grpc.ForceCodecV2(codec{}))
+	sctx := metadata.AppendToOutgoingContext(ctx, goethev1.HeaderBatchedAnswers, "1")
+	stream, err := c.cc.NewStream(sctx, produceStreamDesc, goethev1.Goethe_ProduceStream_FullMethodName, grpc.ForceCodecV2(codec{}))
 	var md metadata.MD
 	if err == nil {
 		md, err = stream.Header()
 	}
 	if err == nil && md == nil {
 		// The stream ended before the server started it.
-		err = stream.RecvMsg(&produceAnswer{})
+		err = stream.RecvMsg(&produceAnswers{})
 		if err == nil || errors.Is(err, io.EOF) {
 			err = status.Error(codes.Internal, "goethe: ProduceStream ended before it started")
 		}
@@ -126,168 +282,455 @@ func (c *Client) NewProducer(ctx context.Context) (*Producer, error) {
 		cancel()
 		return nil, wrapError(err)
 	}
-	p := &Producer{stream: stream, cancel: cancel, done: make(chan struct{}), pending: make(map[uint64]*call)}
-	if v := md.Get(MaxRequestBytesHeader); len(v) == 1 {
-		p.maxRequest, _ = strconv.Atoi(v[0])
+	p := &Producer{
+		stream:  stream,
+		cancel:  cancel,
+		done:    make(chan struct{}),
+		opts:    opts,
+		lim:     limits{assumedMaxEventBytes, assumedMaxBatchEvents, assumedMaxRequestBytes},
+		topics:  make(map[string]*topicQueue),
+		pending: make(map[uint64]*request),
 	}
+	headerInt(md, goethev1.HeaderMaxEventBytes, &p.lim.maxEventBytes)
+	headerInt(md, goethev1.HeaderMaxBatchEvents, &p.lim.maxBatchEvents)
+	headerInt(md, goethev1.HeaderMaxRequestBytes, &p.lim.maxRequestBytes)
 	go p.receive()
 	return p, nil
 }
 
-// Produce appends events to topic in one atomic batch over the Producer's
-// stream, creating the topic if needed, and waits for the answer. See the
-// package guarantees and Producer's. The events are read, not retained,
-// once Produce returns.
-func (p *Producer) Produce(ctx context.Context, topic string, events []EventData, opts ...ProduceOption) (ProduceResult, error) {
-	if err := ctx.Err(); err != nil {
-		return ProduceResult{}, wrapError(err)
-	}
-	var expect *uint64
-	if len(opts) > 0 {
-		var r goethev1.ProduceRequest
-		for _, o := range opts {
-			o(&r)
+// headerInt sets *v to the positive decimal value of header key, if md has
+// one.
+func headerInt(md metadata.MD, key string, v *int) {
+	if s := md.Get(key); len(s) == 1 {
+		if n, err := strconv.Atoi(s[0]); err == nil && n > 0 {
+			*v = n
 		}
-		expect = r.ExpectedLastSeq
 	}
-	id := p.nextID.Add(1)
-	req, size, err := encodeProduce(id, topic, events, expect)
+}
+
+// Send hands events over to be appended to topic in one atomic batch,
+// creating the topic if needed, and returns at once with the Future of
+// their outcome; see Producer for how Sends are merged into requests, and
+// what is guaranteed. The events are encoded before Send returns: the
+// caller may reuse them and their buffers then.
+//
+// Send blocks only while the in-flight bounds are full, and ctx bounds that
+// wait; Send fails at once if ctx is already done. It returns an error,
+// and no Future, for a Send it refuses: events that break a limit or
+// cannot be encoded (see Producer), ctx ending while it waits, a Producer
+// being closed (ErrProducerClosed) or broken.
+func (p *Producer) Send(ctx context.Context, topic string, events []EventData, opts ...ProduceOption) (*Future, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, wrapError(err)
+	}
+	expect := expectation(opts)
+	buf, size, err := p.encode(topic, events, expect)
+	if err != nil {
+		return nil, err
+	}
+	n := len(events)
+
+	p.mu.Lock()
+	if err := p.admit(ctx, size, n); err != nil {
+		p.mu.Unlock()
+		wire.Pool.Put(buf)
+		return nil, err
+	}
+	tq := p.topics[topic]
+	if tq == nil {
+		tq = &topicQueue{name: topic}
+		p.topics[topic] = tq
+	}
+	var r *request
+	if k := len(tq.queue); k > 0 && p.merges(tq.queue[k-1], expect, size, n) {
+		r = tq.queue[k-1]
+	} else {
+		r = requestPool.Get().(*request)
+		r.tq = tq
+		if expect != nil {
+			r.expect, r.hasExpect = *expect, true
+		}
+		tq.queue = append(tq.queue, r)
+	}
+	f := futurePool.Get().(*Future)
+	f.off, f.n = r.events, n
+	r.futures = append(r.futures, f)
+	r.bufs = append(r.bufs, buf)
+	r.size += size
+	r.events += n
+	p.events += n
+	p.bytes += size
+	p.stats.Sends++
+	p.stats.Events += uint64(n)
+
+	var send *encodedRequest
+	if tq.sent == nil && !tq.ready {
+		// The topic was idle: r is its only request. It goes now if a
+		// slot is free, else when one frees up.
+		if p.requestsInFlight() < p.opts.MaxInFlightRequests {
+			send = p.start(tq)
+		} else {
+			tq.ready = true
+			p.ready = append(p.ready, tq)
+		}
+	}
+	p.mu.Unlock()
+	if send != nil {
+		p.send(send)
+	}
+	return f, nil
+}
+
+// Produce is Send followed by the Future's Wait, both with ctx: it appends
+// events to topic in one atomic batch and waits for the outcome. If ctx
+// ends while it waits for the answer, the events may still be stored.
+func (p *Producer) Produce(ctx context.Context, topic string, events []EventData, opts ...ProduceOption) (ProduceResult, error) {
+	f, err := p.Send(ctx, topic, events, opts...)
 	if err != nil {
 		return ProduceResult{}, err
 	}
-	if p.maxRequest > 0 && size > p.maxRequest {
-		req.data.Free()
-		return ProduceResult{}, &Error{st: status.Newf(codes.ResourceExhausted,
-			"a request of %d bytes is larger than the server's max request size (%d bytes)", size, p.maxRequest)}
-	}
+	return f.Wait(ctx)
+}
 
-	cl := callPool.Get().(*call)
-	p.mu.Lock()
-	if err := p.err; err != nil {
+// expectation is the expected last seq that opts set, or nil.
+func expectation(opts []ProduceOption) *uint64 {
+	if len(opts) == 0 {
+		return nil
+	}
+	var r goethev1.ProduceRequest
+	for _, o := range opts {
+		o(&r)
+	}
+	return r.ExpectedLastSeq
+}
+
+// encode checks a Send against the server's limits and encodes its events
+// into a pooled buffer.
+func (p *Producer) encode(topic string, events []EventData, expect *uint64) (*[]byte, int, error) {
+	switch {
+	case len(events) == 0:
+		return nil, 0, invalidf("a produce needs at least one event")
+	case len(events) > p.lim.maxBatchEvents:
+		return nil, 0, newError(codes.InvalidArgument, goethev1.ReasonLimitExceeded,
+			"a produce has %d events, the limit is %d", len(events), p.lim.maxBatchEvents)
+	case !utf8.ValidString(topic):
+		return nil, 0, newError(codes.InvalidArgument, goethev1.ReasonInvalidName, "topic %q is not valid UTF-8", topic)
+	}
+	size, err := eventsSize(events, p.lim.maxEventBytes)
+	if err != nil {
+		return nil, 0, err
+	}
+	if total := maxStreamHead + produceHeadSize(topic, expect) + size; total > p.lim.maxRequestBytes {
+		return nil, 0, newError(codes.ResourceExhausted, goethev1.ReasonLimitExceeded,
+			"a request of %d bytes is larger than the server's max request size (%d bytes)", total, p.lim.maxRequestBytes)
+	}
+	buf, err := encodeEvents(events, size)
+	return buf, size, err
+}
+
+// admit waits, with p.mu held (and released while waiting), until a Send
+// of size bytes and n events fits the in-flight bounds, or returns why it
+// cannot.
+func (p *Producer) admit(ctx context.Context, size, n int) error {
+	for {
+		switch {
+		case p.err != nil:
+			return p.err
+		case p.closing:
+			return ErrProducerClosed
+		case (p.events == 0 || p.events+n <= p.opts.MaxInFlightEvents) &&
+			(p.bytes == 0 || p.bytes+size <= p.opts.MaxInFlightBytes):
+			return nil
+		}
+		if p.room == nil {
+			p.room = make(chan struct{})
+		}
+		room := p.room
 		p.mu.Unlock()
-		req.data.Free()
-		callPool.Put(cl)
-		return ProduceResult{}, err
-	}
-	p.pending[id] = cl
-	p.mu.Unlock()
-
-	p.sendMu.Lock()
-	if p.closing {
-		p.sendMu.Unlock()
-		req.data.Free()
-		if p.forget(id) {
-			callPool.Put(cl)
-			return ProduceResult{}, ErrProducerClosed
-		}
-		<-cl.ready // failed meanwhile
-		return p.outcome(cl)
-	}
-	err = p.stream.SendMsg(req)
-	p.sendMu.Unlock()
-	if err != nil && !errors.Is(err, io.EOF) {
-		// An error of the client's making, which aborted the stream. (With
-		// io.EOF the server ended it, and the receiver learns why.)
-		p.fail(wrapError(err))
-	}
-
-	if done := ctx.Done(); done != nil {
 		select {
-		case <-cl.ready:
-		case <-done:
-			if p.forget(id) {
-				callPool.Put(cl)
-				return ProduceResult{}, wrapError(ctx.Err())
-			}
-			<-cl.ready // the answer is being delivered: take it
+		case <-room:
+			p.mu.Lock()
+		case <-ctx.Done():
+			p.mu.Lock()
+			return wrapError(ctx.Err())
 		}
-	} else {
-		<-cl.ready
 	}
-	return p.outcome(cl)
 }
 
-// forget takes the call id out of pending, and reports whether it was
-// there: if not, its answer is being delivered.
-func (p *Producer) forget(id uint64) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	_, ok := p.pending[id]
-	delete(p.pending, id)
-	return ok
+// merges reports whether a Send of size bytes and n events with expect
+// may join request r, which is not yet sent.
+func (p *Producer) merges(r *request, expect *uint64, size, n int) bool {
+	return expect == nil && !r.hasExpect &&
+		r.events+n <= p.lim.maxBatchEvents &&
+		maxStreamHead+produceHeadSize(r.tq.name, nil)+r.size+size <= p.lim.maxRequestBytes
 }
 
-// outcome returns the outcome of cl, whose signal has been taken, and puts
-// cl back in the pool.
-func (p *Producer) outcome(cl *call) (ProduceResult, error) {
-	res, err := cl.res, cl.err
-	cl.res, cl.err = ProduceResult{}, nil
-	callPool.Put(cl)
-	return res, err
+func (p *Producer) requestsInFlight() int { return len(p.pending) }
+
+// start takes tq's next request out of its queue, puts it in flight and
+// encodes it, with p.mu held; the caller sends the message once it has
+// released p.mu. The request itself is not touched by the sender: its
+// answer, or the stream's failure, may complete it at any time.
+func (p *Producer) start(tq *topicQueue) *encodedRequest {
+	r := tq.queue[0]
+	copy(tq.queue, tq.queue[1:])
+	tq.queue[len(tq.queue)-1] = nil
+	tq.queue = tq.queue[:len(tq.queue)-1]
+	tq.sent = r
+	p.nextID++
+	p.pending[p.nextID] = r
+	p.stats.Requests++
+	return r.message(p.nextID)
 }
 
-// receive reads answers and hands each to its call until the stream ends,
-// then fails the calls still waiting.
+// send sends messages of requests that start put in flight, in order.
+func (p *Producer) send(msgs ...*encodedRequest) {
+	var failed error
+	p.sendMu.Lock()
+	for _, m := range msgs {
+		var err error
+		if p.sendClosed {
+			err = io.EOF // cannot happen: Close half-closes once nothing is queued
+		} else {
+			err = p.stream.SendMsg(m)
+		}
+		if m.data != nil {
+			m.data.Free() // not marshalled
+		}
+		if err != nil && !errors.Is(err, io.EOF) && failed == nil {
+			// An error of the client's making, which aborted the stream.
+			// (With io.EOF the server ended it, and the receiver learns
+			// why.)
+			failed = err
+		}
+	}
+	p.sendMu.Unlock()
+	if failed != nil {
+		p.fail(wrapError(failed))
+		p.cancel()
+	}
+}
+
+// message encodes r, in flight under id, as a ProduceStreamRequest: a head
+// and the Sends' buffers, which the message takes over.
+func (r *request) message(id uint64) *encodedRequest {
+	var expect *uint64
+	if r.hasExpect {
+		expect = &r.expect
+	}
+	headSize := produceHeadSize(r.tq.name, expect)
+	head := wire.Pool.Get(maxStreamHead + headSize)
+	b := appendStreamHead((*head)[:0], id, headSize+r.size)
+	*head = appendProduceHead(b, r.tq.name, expect)
+	data := make(mem.BufferSlice, 0, 1+len(r.bufs))
+	data = append(data, pooledBuffer(head))
+	for i, b := range r.bufs {
+		data = append(data, pooledBuffer(b))
+		r.bufs[i] = nil
+	}
+	r.bufs = r.bufs[:0]
+	return &encodedRequest{data: data}
+}
+
+// receive reads answers until the stream ends, then fails what is left.
 func (p *Producer) receive() {
 	defer close(p.done)
-	a := new(produceAnswer)
+	var m produceAnswers
 	for {
-		if err := p.stream.RecvMsg(a); err != nil {
+		if err := p.stream.RecvMsg(&m); err != nil {
 			if errors.Is(err, io.EOF) {
-				// The server ended the stream with OK: only after Close.
+				// The server ended the stream with OK: only after Close,
+				// once every request was answered.
 				p.fail(ErrProducerClosed)
 			} else {
 				p.fail(wrapError(err))
 			}
 			return
 		}
-		p.mu.Lock()
-		cl := p.pending[a.id]
-		delete(p.pending, a.id)
-		p.mu.Unlock()
-		if cl == nil {
-			continue // its caller gave up
-		}
-		switch {
-		case a.status != nil:
-			cl.err = wrapError(status.FromProto(a.status).Err())
-		case a.result:
-			cl.res = a.res
-		default:
-			cl.err = &Error{st: status.Newf(codes.Internal, "produce stream: answer %d has no outcome", a.id)}
-		}
-		cl.ready <- struct{}{}
+		p.answer(m.list)
 	}
 }
 
-// fail ends the Producer with err (the first one wins): every call waiting
-// and every later call fails with it.
+// answer takes the answered requests out of flight, sends the requests
+// that were waiting for them, then completes the answered ones' Futures.
+func (p *Producer) answer(list []answer) {
+	fin := p.finished[:0]
+	p.mu.Lock()
+	p.stats.Responses++
+	for i := range list {
+		a := &list[i]
+		r := p.pending[a.id]
+		if r == nil {
+			continue // not ours: a server bug, nothing to complete
+		}
+		delete(p.pending, a.id)
+		f := finished{r: r}
+		switch {
+		case a.status != nil:
+			f.err = fromStatus(status.FromProto(a.status))
+		case !a.result:
+			f.err = newError(codes.Internal, goethev1.ReasonInternal, "produce stream: answer %d has no outcome", a.id)
+		case a.res.Count != r.events:
+			f.err = newError(codes.Internal, goethev1.ReasonInternal,
+				"produce stream: answer %d counts %d events, its request had %d", a.id, a.res.Count, r.events)
+		default:
+			f.res = a.res
+		}
+		fin = append(fin, f)
+		p.events -= r.events
+		p.bytes -= r.size
+		tq := r.tq
+		tq.sent = nil
+		if len(tq.queue) > 0 {
+			tq.ready = true
+			p.ready = append(p.ready, tq)
+		} else {
+			delete(p.topics, tq.name)
+		}
+	}
+	msgs := p.fillSlots(p.toSend[:0])
+	p.wakeLocked()
+	p.mu.Unlock()
+
+	if len(msgs) > 0 {
+		p.send(msgs...)
+	}
+	clear(msgs)
+	p.toSend = msgs
+	for i := range fin {
+		fin[i].r.finish(fin[i].res, fin[i].err)
+	}
+	clear(fin)
+	p.finished = fin
+}
+
+// fillSlots starts the requests of ready topics while request slots are
+// free, with p.mu held, and appends their messages to msgs.
+func (p *Producer) fillSlots(msgs []*encodedRequest) []*encodedRequest {
+	for len(p.ready) > 0 && p.requestsInFlight() < p.opts.MaxInFlightRequests {
+		tq := p.ready[0]
+		copy(p.ready, p.ready[1:])
+		p.ready[len(p.ready)-1] = nil
+		p.ready = p.ready[:len(p.ready)-1]
+		tq.ready = false
+		msgs = append(msgs, p.start(tq))
+	}
+	return msgs
+}
+
+// wakeLocked wakes the Sends waiting for room, with p.mu held.
+func (p *Producer) wakeLocked() {
+	if p.room != nil {
+		close(p.room)
+		p.room = nil
+	}
+}
+
+// finish completes r's Futures with its outcome, each with its own slice
+// of the result, releases the Flushes waiting for it, and recycles r.
+func (r *request) finish(res ProduceResult, err error) {
+	for i, f := range r.futures {
+		r.futures[i] = nil
+		if err != nil {
+			f.complete(ProduceResult{}, err)
+			continue
+		}
+		off, n := uint64(f.off), f.n
+		f.complete(ProduceResult{FirstID: res.FirstID + off, FirstSeq: res.FirstSeq + off, Count: n}, nil)
+	}
+	for i, w := range r.flushes {
+		r.flushes[i] = nil
+		w.release()
+	}
+	for i, b := range r.bufs { // never sent
+		wire.Pool.Put(b)
+		r.bufs[i] = nil
+	}
+	*r = request{bufs: r.bufs[:0], futures: r.futures[:0], flushes: r.flushes[:0]}
+	requestPool.Put(r)
+}
+
+// fail ends the Producer with err (the first error wins): every request
+// queued or in flight, and every later Send, fails with it.
 func (p *Producer) fail(err error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.err == nil {
 		if !errors.Is(err, ErrProducerClosed) {
 			err = fmt.Errorf("goethe: produce stream ended: %w", err)
 		}
 		p.err = err
 	}
-	for id, cl := range p.pending {
-		cl.err = p.err
-		cl.ready <- struct{}{}
+	err = p.err
+	var rs []*request
+	for id, r := range p.pending {
+		rs = append(rs, r)
 		delete(p.pending, id)
+	}
+	for name, tq := range p.topics {
+		rs = append(rs, tq.queue...)
+		delete(p.topics, name)
+	}
+	p.ready = nil
+	p.events, p.bytes = 0, 0
+	p.wakeLocked()
+	p.mu.Unlock()
+	for _, r := range rs {
+		r.finish(ProduceResult{}, err)
 	}
 }
 
-// Close ends the Producer: later calls fail with ErrProducerClosed, calls in
-// flight get their answers (the server answers every request it received
-// before it ends the stream), and then the stream ends. Close waits for
-// that; to cut it short, end the context given to NewProducer, which fails
-// the calls still waiting. Close returns nil, or the error that had broken
-// the stream before. It is idempotent.
+// Flush waits until every Send accepted before it has its outcome
+// (whatever it is: each Future holds its own), sending what waits as fast
+// as the in-flight bounds allow; it does not wait for Sends made
+// meanwhile, other than those merged into the same requests. It returns
+// nil then, the Producer's error if its stream has broken (every outcome
+// is known then too), or ctx's error if ctx ends first.
+func (p *Producer) Flush(ctx context.Context) error {
+	w := &flushWait{done: make(chan struct{})}
+	p.mu.Lock()
+	for _, tq := range p.topics {
+		last := tq.sent
+		if k := len(tq.queue); k > 0 {
+			last = tq.queue[k-1]
+		}
+		if last != nil {
+			// A topic's requests are answered in order: its last one
+			// is answered after all of them.
+			last.flushes = append(last.flushes, w)
+			w.left.Add(1)
+		}
+	}
+	marked := w.left.Load() > 0
+	p.mu.Unlock()
+	if marked {
+		select {
+		case <-w.done:
+		case <-ctx.Done():
+			return wrapError(ctx.Err())
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if errors.Is(p.err, ErrProducerClosed) {
+		return nil
+	}
+	return p.err
+}
+
+// Close closes the Producer: later Sends fail with ErrProducerClosed,
+// every Send accepted before is sent and answered (as Flush), and then the
+// stream ends. Close waits for that; to cut it short, end the context
+// given to NewProducer, which fails the Futures still unanswered. Close
+// returns nil, or the error that broke the stream. It is idempotent.
 func (p *Producer) Close() error {
+	p.mu.Lock()
+	p.closing = true
+	p.wakeLocked() // Sends waiting for room fail
+	p.mu.Unlock()
+	_ = p.Flush(context.Background())
 	p.sendMu.Lock()
-	if !p.closing {
-		p.closing = true
+	if !p.sendClosed {
+		p.sendClosed = true
 		_ = p.stream.CloseSend() // never fails; a broken stream ends anyway
 	}
 	p.sendMu.Unlock()
@@ -299,4 +742,11 @@ func (p *Producer) Close() error {
 		return nil
 	}
 	return p.err
+}
+
+// Stats returns the Producer's counters; safe to call at any time.
+func (p *Producer) Stats() ProducerStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stats
 }
