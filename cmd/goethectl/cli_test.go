@@ -10,8 +10,11 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
 )
 
 func TestParseInterspersed(t *testing.T) {
@@ -84,18 +87,40 @@ func TestTrimEOL(t *testing.T) {
 	}
 }
 
+// withReason is a status error with an ErrorInfo in goethev1.ErrorDomain,
+// as a Goethe server makes them.
+func withReason(code codes.Code, msg, reason string, md map[string]string) error {
+	st, err := status.New(code, msg).WithDetails(&errdetails.ErrorInfo{Domain: goethev1.ErrorDomain, Reason: reason, Metadata: md})
+	if err != nil {
+		panic(err)
+	}
+	return st.Err()
+}
+
+// explain decides by code and reason; the message is shown as it is, or
+// not at all where the reason's metadata says it.
 func TestExplain(t *testing.T) {
 	const addr = "127.0.0.1:7420"
 	for _, tc := range []struct {
 		err  error
 		want string
 	}{
-		{status.Error(codes.NotFound, `not found: topic "x"`), `topic "x" not found`},
-		{status.Error(codes.NotFound, `not found: no cursor for consumer "c" on topic "x"`), `no cursor for consumer "c" on topic "x"`},
-		{status.Error(codes.InvalidArgument, "invalid name: topic name is empty"), "invalid name: topic name is empty"},
+		{withReason(codes.NotFound, "whatever the server says", goethev1.ReasonTopicNotFound, map[string]string{"topic": "x"}), `topic "x" not found`},
+		{withReason(codes.NotFound, "whatever", goethev1.ReasonCursorNotFound, map[string]string{"topic": "x", "consumer": "c"}), `no cursor for consumer "c" on topic "x"`},
+		{withReason(codes.NotFound, "topic gone", goethev1.ReasonTopicNotFound, nil), "topic gone"},
+		{withReason(codes.FailedPrecondition, "whatever", goethev1.ReasonExpectedLastSeqMismatch,
+			map[string]string{"topic": "acct", "expected_last_seq": "2", "actual_last_seq": "3"}), `topic "acct": expected last seq 2, actual 3; nothing was stored`},
+		{withReason(codes.InvalidArgument, "invalid name: topic name is empty", goethev1.ReasonInvalidName, nil), "invalid name: topic name is empty"},
+		{withReason(codes.InvalidArgument, "event 0 is 9 bytes, the limit is 8", goethev1.ReasonLimitExceeded, nil), "event 0 is 9 bytes, the limit is 8"},
+		{withReason(codes.Unavailable, "anything", goethev1.ReasonServerStopping, nil), "the server at 127.0.0.1:7420 is stopping"},
+		{withReason(codes.Unavailable, "disk gone", goethev1.ReasonStoreFailed, nil),
+			"the server at 127.0.0.1:7420 failed a write and takes no more until it is restarted: disk gone"},
+		{withReason(codes.Internal, "boom", goethev1.ReasonInternal, nil), "server error (Internal): boom"},
+		// gRPC's own statuses, and a server without reasons: by code.
 		{status.Error(codes.Unavailable, `connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:7420: connect: connection refused"`),
 			"cannot reach a goethe server at 127.0.0.1:7420: connection refused (start one with goethe, or name it with --server or $GOETHE_SERVER)"},
-		{status.Error(codes.Unavailable, "server is stopping"), "the server at 127.0.0.1:7420 is stopping"},
+		{status.Error(codes.Unavailable, "server is stopping"), "the server at 127.0.0.1:7420 is unavailable: server is stopping"},
+		{status.Error(codes.NotFound, `not found: topic "x"`), `not found: topic "x"`},
 		{status.Error(codes.ResourceExhausted, "grpc: received message larger than max"), "request too large for the server: grpc: received message larger than max"},
 		{status.Error(codes.Canceled, "context canceled"), "interrupted"},
 		{status.Error(codes.Internal, "boom"), "server error (Internal): boom"},

@@ -6,29 +6,26 @@ import (
 	"fmt"
 	"strings"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/goethe-log/goethe/client"
+	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
 )
 
 // errInterrupted ends a command that a signal (Ctrl-C) cut short while it
 // had work in flight.
 var errInterrupted = errors.New("interrupted")
 
-// explain turns a failed call's error into a message a person can act on:
-// the server's own words where they are clear, the server's address where
-// it could not be reached. nil stays nil.
+// explain turns a failed call's error into a message a person can act on.
+// It decides by the status code and the reason of the status's
+// google.rpc.ErrorInfo (goethev1.Reason*), never by the message's text:
+// what a reason names (a topic, a consumer, both seqs of a conflict) is
+// said from the ErrorInfo's metadata; otherwise the server's message is
+// shown as it is. nil stays nil.
 func explain(err error, server string) error {
 	if err == nil {
 		return nil
-	}
-	if ce := (*client.ConflictError)(nil); errors.As(err, &ce) {
-		msg := serverMessage(ce) // topic "x": expected last seq 2, actual 3
-		if !strings.Contains(msg, fmt.Sprintf("actual %d", ce.ActualLastSeq)) {
-			msg += fmt.Sprintf(" (actual last seq %d)", ce.ActualLastSeq)
-		}
-		return fmt.Errorf("%s; nothing was stored", msg)
 	}
 	st, ok := status.FromError(err)
 	if !ok {
@@ -41,21 +38,36 @@ func explain(err error, server string) error {
 		return err
 	}
 	msg := st.Message()
-	switch st.Code() {
-	case codes.NotFound:
-		msg = strings.TrimPrefix(msg, "not found: ")
-		if strings.HasPrefix(msg, "topic ") {
-			return fmt.Errorf("%s not found", msg) // topic "x" not found
+	reason, md := errorInfo(st)
+	switch reason {
+	case goethev1.ReasonExpectedLastSeqMismatch:
+		if md["topic"] != "" && md["expected_last_seq"] != "" && md["actual_last_seq"] != "" {
+			return fmt.Errorf("topic %q: expected last seq %s, actual %s; nothing was stored", md["topic"], md["expected_last_seq"], md["actual_last_seq"])
 		}
-		return errors.New(msg)
-	case codes.InvalidArgument:
-		return errors.New(msg)
+		return fmt.Errorf("%s; nothing was stored", msg)
+	case goethev1.ReasonTopicNotFound:
+		if md["topic"] != "" {
+			return fmt.Errorf("topic %q not found", md["topic"])
+		}
+	case goethev1.ReasonCursorNotFound:
+		if md["topic"] != "" {
+			return fmt.Errorf("no cursor for consumer %q on topic %q", md["consumer"], md["topic"])
+		}
+	case goethev1.ReasonServerStopping:
+		return fmt.Errorf("the server at %s is stopping", server)
+	case goethev1.ReasonStoreClosed:
+		return fmt.Errorf("the server at %s has closed its store (it is stopping)", server)
+	case goethev1.ReasonStoreFailed:
+		return fmt.Errorf("the server at %s failed a write and takes no more until it is restarted: %s", server, msg)
+	case goethev1.ReasonTopicLimit:
+		return fmt.Errorf("the server at %s cannot create another topic: %s", server, msg)
+	}
+	switch st.Code() {
+	case codes.NotFound, codes.InvalidArgument, codes.FailedPrecondition:
+		return errors.New(msg) // the message names what is wrong
 	case codes.ResourceExhausted:
 		return fmt.Errorf("request too large for the server: %s", msg)
 	case codes.Unavailable:
-		if strings.Contains(msg, "stopping") {
-			return fmt.Errorf("the server at %s is stopping", server)
-		}
 		if cause, ok := dialFailure(msg); ok {
 			return fmt.Errorf("cannot reach a goethe server at %s: %s (start one with goethe, or name it with --server or $%s)", server, cause, serverEnv)
 		}
@@ -68,19 +80,27 @@ func explain(err error, server string) error {
 	return fmt.Errorf("server error (%s): %s", st.Code(), msg)
 }
 
-// serverMessage is the message of a status error without the client's
-// prefix.
-func serverMessage(err error) string {
-	if st, ok := status.FromError(err); ok {
-		return st.Message()
+// errorInfo returns the reason and metadata of st's google.rpc.ErrorInfo
+// in goethev1.ErrorDomain, or "" and nil: statuses that gRPC makes itself
+// (a connection that failed, a cancelled call) and those of a server that
+// predates reasons have none.
+func errorInfo(st *status.Status) (string, map[string]string) {
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == goethev1.ErrorDomain {
+			return info.GetReason(), info.GetMetadata()
+		}
 	}
-	return err.Error()
+	return "", nil
 }
 
 // dialFailure extracts the cause from gRPC's message for a connection that
 // could not be made, such as
 //
 //	connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:7420: connect: connection refused"
+//
+// This status is gRPC's own (UNAVAILABLE, without an ErrorInfo): its
+// message is the only place that tells a connection that could not be made
+// from a server that answered UNAVAILABLE, so it is read as text.
 func dialFailure(msg string) (string, bool) {
 	if !strings.Contains(msg, "dial") && !strings.Contains(msg, "connection error") && !strings.Contains(msg, "resolver") {
 		return "", false
