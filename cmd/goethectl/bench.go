@@ -16,15 +16,31 @@ import (
 // benchHelp is the help of "goethectl bench", after its usage line.
 const benchHelp = `
 Runs a load against the server and reports events/s and MB/s produced and
-consumed, and latency percentiles (p50, p90, p99, p99.9, max) of each
-Produce call and, with --consumers, of each event from its send time to its
-receipt by a consumer.
+consumed, latency percentiles (p50, p90, p99, p99.9, max) of each Produce
+call and, with --consumers, of each event from its send time to its
+receipt by a consumer, and the CPU time this process spent per event.
 
---producers N producers (each with --inflight W calls in flight, each call
-on its own connection) send batches of --batch B events of --size S bytes
-until --events TOTAL are sent or for --duration D. Producer p writes topic
-PREFIX-(p mod K) of --topics K. --consumers M follow the topics from their
-end (consumer c reads PREFIX-(c mod K)) and must receive every event.
+--producers N producers (each with --inflight W calls in flight) send
+batches of --batch B events of --size S bytes until --events TOTAL are sent
+or for --duration D. Producer p writes topic PREFIX-(p mod K) of --topics K.
+--consumers M follow the topics from their end (consumer c reads
+PREFIX-(c mod K)), each on a connection of its own, and must receive every
+event.
+
+--mode says how the producers reach the server (the output states it):
+  async   (default) the N×W producer goroutines share --connections C client
+          connections (default 1), each with one asynchronous Producer, and
+          each goroutine waits for its own call's answer, as an
+          application's goroutines sharing one client would; calls to one
+          topic made while one is in flight go out merged in one request.
+  stream  each producer goroutine has a connection and a ProduceStream of
+          its own, with one call in flight on it (--connections C shares C
+          connections between the streams instead).
+  unary   each producer goroutine has a connection of its own (or shares one
+          of C) and makes one unary Produce call per batch.
+--pipelined sends each call's B events as B single-event requests, all in
+flight, then waits for all of them (JetStream's PublishAsync, a Redis
+pipeline); the async Producer merges them as it merges any calls.
 
 --rate R offers R events/s in all on a fixed schedule: latencies count from
 when each call was due, so a server that falls behind shows its queueing
@@ -39,13 +55,22 @@ results go to standard output, as a table or, with --json, as one JSON
 document. An incomplete run (a failed call, events a consumer did not
 receive) still prints its figures, then fails.`
 
+// benchOptions are bench's flags that are not loadgen.Config's.
+type benchOptions struct {
+	server      string
+	mode        string
+	connections int
+	json        bool
+}
+
 // runBench runs "goethectl bench" with args, the arguments after "bench",
 // against the server at server (which --server overrides).
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer, server string) error {
 	cfg := loadgen.DefaultConfig()
+	o := benchOptions{server: server, mode: string(loadgen.GoetheAsync)}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	jsonOut := benchFlags(fs, &cfg, &server)
+	benchFlags(fs, &cfg, &o)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			writeBenchUsage(stdout)
@@ -61,17 +86,28 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer, serv
 	if set["duration"] && !set["events"] {
 		cfg.Events = 0 // --duration replaces the default event count
 	}
+	mode := loadgen.GoetheMode(o.mode)
+	switch mode {
+	case loadgen.GoetheAsync, loadgen.GoetheStream, loadgen.GoetheUnary:
+	default:
+		return usagef("bench", "bench: --mode %q: want %s, %s or %s", o.mode, loadgen.GoetheAsync, loadgen.GoetheStream, loadgen.GoetheUnary)
+	}
+	if o.connections < 0 {
+		return usagef("bench", "bench: --connections %d: want 1 or more (0: the mode's default)", o.connections)
+	}
 	if err := cfg.Validate(); err != nil {
 		return usagef("bench", "bench: %s", strings.TrimPrefix(err.Error(), loadgen.ErrInvalidConfig.Error()+": "))
 	}
-	cfg.Label = "goethe at " + server
+	server = o.server
+	cfg.Label = fmt.Sprintf("goethe at %s, client mode %s: %s", server, mode, shapeOf(mode, o.connections, cfg.ReadBack))
 
-	res, err := loadgen.Run(ctx, loadgen.GoetheOpener(server), cfg, progressWriter(stderr))
+	open := loadgen.GoetheOpenerWith(server, loadgen.GoetheOptions{Mode: mode, Connections: o.connections})
+	res, err := loadgen.Run(ctx, open, cfg, progressWriter(stderr))
 	if res.Started.IsZero() && err != nil {
 		return benchError(err, server) // nothing ran: no figures to show
 	}
 	var werr error
-	if *jsonOut {
+	if o.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		werr = enc.Encode(res)
@@ -82,6 +118,27 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer, serv
 		return benchError(err, server)
 	}
 	return werr
+}
+
+// shapeOf says in words how a run's producers reach the server.
+func shapeOf(mode loadgen.GoetheMode, connections int, readBack bool) string {
+	if readBack {
+		return "consumers only, a connection each"
+	}
+	conns := "a connection per producer goroutine"
+	if connections > 0 || mode == loadgen.GoetheAsync {
+		conns = fmt.Sprintf("producer goroutines share %d connection", max(connections, 1))
+		if connections > 1 {
+			conns += "s"
+		}
+	}
+	switch mode {
+	case loadgen.GoetheAsync:
+		return conns + ", one asynchronous Producer on each; each goroutine waits for its own answers"
+	case loadgen.GoetheStream:
+		return conns + ", a ProduceStream per goroutine"
+	}
+	return conns + ", a unary call per batch"
 }
 
 // progressWriter is where the progress bar goes: stderr, unless it is a
@@ -95,13 +152,15 @@ func progressWriter(stderr io.Writer) io.Writer {
 	return stderr
 }
 
-// benchFlags registers bench's flags on fs, writing to cfg and server, and
-// returns the --json flag.
-func benchFlags(fs *flag.FlagSet, cfg *loadgen.Config, server *string) *bool {
-	fs.StringVar(server, "server", *server, "the server's `ADDR`ess, host:port (env "+serverEnv+")")
+// benchFlags registers bench's flags on fs, writing to cfg and o.
+func benchFlags(fs *flag.FlagSet, cfg *loadgen.Config, o *benchOptions) {
+	fs.StringVar(&o.server, "server", o.server, "the server's `ADDR`ess, host:port (env "+serverEnv+")")
+	fs.StringVar(&o.mode, "mode", o.mode, "how producers reach the server: `MODE` async, stream or unary (see above)")
+	fs.IntVar(&o.connections, "connections", 0, "spread the producers over `C` client connections (0: 1 in async mode, one per producer goroutine otherwise)")
 	fs.IntVar(&cfg.Producers, "producers", cfg.Producers, "`N` producers")
-	fs.IntVar(&cfg.Inflight, "inflight", cfg.Inflight, "`W` concurrent Produce calls per producer, each on its own connection")
+	fs.IntVar(&cfg.Inflight, "inflight", cfg.Inflight, "`W` concurrent Produce calls per producer, each from its own goroutine")
 	fs.IntVar(&cfg.Batch, "batch", cfg.Batch, "`B` events per Produce call")
+	fs.BoolVar(&cfg.Pipelined, "pipelined", false, "send each call's B events as single-event requests, all in flight, then wait for all")
 	fs.IntVar(&cfg.Size, "size", cfg.Size, fmt.Sprintf("`S` bytes of payload per event (at least %d)", loadgen.MinSize))
 	fs.Int64Var(&cfg.Events, "events", cfg.Events, "produce (or read back) `TOTAL` events in all")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "produce for `D` (such as 30s) instead of a number of events")
@@ -110,15 +169,15 @@ func benchFlags(fs *flag.FlagSet, cfg *loadgen.Config, server *string) *bool {
 	fs.Float64Var(&cfg.Rate, "rate", 0, "offer `R` events/s in all on a fixed schedule (0: as fast as acknowledged)")
 	fs.BoolVar(&cfg.ReadBack, "read-back", false, "produce nothing: consumers read back --events from the topics' start")
 	fs.StringVar(&cfg.TopicPrefix, "topic-prefix", cfg.TopicPrefix, "name the topics `PREFIX`-0 … PREFIX-(K-1)")
-	return fs.Bool("json", false, "write the results as one JSON document")
+	fs.BoolVar(&o.json, "json", false, "write the results as one JSON document")
 }
 
 func writeBenchUsage(w io.Writer) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Usage: goethectl bench [FLAGS]\n\n%s\n\nFlags:\n", strings.TrimSpace(benchHelp))
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	cfg, server := loadgen.DefaultConfig(), "127.0.0.1:7420"
-	benchFlags(fs, &cfg, &server)
+	cfg, o := loadgen.DefaultConfig(), benchOptions{server: "127.0.0.1:7420", mode: string(loadgen.GoetheAsync)}
+	benchFlags(fs, &cfg, &o)
 	fs.VisitAll(func(f *flag.Flag) {
 		name, usage := flag.UnquoteUsage(f)
 		fmt.Fprintf(&b, "  --%s", f.Name)
