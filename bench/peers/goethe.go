@@ -7,19 +7,20 @@ import (
 )
 
 // Goethe client shapes: how the load generator's producers reach a Goethe
-// server (System.Client, the matrix's -goethe-client).
+// server (System.Client, the matrix's -goethe-client): the modes of
+// loadgen.GoetheOpenerWith.
 const (
-	// GoetheAsync: one client connection shared by every producer of a
-	// run, each producer goroutine sending its events through the client's
-	// asynchronous Producer and waiting for its own acknowledgements, as an
-	// application's goroutines would (loadgen.GoetheOpenerWith, mode async).
-	GoetheAsync = "async"
+	// GoetheAsync: the producers share one client connection (or
+	// System.Connections) and its asynchronous Producer; each producer
+	// goroutine sends and waits for its own acknowledgements, as an
+	// application's goroutines would.
+	GoetheAsync = string(loadgen.GoetheAsync)
 	// GoetheStream: a connection and a ProduceStream per producer, one
-	// request in flight on each (loadgen.GoetheOpener).
-	GoetheStream = "stream"
+	// request in flight on each.
+	GoetheStream = string(loadgen.GoetheStream)
 	// GoetheUnary: a connection per producer, one unary Produce call per
-	// request (loadgen.GoetheUnaryOpener).
-	GoetheUnary = "unary"
+	// request.
+	GoetheUnary = string(loadgen.GoetheUnary)
 )
 
 // ClientShapes describes each client shape in a sentence, for summaries.
@@ -30,15 +31,20 @@ var ClientShapes = map[string]string{
 }
 
 // GoetheOpener returns the Opener of Targets on the Goethe server at addr
-// with the given client shape.
-func GoetheOpener(addr, client string) (loadgen.Opener, error) {
+// with the given client shape ("" is GoetheStream, the shape of records
+// made before shapes were recorded). connections is how many client
+// connections the producers share in GoetheAsync mode (0 means 1); in the
+// other shapes each producer has its own.
+func GoetheOpener(addr, client string, connections int) (loadgen.Opener, error) {
+	o := loadgen.GoetheOptions{Mode: loadgen.GoetheMode(client)}
 	switch client {
-	case GoetheStream, "":
-		return loadgen.GoetheOpener(addr), nil
-	case GoetheUnary:
-		return loadgen.GoetheUnaryOpener(addr), nil
+	case "":
+		o.Mode = loadgen.GoetheStream
 	case GoetheAsync:
-		return nil, fmt.Errorf("peers: goethe client shape %q: loadgen.GoetheOpenerWith is not in this build yet", client)
+		o.Connections = max(connections, 1)
+	case GoetheStream, GoetheUnary:
+	default:
+		return nil, fmt.Errorf("peers: unknown goethe client shape %q (want %s, %s or %s)", client, GoetheAsync, GoetheStream, GoetheUnary)
 	}
-	return nil, fmt.Errorf("peers: unknown goethe client shape %q (want %s, %s or %s)", client, GoetheAsync, GoetheStream, GoetheUnary)
+	return loadgen.GoetheOpenerWith(addr, o), nil
 }

@@ -50,6 +50,9 @@ type System struct {
 	// GoetheStream, GoetheUnary); "" for a peer. Records written before
 	// the field existed used GoetheStream.
 	Client string `json:"client,omitempty"`
+	// Connections is how many client connections Goethe's producers
+	// share with GoetheAsync (0 means 1); each has its own otherwise.
+	Connections int `json:"connections,omitempty"`
 	// Extra marks a Goethe system run with a second client shape beside
 	// the main one, for comparing shapes: shown in the tables, left out of
 	// the headline and the targets.
@@ -89,7 +92,7 @@ func Systems(engines, nosync []string, client string) []System {
 func ExtraClient(s System, client string) System {
 	s.Name += "-" + client
 	s.Title = strings.Replace(s.Title, s.Client+" client", client+" client", 1)
-	s.Client, s.Extra = client, true
+	s.Client, s.Extra, s.Connections = client, true, 0
 	return s
 }
 
@@ -277,7 +280,7 @@ func (r *Runner) run(ctx context.Context, rec *Record) (err error) {
 		o.Bin = r.GoetheBin
 		srv, err = StartGoethe(ctx, o)
 		if err == nil {
-			open, err = GoetheOpener(srv.Addr, s.Client)
+			open, err = GoetheOpener(srv.Addr, s.Client, s.Connections)
 			if err != nil {
 				_ = srv.Stop()
 				return err

@@ -70,12 +70,12 @@ func TestSystemsAndRunsOn(t *testing.T) {
 }
 
 func TestGoetheOpenerShapes(t *testing.T) {
-	for _, shape := range []string{GoetheStream, GoetheUnary, ""} {
-		open, err := GoetheOpener("127.0.0.1:1", shape)
+	for _, shape := range []string{GoetheAsync, GoetheStream, GoetheUnary, ""} {
+		open, err := GoetheOpener("127.0.0.1:1", shape, 0)
 		require.NoError(t, err, shape)
 		require.NotNil(t, open)
 	}
-	_, err := GoetheOpener("127.0.0.1:1", "carrier-pigeon")
+	_, err := GoetheOpener("127.0.0.1:1", "carrier-pigeon", 1)
 	require.ErrorContains(t, err, "unknown goethe client shape")
 	for shape := range ClientShapes {
 		require.Contains(t, []string{GoetheAsync, GoetheStream, GoetheUnary}, shape)
@@ -185,4 +185,49 @@ func TestMachineAppendFsync(t *testing.T) {
 	back, err := ReadMachine(dir)
 	require.NoError(t, err)
 	require.Equal(t, m.AppendFsync, back.AppendFsync)
+}
+
+// TestRunnerGoethe runs the pipelined and a 16-producer workload on a
+// Goethe server (the binary results.sh builds into .work/bin) through the
+// async client shape and the stream shape beside it, and checks what the
+// records say.
+func TestRunnerGoethe(t *testing.T) {
+	bin := binary(t, "goethe")
+	out := t.TempDir()
+	r := &Runner{GoetheBin: bin, WorkDir: t.TempDir(), OutDir: out}
+	workloads := map[string]Workload{}
+	for _, wl := range Workloads(300*time.Millisecond, 5000) {
+		workloads[wl.ID] = wl
+	}
+	primary := Systems([]string{"leveldb"}, nil, GoetheAsync)[4]
+	primary.Connections = 1
+	extra := ExtraClient(primary, GoetheStream)
+	for _, tc := range []struct {
+		workload string
+		system   System
+	}{
+		{"p-100B", primary},
+		{"a16-100B", primary},
+		{"a16-100B", extra},
+	} {
+		w := workloads[tc.workload]
+		require.True(t, RunsOn(w, tc.system))
+		rec, err := r.Run(context.Background(), w, tc.system, 1)
+		require.NoError(t, err, "%s on %s", tc.workload, tc.system.Key())
+		require.Positive(t, rec.Result.Produce.Events)
+		require.Zero(t, rec.Result.Errors)
+		require.True(t, rec.Result.ClientCPU.Measured())
+		if _, _, err := ProcCPU(os.Getpid()); err != ErrNoProcCPU {
+			require.True(t, rec.ServerCPU.Measured(), "%s on %s: %+v", tc.workload, tc.system.Key(), rec.ServerCPU)
+		}
+		require.Contains(t, rec.Result.Label, tc.system.Client+" client")
+	}
+	recs, err := ReadRecords(out)
+	require.NoError(t, err)
+	var names []string
+	for _, rec := range recs {
+		names = append(names, rec.FileName())
+	}
+	require.ElementsMatch(t, []string{"p-100B.goethe-leveldb.fsync.r1.json", "a16-100B.goethe-leveldb.fsync.r1.json",
+		"a16-100B.goethe-leveldb-stream.fsync.r1.json"}, names)
 }

@@ -7,7 +7,9 @@
 # install.sh (peers), build (goethe server, matrix, render), the matrix
 # (one JSON record per run, and machine.json, into OUTDIR), then render
 # (OUTDIR/summary.md, throughput.svg, latency.svg). Defaults: 2 runs of
-# each workload, 6 s per timed run (about 20 minutes on 2 cores); pass
+# each workload, 6 s per timed run, Goethe through its async client with
+# the stream-per-producer shape beside it on the single-event workloads
+# (about 15 minutes on 2 cores); pass
 # -quick for a smoke run of about 3 minutes, or any other matrix flag
 # (later flags win). Every server listens on 127.0.0.1 only and is stopped
 # by its PID, also when this script fails or is interrupted.
@@ -70,7 +72,7 @@ status=0
 	-command "bench/peers/results.sh $rel_out${*:+ $*}" \
 	-command "bench/peers/install.sh  # nats-server ${NATS_VERSION:-v2.15.2} via go install, redis-server via apt-get" \
 	-command "go build -o bench/peers/.work/bin/goethe ./cmd/goethe" \
-	-runs 2 -duration 6s "$@") &
+	-runs 2 -duration 6s -goethe-client async -goethe-extra-client stream "$@") &
 matrix_pid=$!
 wait "$matrix_pid" || status=$?
 matrix_pid=""

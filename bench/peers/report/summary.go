@@ -323,7 +323,7 @@ func setting(c *Cell) string {
 
 // writeClients states the client shape each Goethe figure used.
 func (r *Report) writeClients(b *strings.Builder) {
-	var main, extra []string
+	var primary, extra []string
 	seen := map[string]bool{}
 	for _, s := range r.Systems {
 		c := ClientOf(s)
@@ -332,16 +332,19 @@ func (r *Report) writeClients(b *strings.Builder) {
 		}
 		seen[c] = true
 		text := fmt.Sprintf("**%s** (%s)", c, peers.ClientShapes[c])
+		if s.Connections > 1 {
+			text = fmt.Sprintf("**%s** over %d connections (%s)", c, s.Connections, peers.ClientShapes[c])
+		}
 		if s.Extra {
 			extra = append(extra, text)
 		} else {
-			main = append(main, text)
+			primary = append(primary, text)
 		}
 	}
-	if len(main) == 0 {
+	if len(primary) == 0 {
 		return
 	}
-	fmt.Fprintf(b, "Goethe's figures used the %s client shape", strings.Join(main, " and "))
+	fmt.Fprintf(b, "Goethe's figures used the %s client shape", strings.Join(primary, " and "))
 	if len(extra) > 0 {
 		fmt.Fprintf(b, "; rows marked with another shape used %s, on the single-event workloads, for comparison", strings.Join(extra, " and "))
 	}
@@ -372,10 +375,10 @@ func (r *Report) writeTargets(b *strings.Builder) {
 	if measured == 0 {
 		return
 	}
-	main := r.goetheSystems(peers.DurabilityFsync)
+	primary := r.goetheSystems(peers.DurabilityFsync)
 	who := "Goethe"
-	if len(main) > 0 {
-		who = fmt.Sprintf("Goethe %s (%s client)", main[0].Engine, ClientOf(main[0]))
+	if len(primary) > 0 {
+		who = fmt.Sprintf("Goethe %s (%s client)", primary[0].Engine, ClientOf(primary[0]))
 	}
 	b.WriteString("## Targets\n\n")
 	fmt.Fprintf(b, "The write path's targets (issue 7), measured on %s against the peer named, in this run; "+

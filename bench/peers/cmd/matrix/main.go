@@ -45,7 +45,8 @@ func run() int {
 		readBack  = flag.Int64("readback", 1_000_000, "events preloaded and read back by workload (c)")
 		runs      = flag.Int("runs", 1, "runs of each workload on each system (interleaved)")
 		quick     = flag.Bool("quick", false, "smoke run: -duration 2s -readback 100000 -runs 1 -fsync-time 500ms")
-		client    = flag.String("goethe-client", peers.GoetheStream, "how producers reach Goethe: "+shapes())
+		client    = flag.String("goethe-client", peers.GoetheAsync, "how producers reach Goethe: "+shapes())
+		conns     = flag.Int("goethe-connections", 1, "client connections the producers share with -goethe-client async")
 		extra     = flag.String("goethe-extra-client", "", "also run Goethe leveldb --sync=true with this client shape on the single-event workloads (a, d16, e), to compare shapes")
 		fsyncTime = flag.Duration("fsync-time", 2*time.Second, "how long the disk's appending-fsync rate is measured at each record size, at the start and at the end")
 		systemsRE = flag.String("systems", "", "only systems whose name.durability matches this regexp")
@@ -68,7 +69,7 @@ func run() int {
 		if c == "" {
 			continue
 		}
-		if _, err := peers.GoetheOpener("127.0.0.1:0", c); err != nil {
+		if _, err := peers.GoetheOpener("127.0.0.1:0", c, *conns); err != nil {
 			fmt.Fprintf(os.Stderr, "matrix: -goethe-client: %v\n", err)
 			return 2
 		}
@@ -146,6 +147,11 @@ func run() int {
 				all = append(all, peers.ExtraClient(s, *extra))
 				break // the first engine (leveldb, the default) only
 			}
+		}
+	}
+	for i := range all {
+		if all[i].Client == peers.GoetheAsync {
+			all[i].Connections = *conns
 		}
 	}
 	for _, s := range all {
