@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -111,6 +112,39 @@ func TestColumns(t *testing.T) {
 	cols = r.Columns(e)
 	if best := cols[1].BestPeer(); best == nil || best.E2E[2] <= 0 || best.Saturated() {
 		t.Errorf("latency best peer: %+v", best)
+	}
+}
+
+// TestCPUFromRecords reads the CPU figures of records that hold them
+// (testdata/run's p-100B, from a quick run with the async client) and
+// leaves older records' cells without them.
+func TestCPUFromRecords(t *testing.T) {
+	r := fixture(t)
+	for _, key := range []string{"redis.fsync", "goethe-leveldb.fsync", "goethe-leveldb.nosync"} {
+		c := r.Cell("p-100B", key)
+		if c == nil || c.OK != 1 || c.ServerCPU <= 0 || c.ClientCPU <= 0 {
+			t.Fatalf("p-100B on %s: %+v", key, c)
+		}
+		want := c.Runs[0].ServerCPU.MicrosPerEvent
+		if c.ServerCPU != want {
+			t.Errorf("p-100B on %s: server CPU %v, want %v", key, c.ServerCPU, want)
+		}
+	}
+	if c := r.Cell("a16-100B", "redis.fsync"); c.ServerCPU != 0 || c.ClientCPU != 0 {
+		t.Errorf("a16 records without CPU: %v, %v", c.ServerCPU, c.ClientCPU)
+	}
+	var b bytes.Buffer
+	if err := r.WriteSummary(&b); err != nil {
+		t.Fatal(err)
+	}
+	s := b.String()
+	c := r.Cell("p-100B", "goethe-leveldb.fsync")
+	row := fmt.Sprintf("| **Goethe leveldb** | `--sync=true`, async client | %s | %s | %s | %s | %s |", number(c.EventsPerSec),
+		number(c.MBPerSec), number(c.P99), number(c.ServerCPU), number(c.ClientCPU))
+	for _, want := range []string{row, "## (b') 1 producer, 1,000 single 100 B events in flight", "(b') 1,000 pipelined single events, fsync | ≥ 2× Redis always |"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("summary lacks %q", want)
+		}
 	}
 }
 
