@@ -4,14 +4,19 @@
 //
 // # Basics
 //
-// NATS and Redis implement loadgen.Target; NATSOpener and RedisOpener make
-// the loadgen.Opener a run needs (Goethe's is loadgen.GoetheOpener). StartNATS,
+// NATS and Redis implement loadgen.PipelineTarget; NATSOpener and
+// RedisOpener make the loadgen.Opener a run needs, and GoetheOpener
+// Goethe's, in one of its client shapes (GoetheAsync, GoetheStream,
+// GoetheUnary). StartNATS,
 // StartRedis and StartGoethe start the servers as child processes on
 // 127.0.0.1 with a fresh data folder, at one of two matched durability
 // levels (ServerOptions.Fsync), and Server.Stop ends each by its PID.
 // cmd/matrix runs every workload on every system and writes one JSON file
-// per run; cmd/render turns a folder of them into SVG plots and summary.md.
-// results.sh does install, matrix and render in one go.
+// per run, with the server's CPU per event (ProcCPU of its PID) beside
+// loadgen's client CPU, and machine.json with the disk's appending-fsync
+// rate (package fsyncrate) at its start and end; cmd/render turns a folder
+// of them into SVG plots and summary.md (package report). results.sh does
+// install, matrix and render in one go.
 //
 // # Caveats
 //
