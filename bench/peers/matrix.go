@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -310,6 +311,9 @@ func (r *Runner) run(ctx context.Context, rec *Record) (err error) {
 	}
 	cfg := w.Config
 	cfg.Label = s.Title
+	// Collect the garbage of earlier runs (and the preload) now, so that
+	// the client CPU measured in this run is this run's own.
+	runtime.GC()
 	cpu0 := markServerCPU(srv)
 	rec.Result, err = loadgen.Run(ctx, open, cfg, r.Progress)
 	events := rec.Result.Produce.Events
