@@ -447,6 +447,11 @@ func TestGracefulStop(t *testing.T) {
 		require.ErrorIs(t, err, client.ErrUnavailable)
 		require.NoError(t, ts.c.Close())
 		require.NoError(t, ts.conn.Close())
+		// Stop leaves the store open: its owner reads it, then closes it.
+		info, err := ts.st.Info("t")
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, info.Count, uint64(1+len(acked)))
+		require.NoError(t, ts.st.Close())
 
 		ts.start() // same folder
 		evs := ts.readAll("t", client.ConsumeOptions{})

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/goethe-log/goethe/client"
+	"github.com/goethe-log/goethe/engine/faultengine"
 	"github.com/goethe-log/goethe/engines"
 	"github.com/goethe-log/goethe/server"
 	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
@@ -37,7 +38,11 @@ type testServer struct {
 	engine string
 	dir    string
 	opts   server.Options
+	// withFaults wraps the engine in a faultengine.Engine, fault.
+	withFaults bool
+	fault      *faultengine.Engine
 
+	st     *store.Store // the server's Log; the test closes it after Stop
 	srv    *server.Server
 	served chan error
 	addr   string
@@ -58,14 +63,32 @@ func startServer(t *testing.T, engine string, opts server.Options) *testServer {
 	return ts
 }
 
+// startFaultServer is startServer over an engine wrapped in a
+// faultengine.Engine, ts.fault, with no fault armed.
+func startFaultServer(t *testing.T, engine string, opts server.Options) *testServer {
+	ts := &testServer{t: t, engine: engine, dir: t.TempDir(), opts: opts, withFaults: true}
+	ts.start()
+	t.Cleanup(func() {
+		if ts.srv != nil {
+			ts.fault.Disarm()
+			ts.stop()
+		}
+	})
+	return ts
+}
+
 func (ts *testServer) start() {
 	t := ts.t
 	t.Helper()
 	e, err := engines.Open(ts.engine, ts.dir)
 	require.NoError(t, err)
-	st, err := store.Open(e, store.DefaultOptions())
+	if ts.withFaults {
+		ts.fault = faultengine.Wrap(e)
+		e = ts.fault
+	}
+	ts.st, err = store.Open(e, store.DefaultOptions())
 	require.NoError(t, err)
-	ts.srv, err = server.New(st, ts.opts)
+	ts.srv, err = server.New(ts.st, ts.opts)
 	require.NoError(t, err)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -81,7 +104,8 @@ func (ts *testServer) start() {
 	ts.raw = goethev1.NewGoetheClient(ts.conn)
 }
 
-// stop stops the server gracefully and requires Serve to have returned nil.
+// stop stops the server gracefully, requires Serve to have returned nil,
+// and closes the store.
 func (ts *testServer) stop() {
 	t := ts.t
 	t.Helper()
@@ -94,6 +118,7 @@ func (ts *testServer) stop() {
 	case <-time.After(20 * time.Second):
 		t.Fatal("Serve did not return after Stop")
 	}
+	require.NoError(t, ts.st.Close())
 	require.NoError(t, ts.c.Close())
 	require.NoError(t, ts.conn.Close())
 	ts.srv = nil

@@ -36,8 +36,9 @@ import (
 //   - goethe_store_commits_total, goethe_store_requests_total,
 //     goethe_store_appended_events_total, goethe_store_appended_bytes_total,
 //     goethe_store_write_seconds_total (counters) and
-//     goethe_store_commit_requests_max (gauge): the store's writer, read
-//     from store.Stats at scrape time.
+//     goethe_store_commit_requests_max (gauge): the log's group commits,
+//     read from its Stats at scrape time when it has them (CommitStats;
+//     *store.Store does).
 //   - goethe_store_commit_requests, goethe_store_commit_events and
 //     goethe_store_commit_write_seconds (histograms) and
 //     goethe_store_commit_failures_total (counter): one observation per group
@@ -191,10 +192,14 @@ func (m *Metrics) ObserveCommit(requests, events, _ int, write time.Duration, er
 
 var _ store.CommitObserver = (*Metrics)(nil)
 
-// bind makes the store families report st, the store of a new Server. A
-// Metrics used by several Servers in turn reports the latest one's store
+// bind makes the store families report log's counters, the Log of a new
+// Server, when it has them (CommitStats); otherwise they report nothing. A
+// Metrics used by several Servers in turn reports the latest one's Log
 // (whose counters start from zero, which Prometheus reads as a reset).
-func (m *Metrics) bind(st *store.Store) { m.stats.store.Store(st) }
+func (m *Metrics) bind(log Log) {
+	cs, _ := log.(CommitStats)
+	m.stats.src.Store(&statsSource{cs})
+}
 
 // methodMetrics are one method's series for status OK.
 type methodMetrics struct {
@@ -289,13 +294,17 @@ func (s *consumeStream) SendMsg(msg any) error {
 	return err
 }
 
-// storeStats is a collector of a store's cumulative writer counters
-// (store.Stats), read when scraped. It reports nothing until bound.
+// storeStats is a collector of a Log's cumulative commit counters
+// (CommitStats), read when scraped. It reports nothing until bound, or
+// when the bound Log has no counters.
 type storeStats struct {
-	store atomic.Pointer[store.Store]
+	src atomic.Pointer[statsSource]
 
 	commits, requests, events, bytes, writeSeconds, maxRequests *prometheus.Desc
 }
+
+// statsSource holds the bound Log's CommitStats, nil when it has none.
+type statsSource struct{ CommitStats }
 
 func newStoreStats(labels prometheus.Labels) *storeStats {
 	desc := func(name, help string) *prometheus.Desc {
@@ -320,11 +329,11 @@ func (c *storeStats) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *storeStats) Collect(ch chan<- prometheus.Metric) {
-	st := c.store.Load()
-	if st == nil {
+	src := c.src.Load()
+	if src == nil || src.CommitStats == nil {
 		return
 	}
-	s := st.Stats()
+	s := src.Stats()
 	ch <- prometheus.MustNewConstMetric(c.commits, prometheus.CounterValue, float64(s.Commits))
 	ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(s.Requests))
 	ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(s.Events))

@@ -3,6 +3,7 @@ package server_test
 import (
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/goethe-log/goethe/client"
+	"github.com/goethe-log/goethe/engines"
 	"github.com/goethe-log/goethe/internal/testutil"
 	"github.com/goethe-log/goethe/server"
 	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
@@ -274,4 +276,40 @@ func TestMetricsNoEngineLabel(t *testing.T) {
 	s := scrapeMetrics(t, hs.URL)
 	require.Empty(t, s.metric(t, "goethe_store_commit_events").Label)
 	require.NotContains(t, s.text, `engine="`)
+}
+
+// logOnly is a Log with no ability beyond the interface: the methods of
+// Log are all it has, as a log standing in for the store might.
+type logOnly struct{ server.Log }
+
+// A Log without CommitStats serves every call; the store's counter
+// families are absent from its metrics, not zero.
+func TestMetricsLogWithoutStats(t *testing.T) {
+	e, err := engines.Open("leveldb", t.TempDir())
+	require.NoError(t, err)
+	st, err := store.Open(e, store.DefaultOptions())
+	require.NoError(t, err)
+	defer func() { require.NoError(t, st.Close()) }()
+	m := server.NewMetrics(server.MetricsOptions{})
+	srv, err := server.New(logOnly{st}, server.Options{Metrics: m})
+	require.NoError(t, err)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	defer func() {
+		require.NoError(t, srv.Stop(ctxT(t)))
+		require.NoError(t, <-served)
+	}()
+	c, err := client.Dial(lis.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Produce(ctxT(t), "t", []client.EventData{{Payload: []byte("x")}})
+	require.NoError(t, err)
+
+	hs := httptest.NewServer(m.Handler())
+	defer hs.Close()
+	s := scrapeMetrics(t, hs.URL)
+	require.Equal(t, 1.0, s.value(t, "goethe_grpc_server_handled_total", "grpc_method", produceMethod, "grpc_code", "OK"))
+	require.NotContains(t, s.families, "goethe_store_commits_total")
 }

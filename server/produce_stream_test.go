@@ -363,6 +363,7 @@ func TestProduceStreamStop(t *testing.T) {
 		require.ErrorIs(t, p.Close(), client.ErrUnavailable, "Close reports what broke the stream")
 		require.NoError(t, ts.c.Close())
 		require.NoError(t, ts.conn.Close())
+		require.NoError(t, ts.st.Close())
 
 		ts.start() // same folder
 		raw := ts.readAll("raw", client.ConsumeOptions{})

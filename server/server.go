@@ -1,6 +1,8 @@
-// Package server serves a store.Store over gRPC as the goethe.v1.Goethe
-// service (spec/goethe/v1), with grpc-go's standard health service and
-// server reflection registered beside it.
+// Package server serves a Log (a *store.Store, or any log with its
+// contract) over gRPC as the goethe.v1.Goethe service (spec/goethe/v1),
+// with grpc-go's standard health service and server reflection registered
+// beside it. The server does not own the Log: whoever opened it closes it
+// once Stop has returned.
 //
 // # Guarantees
 //
@@ -15,8 +17,8 @@
 //     sends page by page, so a slow reader is held back by gRPC's flow
 //     control rather than buffered. A following stream waits with
 //     store.Wait: nothing polls.
-//   - Stop is graceful: it stops accepting, ends streams, lets in-flight
-//     Produces finish and acknowledge, then closes the store.
+//   - Stop is graceful: it stops accepting, ends streams, and lets
+//     in-flight Produces finish and acknowledge; it leaves the Log open.
 package server
 
 import (
@@ -34,17 +36,16 @@ import (
 
 	"github.com/goethe-log/goethe/internal/wire"
 	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
-	"github.com/goethe-log/goethe/store"
 )
 
 // ServiceName is the full name of the Goethe service, as health checks and
 // reflection know it.
 const ServiceName = "goethe.v1.Goethe"
 
-// Server is a gRPC server of one store. Create it with New, run it with
+// Server is a gRPC server of one Log. Create it with New, run it with
 // Serve, end it with Stop. Its methods are safe for concurrent use.
 type Server struct {
-	store  *store.Store
+	log    Log
 	opts   Options
 	grpc   *grpc.Server
 	health *health.Server
@@ -59,21 +60,22 @@ type Server struct {
 	stopErr  error
 }
 
-// New returns a Server of st with the given options (zero fields take
-// their defaults). The Server owns st from then on: Stop closes it. New fails
-// only for inconsistent options.
-func New(st *store.Store, opts Options) (*Server, error) {
+// New returns a Server of log with the given options (zero fields take
+// their defaults). The caller keeps log: it must stay open until Stop has
+// returned, and the caller closes it then; the Server never does. New
+// fails only for inconsistent options.
+func New(log Log, opts Options) (*Server, error) {
 	if err := opts.fill(); err != nil {
 		return nil, err
 	}
 	base, cancel := context.WithCancelCause(context.Background())
-	s := &Server{store: st, opts: opts, base: base, cancel: cancel, health: health.NewServer()}
+	s := &Server{log: log, opts: opts, base: base, cancel: cancel, health: health.NewServer()}
 	// Metrics, when on, are the outermost interceptors: they time and count
 	// every call as its client sees it.
 	streamInterceptors := []grpc.StreamServerInterceptor{s.streamInterceptor}
 	var unaryInterceptors []grpc.UnaryServerInterceptor
 	if m := opts.Metrics; m != nil {
-		m.bind(st)
+		m.bind(log)
 		streamInterceptors = append([]grpc.StreamServerInterceptor{m.streamInterceptor}, streamInterceptors...)
 		unaryInterceptors = append(unaryInterceptors, m.unaryInterceptor)
 	}
@@ -82,7 +84,8 @@ func New(st *store.Store, opts Options) (*Server, error) {
 		grpc.ChainStreamInterceptor(streamInterceptors...),
 		grpc.ChainUnaryInterceptor(unaryInterceptors...),
 		// Stop waits for handlers even when it has to cut connections, so
-		// that the store is closed only once no handler uses it.
+		// that once it returns no handler uses the Log, which its owner
+		// may then close.
 		grpc.WaitForHandlers(true),
 		grpc.InitialWindowSize(windowSize),
 		grpc.InitialConnWindowSize(windowSize),
@@ -95,7 +98,7 @@ func New(st *store.Store, opts Options) (*Server, error) {
 		// started when all are busy, e.g. with following streams).
 		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
 	)
-	goethev1.RegisterGoetheServer(s.grpc, &service{s: s})
+	goethev1.RegisterGoetheServer(s.grpc, &service{s: s, log: log})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	if opts.Metrics != nil {
@@ -132,13 +135,16 @@ func (s *Server) Serve(lis net.Listener) error {
 
 // Stop stops the server gracefully: health checks report NOT_SERVING, the
 // listeners close, every Consume stream and health watch ends (Consume with
-// UNAVAILABLE), in-flight Produce and cursor calls run to completion and are
-// acknowledged, and then the store is closed. If ctx ends first, the
-// remaining calls are cancelled (their clients see an error, and a Produce
-// so cut may or may not have been stored) before the store is closed, and
-// Stop reports ctx's error. A stream whose client has stopped reading
-// cannot be ended gracefully (its Send waits for the client's flow-control
-// window), so such a client holds Stop until ctx ends. Stop is idempotent; later calls return the first
+// UNAVAILABLE), and in-flight Produce and cursor calls run to completion
+// and are acknowledged (a ProduceStream answers every request it has taken,
+// then ends with UNAVAILABLE). If ctx ends first, the remaining calls are
+// cancelled (their clients see an error, and a Produce so cut may or may
+// not have been stored) and Stop reports ctx's error. Either way, when Stop
+// returns no handler uses the Log any more and no append of the server is
+// waiting in it: the Log's owner may close it. Stop does not close it. A
+// stream whose client has stopped reading cannot be ended gracefully (its
+// Send waits for the client's flow-control window), so such a client holds
+// Stop until ctx ends. Stop is idempotent; later calls return the first
 // one's result.
 func (s *Server) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() {
@@ -156,9 +162,6 @@ func (s *Server) Stop(ctx context.Context) error {
 			s.grpc.Stop()
 			<-done
 			errs = append(errs, fmt.Errorf("server: graceful stop cut short: %w", ctx.Err()))
-		}
-		if err := s.store.Close(); err != nil {
-			errs = append(errs, err)
 		}
 		s.stopErr = errors.Join(errs...)
 		s.opts.Logger.Info("server stopped", "graceful", len(errs) == 0)

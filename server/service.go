@@ -25,10 +25,11 @@ const StartPositionHeader = "goethe-start-position"
 // through toStatus.
 type service struct {
 	goethev1.UnimplementedGoetheServer
-	s *Server
+	s   *Server
+	log Log
 }
 
-// Produce validates the whole batch, then appends it in one store.Append.
+// Produce validates the whole batch, then appends it in one Log.Append.
 func (v *service) Produce(ctx context.Context, req *goethev1.ProduceRequest) (*goethev1.ProduceResponse, error) {
 	res, err := v.produce(ctx, req)
 	return res, toStatus(err)
@@ -63,7 +64,7 @@ func (v *service) produce(ctx context.Context, req *goethev1.ProduceRequest) (*g
 	if req.ExpectedLastSeq != nil {
 		expect = store.ExpectLastSeq(req.GetExpectedLastSeq())
 	}
-	r, err := v.s.store.Append(ctx, req.Topic, events, expect)
+	r, err := v.log.Append(ctx, req.Topic, events, expect)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +96,7 @@ func (v *service) consume(req *goethev1.ConsumeRequest, stream grpc.ServerStream
 	if !req.Follow {
 		// Without follow the topic must exist; say so before the header,
 		// so that the client learns it when it opens the stream.
-		if _, err := v.s.store.Info(topic); err != nil {
+		if _, err := v.log.Info(topic); err != nil {
 			return err
 		}
 	}
@@ -111,7 +112,7 @@ func (v *service) consume(req *goethev1.ConsumeRequest, stream grpc.ServerStream
 		return ctx.Err()
 	}
 
-	st := v.s.store
+	st := v.log
 	pageEvents := v.s.opts.ConsumePageEvents
 	remaining := req.GetLimit() // 0: no limit
 	resp := &goethev1.ConsumeResponse{Topic: topic}
@@ -180,7 +181,7 @@ func fillResponse(resp *goethev1.ConsumeResponse, slots []goethev1.Event, events
 // says that no event can exist at or after it (a start after the largest
 // id).
 func (v *service) start(req *goethev1.ConsumeRequest) (pos uint64, exhausted bool, err error) {
-	st, topic := v.s.store, req.GetTopic()
+	st, topic := v.log, req.GetTopic()
 	switch s := req.GetStart().(type) {
 	case nil:
 		return store.FromBeginning, false, nil
@@ -227,7 +228,7 @@ func (v *service) start(req *goethev1.ConsumeRequest) (pos uint64, exhausted boo
 // end is the position after the topic's last event. A topic that does not
 // exist yet ends at the beginning when following; otherwise it is not found.
 func (v *service) end(topic string, follow bool) (uint64, bool, error) {
-	ti, err := v.s.store.Info(topic)
+	ti, err := v.log.Info(topic)
 	if errors.Is(err, store.ErrNotFound) && follow {
 		return store.FromBeginning, false, nil
 	}
@@ -250,7 +251,7 @@ func (v *service) CommitCursor(ctx context.Context, req *goethev1.CommitCursorRe
 	if err := validateNames(req.GetTopic(), req.GetConsumer()); err != nil {
 		return nil, toStatus(err)
 	}
-	if err := v.s.store.SetCursor(ctx, req.Topic, req.Consumer, req.Id); err != nil {
+	if err := v.log.SetCursor(ctx, req.Topic, req.Consumer, req.Id); err != nil {
 		return nil, toStatus(err)
 	}
 	return &goethev1.CommitCursorResponse{}, nil
@@ -266,7 +267,7 @@ func (v *service) getCursor(req *goethev1.GetCursorRequest) (*goethev1.GetCursor
 	if err := validateNames(req.GetTopic(), req.GetConsumer()); err != nil {
 		return nil, err
 	}
-	st := v.s.store
+	st := v.log
 	c, err := st.GetCursor(req.Topic, req.Consumer)
 	if err != nil {
 		return nil, err
@@ -314,7 +315,7 @@ func (v *service) listTopics(req *goethev1.ListTopicsRequest) (*goethev1.ListTop
 	case size > MaxListPageSize:
 		size = MaxListPageSize
 	}
-	infos, next, err := v.s.store.Topics(req.GetPageToken(), size)
+	infos, next, err := v.log.Topics(req.GetPageToken(), size)
 	if err != nil {
 		return nil, err
 	}
@@ -330,7 +331,7 @@ func (v *service) GetTopic(_ context.Context, req *goethev1.GetTopicRequest) (*g
 	if err := store.ValidateName("topic", req.GetTopic()); err != nil {
 		return nil, toStatus(err)
 	}
-	ti, err := v.s.store.Info(req.Topic)
+	ti, err := v.log.Info(req.Topic)
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -55,8 +55,9 @@ func newLogger(format string, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, nil))
 }
 
-// serve opens the store, listens, and serves until ctx ends.
-func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Addr)) error {
+// serve opens the store, listens, and serves until ctx ends. It owns the
+// store: it closes it on every path, after the server has stopped.
+func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Addr)) (err error) {
 	engineDir, err := prepareDataDir(cfg.DataDir, cfg.Engine)
 	if err != nil {
 		return err
@@ -80,6 +81,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 		_ = eng.Close()
 		return fmt.Errorf("open data folder %s: %w", cfg.DataDir, err)
 	}
+	// Runs last: every path out of serve has stopped the server (or never
+	// started it) by then, so no call uses the store.
+	defer func() {
+		if cerr := st.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close data folder %s: %w", cfg.DataDir, cerr)
+		}
+	}()
 	srv, err := server.New(st, server.Options{
 		MaxEventBytes:  cfg.MaxEventBytes,
 		MaxBatchEvents: cfg.MaxBatchEvents,
@@ -87,19 +95,16 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 		Metrics:        metrics,
 	})
 	if err != nil {
-		_ = st.Close()
 		return err
 	}
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		_ = st.Close()
 		return fmt.Errorf("--listen %s: %w", cfg.Listen, unwrapOpError(err))
 	}
 	var mlis net.Listener
 	if metrics != nil {
 		if mlis, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
 			_ = lis.Close()
-			_ = st.Close()
 			return fmt.Errorf("--metrics-listen %s: %w", cfg.MetricsListen, unwrapOpError(err))
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"runtime/pprof"
 	"sync"
 	"testing"
 	"time"
@@ -38,18 +39,36 @@ func (s *SyncBuffer) String() string {
 	return s.b.String()
 }
 
+// ServerLabels are the pprof labels of every goroutine that StartServer's
+// server and store start (gRPC's connection and handler goroutines, the
+// store's writer), so that a CPU profile of a test or benchmark running
+// client and server in one process tells the server's share:
+// go tool pprof -tagfocus goethe=server.
+var ServerLabels = pprof.Labels("goethe", "server")
+
 // StartServer serves the store in dir (a fresh one for t.TempDir()) on
 // engine on a 127.0.0.1 port and returns the address and the store (for its counters).
-// When the test ends the server stops gracefully and Serve must have
-// returned cleanly.
-func StartServer(tb testing.TB, engine, dir string, sopts store.Options, opts server.Options) (string, *store.Store) {
+// When the test ends the server stops gracefully, Serve must have
+// returned cleanly, and the store is closed.
+func StartServer(tb testing.TB, engine, dir string, sopts store.Options, opts server.Options) (addr string, st *store.Store) {
+	tb.Helper()
+	pprof.Do(context.Background(), ServerLabels, func(context.Context) {
+		addr, st = startServer(tb, engine, dir, sopts, opts)
+	})
+	return addr, st
+}
+
+func startServer(tb testing.TB, engine, dir string, sopts store.Options, opts server.Options) (string, *store.Store) {
 	tb.Helper()
 	e, err := engines.Open(engine, dir)
 	require.NoError(tb, err)
 	st, err := store.Open(e, sopts)
 	require.NoError(tb, err)
 	srv, err := server.New(st, opts)
-	require.NoError(tb, err)
+	if err != nil {
+		_ = st.Close()
+		require.NoError(tb, err)
+	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(tb, err)
 	served := make(chan error, 1)
@@ -59,6 +78,9 @@ func StartServer(tb testing.TB, engine, dir string, sopts store.Options, opts se
 		defer cancel()
 		require.NoError(tb, srv.Stop(ctx))
 		require.NoError(tb, <-served)
+		// The server does not own the store: whoever opened it closes it,
+		// once no call of the server can use it.
+		require.NoError(tb, st.Close())
 	})
 	return lis.Addr().String(), st
 }

@@ -1,0 +1,63 @@
+package server
+
+import (
+	"context"
+
+	"github.com/goethe-log/goethe/store"
+)
+
+// Log is what the service needs of the log it serves. *store.Store is one
+// (the single-node log); a replicated log that commits through consensus
+// and applies with the store's apply step can stand behind the same
+// service.
+//
+// Each method has the contract of the *store.Store method of the same name
+// (see package store), of which these are the parts the service relies on:
+//
+//   - Errors wrap the store's sentinels (store.ErrNotFound,
+//     store.ErrConflict as a *store.ConflictError, store.ErrInvalidName,
+//     store.ErrInvalid, store.ErrClosed, store.ErrFailed,
+//     store.ErrTopicLimit) or are ctx's error: the service maps them to
+//     status codes and reasons by errors.Is and errors.As, never by text.
+//   - AppendAsync calls done exactly once, possibly before it returns,
+//     otherwise from the goroutine that committed the append, once its
+//     events are durable (unless the log was opened unsafe) and visible to
+//     Read. done must not block. events are not modified until done and not
+//     retained after. Appends made one after another by one goroutine are
+//     committed in that order: a ProduceStream relies on it to keep a
+//     client's requests in order.
+//   - Append is AppendAsync and a wait for done. Once an append is queued
+//     its outcome is reported, whatever ctx does afterwards.
+//   - A topic is created by its first append; Read, Info and SetCursor of a
+//     topic that does not exist fail with store.ErrNotFound, and so does
+//     GetCursor when the topic or the cursor does not exist.
+//   - Wait returns nil once topic holds an event at or after from, and
+//     nothing polls: appends wake it.
+//   - Read pages are the caller's to keep; Read and Info see every
+//     acknowledged append.
+//
+// The service never closes a Log: whoever opened it closes it, after
+// Server.Stop has returned (cmd/goethe does).
+type Log interface {
+	Append(ctx context.Context, topic string, events []store.Event, expect store.Expectation) (store.AppendResult, error)
+	AppendAsync(topic string, events []store.Event, expect store.Expectation, done func(store.AppendResult, error))
+	Read(topic string, from uint64, limit int) (store.Page, error)
+	Wait(ctx context.Context, topic string, from uint64) error
+	Info(topic string) (store.TopicInfo, error)
+	Topics(after string, limit int) (infos []store.TopicInfo, next string, err error)
+	SetCursor(ctx context.Context, topic, consumer string, id uint64) error
+	GetCursor(topic, consumer string) (store.Cursor, error)
+}
+
+// CommitStats is an ability a Log may have beside Log: cumulative counters
+// of its group commits. When Options.Metrics are set and the Log has it,
+// the goethe_store_* counter families report it (see Metrics).
+// *store.Store has it.
+type CommitStats interface {
+	Stats() store.Stats
+}
+
+var (
+	_ Log         = (*store.Store)(nil)
+	_ CommitStats = (*store.Store)(nil)
+)
