@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -10,51 +11,107 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
 	"github.com/goethe-log/goethe/store"
 )
 
 // Errors of the server's own making. Handlers wrap them with the rule that
 // was broken; toStatus maps them with the store's.
 var (
-	// errBadRequest: a request breaks a rule of the API or a limit of this
-	// server; the message says which.
+	// errBadRequest: a request breaks a rule of the API; the message says
+	// which.
 	errBadRequest = errors.New("invalid argument")
+	// errLimitExceeded: a request is over a limit of this server (events
+	// per Produce, bytes per event); the message names the limit.
+	errLimitExceeded = errors.New("limit exceeded")
+	// errCursorNotFound: the consumer has no cursor in the topic (a
+	// *notFoundError with a consumer is one).
+	errCursorNotFound = errors.New("cursor not found")
 	// errStopping: the server is stopping; the call should be retried
 	// against a running server.
 	errStopping = errors.New("server is stopping")
 )
 
-// ConflictReason is the google.rpc.ErrorInfo reason of a FAILED_PRECONDITION
-// returned for a Produce whose expected last seq did not hold. Its metadata
-// holds "topic", "expected_last_seq" and "actual_last_seq" in decimal.
-const (
-	ConflictReason = "EXPECTED_LAST_SEQ_MISMATCH"
-	ErrorDomain    = "goethe.v1"
-)
-
-// codeTable is the one mapping from the errors handlers meet to gRPC codes.
-// The first entry that errors.Is matches wins; anything else is INTERNAL.
-var codeTable = []struct {
-	err  error
-	code codes.Code
-}{
-	{errBadRequest, codes.InvalidArgument},
-	{store.ErrInvalidName, codes.InvalidArgument},
-	{store.ErrInvalid, codes.InvalidArgument},
-	{store.ErrNotFound, codes.NotFound},
-	{store.ErrConflict, codes.FailedPrecondition},
-	{store.ErrTopicLimit, codes.ResourceExhausted},
-	{errStopping, codes.Unavailable},
-	{store.ErrClosed, codes.Unavailable},
-	{store.ErrFailed, codes.Unavailable},
-	{context.Canceled, codes.Canceled},
-	{context.DeadlineExceeded, codes.DeadlineExceeded},
+// codeEntry maps the errors that errors.Is matches to err to a status code
+// and an ErrorInfo reason. text is how a status message says err: see
+// statusMessage.
+type codeEntry struct {
+	err    error
+	code   codes.Code
+	reason string // "" only for the context errors: no ErrorInfo
+	text   string
 }
 
-// toStatus turns err into a gRPC status error through codeTable. A
-// *store.ConflictError carries a google.rpc.ErrorInfo detail with the
-// topic's actual last seq. Errors that already are status errors pass
-// through; nil stays nil.
+// codeTable is the one mapping from the errors handlers meet to gRPC codes
+// and goethev1 reasons. The first entry that errors.Is matches wins;
+// anything else is internalEntry. CANCELED and DEADLINE_EXCEEDED answer a
+// call whose client has given up; they carry no ErrorInfo, like the
+// statuses gRPC makes itself for such calls.
+var codeTable = []codeEntry{
+	{errBadRequest, codes.InvalidArgument, goethev1.ReasonInvalidArgument, ""},
+	{errLimitExceeded, codes.InvalidArgument, goethev1.ReasonLimitExceeded, ""},
+	{store.ErrInvalidName, codes.InvalidArgument, goethev1.ReasonInvalidName, "invalid name"},
+	{store.ErrInvalid, codes.InvalidArgument, goethev1.ReasonInvalidArgument, "invalid request"},
+	{errCursorNotFound, codes.NotFound, goethev1.ReasonCursorNotFound, ""},
+	{store.ErrNotFound, codes.NotFound, goethev1.ReasonTopicNotFound, "not found"},
+	{store.ErrConflict, codes.FailedPrecondition, goethev1.ReasonExpectedLastSeqMismatch, "expectation failed"},
+	{store.ErrTopicLimit, codes.ResourceExhausted, goethev1.ReasonTopicLimit, "topic id space exhausted"},
+	{errStopping, codes.Unavailable, goethev1.ReasonServerStopping, ""},
+	{store.ErrClosed, codes.Unavailable, goethev1.ReasonStoreClosed, "store closed"},
+	{store.ErrFailed, codes.Unavailable, goethev1.ReasonStoreFailed, "write failed, store needs restart"},
+	{context.Canceled, codes.Canceled, "", ""},
+	{context.DeadlineExceeded, codes.DeadlineExceeded, "", ""},
+}
+
+// internalEntry maps every error that no codeTable entry matches: a fault
+// of the server or of its data, which the server logs.
+var internalEntry = codeEntry{code: codes.Internal, reason: goethev1.ReasonInternal}
+
+// lookupCode returns err's codeTable entry, or internalEntry.
+func lookupCode(err error) *codeEntry {
+	for i := range codeTable {
+		if errors.Is(err, codeTable[i].err) {
+			return &codeTable[i]
+		}
+	}
+	return &internalEntry
+}
+
+// notFoundError is store.ErrNotFound for a lookup whose names the handler
+// knows: the topic, and the consumer when the topic exists and the
+// consumer's cursor does not. Its status carries them as ErrorInfo
+// metadata, and its message is made of them.
+type notFoundError struct {
+	topic    string
+	consumer string // "": the topic is missing
+	err      error  // the log's error, wrapping store.ErrNotFound
+}
+
+func (e *notFoundError) Error() string {
+	if e.consumer != "" {
+		return fmt.Sprintf("consumer %q has no cursor in topic %q", e.consumer, e.topic)
+	}
+	return fmt.Sprintf("topic %q not found", e.topic)
+}
+
+func (e *notFoundError) Unwrap() error { return e.err }
+
+// Is makes a missing cursor errCursorNotFound.
+func (e *notFoundError) Is(target error) bool { return target == errCursorNotFound && e.consumer != "" }
+
+// topicNotFound returns err, with the topic named if it is store.ErrNotFound.
+func topicNotFound(err error, topic string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return &notFoundError{topic: topic, err: err}
+	}
+	return err
+}
+
+// toStatus turns err into a gRPC status error through codeTable: its code,
+// a message (statusMessage) and, but for the context errors, a
+// google.rpc.ErrorInfo in goethev1.ErrorDomain with the entry's reason and
+// metadata (statusMetadata). Errors that already are status errors (those
+// of gRPC's own streams) pass through; nil stays nil.
 func toStatus(err error) error {
 	if err == nil {
 		return nil
@@ -62,26 +119,60 @@ func toStatus(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
-	code := codes.Internal
-	for _, e := range codeTable {
-		if errors.Is(err, e.err) {
-			code = e.code
-			break
-		}
-	}
-	st := status.New(code, strings.TrimPrefix(err.Error(), "store: "))
-	if ce := (*store.ConflictError)(nil); errors.As(err, &ce) {
-		if d, derr := st.WithDetails(&errdetails.ErrorInfo{
-			Reason: ConflictReason,
-			Domain: ErrorDomain,
-			Metadata: map[string]string{
-				"topic":             ce.Topic,
-				"expected_last_seq": strconv.FormatUint(ce.Expected, 10),
-				"actual_last_seq":   strconv.FormatUint(ce.Actual, 10),
-			},
-		}); derr == nil {
+	e := lookupCode(err)
+	st := status.New(e.code, statusMessage(err))
+	if e.reason != "" {
+		info := &errdetails.ErrorInfo{Reason: e.reason, Domain: goethev1.ErrorDomain, Metadata: statusMetadata(err)}
+		if d, derr := st.WithDetails(info); derr == nil {
 			st = d
 		}
 	}
 	return st.Err()
+}
+
+// statusMessage is the status message of err, for people: clients branch
+// on the code and reason. It is made from err's chain, not by cutting a
+// prefix off its text:
+//
+//   - A *store.ConflictError and a *notFoundError are said from their
+//     fields.
+//   - Otherwise the message is err's text with the text of each codeTable
+//     sentinel that err wraps replaced by the entry's own wording (text).
+//     fmt.Errorf("%w: …", sentinel) writes the sentinel's text verbatim, so
+//     "store: not found: topic \"x\"" says `not found: topic "x"`; the
+//     store's sentinels keep their package prefix, which is for Go callers.
+//     An error that does not spell its sentinel's text keeps its own.
+func statusMessage(err error) string {
+	if ce := (*store.ConflictError)(nil); errors.As(err, &ce) {
+		return fmt.Sprintf("topic %q: expected last seq %d, actual %d", ce.Topic, ce.Expected, ce.Actual)
+	}
+	if nf := (*notFoundError)(nil); errors.As(err, &nf) {
+		return nf.Error()
+	}
+	msg := err.Error()
+	for i := range codeTable {
+		if e := &codeTable[i]; e.text != "" && errors.Is(err, e.err) {
+			msg = strings.Replace(msg, e.err.Error(), e.text, 1)
+		}
+	}
+	return msg
+}
+
+// statusMetadata is the ErrorInfo metadata of err: see the goethev1
+// Reason* constants for the keys of each reason; nil for the others.
+func statusMetadata(err error) map[string]string {
+	if ce := (*store.ConflictError)(nil); errors.As(err, &ce) {
+		return map[string]string{
+			"topic":             ce.Topic,
+			"expected_last_seq": strconv.FormatUint(ce.Expected, 10),
+			"actual_last_seq":   strconv.FormatUint(ce.Actual, 10),
+		}
+	}
+	if nf := (*notFoundError)(nil); errors.As(err, &nf) {
+		if nf.consumer != "" {
+			return map[string]string{"topic": nf.topic, "consumer": nf.consumer}
+		}
+		return map[string]string{"topic": nf.topic}
+	}
+	return nil
 }

@@ -11,62 +11,85 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
 	"github.com/goethe-log/goethe/store"
 )
 
 func TestToStatus(t *testing.T) {
 	conflict := &store.ConflictError{Topic: "t", Expected: 3, Actual: 5}
+	failed := fmt.Errorf("%w: %w", store.ErrFailed, fmt.Errorf("store: write batch: %w", errors.New("disk full")))
 	cases := []struct {
-		err  error
-		code codes.Code
-		msg  string
+		err      error
+		code     codes.Code
+		reason   string // "": no ErrorInfo
+		msg      string
+		metadata map[string]string
 	}{
-		{fmt.Errorf("%w: event 2 is too large", errBadRequest), codes.InvalidArgument, "invalid argument: event 2 is too large"},
-		{store.ValidateName("topic", ""), codes.InvalidArgument, "invalid name: topic name is empty"},
-		{fmt.Errorf("%w: no events", store.ErrInvalid), codes.InvalidArgument, "invalid request: no events"},
-		{fmt.Errorf("%w: topic %q", store.ErrNotFound, "x"), codes.NotFound, `not found: topic "x"`},
-		{conflict, codes.FailedPrecondition, `topic "t": expected last seq 3, actual 5`},
-		{fmt.Errorf("wrapped: %w", conflict), codes.FailedPrecondition, `wrapped: store: topic "t": expected last seq 3, actual 5`},
-		{store.ErrTopicLimit, codes.ResourceExhausted, "topic id space exhausted"},
-		{errStopping, codes.Unavailable, "server is stopping"},
-		{fmt.Errorf("%w: scan events", store.ErrClosed), codes.Unavailable, "closed: scan events"},
-		{fmt.Errorf("%w: disk full", store.ErrFailed), codes.Unavailable, "write failed, store needs restart: disk full"},
-		{context.Canceled, codes.Canceled, "context canceled"},
-		{context.DeadlineExceeded, codes.DeadlineExceeded, "context deadline exceeded"},
-		{errors.New("something else"), codes.Internal, "something else"},
-		{store.ErrFormat, codes.Internal, "unsupported data format"},
-		{status.Error(codes.Aborted, "as is"), codes.Aborted, "as is"},
+		{fmt.Errorf("%w: a produce needs at least one event", errBadRequest), codes.InvalidArgument, goethev1.ReasonInvalidArgument,
+			"invalid argument: a produce needs at least one event", nil},
+		{fmt.Errorf("%w: event 2 is 9 bytes, the limit is 8", errLimitExceeded), codes.InvalidArgument, goethev1.ReasonLimitExceeded,
+			"limit exceeded: event 2 is 9 bytes, the limit is 8", nil},
+		{store.ValidateName("topic", ""), codes.InvalidArgument, goethev1.ReasonInvalidName, "invalid name: topic name is empty", nil},
+		{fmt.Errorf("%w: no events", store.ErrInvalid), codes.InvalidArgument, goethev1.ReasonInvalidArgument, "invalid request: no events", nil},
+		{topicNotFound(fmt.Errorf("%w: topic %q", store.ErrNotFound, "x"), "x"), codes.NotFound, goethev1.ReasonTopicNotFound,
+			`topic "x" not found`, map[string]string{"topic": "x"}},
+		{&notFoundError{topic: "x", consumer: "c", err: fmt.Errorf("%w: no cursor", store.ErrNotFound)}, codes.NotFound, goethev1.ReasonCursorNotFound,
+			`consumer "c" has no cursor in topic "x"`, map[string]string{"topic": "x", "consumer": "c"}},
+		// A NOT_FOUND that no handler named is still a topic's, said as
+		// the store said it.
+		{fmt.Errorf("%w: topic %q", store.ErrNotFound, "x"), codes.NotFound, goethev1.ReasonTopicNotFound, `not found: topic "x"`, nil},
+		{conflict, codes.FailedPrecondition, goethev1.ReasonExpectedLastSeqMismatch, `topic "t": expected last seq 3, actual 5`,
+			map[string]string{"topic": "t", "expected_last_seq": "3", "actual_last_seq": "5"}},
+		{fmt.Errorf("wrapped: %w", conflict), codes.FailedPrecondition, goethev1.ReasonExpectedLastSeqMismatch, `topic "t": expected last seq 3, actual 5`,
+			map[string]string{"topic": "t", "expected_last_seq": "3", "actual_last_seq": "5"}},
+		{store.ErrTopicLimit, codes.ResourceExhausted, goethev1.ReasonTopicLimit, "topic id space exhausted", nil},
+		{errStopping, codes.Unavailable, goethev1.ReasonServerStopping, "server is stopping", nil},
+		{fmt.Errorf("%w: scan events", store.ErrClosed), codes.Unavailable, goethev1.ReasonStoreClosed, "store closed: scan events", nil},
+		{failed, codes.Unavailable, goethev1.ReasonStoreFailed, "write failed, store needs restart: store: write batch: disk full", nil},
+		{context.Canceled, codes.Canceled, "", "context canceled", nil},
+		{context.DeadlineExceeded, codes.DeadlineExceeded, "", "context deadline exceeded", nil},
+		{errors.New("something else"), codes.Internal, goethev1.ReasonInternal, "something else", nil},
+		{store.ErrFormat, codes.Internal, goethev1.ReasonInternal, "store: unsupported data format", nil},
 	}
 	for _, c := range cases {
-		err := toStatus(c.err)
-		st, ok := status.FromError(err)
+		st, ok := status.FromError(toStatus(c.err))
 		require.True(t, ok, "%v", c.err)
 		require.Equal(t, c.code, st.Code(), "%v", c.err)
 		require.Equal(t, c.msg, st.Message(), "%v", c.err)
+		if c.reason == "" {
+			require.Empty(t, st.Details(), "%v", c.err)
+			continue
+		}
+		require.Len(t, st.Details(), 1, "%v", c.err)
+		info, ok := st.Details()[0].(*errdetails.ErrorInfo)
+		require.True(t, ok, "%v", c.err)
+		require.Equal(t, goethev1.ErrorDomain, info.Domain)
+		require.Equal(t, c.reason, info.Reason, "%v", c.err)
+		require.Equal(t, c.metadata, info.Metadata, "%v", c.err)
 	}
+
+	// Status errors (gRPC's own) pass through; nil stays nil.
+	as := status.Error(codes.Aborted, "as is")
+	require.Equal(t, as, toStatus(as))
 	require.NoError(t, toStatus(nil))
 }
 
-func TestConflictDetail(t *testing.T) {
-	st := status.Convert(toStatus(&store.ConflictError{Topic: "t", Expected: 3, Actual: 5}))
-	require.Len(t, st.Details(), 1)
-	info, ok := st.Details()[0].(*errdetails.ErrorInfo)
-	require.True(t, ok)
-	require.Equal(t, ConflictReason, info.Reason)
-	require.Equal(t, ErrorDomain, info.Domain)
-	require.Equal(t, map[string]string{"topic": "t", "expected_last_seq": "3", "actual_last_seq": "5"}, info.Metadata)
-}
-
-// Every store sentinel has an entry in the table.
-func TestCodeTableCoversStoreErrors(t *testing.T) {
+// Every store sentinel has an entry in the table, every entry but the
+// context errors' has a reason, and no entry is shadowed by an earlier one.
+func TestCodeTable(t *testing.T) {
 	mapped := map[error]bool{}
-	for _, e := range codeTable {
+	for i, e := range codeTable {
 		mapped[e.err] = true
+		if e.code != codes.Canceled && e.code != codes.DeadlineExceeded {
+			require.NotEmpty(t, e.reason, "%v", e.err)
+		}
+		require.Same(t, &codeTable[i], lookupCode(e.err), "%v is matched by its own entry", e.err)
 	}
 	for _, e := range []error{store.ErrNotFound, store.ErrConflict, store.ErrInvalidName, store.ErrInvalid,
 		store.ErrClosed, store.ErrFailed, store.ErrTopicLimit} {
 		require.True(t, mapped[e], "%v has no code", e)
 	}
+	require.Same(t, &internalEntry, lookupCode(errors.New("other")))
 }
 
 func TestOptionsFill(t *testing.T) {

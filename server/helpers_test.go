@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -221,4 +222,24 @@ func requireNoEvent(t *testing.T, sub *client.Subscription, wait time.Duration) 
 		}
 	case <-time.After(wait):
 	}
+}
+
+// requireReason requires err to be a status with code and an ErrorInfo in
+// the Goethe domain with reason.
+func requireReason(t *testing.T, err error, code codes.Code, reason string) *errdetails.ErrorInfo {
+	t.Helper()
+	requireCode(t, err, code)
+	info := errorInfo(t, status.Convert(err))
+	require.Equal(t, reason, info.Reason, "%v", err)
+	return info
+}
+
+// errorInfo returns st's one ErrorInfo detail, in the Goethe domain.
+func errorInfo(t *testing.T, st *status.Status) *errdetails.ErrorInfo {
+	t.Helper()
+	require.Len(t, st.Details(), 1, "%v", st)
+	info, ok := st.Details()[0].(*errdetails.ErrorInfo)
+	require.True(t, ok, "%v", st.Details()[0])
+	require.Equal(t, goethev1.ErrorDomain, info.Domain)
+	return info
 }

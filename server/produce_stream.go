@@ -37,7 +37,7 @@ const MaxRequestBytesHeader = "goethe-max-request-bytes"
 // concurrently, so that group commit merges them, and answers each on the
 // response stream as it completes. See produceStream for the lifecycle.
 func (v *service) ProduceStream(stream grpc.BidiStreamingServer[goethev1.ProduceStreamRequest, goethev1.ProduceStreamResponse]) error {
-	return toStatus(v.produceStream(stream))
+	return v.status(v.produceStream(stream))
 }
 
 // streamAnswer is the outcome of one request of a ProduceStream, on its
@@ -247,9 +247,22 @@ func (v *service) produceStream(stream grpc.BidiStreamingServer[goethev1.Produce
 	}
 }
 
+// produce is the unary Produce's path: validate, then Log.Append.
+func (v *service) produce(ctx context.Context, req *goethev1.ProduceRequest) (*goethev1.ProduceResponse, error) {
+	events, expect, err := v.validate(req, nil)
+	if err != nil {
+		return nil, err
+	}
+	r, err := v.log.Append(ctx, req.Topic, events, expect)
+	if err != nil {
+		return nil, err
+	}
+	return &goethev1.ProduceResponse{FirstId: r.FirstID, FirstSeq: r.FirstSeq, Count: uint32(r.Count)}, nil
+}
+
 // statusProto is the google.rpc.Status that the unary Produce would have
 // returned for err (through toStatus), for a ProduceStreamResponse.
 func statusProto(err error) *spb.Status {
-	st, _ := status.FromError(toStatus(err))
+	st, _ := status.FromError(toStatus(err)) // stream answers are not logged yet
 	return st.Proto()
 }

@@ -179,7 +179,7 @@ func TestProduceStreamConflictFailsAlone(t *testing.T) {
 		require.Len(t, st.Details(), 1)
 		info, ok := st.Details()[0].(*errdetails.ErrorInfo)
 		require.True(t, ok)
-		require.Equal(t, server.ConflictReason, info.Reason)
+		require.Equal(t, goethev1.ReasonExpectedLastSeqMismatch, info.Reason)
 		// Concurrent requests commit in any order: the conflict saw 0, 1
 		// or 2 of the others.
 		require.Contains(t, []string{"2", "3", "4"}, info.Metadata["actual_last_seq"])

@@ -7,10 +7,19 @@
 // # Guarantees
 //
 //   - Every error a handler returns is a gRPC status made by one mapping
-//     (toStatus, over codeTable): INVALID_ARGUMENT names the broken rule,
-//     NOT_FOUND, FAILED_PRECONDITION carries the topic's actual last seq,
-//     RESOURCE_EXHAUSTED past a message size limit, UNAVAILABLE while the
-//     server stops or the store is closed or failed.
+//     (toStatus, over codeTable), matched by errors.Is and errors.As, never
+//     by message text. Each carries a google.rpc.ErrorInfo in
+//     goethev1.ErrorDomain whose reason (a goethev1.Reason* constant) names
+//     the condition: INVALID_ARGUMENT names the broken rule or limit,
+//     NOT_FOUND the missing topic or cursor (metadata "topic", "consumer"),
+//     FAILED_PRECONDITION carries the topic's actual last seq,
+//     RESOURCE_EXHAUSTED when the topic ids are used up, UNAVAILABLE while
+//     the server stops or the log is closed or failed (STORE_FAILED: a
+//     failed write fails its whole group with one status, and every write
+//     after it), INTERNAL for the rest (logged). CANCELED and
+//     DEADLINE_EXCEEDED, for a call whose client gave up, carry none, as
+//     gRPC's own; neither does the RESOURCE_EXHAUSTED of gRPC's message
+//     size limit, which gRPC answers before a handler runs.
 //   - A request that fails validation changes nothing.
 //   - A Consume stream holds at most one page of events (Options.
 //     ConsumePageEvents, and the store's page bounds) for its reader and
@@ -58,6 +67,8 @@ type Server struct {
 
 	stopOnce sync.Once
 	stopErr  error
+
+	storeFailed sync.Once // logs the first STORE_FAILED
 }
 
 // New returns a Server of log with the given options (zero fields take

@@ -15,60 +15,87 @@ import (
 	"github.com/goethe-log/goethe/store"
 )
 
-// StartPositionHeader is the response header of a Consume stream that holds
-// the position (decimal) the stream starts from, sent as soon as the server
-// has fixed it: an event committed after the client received it is
-// delivered by the stream, whatever its start.
-const StartPositionHeader = "goethe-start-position"
-
 // service implements goethev1.GoetheServer. Every error it returns goes
-// through toStatus.
+// through v.status.
 type service struct {
 	goethev1.UnimplementedGoetheServer
 	s   *Server
 	log Log
 }
 
-// Produce validates the whole batch, then appends it in one Log.Append.
-func (v *service) Produce(ctx context.Context, req *goethev1.ProduceRequest) (*goethev1.ProduceResponse, error) {
-	res, err := v.produce(ctx, req)
-	return res, toStatus(err)
+// status is toStatus(err), and logs the errors an operator must see: every
+// INTERNAL, and the first STORE_FAILED (every write fails with it from
+// then on, until the log is reopened).
+func (v *service) status(err error) error {
+	st := toStatus(err)
+	if err == nil || st == err {
+		return st
+	}
+	switch e := lookupCode(err); {
+	case e == &internalEntry:
+		v.s.opts.Logger.Error("internal error", "error", err)
+	case e.reason == goethev1.ReasonStoreFailed:
+		v.s.storeFailed.Do(func() {
+			v.s.opts.Logger.Error("store failed: every write fails until the server restarts", "error", err)
+		})
+	}
+	return st
 }
 
-func (v *service) produce(ctx context.Context, req *goethev1.ProduceRequest) (*goethev1.ProduceResponse, error) {
+// Produce validates the whole batch, then appends it with one Log.Append:
+// the log's asynchronous append with a pooled wait for its completion, no
+// goroutine of its own. (The same append through AppendAsync and a pooled
+// waiter of the server's measured no different: 51–61 µs of process CPU
+// per event either way at 16 producers of one event, synced.)
+func (v *service) Produce(ctx context.Context, req *goethev1.ProduceRequest) (*goethev1.ProduceResponse, error) {
+	events, expect, err := v.validate(req, nil)
+	if err != nil {
+		return nil, v.status(err)
+	}
+	r, err := v.log.Append(ctx, req.Topic, events, expect)
+	if err != nil {
+		return nil, v.status(err)
+	}
+	return &goethev1.ProduceResponse{FirstId: r.FirstID, FirstSeq: r.FirstSeq, Count: uint32(r.Count)}, nil
+}
+
+// validate checks a Produce against the API's rules and the server's
+// limits and returns its events, appended to buf, and its expectation. The
+// events' payloads and header maps are req's, not copies: req must outlive
+// the append.
+func (v *service) validate(req *goethev1.ProduceRequest, buf []store.Event) ([]store.Event, store.Expectation, error) {
 	if err := store.ValidateName("topic", req.GetTopic()); err != nil {
-		return nil, err
+		return buf, store.ExpectAny, err
 	}
 	o := &v.s.opts
 	n := len(req.GetEvents())
 	switch {
 	case n == 0:
-		return nil, fmt.Errorf("%w: a produce needs at least one event", errBadRequest)
+		return buf, store.ExpectAny, fmt.Errorf("%w: a produce needs at least one event", errBadRequest)
 	case n > o.MaxBatchEvents:
-		return nil, fmt.Errorf("%w: a produce has %d events, the limit is %d", errBadRequest, n, o.MaxBatchEvents)
+		return buf, store.ExpectAny, fmt.Errorf("%w: a produce has %d events, the limit is %d", errLimitExceeded, n, o.MaxBatchEvents)
 	}
-	events := make([]store.Event, n)
+	events := buf
+	if cap(events)-len(events) < n {
+		events = make([]store.Event, len(buf), len(buf)+n)
+		copy(events, buf)
+	}
 	for i, e := range req.Events {
 		size := len(e.GetPayload())
 		for k, hv := range e.GetHeaders() {
 			size += len(k) + len(hv)
 		}
 		if size > o.MaxEventBytes {
-			return nil, fmt.Errorf("%w: event %d is %d bytes (payload and headers), the limit is %d", errBadRequest, i, size, o.MaxEventBytes)
+			clear(events[len(buf):])
+			return buf, store.ExpectAny, fmt.Errorf("%w: event %d is %d bytes (payload and headers), the limit is %d", errLimitExceeded, i, size, o.MaxEventBytes)
 		}
-		// Payloads and header maps are the request's: no copy. The store
-		// does not retain them once Append returns.
-		events[i] = store.Event{Payload: e.GetPayload(), Headers: e.GetHeaders()}
+		events = append(events, store.Event{Payload: e.GetPayload(), Headers: e.GetHeaders()})
 	}
 	expect := store.ExpectAny
 	if req.ExpectedLastSeq != nil {
 		expect = store.ExpectLastSeq(req.GetExpectedLastSeq())
 	}
-	r, err := v.log.Append(ctx, req.Topic, events, expect)
-	if err != nil {
-		return nil, err
-	}
-	return &goethev1.ProduceResponse{FirstId: r.FirstID, FirstSeq: r.FirstSeq, Count: uint32(r.Count)}, nil
+	return events, expect, nil
 }
 
 // Consume resolves the start, announces it in the response header, then
@@ -80,7 +107,7 @@ func (v *service) Consume(req *goethev1.ConsumeRequest, stream grpc.ServerStream
 			err = errStopping
 		}
 	}
-	return toStatus(err)
+	return v.status(err)
 }
 
 func (v *service) consume(req *goethev1.ConsumeRequest, stream grpc.ServerStreamingServer[goethev1.ConsumeResponse]) error {
@@ -97,10 +124,10 @@ func (v *service) consume(req *goethev1.ConsumeRequest, stream grpc.ServerStream
 		// Without follow the topic must exist; say so before the header,
 		// so that the client learns it when it opens the stream.
 		if _, err := v.log.Info(topic); err != nil {
-			return err
+			return topicNotFound(err, topic)
 		}
 	}
-	if err := stream.SendHeader(metadata.Pairs(StartPositionHeader, strconv.FormatUint(pos, 10))); err != nil {
+	if err := stream.SendHeader(metadata.Pairs(goethev1.HeaderStartPosition, strconv.FormatUint(pos, 10))); err != nil {
 		return err
 	}
 	if exhausted {
@@ -129,7 +156,7 @@ func (v *service) consume(req *goethev1.ConsumeRequest, stream grpc.ServerStream
 			err = nil // the topic does not exist yet: wait for it
 		}
 		if err != nil {
-			return err
+			return topicNotFound(err, topic)
 		}
 		if len(page.Events) == 0 {
 			if !req.Follow {
@@ -233,7 +260,7 @@ func (v *service) end(topic string, follow bool) (uint64, bool, error) {
 		return store.FromBeginning, false, nil
 	}
 	if err != nil {
-		return 0, false, err
+		return 0, false, topicNotFound(err, topic)
 	}
 	return after(ti.LastID)
 }
@@ -249,10 +276,10 @@ func after(id uint64) (uint64, bool, error) {
 // CommitCursor stores the consumer's cursor through the store's writer.
 func (v *service) CommitCursor(ctx context.Context, req *goethev1.CommitCursorRequest) (*goethev1.CommitCursorResponse, error) {
 	if err := validateNames(req.GetTopic(), req.GetConsumer()); err != nil {
-		return nil, toStatus(err)
+		return nil, v.status(err)
 	}
 	if err := v.log.SetCursor(ctx, req.Topic, req.Consumer, req.Id); err != nil {
-		return nil, toStatus(err)
+		return nil, v.status(topicNotFound(err, req.Topic))
 	}
 	return &goethev1.CommitCursorResponse{}, nil
 }
@@ -260,7 +287,7 @@ func (v *service) CommitCursor(ctx context.Context, req *goethev1.CommitCursorRe
 // GetCursor returns the cursor with the topic's end and the lag between.
 func (v *service) GetCursor(_ context.Context, req *goethev1.GetCursorRequest) (*goethev1.GetCursorResponse, error) {
 	res, err := v.getCursor(req)
-	return res, toStatus(err)
+	return res, v.status(err)
 }
 
 func (v *service) getCursor(req *goethev1.GetCursorRequest) (*goethev1.GetCursorResponse, error) {
@@ -270,7 +297,7 @@ func (v *service) getCursor(req *goethev1.GetCursorRequest) (*goethev1.GetCursor
 	st := v.log
 	c, err := st.GetCursor(req.Topic, req.Consumer)
 	if err != nil {
-		return nil, err
+		return nil, v.cursorNotFound(err, req.Topic, req.Consumer)
 	}
 	res := &goethev1.GetCursorResponse{Id: c.ID, Updated: timestamppb.New(c.Updated)}
 	// The first event after the cursor, read before the topic's end, so
@@ -279,7 +306,7 @@ func (v *service) getCursor(req *goethev1.GetCursorRequest) (*goethev1.GetCursor
 	if pos, exhausted, _ := after(c.ID); !exhausted {
 		p, err := st.Read(req.Topic, pos, 1)
 		if err != nil {
-			return nil, err
+			return nil, topicNotFound(err, req.Topic)
 		}
 		if len(p.Events) > 0 {
 			next = &p.Events[0]
@@ -287,7 +314,7 @@ func (v *service) getCursor(req *goethev1.GetCursorRequest) (*goethev1.GetCursor
 	}
 	ti, err := st.Info(req.Topic)
 	if err != nil {
-		return nil, err
+		return nil, topicNotFound(err, req.Topic)
 	}
 	res.LastId, res.LastSeq = ti.LastID, ti.LastSeq
 	if next != nil && ti.LastSeq >= next.Seq {
@@ -299,7 +326,7 @@ func (v *service) getCursor(req *goethev1.GetCursorRequest) (*goethev1.GetCursor
 // ListTopics pages through the catalog; the page token is the last name.
 func (v *service) ListTopics(_ context.Context, req *goethev1.ListTopicsRequest) (*goethev1.ListTopicsResponse, error) {
 	res, err := v.listTopics(req)
-	return res, toStatus(err)
+	return res, v.status(err)
 }
 
 func (v *service) listTopics(req *goethev1.ListTopicsRequest) (*goethev1.ListTopicsResponse, error) {
@@ -329,11 +356,11 @@ func (v *service) listTopics(req *goethev1.ListTopicsRequest) (*goethev1.ListTop
 // GetTopic describes one topic.
 func (v *service) GetTopic(_ context.Context, req *goethev1.GetTopicRequest) (*goethev1.GetTopicResponse, error) {
 	if err := store.ValidateName("topic", req.GetTopic()); err != nil {
-		return nil, toStatus(err)
+		return nil, v.status(err)
 	}
 	ti, err := v.log.Info(req.Topic)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, v.status(topicNotFound(err, req.Topic))
 	}
 	return &goethev1.GetTopicResponse{Topic: topicProto(&ti)}, nil
 }
@@ -348,6 +375,23 @@ func topicProto(ti *store.TopicInfo) *goethev1.Topic {
 		LastSeq:  ti.LastSeq,
 		Count:    ti.Count,
 	}
+}
+
+// cursorNotFound names what GetCursor did not find: the topic, or, when
+// the topic exists, the consumer's cursor in it. Topics are never removed,
+// so a topic that exists after the lookup existed during it, or was created
+// since, without the cursor.
+func (v *service) cursorNotFound(err error, topic, consumer string) error {
+	if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	switch _, ierr := v.log.Info(topic); {
+	case errors.Is(ierr, store.ErrNotFound):
+		return topicNotFound(err, topic)
+	case ierr != nil:
+		return ierr
+	}
+	return &notFoundError{topic: topic, consumer: consumer, err: err}
 }
 
 func validateNames(topic, consumer string) error {

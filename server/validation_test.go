@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -61,103 +62,104 @@ func TestBadInputs(t *testing.T) {
 		hdr := func(n int) map[string]string { return map[string]string{"k": strings.Repeat("v", n-1)} }
 
 		bad := []struct {
-			name string
-			code codes.Code
-			msg  string // a part of the message naming the rule
-			call func() error
+			name   string
+			code   codes.Code
+			reason string // of the ErrorInfo; "": none (gRPC's own status)
+			msg    string // a part of the message naming the rule
+			call   func() error
 		}{
-			{"produce: empty topic name", codes.InvalidArgument, "topic name is empty", func() error {
+			{"produce: empty topic name", codes.InvalidArgument, goethev1.ReasonInvalidName, "topic name is empty", func() error {
 				_, err := raw.Produce(ctx, &goethev1.ProduceRequest{Events: events(1, 1)})
 				return err
 			}},
-			{"produce: topic name of 256 bytes", codes.InvalidArgument, "the limit is 255", func() error {
+			{"produce: topic name of 256 bytes", codes.InvalidArgument, goethev1.ReasonInvalidName, "the limit is 255", func() error {
 				_, err := raw.Produce(ctx, &goethev1.ProduceRequest{Topic: strings.Repeat("t", 256), Events: events(1, 1)})
 				return err
 			}},
-			{"produce: control character in topic", codes.InvalidArgument, "control character", func() error {
+			{"produce: control character in topic", codes.InvalidArgument, goethev1.ReasonInvalidName, "control character", func() error {
 				_, err := raw.Produce(ctx, &goethev1.ProduceRequest{Topic: "t\n", Events: events(1, 1)})
 				return err
 			}},
-			{"produce: no events", codes.InvalidArgument, "at least one event", func() error {
+			{"produce: no events", codes.InvalidArgument, goethev1.ReasonInvalidArgument, "at least one event", func() error {
 				_, err := raw.Produce(ctx, &goethev1.ProduceRequest{Topic: "t"})
 				return err
 			}},
-			{"produce: one event too many", codes.InvalidArgument, "101 events, the limit is 100", func() error {
+			{"produce: one event too many", codes.InvalidArgument, goethev1.ReasonLimitExceeded, "101 events, the limit is 100", func() error {
 				_, err := raw.Produce(ctx, &goethev1.ProduceRequest{Topic: "t", Events: events(101, 1)})
 				return err
 			}},
-			{"produce: payload one byte too large", codes.InvalidArgument, "event 1 is 1001 bytes", func() error {
+			{"produce: payload one byte too large", codes.InvalidArgument, goethev1.ReasonLimitExceeded, "event 1 is 1001 bytes", func() error {
 				evs := events(2, 1)
 				evs[1].Payload = make([]byte, 1001)
 				_, err := raw.Produce(ctx, &goethev1.ProduceRequest{Topic: "t", Events: evs})
 				return err
 			}},
-			{"produce: payload and headers one byte too large", codes.InvalidArgument, "the limit is 1000", func() error {
+			{"produce: payload and headers one byte too large", codes.InvalidArgument, goethev1.ReasonLimitExceeded, "the limit is 1000", func() error {
 				evs := events(1, 500)
 				evs[0].Headers = hdr(501)
 				_, err := raw.Produce(ctx, &goethev1.ProduceRequest{Topic: "t", Events: evs})
 				return err
 			}},
-			{"produce: request one byte over the message limit", codes.ResourceExhausted, "larger than max", func() error {
+			{"produce: request one byte over the message limit", codes.ResourceExhausted, "", "larger than max", func() error {
 				_, err := raw.Produce(ctx, sizedProduce(t, maxReq+1))
 				return err
 			}},
-			{"produce: wrong expected seq", codes.FailedPrecondition, "actual 2", func() error {
+			{"produce: wrong expected seq", codes.FailedPrecondition, goethev1.ReasonExpectedLastSeqMismatch, "actual 2", func() error {
 				wrong := uint64(1)
 				_, err := raw.Produce(ctx, &goethev1.ProduceRequest{Topic: "t", Events: events(1, 1), ExpectedLastSeq: &wrong})
 				return err
 			}},
-			{"consume: missing topic without follow", codes.NotFound, `topic "nope"`, func() error {
+			{"consume: missing topic without follow", codes.NotFound, goethev1.ReasonTopicNotFound, `topic "nope"`, func() error {
 				return consumeErr(ctx, ts, &goethev1.ConsumeRequest{Topic: "nope"})
 			}},
-			{"consume: bad topic name", codes.InvalidArgument, "topic name is empty", func() error {
+			{"consume: bad topic name", codes.InvalidArgument, goethev1.ReasonInvalidName, "topic name is empty", func() error {
 				return consumeErr(ctx, ts, &goethev1.ConsumeRequest{Follow: true})
 			}},
-			{"consume: bad consumer name", codes.InvalidArgument, "consumer name", func() error {
+			{"consume: bad consumer name", codes.InvalidArgument, goethev1.ReasonInvalidName, "consumer name", func() error {
 				return consumeErr(ctx, ts, &goethev1.ConsumeRequest{Topic: "t", Start: &goethev1.ConsumeRequest_Cursor{Cursor: &goethev1.CursorStart{Consumer: "c\x01"}}})
 			}},
-			{"consume: invalid time", codes.InvalidArgument, "at_time", func() error {
+			{"consume: invalid time", codes.InvalidArgument, goethev1.ReasonInvalidArgument, "at_time", func() error {
 				return consumeErr(ctx, ts, &goethev1.ConsumeRequest{Topic: "t", Start: &goethev1.ConsumeRequest_AtTime{AtTime: &timestamppb.Timestamp{Nanos: -1}}})
 			}},
-			{"consume: unknown position", codes.InvalidArgument, "unknown start position 9", func() error {
+			{"consume: unknown position", codes.InvalidArgument, goethev1.ReasonInvalidArgument, "unknown start position 9", func() error {
 				return consumeErr(ctx, ts, &goethev1.ConsumeRequest{Topic: "t", Start: &goethev1.ConsumeRequest_Position{Position: 9}})
 			}},
-			{"consume: unknown fallback", codes.InvalidArgument, "unknown cursor fallback 9", func() error {
+			{"consume: unknown fallback", codes.InvalidArgument, goethev1.ReasonInvalidArgument, "unknown cursor fallback 9", func() error {
 				return consumeErr(ctx, ts, &goethev1.ConsumeRequest{Topic: "t", Start: &goethev1.ConsumeRequest_Cursor{Cursor: &goethev1.CursorStart{Consumer: "c", Fallback: 9}}})
 			}},
-			{"commit cursor: missing topic", codes.NotFound, `topic "nope"`, func() error {
+			{"commit cursor: missing topic", codes.NotFound, goethev1.ReasonTopicNotFound, `topic "nope"`, func() error {
 				_, err := raw.CommitCursor(ctx, &goethev1.CommitCursorRequest{Topic: "nope", Consumer: "c", Id: 1})
 				return err
 			}},
-			{"commit cursor: empty consumer", codes.InvalidArgument, "consumer name is empty", func() error {
+			{"commit cursor: empty consumer", codes.InvalidArgument, goethev1.ReasonInvalidName, "consumer name is empty", func() error {
 				_, err := raw.CommitCursor(ctx, &goethev1.CommitCursorRequest{Topic: "t", Id: 1})
 				return err
 			}},
-			{"commit cursor: consumer of 256 bytes", codes.InvalidArgument, "consumer name is 256 bytes", func() error {
+			{"commit cursor: consumer of 256 bytes", codes.InvalidArgument, goethev1.ReasonInvalidName, "consumer name is 256 bytes", func() error {
 				_, err := raw.CommitCursor(ctx, &goethev1.CommitCursorRequest{Topic: "t", Consumer: strings.Repeat("c", 256), Id: 1})
 				return err
 			}},
-			{"get cursor: none stored", codes.NotFound, "no cursor", func() error {
+			{"get cursor: none stored", codes.NotFound, goethev1.ReasonCursorNotFound, "no cursor", func() error {
 				_, err := raw.GetCursor(ctx, &goethev1.GetCursorRequest{Topic: "t", Consumer: "c"})
 				return err
 			}},
-			{"get cursor: missing topic", codes.NotFound, `topic "nope"`, func() error {
+			{"get cursor: missing topic", codes.NotFound, goethev1.ReasonTopicNotFound, `topic "nope"`, func() error {
 				_, err := raw.GetCursor(ctx, &goethev1.GetCursorRequest{Topic: "nope", Consumer: "c"})
 				return err
 			}},
-			{"get cursor: bad topic", codes.InvalidArgument, "topic name", func() error {
+			{"get cursor: bad topic", codes.InvalidArgument, goethev1.ReasonInvalidName, "topic name", func() error {
 				_, err := raw.GetCursor(ctx, &goethev1.GetCursorRequest{Topic: "\x00", Consumer: "c"})
 				return err
 			}},
-			{"get topic: missing", codes.NotFound, `topic "nope"`, func() error {
+			{"get topic: missing", codes.NotFound, goethev1.ReasonTopicNotFound, `topic "nope"`, func() error {
 				_, err := raw.GetTopic(ctx, &goethev1.GetTopicRequest{Topic: "nope"})
 				return err
 			}},
-			{"get topic: bad name", codes.InvalidArgument, "topic name is empty", func() error {
+			{"get topic: bad name", codes.InvalidArgument, goethev1.ReasonInvalidName, "topic name is empty", func() error {
 				_, err := raw.GetTopic(ctx, &goethev1.GetTopicRequest{})
 				return err
 			}},
-			{"list topics: bad page token", codes.InvalidArgument, "page_token", func() error {
+			{"list topics: bad page token", codes.InvalidArgument, goethev1.ReasonInvalidArgument, "page_token", func() error {
 				_, err := raw.ListTopics(ctx, &goethev1.ListTopicsRequest{PageToken: "\x7f"})
 				return err
 			}},
@@ -166,6 +168,17 @@ func TestBadInputs(t *testing.T) {
 			err := c.call()
 			requireCode(t, err, c.code, c.name)
 			require.Contains(t, err.Error(), c.msg, c.name)
+			if c.reason == "" {
+				require.Empty(t, status.Convert(err).Details(), c.name)
+			} else {
+				info := requireReason(t, err, c.code, c.reason)
+				switch c.reason {
+				case goethev1.ReasonTopicNotFound:
+					require.Equal(t, map[string]string{"topic": "nope"}, info.Metadata, c.name)
+				case goethev1.ReasonCursorNotFound:
+					require.Equal(t, map[string]string{"topic": "t", "consumer": "c"}, info.Metadata, c.name)
+				}
+			}
 			requireIntact(t, ts)
 		}
 
