@@ -13,6 +13,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -55,6 +56,53 @@ func recvAll(t *testing.T, stream rawProduceStream, n int) map[uint64]*goethev1.
 		out[resp.RequestId] = resp
 	}
 	return out
+}
+
+// openBatched opens a ProduceStream that asks for batched answers.
+func (ts *testServer) openBatched(ctx context.Context) rawProduceStream {
+	ts.t.Helper()
+	return ts.openRaw(metadata.AppendToOutgoingContext(ctx, goethev1.HeaderBatchedAnswers, "1"))
+}
+
+// answersOf returns the answers of one response message, the top-level
+// one first.
+func answersOf(resp *goethev1.ProduceStreamResponse) []*goethev1.ProduceStreamAnswer {
+	first := &goethev1.ProduceStreamAnswer{RequestId: resp.RequestId}
+	switch o := resp.Outcome.(type) {
+	case *goethev1.ProduceStreamResponse_Result:
+		first.Outcome = &goethev1.ProduceStreamAnswer_Result{Result: o.Result}
+	case *goethev1.ProduceStreamResponse_Error:
+		first.Outcome = &goethev1.ProduceStreamAnswer_Error{Error: o.Error}
+	}
+	return append([]*goethev1.ProduceStreamAnswer{first}, resp.More...)
+}
+
+// recvAnswers receives messages until they hold n answers, and returns the
+// answers in the order received.
+func recvAnswers(t *testing.T, stream rawProduceStream, n int) []*goethev1.ProduceStreamAnswer {
+	t.Helper()
+	answers, _ := recvMessages(t, stream, n)
+	return answers
+}
+
+// recvMessages is recvAnswers, also counting the messages.
+func recvMessages(t *testing.T, stream rawProduceStream, n int) (answers []*goethev1.ProduceStreamAnswer, messages int) {
+	t.Helper()
+	for len(answers) < n {
+		resp, err := stream.Recv()
+		require.NoError(t, err)
+		answers = append(answers, answersOf(resp)...)
+		messages++
+	}
+	require.Len(t, answers, n, "no more answers than requests")
+	return answers, messages
+}
+
+// requireStreamEndsOK requires the stream's next Recv to be its OK end.
+func requireStreamEndsOK(t *testing.T, stream rawProduceStream) {
+	t.Helper()
+	_, err := stream.Recv()
+	require.ErrorIs(t, err, io.EOF)
 }
 
 // Many goroutines share one Producer; each call gets the ids and seqs of
@@ -127,34 +175,132 @@ func TestProduceStreamConcurrentCalls(t *testing.T) {
 	})
 }
 
-// More requests than the per-stream in-flight bound, sent without waiting
-// for answers: every one is answered once, with its own id.
-func TestProduceStreamPipelinedBeyondInFlightBound(t *testing.T) {
-	ts := startServer(t, "leveldb", server.Options{})
-	stream := ts.openRaw(ctxT(t))
-	n := 3*server.MaxStreamInFlight + 7
-	sendErr := make(chan error, 1)
-	go func() {
-		for i := range n {
-			if err := stream.Send(streamReq(uint64(i+1), "t", fmt.Sprint(i))); err != nil {
-				sendErr <- err
-				return
+// More requests than the per-stream in-flight bound, to two topics, sent
+// without waiting for answers: every one is answered once, and each
+// topic's events are stored in the order of the stream's requests (the
+// server hands them to the store in the order received). With batched
+// answers too.
+func TestProduceStreamPipelinedInOrder(t *testing.T) {
+	for _, batched := range []bool{false, true} {
+		t.Run(fmt.Sprintf("batched=%t", batched), func(t *testing.T) {
+			t.Parallel()
+			ts := startServer(t, "leveldb", server.Options{})
+			stream := ts.openRaw(ctxT(t))
+			if batched {
+				stream = ts.openBatched(ctxT(t))
 			}
-		}
-		sendErr <- stream.CloseSend()
-	}()
-	seqs := map[uint64]bool{}
-	for _, resp := range recvAll(t, stream, n) {
-		res := resp.GetResult()
-		require.NotNil(t, res, "request %d: %v", resp.RequestId, resp.GetError())
-		require.Equal(t, uint32(1), res.Count)
-		require.False(t, seqs[res.FirstSeq])
-		seqs[res.FirstSeq] = true
+			n := 3*server.MaxStreamInFlight + 7
+			topic := func(i int) string { return []string{"a", "b"}[i%3%2] } // a, b, a, a, b, a, ...
+			sendErr := make(chan error, 1)
+			go func() {
+				for i := range n {
+					if err := stream.Send(streamReq(uint64(i), topic(i), fmt.Sprint(i))); err != nil {
+						sendErr <- err
+						return
+					}
+				}
+				sendErr <- stream.CloseSend()
+			}()
+			answers, messages := recvMessages(t, stream, n)
+			require.NoError(t, <-sendErr)
+			requireStreamEndsOK(t, stream)
+
+			bySeq := map[string]map[uint64]uint64{"a": {}, "b": {}} // topic → seq → request
+			for _, a := range answers {
+				res := a.GetResult()
+				require.NotNil(t, res, "request %d: %v", a.RequestId, a.GetError())
+				require.Equal(t, uint32(1), res.Count)
+				tp := topic(int(a.RequestId))
+				require.NotContains(t, bySeq[tp], res.FirstSeq)
+				bySeq[tp][res.FirstSeq] = a.RequestId
+			}
+			if !batched {
+				require.Equal(t, n, messages, "one message per answer")
+			}
+			t.Logf("%d answers in %d messages", n, messages)
+			for _, tp := range []string{"a", "b"} {
+				var want []string
+				for i := range n {
+					if topic(i) == tp {
+						want = append(want, fmt.Sprint(i))
+					}
+				}
+				require.Equal(t, want, payloads(ts.readAll(tp, client.ConsumeOptions{})), "topic %s in request order", tp)
+				for seq := range uint64(len(want)) {
+					require.Equal(t, want[seq], fmt.Sprint(bySeq[tp][seq+1]), "the answer names the request's own seq")
+				}
+			}
+		})
 	}
-	require.NoError(t, <-sendErr)
-	_, err := stream.Recv()
-	require.ErrorIs(t, err, io.EOF, "after a half-close and every answer, the stream ends OK")
-	require.Len(t, seqs, n)
+}
+
+// The answers to requests completed by one commit come in one message
+// when the client asks for batched answers (the first in the top-level
+// fields, the rest in more), and one message each otherwise; either way in
+// the order of the requests, each once.
+func TestProduceStreamBatchedAnswers(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		for _, batched := range []bool{false, true} {
+			t.Run(fmt.Sprintf("batched=%t", batched), func(t *testing.T) {
+				ts := startFaultServer(t, engine, server.Options{})
+				ctx := ctxT(t)
+				// Hold a lead write, so that the stream's requests queue
+				// behind it and commit together.
+				release := ts.fault.BlockWrites()
+				defer release()
+				lead := make(chan error, 1)
+				go func() {
+					_, err := ts.raw.Produce(ctx, &goethev1.ProduceRequest{Topic: "t", Events: events(1, 1)})
+					lead <- err
+				}()
+				require.Eventually(t, func() bool { return ts.fault.Waiting() == 1 }, 10*time.Second, time.Millisecond)
+				writes := ts.fault.Stats().Writes
+
+				stream := ts.openRaw(ctx)
+				if batched {
+					stream = ts.openBatched(ctx)
+				}
+				const n = 200
+				for i := range n {
+					require.NoError(t, stream.Send(streamReq(uint64(i+1), "t", fmt.Sprint(i))))
+				}
+				// Answered at once, once the requests before it are queued.
+				require.NoError(t, stream.Send(&goethev1.ProduceStreamRequest{RequestId: n + 1}))
+				require.Equal(t, uint64(n+1), recvAnswers(t, stream, 1)[0].RequestId)
+				release()
+				require.NoError(t, <-lead)
+
+				answers, messages := recvMessages(t, stream, n)
+				require.Equal(t, writes+1, ts.fault.Stats().Writes, "one commit completed the %d requests", n)
+				for i, a := range answers {
+					require.Equal(t, uint64(i+1), a.RequestId, "in commit order")
+					require.NotNil(t, a.GetResult(), "request %d: %v", a.RequestId, a.GetError())
+					require.Equal(t, uint64(i+2), a.GetResult().FirstSeq)
+				}
+				if batched {
+					require.Less(t, messages, n, "answers of one commit share messages")
+				} else {
+					require.Equal(t, n, messages, "one message per answer")
+				}
+				t.Logf("%d answers of one commit in %d messages", n, messages)
+				require.NoError(t, stream.CloseSend())
+				requireStreamEndsOK(t, stream)
+			})
+		}
+	})
+}
+
+// The response header of a ProduceStream states the server's limits.
+func TestProduceStreamHeader(t *testing.T) {
+	ts := startServer(t, "leveldb", server.Options{MaxEventBytes: 1000, MaxBatchEvents: 100})
+	stream := ts.openRaw(ctxT(t))
+	md, err := stream.Header()
+	require.NoError(t, err)
+	require.Equal(t, []string{fmt.Sprint(ts.srv.Options().MaxRequestBytes)}, md.Get(goethev1.HeaderMaxRequestBytes))
+	require.Equal(t, []string{"1000"}, md.Get(goethev1.HeaderMaxEventBytes))
+	require.Equal(t, []string{"100"}, md.Get(goethev1.HeaderMaxBatchEvents))
+	require.NoError(t, stream.CloseSend())
+	requireStreamEndsOK(t, stream)
 }
 
 // A conditional request whose expectation fails, fails alone, with the

@@ -26,6 +26,12 @@
 //     sends page by page, so a slow reader is held back by gRPC's flow
 //     control rather than buffered. A following stream waits with
 //     store.Wait: nothing polls.
+//   - No goroutine is started or parked per request: a unary Produce waits
+//     in Log.Append on its handler's goroutine; a ProduceStream hands each
+//     request to Log.AppendAsync from its receive loop, in the order
+//     received, and answers in one message every request that one commit
+//     completed when the client asks for batched answers (see
+//     ProduceStream).
 //   - Stop is graceful: it stops accepting, ends streams, and lets
 //     in-flight Produces finish and acknowledge; it leaves the Log open.
 package server
