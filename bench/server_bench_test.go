@@ -77,10 +77,12 @@ func benchProduce(b *testing.B, eng string, sync bool, size, batch, producers in
 	before := st.Stats()
 	b.SetBytes(int64(size * batch))
 	b.ReportAllocs()
+	cpu := cpuClock()
 	runAppenders(b, producers, func(p int) error {
 		_, err := clients[p].Produce(ctx, "bench", events[p])
 		return err
 	})
+	reportCPU(b, cpu, b.N*batch)
 	reportEvents(b, b.N*batch)
 	after := st.Stats()
 	if n := after.Commits - before.Commits; n > 0 {
