@@ -321,7 +321,8 @@ func TestConflictOnWrongExpectedSeq(t *testing.T) {
 		// The raw status says the same, in its message and its detail.
 		wrong := uint64(7)
 		_, err = ts.raw.Produce(ctxT(t), &goethev1.ProduceRequest{Topic: "acct", Events: []*goethev1.EventData{{Payload: []byte("x")}}, ExpectedLastSeq: &wrong})
-		requireCode(t, err, codes.FailedPrecondition)
+		info := requireReason(t, err, codes.FailedPrecondition, goethev1.ReasonExpectedLastSeqMismatch)
+		require.Equal(t, map[string]string{"topic": "acct", "expected_last_seq": "7", "actual_last_seq": "3"}, info.Metadata)
 		require.Contains(t, err.Error(), "actual 3")
 		require.Equal(t, []string{"x", "y", "z"}, payloads(ts.readAll("acct", client.ConsumeOptions{})))
 	})
@@ -404,7 +405,11 @@ func TestGracefulStop(t *testing.T) {
 				}
 			})
 		}
-		time.Sleep(50 * time.Millisecond)
+		require.Eventually(t, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(acked) > 0
+		}, 20*time.Second, time.Millisecond, "producing before the stop")
 
 		stopped := make(chan error, 1)
 		go func() {
@@ -422,7 +427,7 @@ func TestGracefulStop(t *testing.T) {
 			}
 		}
 		require.ErrorIs(t, last, client.ErrUnavailable)
-		require.Contains(t, last.Error(), "stopping")
+		require.True(t, client.IsReason(last, goethev1.ReasonServerStopping), "%v", last)
 		select {
 		case err := <-stopped:
 			require.NoError(t, err, "the stop was graceful")
