@@ -15,9 +15,10 @@ import (
 type CommitMode uint8
 
 const (
-	// CommitLeader (the default): an appender that finds no commit in
-	// progress commits its group itself, on its own goroutine, as
-	// LevelDB's write queue does: a lone appender makes no goroutine hop.
+	// CommitLeader (the default): a blocking appender (Append, SetCursor)
+	// that finds no commit in progress commits its group itself, on its
+	// own goroutine, as LevelDB's write queue does: a lone appender makes
+	// no goroutine hop. AppendAsync never leads (see there).
 	// Requests that arrive meanwhile join the next group, which the
 	// committer's goroutine hands to the store's writer goroutine so that
 	// the leader's own caller waits for one commit only.
@@ -111,15 +112,20 @@ func (s *Store) Append(ctx context.Context, topicName string, events []Event, ex
 	return o.res, o.err
 }
 
-// AppendAsync is Append without waiting: done is called exactly once with
-// the outcome, possibly before AppendAsync returns (a request refused at
-// once, or one whose group the caller committed itself as leader), else
-// from the goroutine that commits the request's group, after the group's
-// batch is written and its events are visible to readers. done must not
-// block or call back into the store's write path: every request of the
-// group waits for it. events must not be modified until done is called
-// and are not retained after. The store does not bound the requests
-// waiting: callers bound their own (the server bounds each stream's).
+// AppendAsync is Append without waiting. It returns once the request is
+// queued and never commits on the caller's goroutine, so a caller that
+// feeds many requests (a stream's receive loop) keeps feeding while a group
+// commits. done is called exactly once with the outcome: before AppendAsync
+// returns for a request refused at once (a bad name, no events, a closed
+// store), otherwise from the goroutine that commits the request's group,
+// after the group's batch is written and its events are visible to
+// readers. done must not block or call back into the store's write path:
+// every request of the group waits for it. Requests are committed in the
+// order their Append or AppendAsync calls queued them, so calls made one
+// after another from one goroutine are committed in that order. events
+// must not be modified until done is called and are not retained after.
+// The store does not bound the requests waiting: callers bound their own
+// (the server bounds each stream's).
 func (s *Store) AppendAsync(topicName string, events []Event, expect Expectation, done func(AppendResult, error)) {
 	r := newRequest()
 	if err := s.prepareAppend(r, topicName, events, expect); err != nil {
@@ -128,7 +134,7 @@ func (s *Store) AppendAsync(topicName string, events []Event, expect Expectation
 		return
 	}
 	r.done = done
-	s.submit(r)
+	s.submit(r, false)
 }
 
 func (s *Store) prepareAppend(r *request, topicName string, events []Event, expect Expectation) error {
@@ -167,16 +173,17 @@ func (s *Store) SetCursor(ctx context.Context, topicName, consumer string, id ui
 
 // wait submits a blocking request and returns its outcome.
 func (s *Store) wait(r *request) outcome {
-	s.submit(r)
+	s.submit(r, true)
 	<-r.ready
 	o := r.out
 	r.release()
 	return o
 }
 
-// submit queues r; if no commit is in progress the caller leads: it commits
-// the group r is in, then hands whatever queued meanwhile to the writer.
-func (s *Store) submit(r *request) {
+// submit queues r. If no commit is in progress and the caller may lead (it
+// is going to wait anyway), it commits the group r is in and hands whatever
+// queued meanwhile to the writer; otherwise the writer is woken.
+func (s *Store) submit(r *request, lead bool) {
 	c := &s.c
 	c.mu.Lock()
 	if c.closed {
@@ -191,7 +198,7 @@ func (s *Store) submit(r *request) {
 	}
 	c.busy = true
 	c.mu.Unlock()
-	if s.opts.CommitMode == CommitWriter {
+	if !lead || s.opts.CommitMode == CommitWriter {
 		c.kick <- struct{}{}
 		return
 	}
