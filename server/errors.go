@@ -56,6 +56,7 @@ var codeTable = []codeEntry{
 	{store.ErrNotFound, codes.NotFound, goethev1.ReasonTopicNotFound, "not found"},
 	{store.ErrConflict, codes.FailedPrecondition, goethev1.ReasonExpectedLastSeqMismatch, "expectation failed"},
 	{store.ErrTopicLimit, codes.ResourceExhausted, goethev1.ReasonTopicLimit, "topic id space exhausted"},
+	{store.ErrCorrupted, codes.DataLoss, goethev1.ReasonDataLoss, "corrupted record"},
 	{errStopping, codes.Unavailable, goethev1.ReasonServerStopping, ""},
 	{store.ErrClosed, codes.Unavailable, goethev1.ReasonStoreClosed, "store closed"},
 	{store.ErrFailed, codes.Unavailable, goethev1.ReasonStoreFailed, "write failed, store needs restart"},

@@ -49,6 +49,7 @@ func TestToStatus(t *testing.T) {
 		{context.Canceled, codes.Canceled, "", "context canceled", nil},
 		{context.DeadlineExceeded, codes.DeadlineExceeded, "", "context deadline exceeded", nil},
 		{errors.New("something else"), codes.Internal, goethev1.ReasonInternal, "something else", nil},
+		{fmt.Errorf("%w: event 0102", store.ErrCorrupted), codes.DataLoss, goethev1.ReasonDataLoss, "corrupted record: event 0102", nil},
 		{store.ErrFormat, codes.Internal, goethev1.ReasonInternal, "store: unsupported data format", nil},
 	}
 	for _, c := range cases {
@@ -86,7 +87,7 @@ func TestCodeTable(t *testing.T) {
 		require.Same(t, &codeTable[i], lookupCode(e.err), "%v is matched by its own entry", e.err)
 	}
 	for _, e := range []error{store.ErrNotFound, store.ErrConflict, store.ErrInvalidName, store.ErrInvalid,
-		store.ErrClosed, store.ErrFailed, store.ErrTopicLimit} {
+		store.ErrClosed, store.ErrFailed, store.ErrTopicLimit, store.ErrCorrupted} {
 		require.True(t, mapped[e], "%v has no code", e)
 	}
 	require.Same(t, &internalEntry, lookupCode(errors.New("other")))

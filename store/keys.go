@@ -2,7 +2,6 @@ package store
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"sort"
 )
@@ -36,9 +35,8 @@ const (
 )
 
 var (
-	formatKey    = []byte{prefixFormat}
-	topicIDKey   = []byte{prefixCounter, 't'}
-	errCorrupted = errors.New("store: corrupted record")
+	formatKey  = []byte{prefixFormat}
+	topicIDKey = []byte{prefixCounter, 't'}
 )
 
 func putEventKey(dst []byte, tid, id uint64) []byte {
@@ -100,17 +98,17 @@ func appendString(dst []byte, s string) []byte {
 // decodeEvent fills e from a stored key and value. The payload aliases value.
 func decodeEvent(key, value []byte, e *Event) error {
 	if len(key) != eventKeyLen || len(value) < 1 || value[0] != valueVersion {
-		return fmt.Errorf("%w: event %x", errCorrupted, key)
+		return fmt.Errorf("%w: event %x", ErrCorrupted, key)
 	}
 	e.ID = binary.BigEndian.Uint64(key[8:])
 	v := value[1:]
 	var ok bool
 	if e.Seq, v, ok = uvarint(v); !ok {
-		return fmt.Errorf("%w: event %x: seq", errCorrupted, key)
+		return fmt.Errorf("%w: event %x: seq", ErrCorrupted, key)
 	}
 	n, v, ok := uvarint(v)
 	if !ok || n > uint64(len(v)) {
-		return fmt.Errorf("%w: event %x: header count", errCorrupted, key)
+		return fmt.Errorf("%w: event %x: header count", ErrCorrupted, key)
 	}
 	e.Headers = nil
 	if n > 0 {
@@ -118,10 +116,10 @@ func decodeEvent(key, value []byte, e *Event) error {
 		for range n {
 			var k, hv string
 			if k, v, ok = readString(v); !ok {
-				return fmt.Errorf("%w: event %x: header", errCorrupted, key)
+				return fmt.Errorf("%w: event %x: header", ErrCorrupted, key)
 			}
 			if hv, v, ok = readString(v); !ok {
-				return fmt.Errorf("%w: event %x: header", errCorrupted, key)
+				return fmt.Errorf("%w: event %x: header", ErrCorrupted, key)
 			}
 			e.Headers[k] = hv
 		}
@@ -171,7 +169,7 @@ func (m *topicMeta) encode(dst []byte) []byte {
 func decodeMeta(tid uint64, v []byte) (topicMeta, error) {
 	m := topicMeta{id: tid}
 	if len(v) < 1 || v[0] != valueVersion {
-		return m, fmt.Errorf("%w: topic %d metadata", errCorrupted, tid)
+		return m, fmt.Errorf("%w: topic %d metadata", ErrCorrupted, tid)
 	}
 	v = v[1:]
 	var created uint64
@@ -179,7 +177,7 @@ func decodeMeta(tid uint64, v []byte) (topicMeta, error) {
 	for _, f := range fields {
 		var ok bool
 		if *f, v, ok = uvarint(v); !ok {
-			return m, fmt.Errorf("%w: topic %d metadata", errCorrupted, tid)
+			return m, fmt.Errorf("%w: topic %d metadata", ErrCorrupted, tid)
 		}
 	}
 	m.created = int64(created)
@@ -195,15 +193,15 @@ func encodeCursor(id uint64, updated int64) []byte {
 
 func decodeCursor(v []byte) (id uint64, updated int64, err error) {
 	if len(v) < 1 || v[0] != valueVersion {
-		return 0, 0, fmt.Errorf("%w: cursor", errCorrupted)
+		return 0, 0, fmt.Errorf("%w: cursor", ErrCorrupted)
 	}
 	id, rest, ok := uvarint(v[1:])
 	if !ok {
-		return 0, 0, fmt.Errorf("%w: cursor", errCorrupted)
+		return 0, 0, fmt.Errorf("%w: cursor", ErrCorrupted)
 	}
 	u, _, ok := uvarint(rest)
 	if !ok {
-		return 0, 0, fmt.Errorf("%w: cursor", errCorrupted)
+		return 0, 0, fmt.Errorf("%w: cursor", ErrCorrupted)
 	}
 	return id, int64(u), nil
 }

@@ -84,6 +84,10 @@ var (
 	// until the store is reopened, because the outcome of that write is
 	// unknown. Reads go on.
 	ErrFailed = errors.New("store: write failed, store needs restart")
+	// ErrCorrupted: a record read from the engine does not decode as the
+	// layout says it must; the message names the record. The read fails,
+	// nothing is changed.
+	ErrCorrupted = errors.New("store: corrupted record")
 	// ErrTopicLimit: every topic id is in use.
 	ErrTopicLimit = errors.New("store: topic id space exhausted")
 )
@@ -254,7 +258,7 @@ func Open(e engine.Engine, opts Options) (*Store, error) {
 	case err != nil:
 		return nil, fmt.Errorf("store: read topic counter: %w", err)
 	case len(v) != 8:
-		return nil, fmt.Errorf("%w: topic counter", errCorrupted)
+		return nil, fmt.Errorf("%w: topic counter", ErrCorrupted)
 	default:
 		s.c.nextTopicID = beUint64(v)
 	}
@@ -276,14 +280,14 @@ func (s *Store) loadTopics() error {
 		}
 		for _, kv := range kvs {
 			if len(kv.Key) != 9 {
-				return fmt.Errorf("%w: metadata key %x", errCorrupted, kv.Key)
+				return fmt.Errorf("%w: metadata key %x", ErrCorrupted, kv.Key)
 			}
 			m, err := decodeMeta(beUint64(kv.Key[1:]), kv.Value)
 			if err != nil {
 				return err
 			}
 			if m.id >= s.c.nextTopicID {
-				return fmt.Errorf("%w: topic %q has id %d, at or past the topic counter %d", errCorrupted, m.name, m.id, s.c.nextTopicID)
+				return fmt.Errorf("%w: topic %q has id %d, at or past the topic counter %d", ErrCorrupted, m.name, m.id, s.c.nextTopicID)
 			}
 			s.topics[m.name] = newTopic(m)
 		}

@@ -39,6 +39,9 @@ const (
 	// that met it, and every write after it until the server restarts, fail
 	// with this reason. A Produce that failed so may or may not be stored.
 	ReasonStoreFailed = "STORE_FAILED"
+	// ReasonDataLoss (DATA_LOSS): a stored record is damaged; the read
+	// that met it fails, and the server logs it.
+	ReasonDataLoss = "DATA_LOSS"
 	// ReasonInternal (INTERNAL): a fault of the server; the message says
 	// what, and the server logs it.
 	ReasonInternal = "INTERNAL"

@@ -27,6 +27,8 @@
 //                        "EXPECTED_LAST_SEQ_MISMATCH", metadata
 //                        "actual_last_seq").
 //   RESOURCE_EXHAUSTED   a request message is larger than the server accepts.
+//   DATA_LOSS            a stored record is damaged (reason DATA_LOSS); the
+//                        read that met it fails.
 //   UNAVAILABLE          the server is stopping (reason SERVER_STOPPING), or
 //                        its store is closed (STORE_CLOSED) or failed a write
 //                        and refuses further ones until restarted
