@@ -218,7 +218,7 @@ func (c *Client) Produce(ctx context.Context, topic string, events []EventData, 
 		return ProduceResult{}, err
 	}
 	var res ProduceResult
-	err = c.cc.Invoke(ctx, goethev1.Goethe_Produce_FullMethodName, req, &res, grpc.ForceCodecV2(codec{}))
+	err = c.cc.Invoke(ctx, goethev1.Goethe_Produce_FullMethodName, req, &res, useCodec)
 	if req.data != nil {
 		req.data.Free() // not marshalled
 	}
@@ -228,9 +228,9 @@ func (c *Client) Produce(ctx context.Context, topic string, events []EventData, 
 	return res, nil
 }
 
-// encodeProduce encodes a ProduceRequest into one buffer of wire.Pool. It
-// refuses what the protobuf encoding refuses, strings that are not valid
-// UTF-8, with INVALID_ARGUMENT.
+// encodeProduce encodes a ProduceRequest into one buffer (of wire.Pool if
+// it is large). It refuses what the protobuf encoding refuses, strings
+// that are not valid UTF-8, with INVALID_ARGUMENT.
 func encodeProduce(topic string, events []EventData, expect *uint64) (*encodedRequest, error) {
 	if !utf8.ValidString(topic) {
 		return nil, newError(codes.InvalidArgument, goethev1.ReasonInvalidName, "topic %q is not valid UTF-8", topic)
@@ -239,15 +239,21 @@ func encodeProduce(topic string, events []EventData, expect *uint64) (*encodedRe
 	if err != nil {
 		return nil, err
 	}
-	total := produceHeadSize(topic, expect) + size
-	buf := wire.Pool.Get(total)
-	b := appendEvents(appendProduceHead((*buf)[:0], topic, expect), events)
-	if len(b) != total {
-		wire.Pool.Put(buf)
-		return nil, invalidf("events changed while being sent (%d bytes encoded, %d sized)", len(b), total)
+	headSize := produceHeadSize(topic, expect)
+	c, err := encodeChunk(events, size, headSize)
+	if err != nil {
+		return nil, err
 	}
-	*buf = b
-	return &encodedRequest{data: mem.BufferSlice{pooledBuffer(buf)}}, nil
+	if c.pooled == nil {
+		appendProduceHead(c.b[:0], topic, expect) // into the room reserved
+		r := newEncodedRequest(1)
+		r.data = append(r.data, mem.SliceBuffer(c.b))
+		return r, nil
+	}
+	head := appendProduceHead(make([]byte, 0, headSize), topic, expect)
+	r := newEncodedRequest(2)
+	r.data = append(r.data, mem.SliceBuffer(head), c.buffer())
+	return r, nil
 }
 
 // Cursor is a consumer's stored position in a topic, with the topic's end

@@ -162,7 +162,7 @@ func (c *Client) Subscribe(ctx context.Context, topic string, opts ConsumeOption
 	ctx, cancel := context.WithCancel(ctx)
 	// The stream decodes each message straight into a batch of Events
 	// (see codec), rather than into goethev1 messages first.
-	stream, err := c.cc.NewStream(ctx, consumeDesc, goethev1.Goethe_Consume_FullMethodName, grpc.ForceCodecV2(codec{}))
+	stream, err := c.cc.NewStream(ctx, consumeDesc, goethev1.Goethe_Consume_FullMethodName, useCodec)
 	if err == nil {
 		err = stream.SendMsg(opts.request(topic))
 	}

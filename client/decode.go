@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -28,6 +29,10 @@ type batch struct {
 type codec struct{ wire.Codec }
 
 var _ encoding.CodecV2 = codec{}
+
+// useCodec is the call option that makes a call use codec, made once: a
+// call option made per call costs an allocation.
+var useCodec = grpc.ForceCodecV2(codec{})
 
 // Unmarshal decodes a ConsumeResponse into a *batch, a
 // ProduceStreamResponse into a *produceAnswers, a ProduceResponse into a

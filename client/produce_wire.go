@@ -51,7 +51,20 @@ const maxStreamHead = 1 + 10 + 1 + 5
 // encodedRequest is a request message already encoded: codec.Marshal hands
 // its buffers to gRPC, which frees them once sent.
 type encodedRequest struct {
-	data mem.BufferSlice
+	data   mem.BufferSlice
+	inline [2]mem.Buffer // data's array for a message of one or two buffers
+}
+
+// newEncodedRequest returns an encodedRequest whose data has room for n
+// buffers, in the same allocation for n <= 2.
+func newEncodedRequest(n int) *encodedRequest {
+	r := new(encodedRequest)
+	if n <= len(r.inline) {
+		r.data = r.inline[:0]
+	} else {
+		r.data = make(mem.BufferSlice, 0, n)
+	}
+	return r
 }
 
 // eventsSize is the encoded size of events as the events field of a
@@ -78,7 +91,7 @@ func eventsSize(events []EventData, maxEventBytes int) (int, error) {
 
 // eventSize is the encoded size of an EventData, and its size as the
 // server's max-event-bytes counts it. Events changed while they are encoded
-// could encode to another size; encodeEvents's final check turns that into
+// could encode to another size; encodeChunk's final check turns that into
 // an error rather than a corrupt message.
 func eventSize(e *EventData) (encoded, counted int, err error) {
 	if len(e.Payload) > 0 {
@@ -101,18 +114,57 @@ func headerSize(k, v string) int {
 	return 1 + protowire.SizeBytes(len(k)) + 1 + protowire.SizeBytes(len(v))
 }
 
-// encodeEvents encodes events, whose eventsSize is size, into a buffer of
-// wire.Pool, which the caller hands to gRPC or puts back.
-func encodeEvents(events []EventData, size int) (*[]byte, error) {
-	pooled := wire.Pool.Get(size)
-	buf := appendEvents((*pooled)[:0], events)
-	if len(buf) != size {
-		// Only events changed while being encoded can do that.
-		wire.Pool.Put(pooled)
-		return nil, invalidf("events changed while being sent (%d bytes encoded, %d sized)", len(buf), size)
+// chunk is one Send's encoded events, b[reserve:]. A large one is a
+// buffer of wire.Pool (pooled), which gRPC puts back once written. A small
+// one is a plain slice (gRPC pools no buffer of 1 KiB or less) whose first
+// reserve bytes are room for its request's head, so that a request of one
+// small Send is one buffer.
+type chunk struct {
+	pooled  *[]byte
+	b       []byte
+	reserve int
+}
+
+// encodeChunk encodes events, whose eventsSize is size, into a chunk with
+// reserve bytes of room before them if it is small.
+func encodeChunk(events []EventData, size, reserve int) (chunk, error) {
+	if mem.IsBelowBufferPoolingThreshold(size) {
+		b := appendEvents(make([]byte, reserve, reserve+size), events)
+		if len(b) != reserve+size {
+			return chunk{}, changedWhileSent(len(b)-reserve, size)
+		}
+		return chunk{b: b, reserve: reserve}, nil
 	}
-	*pooled = buf
-	return pooled, nil
+	pooled := wire.Pool.Get(size)
+	b := appendEvents((*pooled)[:0], events)
+	if len(b) != size {
+		wire.Pool.Put(pooled)
+		return chunk{}, changedWhileSent(len(b), size)
+	}
+	*pooled = b
+	return chunk{pooled: pooled, b: b}, nil
+}
+
+// buffer hands the chunk's events to gRPC.
+func (c chunk) buffer() mem.Buffer {
+	if c.pooled != nil {
+		return mem.NewBuffer(c.pooled, wire.Pool)
+	}
+	return mem.SliceBuffer(c.b[c.reserve:])
+}
+
+// free puts a chunk that was never handed to gRPC back.
+func (c chunk) free() {
+	if c.pooled != nil {
+		wire.Pool.Put(c.pooled)
+	}
+}
+
+// changedWhileSent is the error of events that encoded to another size
+// than they were sized at: only events changed while Send or Produce
+// reads them can do that.
+func changedWhileSent(encoded, sized int) error {
+	return invalidf("events changed while being sent (%d bytes encoded, %d sized)", encoded, sized)
 }
 
 // appendEvents appends events as the events field of a ProduceRequest.
@@ -175,10 +227,6 @@ func appendStreamHead(buf []byte, id uint64, produceLen int) []byte {
 	buf = protowire.AppendTag(buf, psReqProduce, protowire.BytesType)
 	return protowire.AppendVarint(buf, uint64(produceLen))
 }
-
-// pooledBuffer wraps a buffer of wire.Pool for gRPC, which puts it back
-// once written.
-func pooledBuffer(b *[]byte) mem.Buffer { return mem.NewBuffer(b, wire.Pool) }
 
 // invalidf is an INVALID_ARGUMENT error of the client's own making.
 func invalidf(format string, args ...any) error {

@@ -54,34 +54,45 @@ func toProto(topic string, sends [][]EventData, expect *uint64) *goethev1.Produc
 	return want
 }
 
-// A Producer's request, its Sends' buffers behind a head, is what the
-// generated code decodes as the same ProduceStreamRequest.
+// A Producer's request, its Sends' chunks behind a head (in the room the
+// first one reserved, or in a buffer of its own), is what the generated
+// code decodes as the same ProduceStreamRequest.
 func TestRequestMessageMatchesProto(t *testing.T) {
 	for _, c := range wireCases() {
-		t.Run(c.name, func(t *testing.T) {
-			r := &request{tq: &topicQueue{name: c.topic}}
-			if c.expect != nil {
-				r.expect, r.hasExpect = *c.expect, true
-			}
-			for _, events := range c.sends {
-				size, err := eventsSize(events, 0)
+		for _, room := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/room=%t", c.name, room), func(t *testing.T) {
+				r := &request{tq: &topicQueue{name: c.topic}}
+				if c.expect != nil {
+					r.expect, r.hasExpect = *c.expect, true
+				}
+				for _, events := range c.sends {
+					size, err := eventsSize(events, 0)
+					require.NoError(t, err)
+					reserve := 0
+					if room {
+						reserve = maxStreamHead + produceHeadSize(c.topic, c.expect)
+					}
+					ch, err := encodeChunk(events, size, reserve)
+					require.NoError(t, err)
+					require.Equal(t, size > 1024, ch.pooled != nil, "large chunks are pooled")
+					r.chunks = append(r.chunks, ch)
+					r.size += size
+				}
+				data, err := codec{}.Marshal(r.message(c.id))
 				require.NoError(t, err)
-				buf, err := encodeEvents(events, size)
-				require.NoError(t, err)
-				r.bufs = append(r.bufs, buf)
-				r.size += size
-			}
-			data, err := codec{}.Marshal(r.message(c.id))
-			require.NoError(t, err)
-			require.Empty(t, r.bufs, "the buffers went to the message")
+				require.Empty(t, r.chunks, "the chunks went to the message")
+				if room && len(c.sends) == 1 && len(c.sends[0]) < 3 {
+					require.Len(t, data, 1, "a small Send is one buffer with its head")
+				}
 
-			var got goethev1.ProduceStreamRequest
-			require.NoError(t, proto.Unmarshal(data.Materialize(), &got))
-			data.Free()
-			want := &goethev1.ProduceStreamRequest{RequestId: c.id, Produce: toProto(c.topic, c.sends, c.expect)}
-			require.True(t, proto.Equal(want, &got), "want %v\ngot  %v", want, &got)
-			require.NotNil(t, got.Produce, "produce is present even when empty")
-		})
+				var got goethev1.ProduceStreamRequest
+				require.NoError(t, proto.Unmarshal(data.Materialize(), &got))
+				data.Free()
+				want := &goethev1.ProduceStreamRequest{RequestId: c.id, Produce: toProto(c.topic, c.sends, c.expect)}
+				require.True(t, proto.Equal(want, &got), "want %v\ngot  %v", want, &got)
+				require.NotNil(t, got.Produce, "produce is present even when empty")
+			})
+		}
 	}
 }
 
