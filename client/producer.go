@@ -39,7 +39,7 @@ const (
 	// and not yet had answered. It matters with several topics only: a
 	// Producer keeps at most one request per topic in flight (see
 	// Producer). See ProducerOptions for how it was chosen.
-	DefaultMaxInFlightRequests = 16
+	DefaultMaxInFlightRequests = 64
 	// DefaultMaxInFlightEvents bounds the events accepted by Send and not
 	// yet answered.
 	DefaultMaxInFlightEvents = 65_536
@@ -61,11 +61,13 @@ type ProducerOptions struct {
 	// over all topics; a topic's next request waits for a free slot (in the
 	// order topics became ready), taking the topic's Sends made
 	// meanwhile. As a Producer keeps one request per topic in flight, it
-	// bounds how many topics are written at once. The default, 16, was
-	// chosen with BenchmarkProducer (64 goroutines over 16 topics and 256
-	// over 64, each waiting for its own event, fsync on): 4 and 16 did
-	// alike, 64 was a third slower, as more requests in flight carry fewer
-	// events each.
+	// bounds how many topics are written at once. The default, 64, was
+	// chosen with BenchmarkProducer (goroutines each waiting for its own
+	// event, fsync on): with 256 goroutines over 64 topics, 16 in flight
+	// made 117–126k events/s, 64 made 175–207k and 256 made 192–214k; with
+	// 64 goroutines over 16 topics, 16 and 64 did alike (112–150k) and 256
+	// no better (124–126k). A server commits the requests in flight
+	// together, so the bound should cover the topics written at once.
 	MaxInFlightRequests int
 	// MaxInFlightEvents bounds the events accepted by Send and not yet
 	// answered, queued or sent.
@@ -133,10 +135,11 @@ type ProducerStats struct {
 //     requests, which ProduceStream does not promise. Different topics'
 //     requests are in flight together, up to
 //     ProducerOptions.MaxInFlightRequests. One request per topic is also
-//     what measured fastest: the events sent while it is in flight go out
+//     what measured best: the events sent while it is in flight go out
 //     together in the next, where a second request in flight splits them
-//     (16 goroutines on one topic, each waiting for its own event: 38–58k
-//     events/s with one, 32–38k with two, in BenchmarkProducer).
+//     (goethectl bench --producers 16, one topic, fsync on: 31–39k
+//     events/s with one request per topic, 31–38k with two at 40% more
+//     client CPU per event, 20k with four).
 //   - Atomicity: each Send's events are stored all or none, with
 //     consecutive ids and seqs (its Future's ProduceResult). Sends merged
 //     into one request are stored atomically together, in Send order, and

@@ -31,11 +31,11 @@ func BenchmarkProducer(b *testing.B) {
 			producers, topics int
 			inflight          []int
 		}{
-			{"wait", 1, 1, []int{16}},
-			{"wait", 16, 1, []int{16}},
-			{"wait", 64, 16, []int{4, 16, 64}},
-			{"wait", 256, 64, []int{4, 16, 64}},
-			{"pipelined", 1000, 1, []int{16}},
+			{"wait", 1, 1, []int{64}},
+			{"wait", 16, 1, []int{64}},
+			{"wait", 64, 16, []int{4, 16, 64, 256}},
+			{"wait", 256, 64, []int{4, 16, 64, 256}},
+			{"pipelined", 1000, 1, []int{64}},
 		} {
 			for _, inflight := range c.inflight {
 				name := fmt.Sprintf("sync=%t/shape=%s/producers=%d/topics=%d/inflight=%d", durable, c.shape, c.producers, c.topics, inflight)
