@@ -217,6 +217,8 @@ type goetheTarget struct {
 
 var _ PipelineTarget = (*goetheTarget)(nil)
 
+// Produce sends payloads as one atomic batch (a Send and its Wait, or a
+// unary call) and returns once it is answered.
 func (t *goetheTarget) Produce(ctx context.Context, topic string, payloads [][]byte) error {
 	t.events = t.events[:0]
 	for _, p := range payloads {
@@ -286,6 +288,8 @@ func (t *goetheTarget) unaryPipelined(ctx context.Context, topic string, payload
 	return first
 }
 
+// Consume reads topic on one Consume stream, over a connection of the
+// Target's own.
 func (t *goetheTarget) Consume(ctx context.Context, topic string, from Start, follow bool, fn func([]byte) bool) error {
 	c := t.c
 	if t.slot >= 0 {
