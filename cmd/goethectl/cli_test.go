@@ -116,6 +116,8 @@ func TestExplain(t *testing.T) {
 		{withReason(codes.Unavailable, "disk gone", goethev1.ReasonStoreFailed, nil),
 			"the server at 127.0.0.1:7420 failed a write and takes no more until it is restarted: disk gone"},
 		{withReason(codes.Internal, "boom", goethev1.ReasonInternal, nil), "server error (Internal): boom"},
+		{withReason(codes.DataLoss, "event 7: checksum mismatch", goethev1.ReasonDataLoss, nil),
+			"the server at 127.0.0.1:7420 met damaged data (see its log): event 7: checksum mismatch"},
 		// gRPC's own statuses, and a server without reasons: by code.
 		{status.Error(codes.Unavailable, `connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:7420: connect: connection refused"`),
 			"cannot reach a goethe server at 127.0.0.1:7420: connection refused (start one with goethe, or name it with --server or $GOETHE_SERVER)"},

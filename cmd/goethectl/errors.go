@@ -61,6 +61,8 @@ func explain(err error, server string) error {
 		return fmt.Errorf("the server at %s failed a write and takes no more until it is restarted: %s", server, msg)
 	case goethev1.ReasonTopicLimit:
 		return fmt.Errorf("the server at %s cannot create another topic: %s", server, msg)
+	case goethev1.ReasonDataLoss:
+		return fmt.Errorf("the server at %s met damaged data (see its log): %s", server, msg)
 	}
 	switch st.Code() {
 	case codes.NotFound, codes.InvalidArgument, codes.FailedPrecondition:
