@@ -66,6 +66,10 @@ for c in "${cases[@]}"; do
 		echo
 		echo "# go tool pprof -top -cum -nodecount=40 bench.test cpu.prof"
 		go tool pprof -top -cum -nodecount=40 "$tmp/bench.test" "$tmp/cpu.prof" 2>/dev/null
+		echo
+		echo "# the server's share (its goroutines carry the pprof label goethe=server; see internal/testutil):"
+		echo "# go tool pprof -top -cum -nodecount=40 -tagfocus goethe=server bench.test cpu.prof"
+		go tool pprof -top -cum -nodecount=40 -tagfocus goethe=server "$tmp/bench.test" "$tmp/cpu.prof" 2>/dev/null
 	} >>"$file"
 	echo "profile: wrote $file"
 done
