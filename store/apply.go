@@ -177,7 +177,7 @@ func (a *applied) appendEvents(c *change, events []Event, now int64) AppendResul
 		e := &events[i]
 		m.lastSeq++
 		k := putEventKey(a.alloc(eventKeyLen), m.id, id)
-		v := appendEventValue(a.alloc(eventValueSize(e)), m.lastSeq, e.Headers, e.Payload)
+		v := appendEventValue(a.alloc(eventValueSize(e)), k, m.lastSeq, e.Headers, e.Payload)
 		a.batch.Put(k, v)
 		if m.firstID == 0 {
 			m.firstID, m.firstSeq = id, m.lastSeq
@@ -202,7 +202,7 @@ func (a *applied) alloc(n int) []byte {
 
 // eventValueSize bounds the encoded size of e's stored value.
 func eventValueSize(e *Event) int {
-	n := 1 + 2*10 + len(e.Payload)
+	n := eventHeaderLen + 2*10 + len(e.Payload)
 	for k, v := range e.Headers {
 		n += 2*10 + len(k) + len(v)
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"sort"
 )
 
@@ -21,9 +22,16 @@ const (
 	prefixSystem = prefixFormat
 )
 
-// FormatVersion is the on-disk layout this build reads and writes. A data
-// folder written with another version is refused by Open.
-const FormatVersion = 1
+// FormatVersion is the on-disk layout this build writes. Version 2 stores
+// every event with a CRC-32C of its key and value; this build also reads
+// version 1 folders (events without a checksum), whose format record Open
+// raises to 2 before anything is written, so that an older build refuses
+// the folder rather than misread its new events. Any other version is
+// refused by Open.
+const FormatVersion = 2
+
+// formatV1 is the layout before event checksums.
+const formatV1 = 1
 
 // MaxTopicID bounds topic ids so that event keys never collide with the
 // system prefixes: the first byte of an event key is always below 0xF0.
@@ -31,8 +39,20 @@ const MaxTopicID = uint64(prefixSystem)<<56 - 1
 
 const (
 	eventKeyLen  = 16
-	valueVersion = 1 // leading byte of every event, meta and cursor value
+	valueVersion = 1 // leading byte of every meta and cursor value, and of a format-1 event
+	eventVersion = 2 // leading byte of an event value with a checksum
+	// eventHeaderLen is an event value's version byte and CRC-32C.
+	eventHeaderLen = 5
 )
+
+// castagnoli is CRC-32C, hardware-accelerated where the CPU has it.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// eventChecksum is the CRC-32C of an event's key and of its value after the
+// checksum itself.
+func eventChecksum(key, rest []byte) uint32 {
+	return crc32.Update(crc32.Checksum(key, castagnoli), castagnoli, rest)
+}
 
 var (
 	formatKey  = []byte{prefixFormat}
@@ -62,11 +82,21 @@ func cursorKey(tid uint64, consumer string) []byte {
 	return append(append([]byte{prefixCursor}, k...), consumer...)
 }
 
-// appendEventValue encodes an event's stored value: version, seq, headers
+// appendEventValue encodes the stored value of the event at key: version,
+// CRC-32C (little-endian) of key and of the rest of the value, seq, headers
 // sorted by key (so that the bytes are a deterministic function of the
 // event, as replicas will need), then the payload.
-func appendEventValue(dst []byte, seq uint64, headers map[string]string, payload []byte) []byte {
-	dst = append(dst, valueVersion)
+func appendEventValue(dst, key []byte, seq uint64, headers map[string]string, payload []byte) []byte {
+	start := len(dst)
+	dst = append(dst, eventVersion, 0, 0, 0, 0)
+	dst = appendEventBody(dst, seq, headers, payload)
+	sum := eventChecksum(key, dst[start+eventHeaderLen:])
+	binary.LittleEndian.PutUint32(dst[start+1:], sum)
+	return dst
+}
+
+// appendEventBody encodes what follows an event value's header.
+func appendEventBody(dst []byte, seq uint64, headers map[string]string, payload []byte) []byte {
 	dst = binary.AppendUvarint(dst, seq)
 	dst = binary.AppendUvarint(dst, uint64(len(headers)))
 	switch len(headers) {
@@ -95,13 +125,29 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, s...)
 }
 
-// decodeEvent fills e from a stored key and value. The payload aliases value.
+// decodeEvent fills e from a stored key and value, verifying the value's
+// checksum: a mismatch is ErrCorrupted, never a changed event. The payload
+// aliases value.
 func decodeEvent(key, value []byte, e *Event) error {
-	if len(key) != eventKeyLen || len(value) < 1 || value[0] != valueVersion {
+	if len(key) != eventKeyLen || len(value) < 1 {
 		return fmt.Errorf("%w: event %x", ErrCorrupted, key)
 	}
+	var v []byte
+	switch value[0] {
+	case eventVersion:
+		if len(value) < eventHeaderLen {
+			return fmt.Errorf("%w: event %x: value of %d bytes", ErrCorrupted, key, len(value))
+		}
+		v = value[eventHeaderLen:]
+		if binary.LittleEndian.Uint32(value[1:]) != eventChecksum(key, v) {
+			return fmt.Errorf("%w: event %x: checksum mismatch", ErrCorrupted, key)
+		}
+	case valueVersion: // format 1: no checksum
+		v = value[1:]
+	default:
+		return fmt.Errorf("%w: event %x: unknown value version %d", ErrCorrupted, key, value[0])
+	}
 	e.ID = binary.BigEndian.Uint64(key[8:])
-	v := value[1:]
 	var ok bool
 	if e.Seq, v, ok = uvarint(v); !ok {
 		return fmt.Errorf("%w: event %x: seq", ErrCorrupted, key)

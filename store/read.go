@@ -22,12 +22,19 @@ const FromBeginning uint64 = 0
 func After(id uint64) uint64 { return id + 1 }
 
 // At is the position of time t: the first event received at or after t.
+// Times before the epoch are position 0; times past what a uint64 of
+// nanoseconds holds (the year 2554) are the last position. Computed from
+// seconds, not time.UnixNano, which overflows after 2262-04-11 and would
+// turn a far-future time into a replay of the whole topic.
 func At(t time.Time) uint64 {
-	ns := t.UnixNano()
-	if ns < 0 {
+	sec, nsec := t.Unix(), uint64(t.Nanosecond())
+	switch {
+	case sec < 0:
 		return 0
+	case uint64(sec) > (math.MaxUint64-nsec)/uint64(time.Second):
+		return math.MaxUint64
 	}
-	return uint64(ns)
+	return uint64(sec)*uint64(time.Second) + nsec
 }
 
 // Page is one Read's result. Next is the position to continue from: after

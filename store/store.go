@@ -37,6 +37,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -289,6 +290,9 @@ func (s *Store) loadTopics() error {
 			if m.id >= s.c.nextTopicID {
 				return fmt.Errorf("%w: topic %q has id %d, at or past the topic counter %d", ErrCorrupted, m.name, m.id, s.c.nextTopicID)
 			}
+			if err := s.checkTopicEnd(&m); err != nil {
+				return err
+			}
 			s.topics[m.name] = newTopic(m)
 		}
 		if len(kvs) < 4096 {
@@ -301,10 +305,20 @@ func (s *Store) loadTopics() error {
 func (s *Store) checkFormat() error {
 	v, err := s.eng.Get(formatKey)
 	if err == nil {
-		if len(v) != 1 || v[0] != FormatVersion {
-			return fmt.Errorf("%w: the data folder has format version %x, this build reads version %d", ErrFormat, v, FormatVersion)
+		switch {
+		case len(v) == 1 && v[0] == FormatVersion:
+			return nil
+		case len(v) == 1 && v[0] == formatV1:
+			// New events will carry checksums: raise the record first, so
+			// that a build that reads only version 1 refuses the folder.
+			var b engine.Batch
+			b.Put(formatKey, []byte{FormatVersion})
+			if err := s.eng.Write(&b, true); err != nil {
+				return fmt.Errorf("store: raise format version: %w", err)
+			}
+			return nil
 		}
-		return nil
+		return fmt.Errorf("%w: the data folder has format version %d, this build reads versions %d and %d", ErrFormat, v, formatV1, FormatVersion)
 	}
 	if !errors.Is(err, engine.ErrNotFound) {
 		return fmt.Errorf("store: read format version: %w", err)
@@ -344,6 +358,46 @@ func (s *Store) Close() error {
 	<-s.done
 	if err := s.eng.Close(); err != nil {
 		return fmt.Errorf("store: close engine: %w", err)
+	}
+	return nil
+}
+
+// checkTopicEnd checks a topic's metadata against its events as they are
+// on disk: the last event it records is there, readable, with the recorded
+// last seq, and no event follows it. The metadata is written in the same
+// batch as the events, so a mismatch means the engine lost or damaged
+// data; serving on would reuse seqs or hide events.
+func (s *Store) checkTopicEnd(m *topicMeta) error {
+	damaged := func(format string, args ...any) error {
+		return fmt.Errorf("%w: topic %q (id %d) records last seq %d at event id %d, but %s: the data folder is damaged; "+
+			"restore it from a backup, or move it aside to start empty", ErrCorrupted, m.name, m.id, m.lastSeq, m.lastID, fmt.Sprintf(format, args...))
+	}
+	if m.lastSeq == 0 {
+		return nil
+	}
+	key := eventKey(m.id, m.lastID)
+	v, err := s.eng.Get(key)
+	if errors.Is(err, engine.ErrNotFound) {
+		return damaged("that event is missing")
+	}
+	if err != nil {
+		return fmt.Errorf("store: check topic %q: %w", m.name, err)
+	}
+	var e Event
+	if err := decodeEvent(key, v, &e); err != nil {
+		return damaged("that event does not read back (%v)", err)
+	}
+	if e.Seq != m.lastSeq {
+		return damaged("that event has seq %d", e.Seq)
+	}
+	if m.lastID < math.MaxUint64 {
+		after, err := s.eng.Scan(eventKey(m.id, m.lastID+1), topicEnd(m.id), 1, 0)
+		if err != nil {
+			return fmt.Errorf("store: check topic %q: %w", m.name, err)
+		}
+		if len(after) > 0 {
+			return damaged("an event with key %x follows it", after[0].Key)
+		}
 	}
 	return nil
 }

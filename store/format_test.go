@@ -1,0 +1,78 @@
+package store
+
+import (
+	"context"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/goethe-log/goethe/engine"
+	"github.com/goethe-log/goethe/engines"
+)
+
+// TestReadsFormatV1: a folder of format 1 (events without a checksum)
+// opens, its events read, new events carry checksums, and its format record
+// is raised to 2 so that an older build refuses it.
+func TestReadsFormatV1(t *testing.T) {
+	for _, name := range engines.Names {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			e, err := engines.Open(name, dir)
+			require.NoError(t, err)
+			m := topicMeta{id: 1, name: "old", created: 5, firstID: 100, firstSeq: 1, lastID: 100, lastSeq: 1}
+			var b engine.Batch
+			b.Put(formatKey, []byte{formatV1})
+			b.Put(topicIDKey, putUint64(nil, 2))
+			b.Put(catalogKey("old"), putUint64(nil, 1))
+			b.Put(metaKey(1), m.encode(nil))
+			b.Put(eventKey(1, 100), append([]byte{valueVersion, 1, 0}, "v1 event"...))
+			require.NoError(t, e.Write(&b, true))
+
+			s, err := Open(e, Options{})
+			require.NoError(t, err)
+			v, err := e.Get(formatKey)
+			require.NoError(t, err)
+			require.Equal(t, []byte{FormatVersion}, v)
+
+			res, err := s.Append(context.Background(), "old", []Event{{Payload: []byte("v2 event")}}, ExpectLastSeq(1))
+			require.NoError(t, err)
+			require.Equal(t, uint64(2), res.FirstSeq)
+			p, err := s.Read("old", FromBeginning, 10)
+			require.NoError(t, err)
+			require.Len(t, p.Events, 2)
+			require.Equal(t, "v1 event", string(p.Events[0].Payload))
+			require.Equal(t, "v2 event", string(p.Events[1].Payload))
+			raw, err := e.Get(eventKey(1, res.FirstID))
+			require.NoError(t, err)
+			require.Equal(t, byte(eventVersion), raw[0], "new events carry a checksum")
+			require.NoError(t, s.Close())
+		})
+	}
+}
+
+// TestAtBoundaries: the time seek neither wraps nor overflows.
+func TestAtBoundaries(t *testing.T) {
+	maxNano := time.Unix(0, math.MaxInt64) // 2262-04-11T23:47:16.854775807Z
+	cases := []struct {
+		t    time.Time
+		want uint64
+	}{
+		{time.Unix(-1, 0), 0},
+		{time.Unix(0, 0), 0},
+		{time.Unix(0, 1), 1},
+		{time.Unix(1_700_000_000, 5), 1_700_000_000_000_000_005},
+		{maxNano, math.MaxInt64},
+		{maxNano.Add(time.Nanosecond), math.MaxInt64 + 1},
+		{time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC), uint64(time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC).Unix()) * 1e9},
+		{time.Unix(18_446_744_073, 709_551_614), math.MaxUint64 - 1},
+		{time.Unix(18_446_744_073, 709_551_615), math.MaxUint64},
+		{time.Unix(18_446_744_073, 709_551_616), math.MaxUint64},
+		{time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), math.MaxUint64},
+		{time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), math.MaxUint64},
+	}
+	for _, c := range cases {
+		require.Equal(t, c.want, At(c.t), "%s", c.t)
+	}
+}
