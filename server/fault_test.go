@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"bytes"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +14,8 @@ import (
 	"github.com/goethe-log/goethe/client"
 	"github.com/goethe-log/goethe/engine"
 	"github.com/goethe-log/goethe/engine/faultengine"
+	"github.com/goethe-log/goethe/engines"
+	"github.com/goethe-log/goethe/internal/testutil"
 	"github.com/goethe-log/goethe/server"
 	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
 )
@@ -127,4 +131,46 @@ func requireStoreFailed(t *testing.T, st *status.Status) {
 	t.Helper()
 	require.Equal(t, codes.Unavailable, st.Code(), "%v", st)
 	require.Equal(t, goethev1.ReasonStoreFailed, errorInfo(t, st).Reason)
+}
+
+// An event damaged on disk fails the Consume that meets it with DATA_LOSS,
+// reason DATA_LOSS, and a log line; the events before it are delivered
+// unchanged, and the damaged one is never delivered changed.
+func TestDamagedEventIsDataLoss(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, eng string) {
+		var logs testutil.SyncBuffer
+		ts := startServer(t, eng, server.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		ts.produce("t", "first", "second", "third")
+		ts.stop()
+
+		e, err := engines.Open(eng, ts.dir)
+		require.NoError(t, err)
+		kvs, err := e.Scan(nil, []byte{0xF0}, 10, 0) // the event records
+		require.NoError(t, err)
+		require.Len(t, kvs, 3)
+		v := bytes.Clone(kvs[1].Value)
+		v[len(v)-1] ^= 0x01
+		var b engine.Batch
+		b.Put(kvs[1].Key, v)
+		require.NoError(t, e.Write(&b, true))
+		require.NoError(t, e.Close())
+		ts.start()
+
+		stream, err := ts.raw.Consume(ctxT(t), &goethev1.ConsumeRequest{Topic: "t"})
+		require.NoError(t, err)
+		var got []string
+		for {
+			resp, err := stream.Recv()
+			if err != nil {
+				requireReason(t, err, codes.DataLoss, goethev1.ReasonDataLoss)
+				break
+			}
+			for _, ev := range resp.Events {
+				got = append(got, string(ev.Payload))
+			}
+		}
+		require.NotContains(t, got, "secone")
+		require.Subset(t, []string{"first"}, got)
+		require.Contains(t, logs.String(), "damaged record")
+	})
 }

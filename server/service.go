@@ -24,7 +24,7 @@ type service struct {
 }
 
 // status is toStatus(err), and logs the errors an operator must see: every
-// INTERNAL, and the first STORE_FAILED (every write fails with it from
+// INTERNAL and DATA_LOSS, and the first STORE_FAILED (every write fails with it from
 // then on, until the log is reopened).
 func (v *service) status(err error) error {
 	st := toStatus(err)
@@ -34,6 +34,9 @@ func (v *service) status(err error) error {
 	switch e := lookupCode(err); {
 	case e == &internalEntry:
 		v.s.opts.Logger.Error("internal error", "error", err)
+	case e.reason == goethev1.ReasonDataLoss:
+		// Counted by goethe_grpc_server_handled_total{grpc_code="DataLoss"}.
+		v.s.opts.Logger.Error("damaged record: the read that met it failed", "error", err)
 	case e.reason == goethev1.ReasonStoreFailed:
 		v.s.storeFailed.Do(func() {
 			v.s.opts.Logger.Error("store failed: every write fails until the server restarts", "error", err)
