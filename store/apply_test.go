@@ -309,7 +309,7 @@ func eventsByTopic(t *testing.T, m *model, a *applied) map[string][]Event {
 			continue
 		}
 		var e Event
-		require.NoError(t, decodeEvent(op.Key, op.Value, &e))
+		require.NoError(t, decodeEvent(op.Key, op.Value, false, &e))
 		name, ok := names[binary.BigEndian.Uint64(op.Key)]
 		require.True(t, ok, "event of an unknown topic id")
 		out[name] = append(out[name], e)

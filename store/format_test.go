@@ -34,7 +34,7 @@ func TestReadsFormatV1(t *testing.T) {
 			require.NoError(t, err)
 			v, err := e.Get(formatKey)
 			require.NoError(t, err)
-			require.Equal(t, []byte{FormatVersion}, v)
+			require.Equal(t, []byte{FormatVersion, formatV1}, v, "format 2, upgraded from 1")
 
 			res, err := s.Append(context.Background(), "old", []Event{{Payload: []byte("v2 event")}}, ExpectLastSeq(1))
 			require.NoError(t, err)
@@ -47,6 +47,16 @@ func TestReadsFormatV1(t *testing.T) {
 			raw, err := e.Get(eventKey(1, res.FirstID))
 			require.NoError(t, err)
 			require.Equal(t, byte(eventVersion), raw[0], "new events carry a checksum")
+			require.NoError(t, s.Close())
+
+			// Reopened, the folder still reads its format-1 events.
+			e, err = engines.Open(name, dir)
+			require.NoError(t, err)
+			s, err = Open(e, Options{})
+			require.NoError(t, err)
+			p, err = s.Read("old", FromBeginning, 10)
+			require.NoError(t, err)
+			require.Len(t, p.Events, 2)
 			require.NoError(t, s.Close())
 		})
 	}

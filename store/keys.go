@@ -26,7 +26,10 @@ const (
 // every event with a CRC-32C of its key and value; this build also reads
 // version 1 folders (events without a checksum), whose format record Open
 // raises to 2 before anything is written, so that an older build refuses
-// the folder rather than misread its new events. Any other version is
+// the folder rather than misread its new events. The record of such a
+// folder says it may hold events of version 1 ({2, 1}); in a folder made
+// with version 2 ({2}) an event without a checksum is damage, so that a
+// damaged version byte cannot turn the check off. Any other version is
 // refused by Open.
 const FormatVersion = 2
 
@@ -39,8 +42,8 @@ const MaxTopicID = uint64(prefixSystem)<<56 - 1
 
 const (
 	eventKeyLen  = 16
-	valueVersion = 1 // leading byte of every meta and cursor value, and of a format-1 event
-	eventVersion = 2 // leading byte of an event value with a checksum
+	valueVersion = 1    // leading byte of every meta and cursor value, and of a format-1 event
+	eventVersion = 0xE2 // leading byte of an event value with a checksum: 5 bits from valueVersion
 	// eventHeaderLen is an event value's version byte and CRC-32C.
 	eventHeaderLen = 5
 )
@@ -126,9 +129,10 @@ func appendString(dst []byte, s string) []byte {
 }
 
 // decodeEvent fills e from a stored key and value, verifying the value's
-// checksum: a mismatch is ErrCorrupted, never a changed event. The payload
-// aliases value.
-func decodeEvent(key, value []byte, e *Event) error {
+// checksum: a mismatch is ErrCorrupted, never a changed event. An event of
+// format 1 (no checksum) is accepted only with legacy set (a folder
+// upgraded from format 1). The payload aliases value.
+func decodeEvent(key, value []byte, legacy bool, e *Event) error {
 	if len(key) != eventKeyLen || len(value) < 1 {
 		return fmt.Errorf("%w: event %x", ErrCorrupted, key)
 	}
@@ -143,6 +147,9 @@ func decodeEvent(key, value []byte, e *Event) error {
 			return fmt.Errorf("%w: event %x: checksum mismatch", ErrCorrupted, key)
 		}
 	case valueVersion: // format 1: no checksum
+		if !legacy {
+			return fmt.Errorf("%w: event %x: no checksum in a folder of format %d", ErrCorrupted, key, FormatVersion)
+		}
 		v = value[1:]
 	default:
 		return fmt.Errorf("%w: event %x: unknown value version %d", ErrCorrupted, key, value[0])

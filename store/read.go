@@ -76,7 +76,7 @@ func (s *Store) Read(topicName string, from uint64, limit int) (Page, error) {
 	}
 	p := Page{Events: make([]Event, len(kvs)), Next: from}
 	for i, kv := range kvs {
-		if err := decodeEvent(kv.Key, kv.Value, &p.Events[i]); err != nil {
+		if err := decodeEvent(kv.Key, kv.Value, s.legacy, &p.Events[i]); err != nil {
 			return Page{Next: from}, err
 		}
 	}

@@ -221,6 +221,10 @@ type Store struct {
 	waiters map[string]*waitEntry
 
 	stats statsCounters
+
+	// legacy: the folder was upgraded from format 1 and may hold events
+	// without a checksum.
+	legacy bool
 }
 
 // topic is the in-memory state of a committed topic. id and name never
@@ -308,14 +312,18 @@ func (s *Store) checkFormat() error {
 		switch {
 		case len(v) == 1 && v[0] == FormatVersion:
 			return nil
+		case len(v) == 2 && v[0] == FormatVersion && v[1] == formatV1:
+			s.legacy = true
+			return nil
 		case len(v) == 1 && v[0] == formatV1:
 			// New events will carry checksums: raise the record first, so
 			// that a build that reads only version 1 refuses the folder.
 			var b engine.Batch
-			b.Put(formatKey, []byte{FormatVersion})
+			b.Put(formatKey, []byte{FormatVersion, formatV1})
 			if err := s.eng.Write(&b, true); err != nil {
 				return fmt.Errorf("store: raise format version: %w", err)
 			}
+			s.legacy = true
 			return nil
 		}
 		return fmt.Errorf("%w: the data folder has format version %d, this build reads versions %d and %d", ErrFormat, v, formatV1, FormatVersion)
@@ -384,7 +392,7 @@ func (s *Store) checkTopicEnd(m *topicMeta) error {
 		return fmt.Errorf("store: check topic %q: %w", m.name, err)
 	}
 	var e Event
-	if err := decodeEvent(key, v, &e); err != nil {
+	if err := decodeEvent(key, v, s.legacy, &e); err != nil {
 		return damaged("that event does not read back (%v)", err)
 	}
 	if e.Seq != m.lastSeq {
