@@ -6,7 +6,7 @@ BENCH     ?= .
 BENCHTIME ?= 1s
 COUNT     ?= 1
 
-.PHONY: all build cli test vet bench spec run clean results results-bench
+.PHONY: all build cli test vet fuzz bench spec run clean results results-bench
 
 all: build cli
 
@@ -24,6 +24,19 @@ vet:
 # three engines.
 test: vet
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Fuzzes every fuzz target for FUZZTIME each (go test runs their seed
+# corpora in make test; CI runs this with FUZZTIME=10s). A failure leaves
+# the input in the package's testdata/fuzz/ folder: commit it with the fix.
+FUZZTIME ?= 1m
+FUZZ_TARGETS = \
+	./store:FuzzApply \
+	./store:FuzzEventCodec
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
+	done
 
 # Benchmarks of every layer; narrow with BENCH=regexp, repeat with COUNT=n.
 bench:
