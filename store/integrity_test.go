@@ -111,3 +111,18 @@ func TestOpenChecksTopicEnds(t *testing.T) {
 		})
 	}
 }
+
+// With MustExist an engine that holds no log is refused, and left as it
+// was: Open writes nothing into it.
+func TestMustExist(t *testing.T) {
+	forEngine(t, func(t *testing.T, name string) {
+		e, err := engines.Open(name, t.TempDir())
+		require.NoError(t, err)
+		defer e.Close()
+		_, err = store.Open(e, store.Options{MustExist: true})
+		require.ErrorIs(t, err, store.ErrCorrupted)
+		kvs, err := e.Scan(nil, nil, 1, 0)
+		require.NoError(t, err)
+		require.Empty(t, kvs)
+	})
+}

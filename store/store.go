@@ -157,6 +157,11 @@ type Options struct {
 	// CommitMode says who commits a group; the zero value, CommitLeader,
 	// is the measured default.
 	CommitMode CommitMode
+	// MustExist makes Open refuse, with ErrCorrupted, an engine that holds
+	// no Goethe log instead of starting one in it: for a folder known to
+	// hold a log (cmd/goethe knows from its marker), where an engine that
+	// opens empty has lost its files.
+	MustExist bool
 	// MaxGroupEvents and MaxGroupBytes bound one group commit; a single
 	// larger Append still commits alone.
 	MaxGroupEvents int
@@ -330,6 +335,10 @@ func (s *Store) checkFormat() error {
 	}
 	if !errors.Is(err, engine.ErrNotFound) {
 		return fmt.Errorf("store: read format version: %w", err)
+	}
+	if s.opts.MustExist {
+		return fmt.Errorf("%w: the data folder should hold a Goethe log, but its engine opened with no format record "+
+			"(its files may be missing or damaged): restore them from a backup, or move the folder aside to start empty", ErrCorrupted)
 	}
 	any, err := s.eng.Scan(nil, nil, 1, 0)
 	if err != nil {

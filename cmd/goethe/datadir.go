@@ -15,65 +15,82 @@ import (
 // A data folder holds a marker file naming the engine that made it, and that
 // engine's files in a subfolder named after the engine:
 //
-//	<data-dir>/ENGINE          "leveldb\n"
+//	<data-dir>/ENGINE          "leveldb\n", then "leveldb\ninitialized\n"
 //	<data-dir>/leveldb/...     the engine's own files
 //
 // The marker is written, durably, before the engine creates anything, so a
 // folder with engine files always has one. A folder is opened only by the
-// engine its marker names.
+// engine its marker names. Once the store has been opened in it the marker
+// says so (its second line), and from then on a store that would open empty
+// is refused (store.Options.MustExist): the engine lost its files.
 const markerFile = "ENGINE"
+
+// initializedLine is the marker's second line once a store was opened.
+const initializedLine = "initialized"
+
+// markInitialized records in dir's marker that a store was opened in it.
+func markInitialized(dir, engine string) error {
+	if err := writeMarker(dir, engine+"\n"+initializedLine); err != nil {
+		return fmt.Errorf("data folder %s: write %s: %w", dir, markerFile, unwrapPathError(err))
+	}
+	return nil
+}
 
 // prepareDataDir makes sure dir is a data folder of engine, creating it (and
 // its marker) when it is missing or empty, and returns the folder the engine
-// keeps its files in. It refuses a folder made by another engine, naming
-// both, and a non-empty folder without a marker, which is not a goethe data
-// folder.
-func prepareDataDir(dir, engine string) (string, error) {
+// keeps its files in and whether a store was opened in it before. It
+// refuses a folder made by another engine, naming both, and a non-empty
+// folder without a marker, which is not a goethe data folder.
+func prepareDataDir(dir, engine string) (string, bool, error) {
+	initialized := false
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("data folder %s: %w", dir, unwrapPathError(err))
+		return "", false, fmt.Errorf("data folder %s: %w", dir, unwrapPathError(err))
 	}
 	marker := filepath.Join(dir, markerFile)
 	b, err := os.ReadFile(marker)
 	switch {
 	case err == nil:
-		made := strings.TrimSpace(string(b))
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		made := strings.TrimSpace(lines[0])
+		initialized = len(lines) > 1 && strings.TrimSpace(lines[1]) == initializedLine
 		if !slices.Contains(engines.Names, made) {
-			return "", fmt.Errorf("data folder %s: %s names unknown engine %q", dir, markerFile, made)
+			return "", false, fmt.Errorf("data folder %s: %s names unknown engine %q", dir, markerFile, made)
 		}
 		if made != engine {
-			return "", fmt.Errorf("data folder %s was made by engine %s, not %s: start with --engine %s, or use another --data-dir",
+			return "", false, fmt.Errorf("data folder %s was made by engine %s, not %s: start with --engine %s, or use another --data-dir",
 				dir, made, engine, made)
 		}
 	case errors.Is(err, fs.ErrNotExist):
 		entries, err := os.ReadDir(dir)
 		if err != nil {
-			return "", fmt.Errorf("data folder %s: %w", dir, unwrapPathError(err))
+			return "", false, fmt.Errorf("data folder %s: %w", dir, unwrapPathError(err))
 		}
 		entries = slices.DeleteFunc(entries, func(e fs.DirEntry) bool {
 			return e.Name() == markerFile+".tmp" // left by a crash while writing the marker
 		})
 		if len(entries) > 0 {
-			return "", fmt.Errorf("data folder %s is not empty and has no %s file, so it is not a goethe data folder: use an empty or new folder",
+			return "", false, fmt.Errorf("data folder %s is not empty and has no %s file, so it is not a goethe data folder: use an empty or new folder",
 				dir, markerFile)
 		}
 		if err := writeMarker(dir, engine); err != nil {
-			return "", fmt.Errorf("data folder %s: write %s: %w", dir, markerFile, unwrapPathError(err))
+			return "", false, fmt.Errorf("data folder %s: write %s: %w", dir, markerFile, unwrapPathError(err))
 		}
 	default:
-		return "", fmt.Errorf("data folder %s: %w", dir, unwrapPathError(err))
+		return "", false, fmt.Errorf("data folder %s: %w", dir, unwrapPathError(err))
 	}
-	return filepath.Join(dir, engine), nil
+	return filepath.Join(dir, engine), initialized, nil
 }
 
-// writeMarker writes the marker through a temporary file and a rename, with
-// fsyncs, so that it is either whole or absent after a crash.
-func writeMarker(dir, engine string) error {
+// writeMarker writes the marker (its lines, without the last newline)
+// through a temporary file and a rename, with fsyncs, so that it is either
+// whole or absent after a crash.
+func writeMarker(dir, content string) error {
 	tmp := filepath.Join(dir, markerFile+".tmp")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
-	if _, err := f.WriteString(engine + "\n"); err != nil {
+	if _, err := f.WriteString(content + "\n"); err != nil {
 		f.Close()
 		return err
 	}

@@ -85,7 +85,7 @@ func TestPrepareDataDir(t *testing.T) {
 
 	// A new folder, nested, gets a marker and an engine folder.
 	dir := filepath.Join(root, "a", "b")
-	edir, err := prepareDataDir(dir, "pebble")
+	edir, _, err := prepareDataDir(dir, "pebble")
 	require.NoError(t, err)
 	require.Equal(t, filepath.Join(dir, "pebble"), edir)
 	b, err := os.ReadFile(filepath.Join(dir, "ENGINE"))
@@ -93,34 +93,34 @@ func TestPrepareDataDir(t *testing.T) {
 	require.Equal(t, "pebble\n", string(b))
 
 	// The same engine opens it again; another is refused, naming both.
-	_, err = prepareDataDir(dir, "pebble")
+	_, _, err = prepareDataDir(dir, "pebble")
 	require.NoError(t, err)
-	_, err = prepareDataDir(dir, "bolt")
+	_, _, err = prepareDataDir(dir, "bolt")
 	require.EqualError(t, err, "data folder "+dir+" was made by engine pebble, not bolt: start with --engine pebble, or use another --data-dir")
 
 	// An existing empty folder is fine, a leftover temp marker too.
 	empty := filepath.Join(root, "empty")
 	require.NoError(t, os.Mkdir(empty, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(empty, "ENGINE.tmp"), []byte("lev"), 0o644))
-	_, err = prepareDataDir(empty, "bolt")
+	_, _, err = prepareDataDir(empty, "bolt")
 	require.NoError(t, err)
 
 	// A folder with other files is not a data folder.
 	other := filepath.Join(root, "other")
 	require.NoError(t, os.Mkdir(other, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(other, "notes.txt"), nil, 0o644))
-	_, err = prepareDataDir(other, "leveldb")
+	_, _, err = prepareDataDir(other, "leveldb")
 	require.ErrorContains(t, err, "is not empty and has no ENGINE file")
 
 	// A marker naming no engine, a file in the way.
 	bad := filepath.Join(root, "bad")
 	require.NoError(t, os.Mkdir(bad, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(bad, "ENGINE"), []byte("rocksdb\n"), 0o644))
-	_, err = prepareDataDir(bad, "leveldb")
+	_, _, err = prepareDataDir(bad, "leveldb")
 	require.ErrorContains(t, err, `names unknown engine "rocksdb"`)
 	file := filepath.Join(root, "file")
 	require.NoError(t, os.WriteFile(file, nil, 0o644))
-	_, err = prepareDataDir(file, "leveldb")
+	_, _, err = prepareDataDir(file, "leveldb")
 	require.ErrorContains(t, err, "not a directory")
 }
 
@@ -255,4 +255,31 @@ func TestStartFailures(t *testing.T) {
 	var stderr bytes.Buffer
 	require.Equal(t, 2, run(context.Background(), []string{"--log-format=xml"}, env(), &stderr, nil))
 	require.Equal(t, 0, run(context.Background(), []string{"-h"}, env(), &stderr, nil))
+}
+
+// A folder that has held a log never opens as an empty one: when its
+// engine's files are gone (or its engine opens empty), the server refuses
+// to start instead of starting a new log where topics would restart at
+// seq 1. A folder whose first start never got as far as the store opens.
+func TestEngineOpenedEmptyIsRefused(t *testing.T) {
+	for _, name := range engines.Names {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			in := launch(t, "--engine", name, "--data-dir", dir, "--listen", "127.0.0.1:0")
+			require.Equal(t, 0, in.stop(t))
+			marker, err := os.ReadFile(filepath.Join(dir, "ENGINE"))
+			require.NoError(t, err)
+			require.Equal(t, name+"\ninitialized\n", string(marker))
+
+			require.NoError(t, os.RemoveAll(filepath.Join(dir, name)))
+			runFails(t, "its engine opened with no format record", "--engine", name, "--data-dir", dir, "--listen", "127.0.0.1:0")
+
+			// An old marker (or one written just before a crash) has no
+			// second line: the engine may be empty, and the store starts.
+			fresh := t.TempDir()
+			require.NoError(t, os.WriteFile(filepath.Join(fresh, "ENGINE"), []byte(name+"\n"), 0o644))
+			in = launch(t, "--engine", name, "--data-dir", fresh, "--listen", "127.0.0.1:0")
+			require.Equal(t, 0, in.stop(t))
+		})
+	}
 }

@@ -58,7 +58,7 @@ func newLogger(format string, w io.Writer) *slog.Logger {
 // serve opens the store, listens, and serves until ctx ends. It owns the
 // store: it closes it on every path, after the server has stopped.
 func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Addr)) (err error) {
-	engineDir, err := prepareDataDir(cfg.DataDir, cfg.Engine)
+	engineDir, initialized, err := prepareDataDir(cfg.DataDir, cfg.Engine)
 	if err != nil {
 		return err
 	}
@@ -71,6 +71,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 	}
 	sopts := store.DefaultOptions()
 	sopts.UnsafeNoSync = !cfg.Sync
+	sopts.MustExist = initialized
 	var metrics *server.Metrics
 	if cfg.MetricsListen != "" {
 		metrics = server.NewMetrics(server.MetricsOptions{Engine: cfg.Engine})
@@ -80,6 +81,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 	if err != nil {
 		_ = eng.Close()
 		return fmt.Errorf("open data folder %s: %w", cfg.DataDir, err)
+	}
+	if !initialized {
+		if err := markInitialized(cfg.DataDir, cfg.Engine); err != nil {
+			_ = st.Close()
+			return err
+		}
 	}
 	// Runs last: every path out of serve has stopped the server (or never
 	// started it) by then, so no call uses the store.
