@@ -31,7 +31,12 @@ test: vet
 FUZZTIME ?= 1m
 FUZZ_TARGETS = \
 	./store:FuzzApply \
-	./store:FuzzEventCodec
+	./store:FuzzEventCodec \
+	./client:FuzzDecodeConsumeResponse \
+	./client:FuzzDecodeProduceStreamResponse \
+	./client:FuzzEncodeProduce \
+	./cmd/goethectl:FuzzParsePosition \
+	./server:FuzzValidateProduce
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \

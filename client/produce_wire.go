@@ -336,8 +336,11 @@ func (a *answer) decodeField(num protowire.Number, typ protowire.Type, buf []byt
 	case num == psRespResult && typ == protowire.BytesType:
 		var v []byte
 		if v, n = protowire.ConsumeBytes(buf); n >= 0 {
-			// The last of the oneof's fields wins, as in the generated code.
-			a.result, a.status, a.res = true, nil, ProduceResult{}
+			// As in the generated code: another member of the oneof is
+			// replaced, the same member given again is merged into.
+			if !a.result {
+				a.result, a.status, a.res = true, nil, ProduceResult{}
+			}
 			if err := a.res.decode(v); err != nil {
 				return 0, err
 			}
@@ -345,8 +348,10 @@ func (a *answer) decodeField(num protowire.Number, typ protowire.Type, buf []byt
 	case num == psRespError && typ == protowire.BytesType:
 		var v []byte
 		if v, n = protowire.ConsumeBytes(buf); n >= 0 {
-			a.result, a.status = false, &spb.Status{}
-			if err := proto.Unmarshal(v, a.status); err != nil {
+			if a.result || a.status == nil {
+				a.result, a.status, a.res = false, &spb.Status{}, ProduceResult{}
+			}
+			if err := (proto.UnmarshalOptions{Merge: true}).Unmarshal(v, a.status); err != nil {
 				return 0, fmt.Errorf("%w: error: %v", errMalformedAnswer, err)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -154,11 +155,19 @@ func (p position) cursorID(lastID uint64) uint64 {
 	case posID:
 		return p.id
 	case posTime:
-		ns := p.time.UnixNano()
-		if ns <= 0 {
+		// The nanoseconds since the epoch as an event id, computed from
+		// seconds: time.UnixNano wraps before 1677 and after 2262, which
+		// made a far-future time replay everything and a distant past
+		// skip everything. Before the epoch is 0, past what a uint64
+		// holds is the last id.
+		sec, nsec := p.time.Unix(), uint64(p.time.Nanosecond())
+		switch {
+		case sec < 0 || sec == 0 && nsec == 0:
 			return 0
+		case uint64(sec) > (math.MaxUint64-nsec)/uint64(time.Second):
+			return math.MaxUint64 - 1
 		}
-		return uint64(ns) - 1
+		return uint64(sec)*uint64(time.Second) + nsec - 1
 	}
 	return 0
 }
