@@ -87,7 +87,6 @@ type committer struct {
 	applied     applied
 	nextTopicID uint64
 	failed      error // set by the first failed engine write
-	lastReqs    int   // requests in the last group
 }
 
 // Append stores events at the end of topic, creating the topic if it does
@@ -95,10 +94,10 @@ type committer struct {
 // events are stored only if the topic's last seq equals it when the group
 // commits; otherwise the error is a *ConflictError. On success the events
 // have ids FirstID…FirstID+n-1 and seqs FirstSeq…FirstSeq+n-1 and, unless
-// Options.UnsafeNoSync, are on disk. Once a request is queued its outcome is
-// decided within one commit, so ctx only bounds nothing but the call's
-// start: Append always reports what happened to a queued request. events
-// are not retained after Append returns.
+// Options.UnsafeNoSync, are on disk. ctx is checked before the request is
+// queued; once queued, its outcome is decided within one commit and Append
+// waits for it, so a caller always learns what happened to its events.
+// events are not retained after Append returns.
 func (s *Store) Append(ctx context.Context, topicName string, events []Event, expect Expectation) (AppendResult, error) {
 	if err := ctx.Err(); err != nil {
 		return AppendResult{}, err
@@ -270,7 +269,6 @@ func (s *Store) commitNext() (more bool) {
 // sync, publishes the new state, and completes every request.
 func (s *Store) commit(group []*request, events int) {
 	c := &s.c
-	c.lastReqs = len(group)
 	if c.failed != nil {
 		for _, r := range group {
 			r.finish(outcome{err: c.failed})
