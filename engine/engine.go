@@ -32,6 +32,16 @@ var (
 	// ErrInvalid is returned for a malformed call: an empty key, an inverted
 	// range, a non-positive page limit.
 	ErrInvalid = errors.New("engine: invalid argument")
+	// ErrNoSpace wraps a write that failed because the volume is full
+	// (ENOSPC, EDQUOT). The data written before it is intact; an adapter
+	// never ends the process over it, and a later Write may succeed once
+	// space is freed (or the caller reopens the engine).
+	ErrNoSpace = errors.New("engine: no space left on device")
+	// ErrCorrupted wraps a read, scan or open that met damaged data: a bad
+	// block checksum, a broken journal or WAL record in the middle of the
+	// log, an inconsistent page. It is never a panic and never a silently
+	// shortened result.
+	ErrCorrupted = errors.New("engine: data corrupted")
 )
 
 // Engine is an ordered byte-key store. See the package documentation for the

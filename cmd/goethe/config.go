@@ -24,6 +24,12 @@ type config struct {
 	// MetricsListen is the address of the Prometheus /metrics endpoint;
 	// empty turns it off.
 	MetricsListen string
+
+	// Each group below keeps its flags, their validation and their wiring
+	// in a file of its own.
+	limits   limitsConfig   // config_limits.go: memory, streams, connections, slow consumers
+	security securityConfig // config_security.go: TLS, tokens, file modes
+	disk     diskConfig     // config_disk.go: free-space guard
 }
 
 // Defaults of the flags.
@@ -65,6 +71,9 @@ func parseConfig(args []string, getenv func(string) (string, bool), out io.Write
 	fs.IntVar(&c.MaxBatchEvents, "max-batch-events", server.DefaultMaxBatchEvents, "most events accepted in one Produce")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", "", "serve Prometheus metrics over HTTP at /metrics on this host:port (off when empty)")
+	c.limits.register(fs)
+	c.security.register(fs)
+	c.disk.register(fs)
 	fs.Usage = func() {} // the flag package calls it on errors too; -h is handled below
 	usage := func() {
 		fmt.Fprintf(out, "Usage: goethe [flags]\n\n"+
@@ -120,5 +129,5 @@ func (c *config) validate() error {
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return fmt.Errorf("--log-format %q: must be text or json", c.LogFormat)
 	}
-	return nil
+	return errors.Join(c.limits.validate(), c.security.validate(), c.disk.validate())
 }
