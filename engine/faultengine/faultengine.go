@@ -8,7 +8,10 @@
 // unchanged while no fault is armed. Faults may be armed, disarmed and
 // inspected from any goroutine, concurrently with the engine's own calls.
 // Every injected error wraps ErrInjected, so a test tells an injected failure
-// from a real one with errors.Is.
+// from a real one with errors.Is. A write fault armed with a cause
+// (FailWritesWith, FailNextWritesWith) wraps that cause too: with
+// engine.ErrNoSpace it stands for a full volume, the way an adapter reports
+// ENOSPC.
 //
 // A write fault is decided once per Write call, when the call leaves the
 // blocking hook (see BlockWrites): the fault armed at that moment applies.
@@ -85,6 +88,7 @@ type writeFault struct {
 	mode  Mode
 	left  int                      // > 0: fail only this many more writes
 	pred  func(*engine.Batch) bool // nil: every write
+	cause error                    // nil: the error wraps ErrInjected only
 }
 
 // Engine is an engine.Engine that injects the faults armed on it into the
@@ -129,6 +133,25 @@ func (f *Engine) FailNextWrites(n int, mode Mode) {
 // write fault replaces it.
 func (f *Engine) FailWrites(mode Mode) {
 	f.armWrite(writeFault{armed: true, mode: mode})
+}
+
+// FailWritesWith is FailWrites with an error that wraps cause as well as
+// ErrInjected: FailWritesWith(mode, engine.ErrNoSpace) makes every write
+// fail as on a full volume. cause's text is part of the message, so a test
+// can give it a path (an *fs.PathError joined to engine.ErrNoSpace) to see
+// where the path travels. A nil cause is FailWrites.
+func (f *Engine) FailWritesWith(mode Mode, cause error) {
+	f.armWrite(writeFault{armed: true, mode: mode, cause: cause})
+}
+
+// FailNextWritesWith is FailNextWrites with an error that wraps cause as
+// well as ErrInjected (see FailWritesWith).
+func (f *Engine) FailNextWritesWith(n int, mode Mode, cause error) {
+	if n <= 0 {
+		f.armWrite(writeFault{})
+		return
+	}
+	f.armWrite(writeFault{armed: true, mode: mode, left: n, cause: cause})
 }
 
 // FailWritesIf fails, with mode, every Write call whose batch pred holds for,
@@ -214,14 +237,18 @@ func (f *Engine) Write(b *engine.Batch, sync bool) error {
 	if sync {
 		f.syncs.Add(1)
 	}
-	fail, mode := f.decide(b)
+	fail, mode, cause := f.decide(b)
 	var err error
 	if !fail || mode == AfterApply {
 		err = f.e.Write(b, sync)
 	}
 	if fail && err == nil {
 		f.injected.Add(1)
-		err = fmt.Errorf("faultengine: write of %d ops (sync=%t) failed %v: %w", opsIn(b), sync, mode, ErrInjected)
+		if cause != nil {
+			err = fmt.Errorf("faultengine: write of %d ops (sync=%t) failed %v: %w: %w", opsIn(b), sync, mode, ErrInjected, cause)
+		} else {
+			err = fmt.Errorf("faultengine: write of %d ops (sync=%t) failed %v: %w", opsIn(b), sync, mode, ErrInjected)
+		}
 	}
 	if err != nil {
 		f.failed.Add(1)
@@ -238,8 +265,8 @@ func opsIn(b *engine.Batch) int {
 }
 
 // decide waits at the hook, then reports whether the armed fault fails this
-// write, consuming one of a FailNextWrites count.
-func (f *Engine) decide(b *engine.Batch) (fail bool, mode Mode) {
+// write, and how, consuming one of a FailNextWrites count.
+func (f *Engine) decide(b *engine.Batch) (fail bool, mode Mode, cause error) {
 	f.mu.Lock()
 	if f.blocks > 0 {
 		f.waiting++
@@ -257,9 +284,9 @@ func (f *Engine) decide(b *engine.Batch) (fail bool, mode Mode) {
 	}
 	f.mu.Unlock()
 	if !w.armed || (w.pred != nil && !w.pred(b)) {
-		return false, 0
+		return false, 0, nil
 	}
-	return true, w.mode
+	return true, w.mode, w.cause
 }
 
 // Get fails with ErrInjected while reads fail, and otherwise returns the

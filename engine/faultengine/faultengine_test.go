@@ -392,3 +392,44 @@ func TestConcurrentArming(t *testing.T) {
 		require.Equal(t, faultengine.Stats{Writes: writers * perWriter, Failed: failed, Injected: failed}, fe.Stats())
 	})
 }
+
+// TestFailWritesWithNoSpace: a fault armed with engine.ErrNoSpace as its
+// cause fails writes as a full volume does, before and after apply, and the
+// error wraps both the cause and ErrInjected.
+func TestFailWritesWithNoSpace(t *testing.T) {
+	for _, tc := range []struct {
+		mode    faultengine.Mode
+		visible bool
+	}{
+		{faultengine.BeforeApply, false},
+		{faultengine.AfterApply, true},
+	} {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			forEachEngine(t, func(t *testing.T, fe *faultengine.Engine) {
+				fe.FailNextWritesWith(2, tc.mode, engine.ErrNoSpace)
+				for _, k := range []string{"k1", "k2"} {
+					err := fe.Write(batch(k, "v"), true)
+					require.ErrorIs(t, err, engine.ErrNoSpace)
+					require.ErrorIs(t, err, faultengine.ErrInjected)
+					if tc.visible {
+						requireGet(t, fe.Unwrap(), k, "v")
+					} else {
+						requireNotFound(t, fe.Unwrap(), k)
+					}
+				}
+				require.NoError(t, fe.Write(batch("k3", "v"), true), "the fault is spent after 2 writes")
+
+				fe.FailWritesWith(tc.mode, engine.ErrNoSpace)
+				require.ErrorIs(t, fe.Write(batch("k4", "v"), true), engine.ErrNoSpace)
+				fe.FailWritesWith(tc.mode, nil)
+				err := fe.Write(batch("k5", "v"), true)
+				require.ErrorIs(t, err, faultengine.ErrInjected)
+				require.NotErrorIs(t, err, engine.ErrNoSpace)
+				fe.Disarm()
+				require.NoError(t, fe.Write(batch("k6", "v"), true))
+				fe.FailNextWritesWith(0, tc.mode, engine.ErrNoSpace)
+				require.NoError(t, fe.Write(batch("k7", "v"), true), "n <= 0 disarms")
+			})
+		})
+	}
+}
