@@ -80,10 +80,11 @@ var (
 	ErrClosed = errors.New("store: closed")
 	// ErrFormat: the data folder holds a layout this build cannot read.
 	ErrFormat = errors.New("store: unsupported data format")
-	// ErrFailed: an engine write failed. Every request of that group fails
-	// with it (wrapping the engine's error), and so does every later write
-	// until the store is reopened, because the outcome of that write is
-	// unknown. Reads go on.
+	// ErrFailed: an engine write failed for another reason than a full
+	// volume (that is ErrNoSpace, from which the store resumes by itself).
+	// Every request of that group fails with it (wrapping the engine's
+	// error), and so does every later write until the store is reopened,
+	// because the outcome of that write is unknown. Reads go on.
 	ErrFailed = errors.New("store: write failed, store needs restart")
 	// ErrCorrupted: a record read from the engine does not decode as the
 	// layout says it must; the message names the record. The read fails,
@@ -175,6 +176,28 @@ type Options struct {
 	Observer CommitObserver
 	// Clock returns nanoseconds since the Unix epoch; tests set it.
 	Clock func() int64
+
+	// Full disk (see space.go). MinFreeBytes > 0 with FreeBytes set is the
+	// free-space guard: a group that would be written while FreeBytes
+	// reports fewer free bytes on the data volume fails with ErrNoSpace,
+	// and the write path is down until there are MinFreeBytes again. A
+	// measurement is reused for FreeBytesMaxAge, so the guard costs no
+	// system call per commit; writes in that window may go past the
+	// reserve. 0 turns the guard off.
+	MinFreeBytes    uint64
+	FreeBytes       func() (uint64, error)
+	FreeBytesMaxAge time.Duration
+	// ProbeInterval is the least time between two attempts to resume a
+	// write path that is down for lack of space.
+	ProbeInterval time.Duration
+	// Reopen, if set, opens the store's engine again on the same folder.
+	// The store then resumes after a full disk by closing its engine and
+	// reopening it, for an adapter that cannot take writes again in place
+	// (its doc comment says); reads wait during the reopen. The Store keeps
+	// its identity: holders go on using it. Once Reopen is set the Store's
+	// engine may be replaced, so a caller must not keep using the engine it
+	// passed to Open.
+	Reopen func() (engine.Engine, error)
 }
 
 // DefaultOptions returns the defaults, durable.
@@ -185,6 +208,9 @@ func DefaultOptions() Options {
 		PageEvents:     DefaultPageEvents,
 		PageBytes:      DefaultPageBytes,
 		Clock:          func() int64 { return time.Now().UnixNano() },
+
+		FreeBytesMaxAge: DefaultFreeBytesMaxAge,
+		ProbeInterval:   DefaultProbeInterval,
 	}
 }
 
@@ -204,6 +230,12 @@ func (o *Options) fill() {
 	}
 	if o.Clock == nil {
 		o.Clock = d.Clock
+	}
+	if o.FreeBytesMaxAge <= 0 {
+		o.FreeBytesMaxAge = d.FreeBytesMaxAge
+	}
+	if o.ProbeInterval <= 0 {
+		o.ProbeInterval = d.ProbeInterval
 	}
 }
 
@@ -226,6 +258,7 @@ type Store struct {
 	waiters map[string]*waitEntry
 
 	stats statsCounters
+	sp    space // full disk: see space.go
 
 	// legacy: the folder was upgraded from format 1 and may hold events
 	// without a checksum.
@@ -248,6 +281,9 @@ type topic struct {
 // closes it.
 func Open(e engine.Engine, opts Options) (*Store, error) {
 	opts.fill()
+	if opts.Reopen != nil {
+		e = &swapEngine{e: e}
+	}
 	s := &Store{
 		eng:     e,
 		opts:    opts,

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/goethe-log/goethe/engine"
 )
 
 // CommitMode says who commits a group. Both keep one commit at a time and
@@ -227,6 +229,7 @@ func (s *Store) run() {
 // before returning false, so the next appender leads.
 func (s *Store) commitNext() (more bool) {
 	c := &s.c
+	s.maybeResume()
 	c.mu.Lock()
 	n, events, bytes := 0, 0, 0
 	for n < len(c.queue) && (n == 0 || events < s.opts.MaxGroupEvents && bytes < s.opts.MaxGroupBytes) {
@@ -269,9 +272,11 @@ func (s *Store) commitNext() (more bool) {
 // sync, publishes the new state, and completes every request.
 func (s *Store) commit(group []*request, events int) {
 	c := &s.c
-	if c.failed != nil {
+	if err := s.gate(); err != nil {
+		// Failed, down for lack of space, or refused by the free-space
+		// guard: the engine is not touched.
 		for _, r := range group {
-			r.finish(outcome{err: c.failed})
+			r.finish(outcome{err: err})
 		}
 		return
 	}
@@ -296,9 +301,17 @@ func (s *Store) commit(group []*request, events int) {
 			// is unknown (a failed sync may leave it on disk), so no later
 			// write may be made on top of a state that may be wrong.
 			err = s.engineErr("write batch", err)
-			if !errors.Is(err, ErrClosed) {
+			switch {
+			case errors.Is(err, ErrClosed):
+			case errors.Is(err, engine.ErrNoSpace):
+				// The write path goes down until space is free; the
+				// state of the topics this batch touched is re-read
+				// before writes resume (see space.go).
+				err = noSpace(err)
+				s.goDown(err, a)
+			default:
 				err = fmt.Errorf("%w: %w", ErrFailed, err)
-				c.failed = err
+				s.fail(err)
 			}
 			for _, r := range group {
 				r.finish(outcome{err: err})
