@@ -14,17 +14,59 @@
 // time and batch memory in proportion to the keys it removes. To make that
 // emulation exact, a batch that holds a range delete runs alone: other
 // writes through the same DB wait for it, and it waits for them.
+//
+// # Integrity
+//
+// goleveldb runs strict (opt.StrictAll but StrictRecovery): a journal or
+// MANIFEST chunk with a bad checksum, type or length is an error instead of
+// being skipped, and so is a table block with a bad checksum, on reads and
+// in compactions. goleveldb's strict journal reader cannot tell a hole in
+// the log from the torn tail a crash leaves at the end of the file being
+// written, and refuses both; Open tells them apart. When a strict open
+// fails on the newest journal or on the current MANIFEST, Open scans that
+// file: if no intact chunk follows the first damaged one, the damage is a
+// torn tail (a record cut short, zeroes or garbage past the last write), and
+// Open cuts the file after its last intact record, logs what it dropped
+// (Options.Logger, level WARN), keeps the dropped bytes in <file>.torn and
+// opens again. Every record written before
+// the torn one is kept, as after any crash. Damage followed by intact
+// records, or in an older journal, fails Open with an error wrapping
+// engine.ErrCorrupted, as does a damaged table block met by Get or Scan.
+//
+// The cost and the limit of this: a strict open reads nothing twice unless
+// it fails; the scan after a failure reads the damaged file once. Damage
+// confined to the last record of the newest journal (a byte flipped in it,
+// the file truncated) looks exactly like a crash's torn tail and is
+// recovered as one, losing that record: no log format can tell the two
+// apart without a record of how far the file was synced.
+//
+// # Full volume
+//
+// A Write that fails for lack of space returns an error wrapping
+// engine.ErrNoSpace and the syscall's ENOSPC; nothing of it is visible, and
+// every write acknowledged before it is intact. goleveldb's journal writer
+// keeps its first error, so a DB does not resume writing in place once
+// space is freed: after any failed write, every later Write fails at once
+// with an error wrapping the first one (ErrNoSpace included) until the DB is
+// closed and opened again. Reads keep working, Close works, and the torn
+// journal record the failed write may leave is recovered as a torn tail by
+// the next Open. Open on a full volume fails promptly with an error wrapping
+// engine.ErrNoSpace when goleveldb has to write (it turns the journal into a
+// table at every open that finds one).
 package leveldb
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/syndtr/goleveldb/leveldb"
+	lerrors "github.com/syndtr/goleveldb/leveldb/errors"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
 
@@ -44,7 +86,21 @@ type Options struct {
 	// flushes for an append-heavy log at the cost of memory and a longer
 	// journal replay on open. Default 16 MiB (goleveldb's own is 4 MiB).
 	WriteBufferSize int
+	// Logger receives what Open repairs (a torn journal tail it cut).
+	// Default slog.Default().
+	Logger *slog.Logger
 }
+
+// strictness is the goleveldb strict level every DB runs with: every
+// checksum verified, and damaged journal, MANIFEST or table data an error
+// rather than skipped. StrictRecovery only affects leveldb.Recover, which
+// Goethe never calls.
+const strictness = opt.StrictManifest | opt.StrictJournalChecksum | opt.StrictJournal |
+	opt.StrictBlockChecksum | opt.StrictCompaction | opt.StrictReader
+
+// maxTailRepairs bounds the torn tails one Open cuts: one in the current
+// MANIFEST, one in the newest journal.
+const maxTailRepairs = 2
 
 func (o Options) withDefaults() Options {
 	if o.BlockCacheSize <= 0 {
@@ -52,6 +108,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.WriteBufferSize <= 0 {
 		o.WriteBufferSize = 16 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
 	return o
 }
@@ -73,25 +132,63 @@ type DB struct {
 	// expanded from and the write of its expansion.
 	writeMu sync.RWMutex
 
+	// writeFailed holds the first failed write's error: goleveldb's journal
+	// writer keeps it, so every later write fails with it until reopen.
+	writeFailed atomic.Pointer[error]
+
 	db *leveldb.DB
+}
+
+// wrapErr adds the engine sentinel callers branch on to an error from
+// goleveldb: engine.ErrNoSpace for a full volume, engine.ErrCorrupted for
+// damaged data.
+func wrapErr(op string, err error) error {
+	switch {
+	case isNoSpace(err):
+		return fmt.Errorf("leveldb: %s: %w: %w", op, engine.ErrNoSpace, err)
+	case lerrors.IsCorrupted(err):
+		return fmt.Errorf("leveldb: %s: %w: %w", op, engine.ErrCorrupted, err)
+	}
+	return fmt.Errorf("leveldb: %s: %w", op, err)
+}
+
+// isNoSpace reports a write that failed for lack of space or quota.
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
 // Open opens the goleveldb database in dir, creating dir and the database if
 // they do not exist. If another DB, in this process or another, holds dir,
-// Open fails at once with an error wrapping engine.ErrLocked.
+// Open fails at once with an error wrapping engine.ErrLocked. Damage in the
+// middle of the journal or MANIFEST fails it with an error wrapping
+// engine.ErrCorrupted; a crash's torn tail is cut and logged (see the
+// package documentation). On a full volume it fails with an error wrapping
+// engine.ErrNoSpace.
 func Open(dir string, opts Options) (*DB, error) {
 	opts = opts.withDefaults()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("leveldb: open %s: %w", dir, err)
 	}
-	ldb, err := leveldb.OpenFile(dir, &opt.Options{
+	lopts := &opt.Options{
 		BlockCacheCapacity: opts.BlockCacheSize,
 		WriteBuffer:        opts.WriteBufferSize,
 		// Seek-triggered compactions sample reads and compact tables that
 		// are read "too often": for a log read sequentially by consumers
 		// that is pure write amplification.
 		DisableSeeksCompaction: true,
-	})
+		Strict:                 strictness,
+	}
+	ldb, err := leveldb.OpenFile(dir, lopts)
+	for repairs := 0; err != nil && repairs < maxTailRepairs; repairs++ {
+		repaired, rerr := repairTornTail(dir, err, opts.Logger)
+		if rerr != nil {
+			return nil, fmt.Errorf("leveldb: open %s: %w: %w (while repairing: %w)", dir, engine.ErrCorrupted, err, rerr)
+		}
+		if !repaired {
+			break
+		}
+		ldb, err = leveldb.OpenFile(dir, lopts)
+	}
 	if err != nil {
 		// goleveldb takes the LOCK file with flock(LOCK_EX|LOCK_NB), which
 		// fails with EWOULDBLOCK when another open file description (this
@@ -99,18 +196,23 @@ func Open(dir string, opts Options) (*DB, error) {
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, fmt.Errorf("leveldb: open %s: %w: %w", dir, engine.ErrLocked, err)
 		}
-		return nil, fmt.Errorf("leveldb: open %s: %w", dir, err)
+		return nil, wrapErr("open "+dir, err)
 	}
 	return &DB{dir: dir, db: ldb}, nil
 }
 
 // Write applies b atomically. With sync the goleveldb journal is fsynced
-// before Write returns.
+// before Write returns. A write that fails for lack of space returns an
+// error wrapping engine.ErrNoSpace; after any failed write the DB refuses
+// writes until it is reopened (see the package documentation).
 func (d *DB) Write(b *engine.Batch, sync bool) error {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	if d.closed {
 		return fmt.Errorf("leveldb: write: %w", engine.ErrClosed)
+	}
+	if failed := d.writeFailed.Load(); failed != nil {
+		return fmt.Errorf("leveldb: write refused until the engine is reopened after a failed write: %w", *failed)
 	}
 	if b == nil || b.Len() == 0 {
 		return nil
@@ -143,12 +245,14 @@ func (d *DB) Write(b *engine.Batch, sync bool) error {
 			lb.Delete(op.Key)
 		case engine.OpDeleteRange:
 			if err := d.expandDeleteRange(lb, ops[:i], op.Key, op.End); err != nil {
-				return fmt.Errorf("leveldb: write: delete range [%x, %x): %w", op.Key, op.End, err)
+				return wrapErr(fmt.Sprintf("write: delete range [%x, %x)", op.Key, op.End), err)
 			}
 		}
 	}
 	if err := d.db.Write(lb, &opt.WriteOptions{Sync: sync}); err != nil {
-		return fmt.Errorf("leveldb: write: %w", err)
+		err = wrapErr("write", err)
+		d.writeFailed.CompareAndSwap(nil, &err)
+		return err
 	}
 	return nil
 }
@@ -190,7 +294,7 @@ func (d *DB) Get(key []byte) ([]byte, error) {
 		return nil, fmt.Errorf("leveldb: get %x: %w", key, engine.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("leveldb: get %x: %w", key, err)
+		return nil, wrapErr(fmt.Sprintf("get %x", key), err)
 	}
 	if v == nil {
 		v = []byte{}
@@ -221,7 +325,7 @@ func (d *DB) Scan(start, end []byte, limit, maxBytes int) ([]engine.KV, error) {
 		}
 	}
 	if err := it.Error(); err != nil {
-		return nil, fmt.Errorf("leveldb: scan: %w", err)
+		return nil, wrapErr("scan", err)
 	}
 	return page.Page(), nil
 }
