@@ -50,9 +50,8 @@ func prepareDataDir(dir, engine string) (string, bool, error) {
 	b, err := os.ReadFile(marker)
 	switch {
 	case err == nil:
-		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-		made := strings.TrimSpace(lines[0])
-		initialized = len(lines) > 1 && strings.TrimSpace(lines[1]) == initializedLine
+		var made string
+		made, initialized = parseMarker(b)
 		if !slices.Contains(engines.Names, made) {
 			return "", false, fmt.Errorf("data folder %s: %s names unknown engine %q", dir, markerFile, made)
 		}
@@ -79,6 +78,13 @@ func prepareDataDir(dir, engine string) (string, bool, error) {
 		return "", false, fmt.Errorf("data folder %s: %w", dir, unwrapPathError(err))
 	}
 	return filepath.Join(dir, engine), initialized, nil
+}
+
+// parseMarker reads a marker's content: the engine it names and whether a
+// store was opened in the folder.
+func parseMarker(b []byte) (engine string, initialized bool) {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.TrimSpace(lines[0]), len(lines) > 1 && strings.TrimSpace(lines[1]) == initializedLine
 }
 
 // writeMarker writes the marker (its lines, without the last newline)

@@ -6,6 +6,7 @@
 //	       [--listen 127.0.0.1:7420] [--sync=true] [--max-event-bytes N]
 //	       [--max-batch-events N] [--log-format text|json]
 //	       [--metrics-listen 127.0.0.1:9420]
+//	goethe check --data-dir D [--engine E] [--json]
 //
 // Every flag has an environment variable, GOETHE_ and its name in upper case
 // with _ for - (GOETHE_ENGINE, GOETHE_DATA_DIR, ...). A variable sets the
@@ -15,6 +16,9 @@
 // engine's files are in a subfolder named after it) and is refused by any
 // other engine. With --sync (the default) an acknowledged event is on disk;
 // --sync=false is faster but a machine crash can lose acknowledged events.
+//
+// goethe check verifies a stopped data folder (see runCheck): exit status 0
+// clean, 1 problems found, 2 bad flags or the folder cannot be checked.
 //
 // --metrics-listen (off by default) serves Prometheus metrics over HTTP at
 // /metrics on its own address: gRPC calls, Consume streams, the store's
@@ -29,12 +33,34 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 )
 
+// subcommands are the tools goethe runs instead of the server, as
+// "goethe <name> ...": each has its case in main and its line in goethe -h.
+var subcommands = []struct{ name, synopsis string }{
+	{"check", checkSynopsis},
+}
+
+// printSubcommands ends goethe -h with the subcommands.
+func printSubcommands(w io.Writer) {
+	fmt.Fprintf(w, "\nSubcommands:\n")
+	for _, c := range subcommands {
+		fmt.Fprintf(w, "  %s\n", c.synopsis)
+	}
+}
+
 func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "check":
+			os.Exit(runCheck(os.Args[2:], os.LookupEnv, os.Stdout, os.Stderr))
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
 		<-ctx.Done()

@@ -34,6 +34,7 @@ const (
 func run(ctx context.Context, args []string, getenv func(string) (string, bool), stderr io.Writer, ready func(net.Addr)) int {
 	cfg, err := parseConfig(args, getenv, stderr)
 	if errors.Is(err, errHelp) {
+		printSubcommands(stderr)
 		return exitOK
 	}
 	if err != nil {
