@@ -50,8 +50,14 @@ type Page struct {
 // empty page means the reader is at the end of the topic. The topic must
 // exist: ErrNotFound otherwise. Read returns only events of completed
 // commits: none of a commit in progress or of one whose engine write failed.
-// It holds no engine resource after it returns, and the page's memory is
-// the caller's.
+// It holds no engine resource after it returns.
+//
+// The page's Events slice is the caller's, but the Payload bytes and
+// Headers maps of its events may be shared with other readers and with the
+// store: a page read at the end of a followed topic is served from the
+// events the committer just wrote (see tail.go), decoded once for every
+// reader. They are immutable: the caller may keep them as long as it
+// likes, but must never modify them (copy a payload or a map to change it).
 func (s *Store) Read(topicName string, from uint64, limit int) (Page, error) {
 	t, err := s.lookup(topicName)
 	if err != nil {
@@ -64,8 +70,19 @@ func (s *Store) Read(topicName string, from uint64, limit int) (Page, error) {
 	// failed after reaching the engine, is not part of the log.
 	last := t.pub.Load().lastID
 	if last == 0 || from > last {
+		t.tail.markFollowed()
 		return Page{Next: from}, nil
 	}
+	if p, ok := t.tail.read(from, last, limit, s.opts.PageBytes); ok {
+		t.tail.markFollowed()
+		return p, nil
+	}
+	return s.readEngine(t, from, last, limit)
+}
+
+// readEngine is Read from the engine: the events of t at or after from, up
+// to last, decoded into memory of the page's own.
+func (s *Store) readEngine(t *topic, from, last uint64, limit int) (Page, error) {
 	end := topicEnd(t.id)
 	if last < math.MaxUint64 {
 		end = eventKey(t.id, last+1)
@@ -99,9 +116,15 @@ type waitEntry struct {
 // ends, or the store closes. It returns nil in the first case (a Read from
 // the same position then returns at least one event), ctx.Err() or ErrClosed
 // otherwise. The topic need not exist yet: Wait also returns when it is
-// created. The writer wakes waiters on commit; nothing polls.
+// created. The writer wakes waiters on commit; nothing polls. However many
+// readers wait on a topic, a commit wakes them at the same cost to the
+// writer (see tail.go).
 func (s *Store) Wait(ctx context.Context, topicName string, from uint64) error {
 	for {
+		if t, err := s.lookup(topicName); err == nil {
+			return s.waitTopic(ctx, t, from)
+		}
+		// The topic does not exist yet: wait for its creation by name.
 		s.waitMu.Lock()
 		w := s.waiters[topicName]
 		if w == nil {
@@ -112,9 +135,10 @@ func (s *Store) Wait(ctx context.Context, topicName string, from uint64) error {
 		ch := w.ch
 		s.waitMu.Unlock()
 
-		// Check after registering: a commit that this check misses wakes ch.
-		ready, err := s.hasFrom(topicName, from)
-		if err == nil && !ready {
+		// Check after registering: a creation that this check misses
+		// wakes ch.
+		var err error
+		if _, lerr := s.lookup(topicName); lerr != nil {
 			select {
 			case <-ch:
 			case <-ctx.Done():
@@ -128,26 +152,14 @@ func (s *Store) Wait(ctx context.Context, topicName string, from uint64) error {
 			delete(s.waiters, topicName)
 		}
 		s.waitMu.Unlock()
-		if err != nil || ready {
+		if err != nil {
 			return err
 		}
 	}
 }
 
-// hasFrom reports whether topic has a committed event at or after from.
-func (s *Store) hasFrom(topicName string, from uint64) (bool, error) {
-	t, err := s.lookup(topicName)
-	if errors.Is(err, ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	last := t.pub.Load().lastID
-	return last != 0 && last >= from, nil
-}
-
-// wake releases every reader waiting on topic.
+// wake releases every reader waiting on topic: those waiting for its
+// creation and those waiting at its end.
 func (s *Store) wake(topicName string) {
 	s.waitMu.Lock()
 	if w := s.waiters[topicName]; w != nil {
@@ -155,6 +167,9 @@ func (s *Store) wake(topicName string) {
 		delete(s.waiters, topicName)
 	}
 	s.waitMu.Unlock()
+	if t, err := s.lookup(topicName); err == nil {
+		s.notify(t)
+	}
 }
 
 // TopicInfo describes a topic as of its last commit.

@@ -1,0 +1,238 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/goethe-log/goethe/client"
+	"github.com/goethe-log/goethe/engines"
+	"github.com/goethe-log/goethe/store"
+)
+
+// fanoutFollowers are the follower counts of the fan-out benchmarks: how
+// the write path's latency grows with the readers parked at the end of the
+// topic it writes (issue 9, item 5: 2,000 followers took Produce from ~1 ms
+// to ~103 ms).
+var fanoutFollowers = []int{0, 10, 100, 1000, 2000}
+
+// fanoutStreamsPerConn is how many follower streams share one client
+// connection in BenchmarkFanoutProduce: 2,000 followers on 40 connections,
+// below any per-connection stream cap the server sets.
+const fanoutStreamsPerConn = 50
+
+// fanoutDrain bounds the wait for every follower to have received every
+// event once the timed loop ends.
+const fanoutDrain = 2 * time.Minute
+
+// latencies records one duration per op and reports percentiles.
+type latencies []time.Duration
+
+func (l latencies) report(b *testing.B) {
+	if len(l) == 0 {
+		return
+	}
+	slices.Sort(l)
+	at := func(q float64) float64 {
+		return float64(l[min(len(l)-1, int(q*float64(len(l))))]) / float64(time.Microsecond)
+	}
+	b.ReportMetric(at(0.50), "p50-µs")
+	b.ReportMetric(at(0.99), "p99-µs")
+}
+
+// followerSet counts what followers received and checks that each saw the
+// topic's events in order, with dense seqs.
+type followerSet struct {
+	received atomic.Int64
+	mu       sync.Mutex
+	err      error
+}
+
+func (f *followerSet) fail(err error) {
+	f.mu.Lock()
+	if f.err == nil {
+		f.err = err
+	}
+	f.mu.Unlock()
+}
+
+// await waits until n events in all were received, or fails b.
+func (f *followerSet) await(b *testing.B, n int64) {
+	deadline := time.Now().Add(fanoutDrain)
+	for f.received.Load() < n {
+		f.mu.Lock()
+		err := f.err
+		f.mu.Unlock()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("followers received %d events of %d within %v", f.received.Load(), n, fanoutDrain)
+		}
+		time.Sleep(time.Millisecond) // a benchmark harness, not a test condition
+	}
+	if f.err != nil {
+		b.Fatal(f.err)
+	}
+}
+
+// BenchmarkFanoutAppend measures Store.Append while followers wait at the
+// end of the topic: each follower is a goroutine doing what the server's
+// Consume does with follow on (Read a page; at the end, Wait), without
+// gRPC. One op is one fsync'd Append of one 100 B event by one appender;
+// the next starts when it returns, while the followers still read. p50-µs
+// and p99-µs are the Append latencies.
+func BenchmarkFanoutAppend(b *testing.B) {
+	for _, eng := range engines.Names {
+		for _, n := range fanoutFollowers {
+			b.Run(fmt.Sprintf("engine=%s/sync=true/size=100B/followers=%d", eng, n), func(b *testing.B) {
+				benchFanoutAppend(b, eng, n)
+			})
+		}
+	}
+}
+
+func benchFanoutAppend(b *testing.B, eng string, followers int) {
+	st := openStore(b, eng, b.TempDir(), true)
+	ctx, cancel := context.WithCancel(context.Background())
+	events := []store.Event{{Payload: payloadOf(100)}}
+	// The topic exists and followers start at its end.
+	res, err := st.Append(ctx, "fan", events, store.ExpectAny)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var fs followerSet
+	var wg sync.WaitGroup
+	b.Cleanup(func() { cancel(); wg.Wait() })
+	for range followers {
+		wg.Go(func() {
+			pos, seq := store.After(res.FirstID), res.FirstSeq
+			for {
+				p, err := st.Read("fan", pos, 0)
+				if err != nil {
+					fs.fail(err)
+					return
+				}
+				if len(p.Events) == 0 {
+					if err := st.Wait(ctx, "fan", pos); err != nil {
+						if !errors.Is(err, context.Canceled) {
+							fs.fail(err)
+						}
+						return
+					}
+					continue
+				}
+				for i := range p.Events {
+					if seq++; p.Events[i].Seq != seq {
+						fs.fail(fmt.Errorf("follower got seq %d, want %d", p.Events[i].Seq, seq))
+						return
+					}
+				}
+				fs.received.Add(int64(len(p.Events)))
+				pos = p.Next
+			}
+		})
+	}
+	// A warm-up append that every follower receives: all are running.
+	if _, err := st.Append(ctx, "fan", events, store.ExpectAny); err != nil {
+		b.Fatal(err)
+	}
+	fs.await(b, int64(followers))
+	lat := make(latencies, 0, b.N)
+	b.ReportAllocs()
+	cpu := cpuClock()
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		if _, err := st.Append(ctx, "fan", events, store.ExpectAny); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	reportCPU(b, cpu, b.N)
+	lat.report(b)
+	fs.await(b, int64(followers)*int64(b.N+1))
+}
+
+// BenchmarkFanoutProduce is BenchmarkFanoutAppend through a loopback gRPC
+// server: followers are Consume streams with follow on, started at the end
+// of the topic (fanoutStreamsPerConn per client connection), and one op is
+// one Produce of one 100 B event on a connection of its own. Client and
+// server share the process, so the followers' receiving costs CPU beside
+// the server's sending.
+func BenchmarkFanoutProduce(b *testing.B) {
+	for _, eng := range engines.Names {
+		for _, n := range fanoutFollowers {
+			b.Run(fmt.Sprintf("engine=%s/sync=true/size=100B/followers=%d", eng, n), func(b *testing.B) {
+				benchFanoutProduce(b, eng, n)
+			})
+		}
+	}
+}
+
+func benchFanoutProduce(b *testing.B, eng string, followers int) {
+	addr, _ := startServer(b, eng, b.TempDir(), true)
+	producer := dial(b, addr)
+	ctx, cancel := context.WithCancel(context.Background())
+	events := []client.EventData{{Payload: payloadOf(100)}}
+	if _, err := producer.Produce(ctx, "fan", events); err != nil {
+		b.Fatal(err)
+	}
+	var fs followerSet
+	var wg sync.WaitGroup
+	b.Cleanup(func() { cancel(); wg.Wait() })
+	var conn *client.Client
+	for i := range followers {
+		if i%fanoutStreamsPerConn == 0 {
+			conn = dial(b, addr)
+		}
+		sub, err := conn.Subscribe(ctx, "fan", client.ConsumeOptions{From: client.End(), Follow: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		wg.Go(func() {
+			defer sub.Close()
+			var seq uint64
+			for {
+				ev, err := sub.Next()
+				if err != nil {
+					if ctx.Err() == nil {
+						fs.fail(err)
+					}
+					return
+				}
+				if seq != 0 && ev.Seq != seq+1 {
+					fs.fail(fmt.Errorf("follower got seq %d after %d", ev.Seq, seq))
+					return
+				}
+				seq = ev.Seq
+				fs.received.Add(1)
+			}
+		})
+	}
+	if _, err := producer.Produce(ctx, "fan", events); err != nil {
+		b.Fatal(err)
+	}
+	fs.await(b, int64(followers))
+	lat := make(latencies, 0, b.N)
+	b.ReportAllocs()
+	cpu := cpuClock()
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		if _, err := producer.Produce(ctx, "fan", events); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	reportCPU(b, cpu, b.N)
+	lat.report(b)
+	fs.await(b, int64(followers)*int64(b.N+1))
+}
