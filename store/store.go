@@ -176,6 +176,15 @@ type Options struct {
 	Observer CommitObserver
 	// Clock returns nanoseconds since the Unix epoch; tests set it.
 	Clock func() int64
+	// TailEvents and TailBytes bound, per topic, the ring of last events
+	// kept in memory for the readers that follow the topic's end (see
+	// tail.go); TailIdle is how long a ring is kept once nobody reads at
+	// the topic's end. A ring holds at most about twice TailBytes, only
+	// topics read at their end within TailIdle have one, and a negative
+	// TailEvents keeps none (every Read goes to the engine).
+	TailEvents int
+	TailBytes  int
+	TailIdle   time.Duration
 
 	// Full disk (see space.go). MinFreeBytes > 0 with FreeBytes set is the
 	// free-space guard: a group that would be written while FreeBytes
@@ -208,6 +217,9 @@ func DefaultOptions() Options {
 		PageEvents:     DefaultPageEvents,
 		PageBytes:      DefaultPageBytes,
 		Clock:          func() int64 { return time.Now().UnixNano() },
+		TailEvents:     DefaultTailEvents,
+		TailBytes:      DefaultTailBytes,
+		TailIdle:       DefaultTailIdle,
 
 		FreeBytesMaxAge: DefaultFreeBytesMaxAge,
 		ProbeInterval:   DefaultProbeInterval,
@@ -230,6 +242,15 @@ func (o *Options) fill() {
 	}
 	if o.Clock == nil {
 		o.Clock = d.Clock
+	}
+	if o.TailEvents == 0 {
+		o.TailEvents = d.TailEvents
+	}
+	if o.TailBytes <= 0 {
+		o.TailBytes = d.TailBytes
+	}
+	if o.TailIdle <= 0 {
+		o.TailIdle = d.TailIdle
 	}
 	if o.FreeBytesMaxAge <= 0 {
 		o.FreeBytesMaxAge = d.FreeBytesMaxAge
@@ -256,6 +277,7 @@ type Store struct {
 
 	waitMu  sync.Mutex
 	waiters map[string]*waitEntry
+	waker   waker // wakes large sets of followers off the commit path
 
 	stats statsCounters
 	sp    space // full disk: see space.go
@@ -274,6 +296,7 @@ type topic struct {
 	created int64
 	meta    topicMeta                 // the committer's only
 	pub     atomic.Pointer[topicMeta] // as of the last published commit
+	tail    tail                      // last events for followers, and their wake-up
 }
 
 // Open opens the log kept in e, initialising an empty engine and refusing

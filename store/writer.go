@@ -320,6 +320,7 @@ func (s *Store) commit(group []*request, events int) {
 		}
 	}
 	c.nextTopicID = a.nextTopicID
+	s.fillTails(group, a) // before publish: woken followers find the events in memory
 	s.publish(a)
 	for i, r := range group {
 		r.finish(a.outcomes[i])
