@@ -56,6 +56,8 @@ var codeTable = []codeEntry{
 	{store.ErrNotFound, codes.NotFound, goethev1.ReasonTopicNotFound, "not found"},
 	{store.ErrConflict, codes.FailedPrecondition, goethev1.ReasonExpectedLastSeqMismatch, "expectation failed"},
 	{store.ErrTopicLimit, codes.ResourceExhausted, goethev1.ReasonTopicLimit, "topic id space exhausted"},
+	{errMemoryBudget, codes.ResourceExhausted, goethev1.ReasonMemoryBudget, ""},
+	{errSlowConsumer, codes.ResourceExhausted, goethev1.ReasonSlowConsumer, ""},
 	{store.ErrCorrupted, codes.DataLoss, goethev1.ReasonDataLoss, "corrupted record"},
 	{errStopping, codes.Unavailable, goethev1.ReasonServerStopping, ""},
 	{store.ErrClosed, codes.Unavailable, goethev1.ReasonStoreClosed, "store closed"},

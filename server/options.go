@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"time"
 )
 
 // Default limits, filled in by DefaultOptions. Each is the default of the
@@ -25,6 +26,44 @@ const (
 	// names none; MaxListPageSize caps the size a request may ask for.
 	DefaultListPageSize = 100
 	MaxListPageSize     = 1000
+)
+
+// Defaults of the resource limits: memory admission, streams, connections,
+// keepalive, slow consumers and stop. Each is the default of the Options
+// field of the same name.
+const (
+	// DefaultMaxInflightBytes bounds the encoded bytes of the Produce and
+	// ProduceStream requests the server has taken and not yet completed.
+	DefaultMaxInflightBytes = 256 << 20
+	// DefaultMaxConcurrentStreams bounds the calls open at once on one
+	// connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS).
+	DefaultMaxConcurrentStreams = 256
+	// DefaultMaxConnections bounds the connections served at once; more
+	// wait in the listen backlog until one closes.
+	DefaultMaxConnections = 1024
+	// DefaultKeepaliveMinTime is the shortest interval between a client's
+	// keepalive pings that the server tolerates; a client pinging more
+	// often is disconnected (GOAWAY "too_many_pings").
+	DefaultKeepaliveMinTime = 10 * time.Second
+	// DefaultKeepaliveTime is how long a connection may be silent before
+	// the server pings it, and DefaultKeepaliveTimeout how long it waits
+	// for the ping's answer before closing it: dead peers are found within
+	// their sum.
+	DefaultKeepaliveTime    = time.Minute
+	DefaultKeepaliveTimeout = 20 * time.Second
+	// DefaultMaxConnectionIdle closes a connection that has had no call
+	// open for this long (a following Consume is an open call).
+	DefaultMaxConnectionIdle = 15 * time.Minute
+	// DefaultHandshakeTimeout bounds a new connection's handshake (TLS and
+	// the HTTP/2 preface).
+	DefaultHandshakeTimeout = 10 * time.Second
+	// DefaultSlowConsumerTimeout ends a Consume stream whose client has not
+	// read for this long.
+	DefaultSlowConsumerTimeout = 30 * time.Second
+	// DefaultStopGrace is how long Stop waits for the clients of ended
+	// streams to read their last messages before it closes their
+	// connections.
+	DefaultStopGrace = 5 * time.Second
 )
 
 // RequestOverheadBytes is what a request message may need beyond its
@@ -71,6 +110,44 @@ type Options struct {
 	// Consume streams and its store's counters (see Metrics). Nil turns
 	// metrics off, at no cost to the calls.
 	Metrics *Metrics
+
+	// MaxInflightBytes is the server-wide budget of produce requests in
+	// flight: the encoded bytes of every Produce and ProduceStream request
+	// decoded and not yet completed by the log. A request that does not fit
+	// is refused before it is decoded, with RESOURCE_EXHAUSTED (reason
+	// MEMORY_BUDGET); the client retries later. It must be at least
+	// MaxRequestBytes (as raised by New), so that any valid request can be
+	// taken by an idle server; when zero, it is the default or
+	// MaxRequestBytes, whichever is larger. The memory a taken request holds is a small
+	// multiple of its encoded size (its decoded events and the engine's
+	// batch; see README "Running it safely").
+	MaxInflightBytes int64
+	// MaxConcurrentStreams bounds the calls open at once on one connection.
+	MaxConcurrentStreams uint32
+	// MaxConnections bounds the connections served at once; Serve accepts
+	// no more until one closes.
+	MaxConnections int
+	// KeepaliveMinTime is the shortest keepalive ping interval a client
+	// may use; KeepaliveTime and KeepaliveTimeout are the server's own
+	// pings of a silent connection (see DefaultKeepaliveTime).
+	KeepaliveMinTime time.Duration
+	KeepaliveTime    time.Duration
+	KeepaliveTimeout time.Duration
+	// MaxConnectionIdle closes a connection with no call open for this
+	// long.
+	MaxConnectionIdle time.Duration
+	// HandshakeTimeout bounds a new connection's handshake.
+	HandshakeTimeout time.Duration
+	// SlowConsumerTimeout ends a Consume stream with RESOURCE_EXHAUSTED
+	// (reason SLOW_CONSUMER) when one of its messages has waited this long
+	// for the client to make room (HTTP/2 flow control). Until then such a
+	// stream holds one page of events and its encoding; after, only the
+	// unsent part of its last message, until the client reads or goes.
+	SlowConsumerTimeout time.Duration
+	// StopGrace is how long Stop lets the clients of streams it ended read
+	// their last messages: past it, once no call is running, it closes
+	// their connections, and the stop still counts as graceful.
+	StopGrace time.Duration
 }
 
 // DefaultOptions returns the documented defaults.
@@ -80,6 +157,17 @@ func DefaultOptions() Options {
 		MaxBatchEvents:    DefaultMaxBatchEvents,
 		MaxRequestBytes:   DefaultMaxRequestBytes,
 		ConsumePageEvents: DefaultConsumePageEvents,
+
+		MaxInflightBytes:     DefaultMaxInflightBytes,
+		MaxConcurrentStreams: DefaultMaxConcurrentStreams,
+		MaxConnections:       DefaultMaxConnections,
+		KeepaliveMinTime:     DefaultKeepaliveMinTime,
+		KeepaliveTime:        DefaultKeepaliveTime,
+		KeepaliveTimeout:     DefaultKeepaliveTimeout,
+		MaxConnectionIdle:    DefaultMaxConnectionIdle,
+		HandshakeTimeout:     DefaultHandshakeTimeout,
+		SlowConsumerTimeout:  DefaultSlowConsumerTimeout,
+		StopGrace:            DefaultStopGrace,
 	}
 }
 
@@ -114,8 +202,54 @@ func (o *Options) fill() error {
 	if m := MinRequestBytes(o.MaxEventBytes); o.MaxRequestBytes < m {
 		o.MaxRequestBytes = m
 	}
-	return nil
+	return o.fillLimits(d)
 }
 
 // maxEventBytesLimit keeps MinRequestBytes within gRPC's int32 message size.
 const maxEventBytesLimit = (math.MaxInt32 - RequestOverheadBytes) / headerFramingFactor
+
+// fillLimits sets the zero resource limits to their defaults (d's) and
+// checks them; MaxRequestBytes is final.
+func (o *Options) fillLimits(d Options) error {
+	if o.MaxInflightBytes == 0 {
+		// The default follows MaxRequestBytes up; a budget set explicitly
+		// below it is refused below.
+		o.MaxInflightBytes = max(d.MaxInflightBytes, int64(o.MaxRequestBytes))
+	}
+	setDefault(&o.MaxConcurrentStreams, d.MaxConcurrentStreams)
+	setDefault(&o.MaxConnections, d.MaxConnections)
+	setDefault(&o.KeepaliveMinTime, d.KeepaliveMinTime)
+	setDefault(&o.KeepaliveTime, d.KeepaliveTime)
+	setDefault(&o.KeepaliveTimeout, d.KeepaliveTimeout)
+	setDefault(&o.MaxConnectionIdle, d.MaxConnectionIdle)
+	setDefault(&o.HandshakeTimeout, d.HandshakeTimeout)
+	setDefault(&o.SlowConsumerTimeout, d.SlowConsumerTimeout)
+	setDefault(&o.StopGrace, d.StopGrace)
+	switch {
+	case o.MaxInflightBytes < int64(o.MaxRequestBytes):
+		return fmt.Errorf("server: MaxInflightBytes %d: must be at least MaxRequestBytes, %d, or no request of the largest size could ever be taken", o.MaxInflightBytes, o.MaxRequestBytes)
+	case o.MaxConnections < 0:
+		return fmt.Errorf("server: MaxConnections %d: must be positive", o.MaxConnections)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"KeepaliveMinTime", o.KeepaliveMinTime}, {"KeepaliveTime", o.KeepaliveTime},
+		{"KeepaliveTimeout", o.KeepaliveTimeout}, {"MaxConnectionIdle", o.MaxConnectionIdle},
+		{"HandshakeTimeout", o.HandshakeTimeout}, {"SlowConsumerTimeout", o.SlowConsumerTimeout},
+		{"StopGrace", o.StopGrace},
+	} {
+		if d.v < 0 {
+			return fmt.Errorf("server: %s %v: must be positive", d.name, d.v)
+		}
+	}
+	return nil
+}
+
+func setDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
+}

@@ -18,7 +18,10 @@ import (
 )
 
 // MaxStreamInFlight bounds the requests of one ProduceStream that the server
-// has received and not yet answered. At the bound the server stops reading
+// has received and not yet answered; their bytes are bounded by the
+// server's in-flight budget (Options.MaxInflightBytes), which each holds
+// until its append completes, and a request over it is answered
+// RESOURCE_EXHAUSTED without being read. At the bound the server stops reading
 // the stream until it has sent answers, so HTTP/2 flow control holds the
 // client back: a stream holds at most this many decoded requests (each at
 // most Options.MaxRequestBytes) and fills a bounded share of the log's
@@ -184,11 +187,15 @@ func (s *produceSession) receiveLoop() {
 func (s *produceSession) start(req *goethev1.ProduceStreamRequest) bool {
 	c := newStreamCall()
 	var expect store.Expectation
-	var err error
+	mk := readMark(req) // the codec's admission (admission.go)
+	c.held, c.budget = mk.held, &s.v.s.budget
+	err := mk.err
 	p := req.GetProduce()
-	if p == nil {
+	switch {
+	case err != nil:
+	case p == nil:
 		err = fmt.Errorf("%w: a ProduceStreamRequest needs a produce", errBadRequest)
-	} else {
+	default:
 		c.events, expect, err = s.v.validate(p, c.events[:0])
 	}
 	s.mu.Lock()
@@ -415,6 +422,12 @@ type streamCall struct {
 	id      uint64
 	events  []store.Event
 	done    func(store.AppendResult, error) // complete, bound once
+
+	// held bytes of budget, the request's encoded size, given back on
+	// release: a stream's requests in flight hold the server's in-flight
+	// budget until their appends complete.
+	held   int64
+	budget *budget
 }
 
 var streamCallPool sync.Pool
@@ -438,6 +451,10 @@ func (c *streamCall) complete(res store.AppendResult, err error) {
 
 // release returns c to the pool, dropping what it pointed to.
 func (c *streamCall) release() {
+	if c.budget != nil {
+		c.budget.release(c.held)
+	}
+	c.held, c.budget = 0, nil
 	clear(c.events)
 	c.events = c.events[:0]
 	c.session, c.id = nil, 0

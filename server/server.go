@@ -42,6 +42,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"slices"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -49,7 +50,6 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
-	"github.com/goethe-log/goethe/internal/wire"
 	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
 )
 
@@ -75,6 +75,9 @@ type Server struct {
 	stopErr  error
 
 	storeFailed sync.Once // logs the first STORE_FAILED
+
+	budget budget      // in-flight produce bytes (admission.go)
+	calls  callTracker // running calls of the service, for Stop (limits.go)
 }
 
 // New returns a Server of log with the given options (zero fields take
@@ -87,6 +90,7 @@ func New(log Log, opts Options) (*Server, error) {
 	}
 	base, cancel := context.WithCancelCause(context.Background())
 	s := &Server{log: log, opts: opts, base: base, cancel: cancel, health: health.NewServer()}
+	s.budget.limit = opts.MaxInflightBytes
 	// Metrics, when on, are the outermost interceptors: they time and count
 	// every call as its client sees it.
 	streamInterceptors := []grpc.StreamServerInterceptor{s.streamInterceptor}
@@ -96,6 +100,10 @@ func New(log Log, opts Options) (*Server, error) {
 		streamInterceptors = append([]grpc.StreamServerInterceptor{m.streamInterceptor}, streamInterceptors...)
 		unaryInterceptors = append(unaryInterceptors, m.unaryInterceptor)
 	}
+	// Admission runs first inside metrics, before any interceptor that
+	// may refuse a call: it gives back the memory budget a request took
+	// when it was decoded (see admitUnary).
+	unaryInterceptors = slices.Insert(unaryInterceptors, min(1, len(unaryInterceptors)), s.admitUnary)
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(opts.MaxRequestBytes),
 		grpc.ChainStreamInterceptor(streamInterceptors...),
@@ -108,8 +116,13 @@ func New(log Log, opts Options) (*Server, error) {
 		grpc.InitialConnWindowSize(windowSize),
 		grpc.WriteBufferSize(ioBufferSize),
 		grpc.ReadBufferSize(ioBufferSize),
-		// Pooled encode buffers sized to the message (see wire.Codec).
-		grpc.ForceServerCodecV2(wire.Codec{}),
+		// Pooled encode buffers sized to the message (see wire.Codec), and
+		// admission before a request is materialised (see serverCodec).
+		grpc.ForceServerCodecV2(&serverCodec{budget: &s.budget, maxEvents: opts.MaxBatchEvents, maxEventBytes: opts.MaxEventBytes}),
+		grpc.MaxConcurrentStreams(opts.MaxConcurrentStreams),
+		grpc.ConnectionTimeout(opts.HandshakeTimeout),
+		keepaliveEnforcement(&opts),
+		keepaliveParams(&opts),
 		// Handlers run on long-lived goroutines whose stacks have already
 		// grown, instead of a new goroutine per call (more goroutines are
 		// started when all are busy, e.g. with following streams).
@@ -143,7 +156,7 @@ func (s *Server) Options() Options { return s.opts }
 // Serve accepts connections on lis until Stop. It returns nil after Stop,
 // or the error that made accepting fail. lis is closed when Serve returns.
 func (s *Server) Serve(lis net.Listener) error {
-	err := s.grpc.Serve(lis)
+	err := s.grpc.Serve(newLimitListener(lis, s.opts.MaxConnections))
 	if errors.Is(err, grpc.ErrServerStopped) {
 		return nil
 	}
@@ -173,11 +186,7 @@ func (s *Server) Stop(ctx context.Context) error {
 			close(done)
 		}()
 		var errs []error
-		select {
-		case <-done:
-		case <-ctx.Done():
-			s.grpc.Stop()
-			<-done
+		if !s.awaitStop(ctx, done) {
 			errs = append(errs, fmt.Errorf("server: graceful stop cut short: %w", ctx.Err()))
 		}
 		s.stopErr = errors.Join(errs...)
@@ -188,11 +197,15 @@ func (s *Server) Stop(ctx context.Context) error {
 
 // streamInterceptor gives every streaming call a context that also ends
 // when Stop begins, with errStopping as its cause.
-func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	ctx, cancel := context.WithCancelCause(ss.Context())
 	defer cancel(nil)
 	stop := context.AfterFunc(s.base, func() { cancel(errStopping) })
 	defer stop()
+	if isServiceMethod(info.FullMethod) {
+		s.calls.add(1)
+		defer s.calls.add(-1)
+	}
 	return handler(srv, &stoppableStream{ServerStream: ss, ctx: ctx})
 }
 
@@ -203,3 +216,20 @@ type stoppableStream struct {
 
 // Context is the call's context, which also ends when Stop begins.
 func (s *stoppableStream) Context() context.Context { return s.ctx }
+
+// RecvMsg receives a message and fails the call with the status of the
+// codec's refusal if it refused it (see the admission mark). A
+// ProduceStreamRequest is left to the ProduceStream session, which answers
+// a refused request and goes on.
+func (s *stoppableStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if _, ok := m.(*goethev1.ProduceStreamRequest); ok {
+		return nil
+	}
+	if mk := readMark(m); mk.err != nil {
+		return toStatus(mk.err)
+	}
+	return nil
+}

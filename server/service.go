@@ -149,6 +149,8 @@ func (v *service) consume(req *goethev1.ConsumeRequest, stream grpc.ServerStream
 	// The response and its events are reused from page to page: Send
 	// encodes the message before it returns.
 	slots := make([]goethev1.Event, 0, min(pageEvents, 1024))
+	sender := newConsumeSender(stream, v.s.opts.SlowConsumerTimeout)
+	defer sender.close()
 	for {
 		n := pageEvents
 		if remaining > 0 && remaining < uint64(n) {
@@ -171,13 +173,12 @@ func (v *service) consume(req *goethev1.ConsumeRequest, stream grpc.ServerStream
 			continue
 		}
 		slots = fillResponse(resp, slots, page.Events)
-		err = stream.Send(resp)
+		if err := sender.send(resp); err != nil {
+			return err // resp may still be in use by the failed Send
+		}
 		for i := range resp.Events {
 			// Let the page's memory go while the stream waits.
 			resp.Events[i].Payload, resp.Events[i].Headers = nil, nil
-		}
-		if err != nil {
-			return err
 		}
 		pos = page.Next
 		if remaining > 0 {

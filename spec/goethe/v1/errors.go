@@ -30,6 +30,23 @@ const (
 	ReasonExpectedLastSeqMismatch = "EXPECTED_LAST_SEQ_MISMATCH"
 	// ReasonTopicLimit (RESOURCE_EXHAUSTED): every topic id is in use.
 	ReasonTopicLimit = "TOPIC_LIMIT"
+	// ReasonMemoryBudget (RESOURCE_EXHAUSTED): the server holds as many
+	// bytes of produce requests in flight as its budget allows
+	// (--max-inflight-bytes); the request was not read and nothing was
+	// stored. Retry later, with backoff.
+	ReasonMemoryBudget = "MEMORY_BUDGET"
+	// ReasonSlowConsumer (RESOURCE_EXHAUSTED): a Consume stream's client did
+	// not read for the server's --slow-consumer-timeout, and the server
+	// ended the stream. Consume again from the last event received.
+	ReasonSlowConsumer = "SLOW_CONSUMER"
+	// ReasonDiskFull (RESOURCE_EXHAUSTED): the server's data volume is
+	// full, or below the free space the server keeps in reserve
+	// (--min-free-bytes); the write was refused, or failed with an unknown
+	// outcome (its events may be stored: retry with expected_last_seq to
+	// avoid a duplicate). Reads and consumes go on, and the health of
+	// goethe.v1.Goethe is NOT_SERVING until writes resume, which the server
+	// does by itself once space is freed. Retry later, with backoff.
+	ReasonDiskFull = "DISK_FULL"
 	// ReasonServerStopping (UNAVAILABLE): the server is stopping; retry
 	// against a running one.
 	ReasonServerStopping = "SERVER_STOPPING"
