@@ -4,7 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -52,6 +58,7 @@ func TestCrashSafety(t *testing.T) {
 		t.Run(fmt.Sprintf("engine=%s/sync=%t", tc.engine, tc.sync), func(t *testing.T) {
 			dir := t.TempDir()
 			log := newCrashLog()
+			var checks []func() string // the checks of each round's crashed folder
 			for round := range rounds {
 				srv := startServer(t, engine, dir, syncFlag)
 				if round > 0 {
@@ -59,10 +66,15 @@ func TestCrashSafety(t *testing.T) {
 				}
 				sent, unacked := log.load(t, srv, round)
 				t.Logf("round %d: %d batches acknowledged, %d in flight at the kill", round, sent-unacked, unacked)
+				checks = append(checks, checkCrashed(t, dir))
 			}
 			srv := startServer(t, engine, dir, syncFlag)
 			t.Logf("round %d: %d of the batches in flight at the kill were stored", rounds-1, log.verify(t, srv.addr))
 			srv.stop()
+			for round, wait := range checks {
+				t.Logf("round %d: goethe check after the kill: %s", round, wait())
+			}
+			t.Logf("goethe check after the clean stop: %s", requireCheckClean(t, dir))
 		})
 	}
 }
@@ -231,6 +243,11 @@ func (l *crashLog) verify(t *testing.T, addr string) (unackedFound int) {
 			rest = rest[b.size:]
 		}
 		l.known[topic] = known
+		if len(events) > 0 {
+			// A consumer's cursor at the end, for goethe check to verify
+			// after the next kill.
+			require.NoError(t, c.CommitCursor(t.Context(), topic, "crash-reader", events[len(events)-1].ID))
+		}
 	}
 	for k, b := range l.batches {
 		if b.acked {
@@ -239,4 +256,87 @@ func (l *crashLog) verify(t *testing.T, addr string) (unackedFound int) {
 	}
 	clear(l.batches)
 	return unackedFound
+}
+
+// checkCrashed runs goethe check on the data folder a kill -9 left behind;
+// the function it returns waits for it, requires it clean (exit status 0)
+// and returns the report's last line. goethe check opens the engine, which
+// replays its journal and cuts the torn tail the kill left, writing the
+// result: run on dir itself, it would do the recovery the restarted server
+// must be tested doing. So it checks an exact copy of dir, taken before
+// the restart, while the test goes on (which keeps the test's time about
+// what it was without the check).
+func checkCrashed(t *testing.T, dir string) (wait func() string) {
+	t.Helper()
+	cp := filepath.Join(t.TempDir(), "copy")
+	require.NoError(t, copyDir(dir, cp))
+	type result struct {
+		out []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := checkCmd(cp).CombinedOutput()
+		done <- result{out, err}
+	}()
+	return func() string {
+		t.Helper()
+		r := <-done
+		require.NoError(t, r.err, "goethe check of a copy of %s taken after the kill:\n%s", dir, r.out)
+		return lastLine(r.out)
+	}
+}
+
+// requireCheckClean runs the goethe binary's check on dir, requires exit
+// status 0, and returns the report's last line (the totals).
+func requireCheckClean(t *testing.T, dir string) string {
+	t.Helper()
+	out, err := checkCmd(dir).CombinedOutput()
+	require.NoError(t, err, "goethe check --data-dir %s:\n%s", dir, out)
+	return lastLine(out)
+}
+
+func checkCmd(dir string) *exec.Cmd {
+	cmd := exec.Command(goetheBin(), "check", "--data-dir", dir)
+	cmd.Env = binEnv()
+	return cmd
+}
+
+func lastLine(out []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1]
+}
+
+// copyDir copies the folder src, with its files and subfolders, to dst.
+func copyDir(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		to := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(to, 0o700)
+		}
+		if !d.Type().IsRegular() {
+			return fmt.Errorf("copy %s: not a regular file", path)
+		}
+		in, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(out, in); err != nil {
+			out.Close()
+			return err
+		}
+		return out.Close()
+	})
 }
