@@ -64,6 +64,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"iter"
 	"math"
@@ -72,6 +73,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
 
@@ -95,6 +97,9 @@ type Option func(*dialConfig)
 
 type dialConfig struct {
 	grpcOpts []grpc.DialOption
+	tls      *tls.Config // WithTLS; nil: plaintext
+	token    string      // WithToken
+	err      error       // an option that failed (WithTLSFiles)
 }
 
 // WithDialOptions adds gRPC dial options, applied after the client's own
@@ -114,7 +119,7 @@ const (
 // Dial returns a Client of the server at addr (host:port). It does not wait
 // for the connection: the first call connects, and fails with
 // ErrUnavailable if the server cannot be reached. The connection is
-// plaintext unless WithDialOptions says otherwise. The client accepts
+// plaintext unless WithTLS (or WithDialOptions) says otherwise. The client accepts
 // response messages of any size, since the server bounds its own (one page
 // of events).
 func Dial(addr string, opts ...Option) (*Client, error) {
@@ -122,8 +127,15 @@ func Dial(addr string, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if cfg.err != nil {
+		return nil, fmt.Errorf("goethe: dial %s: %w", addr, cfg.err)
+	}
+	transport := insecure.NewCredentials()
+	if cfg.tls != nil {
+		transport = credentials.NewTLS(cfg.tls)
+	}
 	grpcOpts := append([]grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(transport),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32),
 			grpc.ForceCodecV2(wire.Codec{})),
 		grpc.WithInitialWindowSize(windowSize),
@@ -131,6 +143,9 @@ func Dial(addr string, opts ...Option) (*Client, error) {
 		grpc.WithWriteBufferSize(ioBufferSize),
 		grpc.WithReadBufferSize(ioBufferSize),
 	}, cfg.grpcOpts...)
+	if cfg.token != "" {
+		grpcOpts = append(grpcOpts, tokenOption(addr, cfg.token))
+	}
 
 	conn, err := grpc.NewClient(addr, grpcOpts...)
 	if err != nil {

@@ -32,6 +32,14 @@ var (
 	// stopping, or its store cannot write; retry later. A Produce that
 	// failed so may or may not have been stored.
 	ErrUnavailable = errors.New("goethe: unavailable")
+	// ErrUnauthenticated (UNAUTHENTICATED): the server wants a bearer token
+	// (WithToken) and the call carried none, or one it does not know; or
+	// the client would not send its token in plaintext to an address that
+	// is not loopback.
+	ErrUnauthenticated = errors.New("goethe: unauthenticated")
+	// ErrPermissionDenied (PERMISSION_DENIED): the token lacks the
+	// permission the call needs on its topic. Nothing was changed.
+	ErrPermissionDenied = errors.New("goethe: permission denied")
 )
 
 var codeSentinels = map[codes.Code]error{
@@ -40,6 +48,8 @@ var codeSentinels = map[codes.Code]error{
 	codes.FailedPrecondition: ErrConflict,
 	codes.ResourceExhausted:  ErrTooLarge,
 	codes.Unavailable:        ErrUnavailable,
+	codes.Unauthenticated:    ErrUnauthenticated,
+	codes.PermissionDenied:   ErrPermissionDenied,
 }
 
 // Error is a failed call's error: the server's gRPC status and, when the

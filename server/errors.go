@@ -49,6 +49,8 @@ type codeEntry struct {
 // statuses gRPC makes itself for such calls.
 var codeTable = []codeEntry{
 	{errBadRequest, codes.InvalidArgument, goethev1.ReasonInvalidArgument, ""},
+	{errUnauthenticated, codes.Unauthenticated, goethev1.ReasonUnauthenticated, ""},
+	{errPermissionDenied, codes.PermissionDenied, goethev1.ReasonPermissionDenied, ""},
 	{errLimitExceeded, codes.InvalidArgument, goethev1.ReasonLimitExceeded, ""},
 	{store.ErrInvalidName, codes.InvalidArgument, goethev1.ReasonInvalidName, "invalid name"},
 	{store.ErrInvalid, codes.InvalidArgument, goethev1.ReasonInvalidArgument, "invalid request"},

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"math"
@@ -110,6 +111,15 @@ type Options struct {
 	// Consume streams and its store's counters (see Metrics). Nil turns
 	// metrics off, at no cost to the calls.
 	Metrics *Metrics
+	// TLS, if not nil, makes the server speak only TLS with this
+	// configuration (see internal/tlsconf: TLS 1.2 at least; ClientAuth
+	// tls.RequireAndVerifyClientCert for mutual TLS). Nil: plaintext.
+	TLS *tls.Config
+	// Auth, if not nil, makes every call of the Goethe service carry a
+	// bearer token it knows, with the permission the call needs on its
+	// topic (see Auth); health checks and reflection stay open. Nil: no
+	// authentication, every caller may do everything.
+	Auth *Auth
 
 	// MaxInflightBytes is the server-wide budget of produce requests in
 	// flight: the encoded bytes of every Produce and ProduceStream request

@@ -46,6 +46,7 @@ import (
 	"sync"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -100,11 +101,22 @@ func New(log Log, opts Options) (*Server, error) {
 		streamInterceptors = append([]grpc.StreamServerInterceptor{m.streamInterceptor}, streamInterceptors...)
 		unaryInterceptors = append(unaryInterceptors, m.unaryInterceptor)
 	}
+	// Auth runs before any handler work, inside metrics: refused calls are
+	// counted by their code.
+	if a := opts.Auth; a != nil {
+		streamInterceptors = slices.Insert(streamInterceptors, len(streamInterceptors)-1, a.streamInterceptor)
+		unaryInterceptors = append(unaryInterceptors, a.unaryInterceptor)
+	}
+	var transport grpc.ServerOption = grpc.EmptyServerOption{} // plaintext
+	if opts.TLS != nil {
+		transport = grpc.Creds(credentials.NewTLS(opts.TLS))
+	}
 	// Admission runs first inside metrics, before any interceptor that
 	// may refuse a call: it gives back the memory budget a request took
 	// when it was decoded (see admitUnary).
 	unaryInterceptors = slices.Insert(unaryInterceptors, min(1, len(unaryInterceptors)), s.admitUnary)
 	s.grpc = grpc.NewServer(
+		transport,
 		grpc.MaxRecvMsgSize(opts.MaxRequestBytes),
 		grpc.ChainStreamInterceptor(streamInterceptors...),
 		grpc.ChainUnaryInterceptor(unaryInterceptors...),

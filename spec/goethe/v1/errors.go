@@ -59,6 +59,14 @@ const (
 	// ReasonDataLoss (DATA_LOSS): a stored record is damaged; the read
 	// that met it fails, and the server logs it.
 	ReasonDataLoss = "DATA_LOSS"
+	// ReasonUnauthenticated (UNAUTHENTICATED): the server checks bearer
+	// tokens and the call carries none, a malformed one ("authorization:
+	// Bearer <token>" is expected), or one it does not know.
+	ReasonUnauthenticated = "UNAUTHENTICATED"
+	// ReasonPermissionDenied (PERMISSION_DENIED): the call's token lacks
+	// the permission (read, write or admin) the call needs on its topic;
+	// the message names both. Nothing was changed.
+	ReasonPermissionDenied = "PERMISSION_DENIED"
 	// ReasonInternal (INTERNAL): a fault of the server; the message says
 	// what, and the server logs it.
 	ReasonInternal = "INTERNAL"

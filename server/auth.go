@@ -1,0 +1,490 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync/atomic"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
+)
+
+// Bearer tokens and per-topic permissions.
+//
+// A client sends its token in the request metadata "authorization" as
+// "Bearer <token>". The server keeps only the SHA-256 digest of each token
+// (HashToken), with the permissions granted to it:
+//
+//   - read: Consume, GetTopic, GetCursor and CommitCursor on a topic (a
+//     consumer commits its own position, as Kafka's group commit needs Read);
+//     ListTopics lists only the topics the token may read.
+//   - write: Produce, and each request of a ProduceStream, on a topic.
+//   - admin: everything on a topic (read and write, and the administrative
+//     calls to come, such as deleting a topic); admin over "*" also covers
+//     any call that names no topic, and calls this server does not know yet.
+//
+// Each permission is given over topic name patterns: a name, matched
+// exactly, or a prefix followed by one "*" ("orders.*" matches every topic
+// whose name begins with "orders."; "*" alone matches every topic). This is
+// Kafka's LITERAL and PREFIXED resource patterns; a '*' anywhere but at the
+// end is refused when the file is loaded, so that no pattern means other
+// than it reads. A topic name may contain any character but control
+// characters, '/' and '.' included, which is why path.Match (whose '*'
+// stops at '/') is not used.
+//
+// The gRPC health service stays open, without a token, so that load
+// balancers and orchestrators can probe. Server reflection stays open too:
+// it serves the service's schema, which is published in spec/, and no data.
+//
+// Lookups are by the token's digest: the server hashes the presented
+// token and looks the digest up in a map. The time of the lookup depends
+// only on the digest, and learning how much of a guessed token's digest
+// matches a stored digest does not help to find a token whose digest
+// matches (SHA-256 is preimage resistant), so this is as safe as a
+// constant-time comparison of tokens (crypto/subtle), and does not cost one
+// comparison per configured token. Tokens should be long random strings
+// (e.g. 32 random bytes, hex): a digest offers no protection to a token
+// that can be guessed.
+
+// Errors of authentication and authorisation; toStatus maps them.
+var (
+	// errUnauthenticated: the call carries no bearer token, a malformed
+	// one, or one the server does not know.
+	errUnauthenticated = errors.New("unauthenticated")
+	// errPermissionDenied: the token is known but lacks the permission the
+	// call needs on its topic.
+	errPermissionDenied = errors.New("permission denied")
+)
+
+// ErrAuthFile is wrapped by every error of ParseAuthFile and LoadAuthFile:
+// the auth file is malformed; the message says where.
+var ErrAuthFile = errors.New("server: invalid auth file")
+
+// Permission is one of the permissions a token holds over topic patterns.
+type Permission uint8
+
+// The permissions. Admin implies Read and Write.
+const (
+	PermissionRead Permission = iota + 1
+	PermissionWrite
+	PermissionAdmin
+)
+
+// String is the permission's name in the auth file: read, write or admin.
+func (p Permission) String() string {
+	switch p {
+	case PermissionRead:
+		return "read"
+	case PermissionWrite:
+		return "write"
+	case PermissionAdmin:
+		return "admin"
+	}
+	return fmt.Sprintf("Permission(%d)", uint8(p))
+}
+
+// HashToken returns the SHA-256 digest of token in lowercase hex: the form
+// in which the auth file stores it. The same as
+// `printf %s "$TOKEN" | sha256sum` prints.
+func HashToken(token string) string {
+	d := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(d[:])
+}
+
+// AuthFile is the content of an auth file, which is JSON:
+//
+//	{
+//	  "tokens": [
+//	    {"name": "orders-service", "sha256": "<64 hex digits>",
+//	     "read": ["orders.*"], "write": ["orders.*"]},
+//	    {"name": "dashboards", "sha256": "…", "read": ["*"]},
+//	    {"name": "ops", "sha256": "…", "admin": ["*"]}
+//	  ]
+//	}
+//
+// JSON because topic names may hold spaces, commas and '#', which a
+// line-based format would have to escape, and because the standard
+// library reads it strictly: an unknown key (a misspelt "wirte") is an
+// error, not a silently missing permission.
+type AuthFile struct {
+	Tokens []TokenEntry `json:"tokens"`
+}
+
+// TokenEntry is one token of an auth file.
+type TokenEntry struct {
+	// Name names the token's holder in logs and errors; unique in a file.
+	Name string `json:"name"`
+	// SHA256 is HashToken of the token: 64 hex digits.
+	SHA256 string `json:"sha256"`
+	// Read, Write and Admin are the topic patterns of each permission.
+	Read  []string `json:"read,omitempty"`
+	Write []string `json:"write,omitempty"`
+	Admin []string `json:"admin,omitempty"`
+}
+
+// Tokens is a validated set of tokens and their grants, made by
+// ParseAuthFile, LoadAuthFile or NewTokens. It is immutable and safe for
+// concurrent use.
+type Tokens struct {
+	byHash map[[sha256.Size]byte]*grant
+}
+
+// grant is what one token may do.
+type grant struct {
+	name               string
+	read, write, admin patterns
+}
+
+// patterns is a set of topic patterns: exact names and prefixes.
+type patterns struct {
+	all      bool // "*"
+	exact    map[string]struct{}
+	prefixes []string
+}
+
+func (p *patterns) add(pat string) error {
+	switch i := strings.IndexByte(pat, '*'); {
+	case pat == "":
+		return errors.New("empty topic pattern")
+	case pat == "*":
+		p.all = true
+	case i >= 0 && i != len(pat)-1:
+		return fmt.Errorf("topic pattern %q: '*' may only end a pattern", pat)
+	case i == len(pat)-1:
+		p.prefixes = append(p.prefixes, pat[:i])
+	default:
+		if p.exact == nil {
+			p.exact = make(map[string]struct{})
+		}
+		p.exact[pat] = struct{}{}
+	}
+	return nil
+}
+
+func (p *patterns) match(topic string) bool {
+	if p.all {
+		return true
+	}
+	if _, ok := p.exact[topic]; ok {
+		return true
+	}
+	for _, pre := range p.prefixes {
+		if strings.HasPrefix(topic, pre) {
+			return true
+		}
+	}
+	return false
+}
+
+// allows reports whether the grant holds perm on topic. Admin implies the
+// others.
+func (g *grant) allows(perm Permission, topic string) bool {
+	if g.admin.match(topic) {
+		return true
+	}
+	switch perm {
+	case PermissionRead:
+		return g.read.match(topic)
+	case PermissionWrite:
+		return g.write.match(topic)
+	}
+	return false
+}
+
+// readsAll reports whether the grant may read every topic.
+func (g *grant) readsAll() bool { return g.admin.all || g.read.all }
+
+// NewTokens validates entries and returns them as Tokens. Names and
+// digests must be unique, digests 64 hex digits, patterns well formed.
+func NewTokens(entries []TokenEntry) (*Tokens, error) {
+	t := &Tokens{byHash: make(map[[sha256.Size]byte]*grant, len(entries))}
+	names := make(map[string]bool, len(entries))
+	for i, e := range entries {
+		where := fmt.Sprintf("token %d (%q)", i+1, e.Name)
+		if e.Name == "" {
+			return nil, fmt.Errorf("%w: token %d: name is missing", ErrAuthFile, i+1)
+		}
+		if names[e.Name] {
+			return nil, fmt.Errorf("%w: %s: name used twice", ErrAuthFile, where)
+		}
+		names[e.Name] = true
+		b, err := hex.DecodeString(e.SHA256)
+		if err != nil || len(b) != sha256.Size {
+			return nil, fmt.Errorf("%w: %s: sha256 must be 64 hex digits (goethe hash-token makes it)", ErrAuthFile, where)
+		}
+		key := [sha256.Size]byte(b)
+		if _, dup := t.byHash[key]; dup {
+			return nil, fmt.Errorf("%w: %s: same sha256 as another token", ErrAuthFile, where)
+		}
+		g := &grant{name: e.Name}
+		for _, set := range []struct {
+			pats []string
+			into *patterns
+			perm Permission
+		}{{e.Read, &g.read, PermissionRead}, {e.Write, &g.write, PermissionWrite}, {e.Admin, &g.admin, PermissionAdmin}} {
+			for _, p := range set.pats {
+				if err := set.into.add(p); err != nil {
+					return nil, fmt.Errorf("%w: %s: %s: %v", ErrAuthFile, where, set.perm, err)
+				}
+			}
+		}
+		t.byHash[key] = g
+	}
+	return t, nil
+}
+
+// ParseAuthFile reads an auth file (see AuthFile) from r. Unknown keys and
+// trailing data are errors.
+func ParseAuthFile(r io.Reader) (*Tokens, error) {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	var f AuthFile
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrAuthFile, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: data after the JSON object", ErrAuthFile)
+	}
+	return NewTokens(f.Tokens)
+}
+
+// LoadAuthFile reads the auth file at path.
+func LoadAuthFile(path string) (*Tokens, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ParseAuthFile(f)
+}
+
+// Len is the number of tokens.
+func (t *Tokens) Len() int { return len(t.byHash) }
+
+// Auth holds the Tokens a server checks calls against, and lets them be
+// replaced while it serves (e.g. when the auth file is reloaded): a call
+// is checked against the Tokens current when it starts (a stream, every
+// request of it included, against those current when it opened). Safe for
+// concurrent use.
+type Auth struct {
+	tokens atomic.Pointer[Tokens]
+}
+
+// NewAuth returns an Auth of t, which must not be nil.
+func NewAuth(t *Tokens) *Auth {
+	a := &Auth{}
+	a.tokens.Store(t)
+	return a
+}
+
+// Replace makes t, which must not be nil, the tokens of calls from now on.
+func (a *Auth) Replace(t *Tokens) { a.tokens.Store(t) }
+
+// authHeader is the request metadata key of the bearer token.
+const authHeader = "authorization"
+
+// authenticate returns the grant of the call's bearer token.
+func (a *Auth) authenticate(ctx context.Context) (*grant, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get(authHeader)
+	switch len(vals) {
+	case 0:
+		return nil, fmt.Errorf("%w: the call carries no bearer token (metadata %q)", errUnauthenticated, authHeader)
+	case 1:
+	default:
+		return nil, fmt.Errorf("%w: the call carries %d %q values, one is allowed", errUnauthenticated, len(vals), authHeader)
+	}
+	scheme, token, ok := strings.Cut(vals[0], " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") || token == "" {
+		return nil, fmt.Errorf("%w: %q must be \"Bearer <token>\"", errUnauthenticated, authHeader)
+	}
+	g, ok := a.tokens.Load().byHash[sha256.Sum256([]byte(token))]
+	if !ok {
+		return nil, fmt.Errorf("%w: unknown bearer token", errUnauthenticated)
+	}
+	return g, nil
+}
+
+// methodRule says what a Goethe method needs: perm on the topic that
+// topic finds in its request. ListTopics has none: it filters its answer.
+type methodRule struct {
+	perm  Permission
+	topic func(req any) (string, bool)
+}
+
+func topicOf(req any) (string, bool) {
+	r, ok := req.(interface{ GetTopic() string })
+	if !ok {
+		return "", false
+	}
+	return r.GetTopic(), true
+}
+
+func produceStreamTopic(req any) (string, bool) {
+	r, ok := req.(*goethev1.ProduceStreamRequest)
+	if !ok {
+		return "", false
+	}
+	return r.GetProduce().GetTopic(), true
+}
+
+// methodRules maps every method of goethe.v1.Goethe to its rule (the
+// table test in auth_test.go checks that none is missing). A method not
+// here needs admin over "*".
+var methodRules = map[string]methodRule{
+	goethev1.Goethe_Produce_FullMethodName:       {PermissionWrite, topicOf},
+	goethev1.Goethe_ProduceStream_FullMethodName: {PermissionWrite, produceStreamTopic},
+	goethev1.Goethe_Consume_FullMethodName:       {PermissionRead, topicOf},
+	goethev1.Goethe_CommitCursor_FullMethodName:  {PermissionRead, topicOf},
+	goethev1.Goethe_GetCursor_FullMethodName:     {PermissionRead, topicOf},
+	goethev1.Goethe_GetTopic_FullMethodName:      {PermissionRead, topicOf},
+	goethev1.Goethe_ListTopics_FullMethodName:    {},
+}
+
+// guarded reports whether a method needs a token: every method of the
+// Goethe service; not health checks nor reflection.
+func guarded(fullMethod string) bool {
+	return strings.HasPrefix(fullMethod, "/"+ServiceName+"/")
+}
+
+// check returns nil if g may make the call req of method, or the error
+// saying why not.
+func (g *grant) check(fullMethod string, req any) error {
+	rule, known := methodRules[fullMethod]
+	if !known {
+		if g.admin.all {
+			return nil
+		}
+		return fmt.Errorf("%w: %s needs admin over \"*\"", errPermissionDenied, fullMethod)
+	}
+	if rule.topic == nil {
+		return nil
+	}
+	topic, ok := rule.topic(req)
+	if !ok {
+		return fmt.Errorf("%w: %s: unexpected request %T", errPermissionDenied, fullMethod, req)
+	}
+	if !g.allows(rule.perm, topic) {
+		return fmt.Errorf("%w: %s on topic %q", errPermissionDenied, rule.perm, topic)
+	}
+	return nil
+}
+
+// unaryInterceptor authenticates and authorises every unary call of the
+// Goethe service before its handler runs, so that a refused call learns
+// nothing of the topic (not even whether it exists).
+func (a *Auth) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if !guarded(info.FullMethod) {
+		return handler(ctx, req)
+	}
+	g, err := a.authenticate(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if r, ok := req.(*goethev1.ListTopicsRequest); ok && info.FullMethod == goethev1.Goethe_ListTopics_FullMethodName {
+		return listReadable(ctx, g, r, handler)
+	}
+	if err := g.check(info.FullMethod, req); err != nil {
+		return nil, toStatus(err)
+	}
+	return handler(ctx, req)
+}
+
+// listReadable answers ListTopics with the topics g may read, a page of
+// up to the page size asked for at a time. Its next page token is the
+// last name it returns (never the name of a topic g may not read), so it
+// reads the catalog page by page until it has a full page or reaches the
+// end: a token that may read few of many topics costs a scan of the
+// catalog per call.
+func listReadable(ctx context.Context, g *grant, req *goethev1.ListTopicsRequest, handler grpc.UnaryHandler) (any, error) {
+	if g.readsAll() {
+		return handler(ctx, req)
+	}
+	size := req.GetPageSize()
+	switch {
+	case size == 0:
+		size = DefaultListPageSize
+	case size > MaxListPageSize:
+		size = MaxListPageSize
+	}
+	out := &goethev1.ListTopicsResponse{}
+	page := &goethev1.ListTopicsRequest{PageSize: size, PageToken: req.GetPageToken()}
+	for {
+		res, err := handler(ctx, page)
+		if err != nil {
+			return nil, err
+		}
+		r := res.(*goethev1.ListTopicsResponse)
+		for i, t := range r.Topics {
+			if !g.allows(PermissionRead, t.GetName()) {
+				continue
+			}
+			out.Topics = append(out.Topics, t)
+			if len(out.Topics) == int(size) {
+				if i < len(r.Topics)-1 || r.NextPageToken != "" {
+					out.NextPageToken = t.GetName()
+				}
+				return out, nil
+			}
+		}
+		if r.NextPageToken == "" {
+			return out, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, toStatus(err)
+		}
+		page.PageToken = r.NextPageToken
+	}
+}
+
+// streamInterceptor authenticates every streaming call of the Goethe
+// service when it opens, and authorises each request it receives: a
+// Consume before it starts, each request of a ProduceStream before it is
+// started. A refused ProduceStream request ends the stream with
+// PERMISSION_DENIED once the requests started before it are answered (as
+// a request gRPC cannot decode does): a client that writes to a topic it
+// may not write to is misconfigured, and an answer per request would hide
+// that behind a stream that goes on.
+func (a *Auth) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if !guarded(info.FullMethod) {
+		return handler(srv, ss)
+	}
+	g, err := a.authenticate(ss.Context())
+	if err != nil {
+		return toStatus(err)
+	}
+	if _, known := methodRules[info.FullMethod]; !known {
+		if err := g.check(info.FullMethod, nil); err != nil {
+			return toStatus(err)
+		}
+	}
+	return handler(srv, &authStream{ServerStream: ss, grant: g, method: info.FullMethod})
+}
+
+// authStream checks each request a stream receives.
+type authStream struct {
+	grpc.ServerStream
+	grant  *grant
+	method string
+}
+
+// RecvMsg receives m and fails with PERMISSION_DENIED if the token may not
+// make that request.
+func (s *authStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if _, known := methodRules[s.method]; !known {
+		return nil // checked when the stream opened: admin over "*"
+	}
+	return toStatus(s.grant.check(s.method, m))
+}

@@ -1,0 +1,441 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+
+	"github.com/goethe-log/goethe/engines"
+	"github.com/goethe-log/goethe/server"
+	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
+	"github.com/goethe-log/goethe/store"
+)
+
+// The tokens of the auth tests, and what each may do.
+const (
+	tokReader = "reader-token-0123456789abcdef" // read orders*
+	tokWriter = "writer-token-0123456789abcdef" // write orders*
+	tokAdmin  = "admin-token-0123456789abcdef"  // admin *
+	tokOther  = "other-token-0123456789abcdef"  // read and write "other" only
+)
+
+func testTokens(t *testing.T) *server.Tokens {
+	t.Helper()
+	toks, err := server.NewTokens([]server.TokenEntry{
+		{Name: "reader", SHA256: server.HashToken(tokReader), Read: []string{"orders*"}},
+		{Name: "writer", SHA256: server.HashToken(tokWriter), Write: []string{"orders*"}},
+		{Name: "admin", SHA256: server.HashToken(tokAdmin), Admin: []string{"*"}},
+		{Name: "other", SHA256: server.HashToken(tokOther), Read: []string{"other"}, Write: []string{"other"}},
+	})
+	require.NoError(t, err)
+	return toks
+}
+
+// startSecureServer serves a fresh leveldb store with opts on 127.0.0.1
+// (TLS when opts.TLS is set) and returns its address. Auth does not depend
+// on the engine, so one engine is enough.
+func startSecureServer(t *testing.T, opts server.Options) string {
+	t.Helper()
+	e, err := engines.Open("leveldb", t.TempDir())
+	require.NoError(t, err)
+	st, err := store.Open(e, store.DefaultOptions())
+	require.NoError(t, err)
+	srv, err := server.New(st, opts)
+	require.NoError(t, err)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		require.NoError(t, srv.Stop(ctx))
+		require.NoError(t, <-served)
+		require.NoError(t, st.Close())
+	})
+	return lis.Addr().String()
+}
+
+// rawConn is a plain gRPC connection (no token of its own) to addr.
+func rawConn(t *testing.T, addr string, creds credentials.TransportCredentials) *grpc.ClientConn {
+	t.Helper()
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// withAuth returns ctx carrying the authorization header value (none when
+// empty).
+func withAuth(ctx context.Context, value string) context.Context {
+	if value == "" {
+		return ctx
+	}
+	return metadata.AppendToOutgoingContext(ctx, "authorization", value)
+}
+
+func bearer(tok string) string { return "Bearer " + tok }
+
+// rpcCall makes one call of a method of the Goethe service on topic and
+// returns its error (nil: OK).
+type rpcCall func(ctx context.Context, api goethev1.GoetheClient, topic string) error
+
+func oneEvent(topic string) *goethev1.ProduceRequest {
+	return &goethev1.ProduceRequest{Topic: topic, Events: []*goethev1.EventData{{Payload: []byte("x")}}}
+}
+
+// authRPCs is every method of the Goethe service, the permission it needs
+// on its topic (0: none; ListTopics filters instead), and a call of it.
+var authRPCs = []struct {
+	method string
+	perm   server.Permission
+	call   rpcCall
+}{
+	{goethev1.Goethe_Produce_FullMethodName, server.PermissionWrite, func(ctx context.Context, api goethev1.GoetheClient, topic string) error {
+		_, err := api.Produce(ctx, oneEvent(topic))
+		return err
+	}},
+	{goethev1.Goethe_ProduceStream_FullMethodName, server.PermissionWrite, func(ctx context.Context, api goethev1.GoetheClient, topic string) error {
+		s, err := api.ProduceStream(ctx)
+		if err != nil {
+			return err
+		}
+		if err := s.Send(&goethev1.ProduceStreamRequest{RequestId: 1, Produce: oneEvent(topic)}); err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		if err := s.CloseSend(); err != nil {
+			return err
+		}
+		res, err := s.Recv()
+		if err != nil {
+			return err
+		}
+		if e := res.GetError(); e != nil {
+			return errors.New("request failed: " + e.GetMessage())
+		}
+		_, err = s.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		return err
+	}},
+	{goethev1.Goethe_Consume_FullMethodName, server.PermissionRead, func(ctx context.Context, api goethev1.GoetheClient, topic string) error {
+		s, err := api.Consume(ctx, &goethev1.ConsumeRequest{Topic: topic,
+			Start: &goethev1.ConsumeRequest_Position{Position: goethev1.Position_POSITION_BEGINNING}})
+		if err != nil {
+			return err
+		}
+		for {
+			if _, err := s.Recv(); err != nil {
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+				return err
+			}
+		}
+	}},
+	{goethev1.Goethe_CommitCursor_FullMethodName, server.PermissionRead, func(ctx context.Context, api goethev1.GoetheClient, topic string) error {
+		_, err := api.CommitCursor(ctx, &goethev1.CommitCursorRequest{Topic: topic, Consumer: "c", Id: 1})
+		return err
+	}},
+	{goethev1.Goethe_GetCursor_FullMethodName, server.PermissionRead, func(ctx context.Context, api goethev1.GoetheClient, topic string) error {
+		_, err := api.GetCursor(ctx, &goethev1.GetCursorRequest{Topic: topic, Consumer: "seeded"})
+		return err
+	}},
+	{goethev1.Goethe_GetTopic_FullMethodName, server.PermissionRead, func(ctx context.Context, api goethev1.GoetheClient, topic string) error {
+		_, err := api.GetTopic(ctx, &goethev1.GetTopicRequest{Topic: topic})
+		return err
+	}},
+	{goethev1.Goethe_ListTopics_FullMethodName, 0, func(ctx context.Context, api goethev1.GoetheClient, _ string) error {
+		_, err := api.ListTopics(ctx, &goethev1.ListTopicsRequest{})
+		return err
+	}},
+}
+
+// TestAuthTableCoversEveryRPC keeps authRPCs complete: a new method of the
+// service must get a row, and so a decision about its permission.
+func TestAuthTableCoversEveryRPC(t *testing.T) {
+	var want []string
+	for _, m := range goethev1.Goethe_ServiceDesc.Methods {
+		want = append(want, "/"+goethev1.Goethe_ServiceDesc.ServiceName+"/"+m.MethodName)
+	}
+	for _, s := range goethev1.Goethe_ServiceDesc.Streams {
+		want = append(want, "/"+goethev1.Goethe_ServiceDesc.ServiceName+"/"+s.StreamName)
+	}
+	var got []string
+	for _, r := range authRPCs {
+		got = append(got, r.method)
+	}
+	require.ElementsMatch(t, want, got)
+}
+
+// TestAuthEveryRPC calls every RPC over a real server with each kind of
+// credential: none, malformed, unknown (UNAUTHENTICATED); a known token
+// without the permission on the topic (PERMISSION_DENIED); one with it
+// (OK). A refused call changes nothing and says nothing of the topic.
+func TestAuthEveryRPC(t *testing.T) {
+	addr := startSecureServer(t, server.Options{Auth: server.NewAuth(testTokens(t))})
+	api := goethev1.NewGoetheClient(rawConn(t, addr, nil))
+	ctx := ctxT(t)
+	admin := withAuth(ctx, bearer(tokAdmin))
+	_, err := api.Produce(admin, oneEvent("orders"))
+	require.NoError(t, err)
+	_, err = api.CommitCursor(admin, &goethev1.CommitCursorRequest{Topic: "orders", Consumer: "seeded", Id: 1})
+	require.NoError(t, err)
+
+	unauthenticated := []struct{ name, header string }{
+		{"no token", ""},
+		{"unknown token", bearer("not-a-known-token")},
+		{"no scheme", tokAdmin},
+		{"basic scheme", "Basic " + tokAdmin},
+		{"empty bearer", "Bearer "},
+	}
+	for _, rpc := range authRPCs {
+		name := rpc.method[strings.LastIndexByte(rpc.method, '/')+1:]
+		t.Run(name, func(t *testing.T) {
+			for _, u := range unauthenticated {
+				err := rpc.call(withAuth(ctx, u.header), api, "orders")
+				requireReason(t, err, codes.Unauthenticated, goethev1.ReasonUnauthenticated)
+			}
+			allowed := map[server.Permission][]string{
+				server.PermissionRead:  {tokReader, tokAdmin},
+				server.PermissionWrite: {tokWriter, tokAdmin},
+				0:                      {tokReader, tokWriter, tokAdmin, tokOther},
+			}[rpc.perm]
+			for _, tok := range []string{tokReader, tokWriter, tokAdmin, tokOther} {
+				err := rpc.call(withAuth(ctx, bearer(tok)), api, "orders")
+				if contains(allowed, tok) {
+					require.NoError(t, err, "token %s", tok)
+					continue
+				}
+				requireReason(t, err, codes.PermissionDenied, goethev1.ReasonPermissionDenied)
+				require.Contains(t, err.Error(), rpc.perm.String())
+			}
+			if rpc.perm != 0 {
+				// Refused before the handler: a missing topic is no
+				// NOT_FOUND for a token that may not read it.
+				err := rpc.call(withAuth(ctx, bearer(tokOther)), api, "orders-missing-"+name)
+				requireReason(t, err, codes.PermissionDenied, goethev1.ReasonPermissionDenied)
+			}
+		})
+	}
+	// Nothing that was refused was stored: the admin's event plus one
+	// Produce and one ProduceStream request each of writer and admin.
+	res, err := api.GetTopic(admin, &goethev1.GetTopicRequest{Topic: "orders"})
+	require.NoError(t, err)
+	require.EqualValues(t, 5, res.Topic.LastSeq)
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// TestAuthPatterns checks the pattern forms through GetTopic: an exact
+// name, a prefix, and "*".
+func TestAuthPatterns(t *testing.T) {
+	toks, err := server.NewTokens([]server.TokenEntry{
+		{Name: "exact", SHA256: server.HashToken("t-exact"), Read: []string{"a/b c"}},
+		{Name: "prefix", SHA256: server.HashToken("t-prefix"), Read: []string{"logs/"}, Admin: []string{"logs/*"}},
+		{Name: "all", SHA256: server.HashToken("t-all"), Read: []string{"*"}},
+	})
+	require.NoError(t, err)
+	addr := startSecureServer(t, server.Options{Auth: server.NewAuth(toks)})
+	api := goethev1.NewGoetheClient(rawConn(t, addr, nil))
+	ctx := ctxT(t)
+	topics := []string{"a/b c", "a/b", "logs/", "logs/x/y", "logs", "z"}
+	for _, tp := range topics {
+		_, err := api.Produce(withAuth(ctx, bearer("t-prefix")), oneEvent(tp))
+		if strings.HasPrefix(tp, "logs/") {
+			require.NoError(t, err, tp)
+		} else {
+			requireReason(t, err, codes.PermissionDenied, goethev1.ReasonPermissionDenied)
+		}
+	}
+	reads := map[string][]string{
+		"t-exact":  {"a/b c"},
+		"t-prefix": {"logs/", "logs/x/y"},
+		"t-all":    topics,
+	}
+	for tok, may := range reads {
+		for _, tp := range topics {
+			_, err := api.GetTopic(withAuth(ctx, bearer(tok)), &goethev1.GetTopicRequest{Topic: tp})
+			switch {
+			case !contains(may, tp):
+				requireReason(t, err, codes.PermissionDenied, goethev1.ReasonPermissionDenied)
+			case strings.HasPrefix(tp, "logs/"):
+				require.NoError(t, err, "%s %s", tok, tp)
+			default: // never produced
+				requireReason(t, err, codes.NotFound, goethev1.ReasonTopicNotFound)
+			}
+		}
+	}
+}
+
+// TestAuthListTopicsFilters: ListTopics lists only the topics the token
+// may read, in full pages, and no page token names a topic it may not read.
+func TestAuthListTopicsFilters(t *testing.T) {
+	toks, err := server.NewTokens([]server.TokenEntry{
+		{Name: "admin", SHA256: server.HashToken(tokAdmin), Admin: []string{"*"}},
+		{Name: "some", SHA256: server.HashToken("t-some"), Read: []string{"b*", "d3"}},
+		{Name: "writer", SHA256: server.HashToken("t-writer"), Write: []string{"*"}},
+	})
+	require.NoError(t, err)
+	addr := startSecureServer(t, server.Options{Auth: server.NewAuth(toks)})
+	api := goethev1.NewGoetheClient(rawConn(t, addr, nil))
+	ctx := ctxT(t)
+	var all []string
+	for _, p := range []string{"a", "b", "c", "d"} {
+		for i := range 4 {
+			name := p + string(rune('0'+i))
+			all = append(all, name)
+			_, err := api.Produce(withAuth(ctx, bearer(tokAdmin)), oneEvent(name))
+			require.NoError(t, err)
+		}
+	}
+	list := func(tok string, size uint32) (names, tokens []string) {
+		page := ""
+		for {
+			res, err := api.ListTopics(withAuth(ctx, bearer(tok)), &goethev1.ListTopicsRequest{PageSize: size, PageToken: page})
+			require.NoError(t, err)
+			require.LessOrEqual(t, len(res.Topics), int(size))
+			for _, tp := range res.Topics {
+				names = append(names, tp.Name)
+			}
+			if res.NextPageToken == "" {
+				return names, tokens
+			}
+			require.Len(t, res.Topics, int(size), "a page before the last is full")
+			tokens = append(tokens, res.NextPageToken)
+			page = res.NextPageToken
+		}
+	}
+	want := []string{"b0", "b1", "b2", "b3", "d3"}
+	for _, size := range []uint32{1, 2, 3, 5, 100} {
+		names, tokens := list("t-some", size)
+		require.Equal(t, want, names, "page size %d", size)
+		for _, tk := range tokens {
+			require.Contains(t, want, tk, "a page token names only readable topics")
+		}
+	}
+	names, _ := list(tokAdmin, 3)
+	require.Equal(t, all, names)
+	names, _ = list("t-writer", 3)
+	require.Empty(t, names, "write does not list")
+}
+
+// TestAuthProduceStreamPerRequest: a ProduceStream is checked request by
+// request; the first refused request ends the stream with
+// PERMISSION_DENIED, after the answers of the requests before it.
+func TestAuthProduceStreamPerRequest(t *testing.T) {
+	addr := startSecureServer(t, server.Options{Auth: server.NewAuth(testTokens(t))})
+	api := goethev1.NewGoetheClient(rawConn(t, addr, nil))
+	ctx := ctxT(t)
+	s, err := api.ProduceStream(withAuth(ctx, bearer(tokWriter)))
+	require.NoError(t, err)
+	require.NoError(t, s.Send(&goethev1.ProduceStreamRequest{RequestId: 1, Produce: oneEvent("orders")}))
+	res, err := s.Recv()
+	require.NoError(t, err)
+	require.NotNil(t, res.GetResult())
+	require.NoError(t, s.Send(&goethev1.ProduceStreamRequest{RequestId: 2, Produce: oneEvent("secrets")}))
+	_, err = s.Recv()
+	requireReason(t, err, codes.PermissionDenied, goethev1.ReasonPermissionDenied)
+	require.Contains(t, err.Error(), `"secrets"`)
+	_, err = api.GetTopic(withAuth(ctx, bearer(tokAdmin)), &goethev1.GetTopicRequest{Topic: "secrets"})
+	requireReason(t, err, codes.NotFound, goethev1.ReasonTopicNotFound)
+}
+
+// TestAuthHealthAndReflectionOpen: health checks and reflection need no
+// token.
+func TestAuthHealthAndReflectionOpen(t *testing.T) {
+	addr := startSecureServer(t, server.Options{Auth: server.NewAuth(testTokens(t))})
+	conn := rawConn(t, addr, nil)
+	ctx := ctxT(t)
+	res, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: server.ServiceName})
+	require.NoError(t, err)
+	require.Equal(t, healthpb.HealthCheckResponse_SERVING, res.Status)
+
+	rs, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
+	require.NoError(t, err)
+	require.NoError(t, rs.Send(&reflectionpb.ServerReflectionRequest{
+		MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}))
+	rr, err := rs.Recv()
+	require.NoError(t, err)
+	require.NotNil(t, rr.GetListServicesResponse())
+	require.NoError(t, rs.CloseSend())
+}
+
+// TestAuthReplace: calls after Auth.Replace are checked against the new
+// tokens.
+func TestAuthReplace(t *testing.T) {
+	auth := server.NewAuth(testTokens(t))
+	addr := startSecureServer(t, server.Options{Auth: auth})
+	api := goethev1.NewGoetheClient(rawConn(t, addr, nil))
+	ctx := ctxT(t)
+	_, err := api.ListTopics(withAuth(ctx, bearer(tokReader)), &goethev1.ListTopicsRequest{})
+	require.NoError(t, err)
+	toks, err := server.NewTokens([]server.TokenEntry{{Name: "new", SHA256: server.HashToken("new-token"), Read: []string{"*"}}})
+	require.NoError(t, err)
+	auth.Replace(toks)
+	_, err = api.ListTopics(withAuth(ctx, bearer(tokReader)), &goethev1.ListTopicsRequest{})
+	requireReason(t, err, codes.Unauthenticated, goethev1.ReasonUnauthenticated)
+	_, err = api.ListTopics(withAuth(ctx, bearer("new-token")), &goethev1.ListTopicsRequest{})
+	require.NoError(t, err)
+}
+
+func TestParseAuthFile(t *testing.T) {
+	h := server.HashToken("x")
+	good := `{"tokens": [{"name": "a", "sha256": "` + h + `", "read": ["orders.*", "a b,c"], "write": ["x"], "admin": ["*"]}]}`
+	toks, err := server.ParseAuthFile(strings.NewReader(good))
+	require.NoError(t, err)
+	require.Equal(t, 1, toks.Len())
+	toks, err = server.ParseAuthFile(strings.NewReader(`{"tokens": [{"name": "a", "sha256": "` + strings.ToUpper(h) + `"}]}`))
+	require.NoError(t, err, "upper-case hex")
+	require.Equal(t, 1, toks.Len())
+
+	for _, tc := range []struct{ name, file, want string }{
+		{"not json", `tokens: []`, "invalid character"},
+		{"unknown key", `{"tokens": [{"name": "a", "sha256": "` + h + `", "wirte": ["x"]}]}`, `unknown field "wirte"`},
+		{"trailing data", `{"tokens": []} {}`, "data after"},
+		{"no name", `{"tokens": [{"sha256": "` + h + `"}]}`, "name is missing"},
+		{"same name", `{"tokens": [{"name": "a", "sha256": "` + h + `"}, {"name": "a", "sha256": "` + server.HashToken("y") + `"}]}`, "name used twice"},
+		{"same hash", `{"tokens": [{"name": "a", "sha256": "` + h + `"}, {"name": "b", "sha256": "` + h + `"}]}`, "same sha256"},
+		{"short hash", `{"tokens": [{"name": "a", "sha256": "` + h[:63] + `"}]}`, "64 hex digits"},
+		{"not hex", `{"tokens": [{"name": "a", "sha256": "` + strings.Repeat("g", 64) + `"}]}`, "64 hex digits"},
+		{"plain token", `{"tokens": [{"name": "a", "sha256": "x"}]}`, "64 hex digits"},
+		{"star inside", `{"tokens": [{"name": "a", "sha256": "` + h + `", "read": ["a*b"]}]}`, "'*' may only end"},
+		{"two stars", `{"tokens": [{"name": "a", "sha256": "` + h + `", "write": ["a**"]}]}`, "'*' may only end"},
+		{"empty pattern", `{"tokens": [{"name": "a", "sha256": "` + h + `", "admin": [""]}]}`, "empty topic pattern"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := server.ParseAuthFile(strings.NewReader(tc.file))
+			require.ErrorIs(t, err, server.ErrAuthFile)
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+func TestHashToken(t *testing.T) {
+	// printf %s abc | sha256sum
+	require.Equal(t, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", server.HashToken("abc"))
+}
