@@ -178,9 +178,22 @@ func (c *checker) engineErr(where string, err error) (bool, error) {
 // scan calls f on every entry of [start, end), page by page. It stops
 // early, without error, when the engine reports damage (a problem).
 func (c *checker) scan(where string, start, end []byte, f func(kv engine.KV)) error {
+	return c.scanResume(where, start, end, f, nil)
+}
+
+// scanResume is scan, but on damage the engine reports while reading from
+// at, it goes on from resume's answer (nil: it stops); resume reports the
+// problem.
+func (c *checker) scanResume(where string, start, end []byte, f func(kv engine.KV), resume func(at []byte, err error) []byte) error {
 	for {
 		kvs, err := c.e.Scan(start, end, c.opts.PageEvents, c.opts.PageBytes)
 		if err != nil {
+			if resume != nil && errors.Is(err, engine.ErrCorrupted) {
+				if start = resume(start, err); start != nil {
+					continue
+				}
+				return nil
+			}
 			_, err := c.engineErr(where, err)
 			return err
 		}
@@ -290,7 +303,7 @@ func (c *checker) checkCatalog() error {
 			return
 		}
 		if id == 0 || id > MaxTopicID || (next != 0 && id >= next) {
-			c.problem(Finding{Topic: name, Key: key, What: fmt.Sprintf("topic id %d is outside the ids given out (1 to %d)", id, next-1), Fix: fixRestore})
+			c.problem(Finding{Topic: name, Key: key, What: fmt.Sprintf("topic id %d is not one the topic counter (next id %d) has given out", id, next), Fix: fixRestore})
 		}
 		byID[id] = name
 		c.names[name] = id
@@ -344,6 +357,7 @@ type topicWalk struct {
 	prevSeq uint64 // the seq the last event had, or would have had if damaged
 	prevID  uint64
 	started bool
+	cut     bool   // the engine reported damage: the rest of the topic was not read
 	orphans uint64 // events under an id with no metadata
 	lastKey []byte
 }
@@ -352,7 +366,31 @@ type topicWalk struct {
 // event key range, so that events under no known topic are found too.
 func (c *checker) checkEvents() error {
 	var w *topicWalk
-	err := c.scan("the events", nil, []byte{prefixSystem}, func(kv engine.KV) {
+	// Damage the engine reports ends the topic being read, not the check:
+	// the walk goes on with the next topic id.
+	resume := func(at []byte, err error) []byte {
+		id := uint64(0)
+		if len(at) >= 8 {
+			id = beUint64(at)
+		}
+		if w == nil || w.id != id {
+			c.endTopic(w)
+			w = c.startTopic(id)
+		}
+		w.cut = true
+		if w.meta != nil {
+			c.problem(Finding{Topic: w.meta.name, Seq: w.prevSeq + 1,
+				What: fmt.Sprintf("topic %q: the engine reports damaged data reading on after seq %d, so the rest of the topic cannot be read: %v",
+					w.meta.name, w.prevSeq, err), Fix: fixRestore})
+		} else {
+			c.problem(Finding{What: fmt.Sprintf("the engine reports damaged data reading event records of topic id %d: %v", id, err), Fix: fixRestore})
+		}
+		if id >= MaxTopicID {
+			return nil
+		}
+		return topicEnd(id)
+	}
+	err := c.scanResume("the events", nil, []byte{prefixSystem}, func(kv engine.KV) {
 		if len(kv.Key) < 8 {
 			c.problem(Finding{Key: fmt.Sprintf("%x", kv.Key), What: "an event record with a key shorter than a topic id", Fix: fixRestore})
 			return
@@ -363,7 +401,7 @@ func (c *checker) checkEvents() error {
 			w = c.startTopic(id)
 		}
 		c.event(w, kv)
-	})
+	}, resume)
 	if err != nil {
 		return err
 	}
@@ -388,9 +426,8 @@ func (c *checker) startTopic(id uint64) *topicWalk {
 		w.meta = &m
 		w.tc = &TopicCheck{Name: m.name, ID: id, RecordedFirstSeq: m.firstSeq, RecordedLastSeq: m.lastSeq, RecordedLastID: m.lastID}
 		c.checks[id] = w.tc
-		w.prevSeq = m.firstSeq - 1 // the first event must have the first seq recorded
-		if m.firstSeq == 0 {
-			w.prevSeq = 0
+		if m.firstSeq > 0 {
+			w.prevSeq = m.firstSeq - 1 // the first event must have the first seq recorded
 		}
 	}
 	return w
@@ -448,9 +485,14 @@ func (c *checker) endTopic(w *topicWalk) {
 		return
 	}
 	if w.meta == nil {
-		c.problem(Finding{Key: fmt.Sprintf("%x", w.lastKey),
-			What: fmt.Sprintf("%d event records under topic id %d, which has no metadata (no such topic)", w.orphans, w.id), Fix: fixRestore})
+		if w.orphans > 0 {
+			c.problem(Finding{Key: fmt.Sprintf("%x", w.lastKey),
+				What: fmt.Sprintf("%d event records under topic id %d, which has no metadata (no such topic)", w.orphans, w.id), Fix: fixRestore})
+		}
 		return
+	}
+	if w.cut {
+		return // the damage is reported; the topic's end cannot be checked
 	}
 	m, tc := w.meta, w.tc
 	switch {
@@ -501,11 +543,7 @@ func (c *checker) checkCursors() error {
 			c.problem(Finding{Topic: m.name, Key: key, What: fmt.Sprintf("topic %q: the cursor of consumer %q does not decode: %v", m.name, consumer, err), Fix: fixCursor})
 			return
 		}
-		last := m.lastID
-		if tc := c.checks[id]; tc != nil && tc.LastID > last {
-			last = tc.LastID
-		}
-		if cur > last {
+		if last := m.lastID; cur > last {
 			c.problem(Finding{Topic: m.name, Key: key,
 				What: fmt.Sprintf("topic %q: the cursor of consumer %q is at event id %d, past the topic's last event (id %d): "+
 					"events it acknowledged may be lost, or a client set it to a time in the future", m.name, consumer, cur, last), Fix: fixCursor})

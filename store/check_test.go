@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"testing"
@@ -256,5 +257,47 @@ func TestCheckMaxFindings(t *testing.T) {
 		}
 		r := checkEngine(t, name, dir, store.CheckOptions{}, nil)
 		require.Len(t, r.Problems, 3, "the default keeps them all")
+	})
+}
+
+// badBlock wraps a real engine with the fault an adapter reports for a
+// block that fails its checksum: every Scan whose page would hold the key
+// bad fails with engine.ErrCorrupted.
+type badBlock struct {
+	engine.Engine
+	bad []byte
+}
+
+func (b badBlock) Scan(start, end []byte, limit, maxBytes int) ([]engine.KV, error) {
+	kvs, err := b.Engine.Scan(start, end, limit, maxBytes)
+	for _, kv := range kvs {
+		if bytes.Equal(kv.Key, b.bad) {
+			return nil, fmt.Errorf("%w: block checksum mismatch (injected)", engine.ErrCorrupted)
+		}
+	}
+	return kvs, err
+}
+
+// TestCheckEngineReportsDamage: damage the engine itself reports while
+// Check reads a topic is a problem naming the topic and where it stopped;
+// the check goes on with the next topic.
+func TestCheckEngineReportsDamage(t *testing.T) {
+	forEngine(t, func(t *testing.T, name string) {
+		dir := t.TempDir()
+		checkFolder(t, name, dir)
+		e, err := engines.Open(name, dir)
+		require.NoError(t, err)
+		defer e.Close()
+		a := rawEvents(t, e)[:5]
+		r, err := store.Check(badBlock{e, a[2].Key}, store.CheckOptions{PageEvents: 1})
+		require.NoError(t, err)
+		require.Equal(t, 1, r.ProblemCount, "%+v", r.Problems)
+		p := r.Problems[0]
+		require.Equal(t, "a", p.Topic)
+		require.Equal(t, uint64(3), p.Seq)
+		require.Contains(t, p.What, "the engine reports damaged data reading on after seq 2")
+		require.Len(t, r.Topics, 2)
+		require.Equal(t, uint64(2), r.Topics[0].Events, "a's events before the damage")
+		require.Equal(t, uint64(3), r.Topics[1].Events, "b is read whole")
 	})
 }
