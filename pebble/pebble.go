@@ -16,16 +16,69 @@
 // same lock-file path within a process, but the same folder reached through a
 // different path (a symlink) would be granted. Open therefore resolves dir to
 // its canonical absolute path before handing it to pebble.
+//
+// # Integrity
+//
+// pebble itself tells a torn WAL tail from damage in the middle of a WAL:
+// its reader looks past an unreadable chunk for the sync offsets later
+// chunks record, so the torn tail a crash leaves in the newest WAL is
+// dropped and Open succeeds with every synced write, while damage followed
+// by intact records fails Open (wrapped here in engine.ErrCorrupted). A
+// table block with a bad checksum fails the Get or Scan that meets it with
+// engine.ErrCorrupted: pebble's DataCorruption event is logged, not fatal.
+// pebble's MANIFEST reader, however, stops at the first unreadable chunk
+// and opens with the versions before it, silently (32 damaged bytes in the
+// first record open an empty store); Open therefore checks the current
+// MANIFEST first and fails with engine.ErrCorrupted when intact records
+// follow a damaged one or when none is intact. This costs one read of the
+// MANIFEST per Open.
+//
+// # Full volume
+//
+// pebble treats a failed WAL or MANIFEST write as fatal: it calls
+// Logger.Fatalf, whose default ends the process, and a commit whose WAL
+// write failed has already been applied to the memtable and is visible.
+// The adapter's Logger never ends the process over an I/O error: it
+// records the failure, and the DB stops writing. The Write that met it
+// returns an error wrapping engine.ErrNoSpace (for ENOSPC or EDQUOT) and
+// the syscall's error; before it returns, the DB closes its pebble
+// instance and opens the folder again read-only (pebble's ReadOnly, which
+// writes nothing), so reads keep working and see exactly the writes
+// acknowledged before the failure. The same happens when a background
+// flush or compaction fails for lack of space (pebble would retry it in a
+// tight loop, logging each time); background errors are logged at most
+// once per BackgroundErrorLogInterval.
+//
+// A DB does not resume writing in place: after a failed write every Write
+// fails at once with an error wrapping the first failure until the DB is
+// closed and opened again, which works once space is free (Close works
+// after the failure). Open on a full volume opens the folder read-only in
+// the same way: reads work, writes fail with engine.ErrNoSpace until the DB
+// is reopened. It does so when the volume has less free space than the WAL
+// to replay plus Options.OpenMinFreeBytes, because pebble's read-write Open
+// waits for a flush of the replayed WAL that on a full volume is retried
+// forever, and when a read-write open fails for lack of space.
+//
+// Limits: if the volume fills up between that check and the flush, Open
+// still hangs in pebble (the window is the flush of the replayed WAL); a
+// read that runs between the failed commit and the switch to
+// read-only may see the failed batch; writes already inside pebble when a
+// WAL write fails may block until Close (pebble's commit pipeline does not
+// recover); other fatal pebble errors (invariant violations) still end the
+// process, as pebble requires.
 package pebble
 
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -64,8 +117,27 @@ type Options struct {
 	// Logger receives pebble's messages. Default: informational messages
 	// are dropped, errors go to the standard library log (pebble's
 	// DefaultLogger), and fatal ones end the process as pebble requires.
+	// Whatever the Logger, a fatal message about a failed write (one that
+	// carries an error) never reaches its Fatalf: the DB logs it with
+	// Errorf and stops writing (see the package documentation).
 	Logger pebble.Logger
+	// BackgroundErrorLogInterval bounds how often a repeating background
+	// error (a flush failing on a full volume) is logged. Default 1 minute.
+	BackgroundErrorLogInterval time.Duration
+	// OpenMinFreeBytes is the free space, beyond the size of the WAL files
+	// to replay, below which Open does not try a read-write open and opens
+	// read-only at once: pebble's read-write Open flushes the replayed WAL
+	// and waits for that flush, which on a full volume fails and is retried
+	// forever, so Open would never return. Default 4 MiB.
+	OpenMinFreeBytes uint64
 }
+
+// DefaultOpenMinFreeBytes is the default of Options.OpenMinFreeBytes.
+const DefaultOpenMinFreeBytes = 4 << 20
+
+// DefaultBackgroundErrorLogInterval is the default of
+// Options.BackgroundErrorLogInterval.
+const DefaultBackgroundErrorLogInterval = time.Minute
 
 func (o Options) withDefaults() Options {
 	if o.CacheSize <= 0 {
@@ -89,6 +161,12 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = quietLogger{}
 	}
+	if o.OpenMinFreeBytes == 0 {
+		o.OpenMinFreeBytes = DefaultOpenMinFreeBytes
+	}
+	if o.BackgroundErrorLogInterval <= 0 {
+		o.BackgroundErrorLogInterval = DefaultBackgroundErrorLogInterval
+	}
 	return o
 }
 
@@ -103,19 +181,117 @@ func (quietLogger) Fatalf(format string, args ...any) {
 	pebble.DefaultLogger.Fatalf("pebble: "+format, args...)
 }
 
+// failState is where pebble's fatal messages and background errors about
+// failed writes land. It is created before pebble opens, because pebble
+// may fail in the background during Open.
+type failState struct {
+	err atomic.Pointer[error]
+	// onFail, once set, switches the DB to read-only; it must not block
+	// (pebble calls in with its own locks held).
+	onFail atomic.Pointer[func()]
+
+	logger   pebble.Logger
+	interval time.Duration
+
+	logMu      sync.Mutex
+	lastLog    time.Time
+	suppressed int
+}
+
+// fail records err as the DB's write failure (the first one wins) and
+// triggers the switch to read-only.
+func (s *failState) fail(err error) {
+	s.err.CompareAndSwap(nil, &err)
+	if f := s.onFail.Load(); f != nil {
+		(*f)()
+	}
+}
+
+func (s *failState) failed() error {
+	if p := s.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// logLimited logs a background error at most once per interval, saying
+// how many were not logged in between.
+func (s *failState) logLimited(format string, args ...any) {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	if now := time.Now(); now.Sub(s.lastLog) >= s.interval {
+		if s.suppressed > 0 {
+			format += fmt.Sprintf(" (%d more since the last one logged)", s.suppressed)
+		}
+		s.logger.Errorf(format, args...)
+		s.lastLog, s.suppressed = now, 0
+		return
+	}
+	s.suppressed++
+}
+
+// guardLogger passes pebble's messages on, except that a fatal message
+// that carries an error (a failed WAL or MANIFEST write, a commit that
+// failed) is recorded as the DB's write failure and logged as an error
+// instead of ending the process. pebble continues after such a Fatalf as if
+// the operation had failed (it returns the error, or in the commit path
+// returns as if committed, which Write catches by checking the failure
+// after every commit).
+type guardLogger struct {
+	inner pebble.Logger
+	state *failState
+}
+
+func (l guardLogger) Infof(format string, args ...any)  { l.inner.Infof(format, args...) }
+func (l guardLogger) Errorf(format string, args ...any) { l.inner.Errorf(format, args...) }
+func (l guardLogger) Fatalf(format string, args ...any) {
+	for _, a := range args {
+		if err, ok := a.(error); ok {
+			l.inner.Errorf("fatal error, the engine stops taking writes: "+format, args...)
+			l.state.fail(err)
+			return
+		}
+	}
+	l.inner.Fatalf(format, args...)
+}
+
 // DB is an engine.Engine on a pebble database. It is safe for concurrent
 // use; see package engine for the contract.
 type DB struct {
-	dir string
+	dir   string
+	canon string
+	opts  Options
+	state *failState
 
-	// mu guards closed: every operation holds it shared, Close exclusively,
-	// so Close waits for calls in flight and no call reaches a closed
-	// pebble, which would panic.
-	mu     sync.RWMutex
-	closed bool
+	// mu guards closed, db and readOnly: every operation holds it shared,
+	// Close and the switch to read-only exclusively, so they wait for calls
+	// in flight and no call reaches a closed pebble, which would panic.
+	mu       sync.RWMutex
+	closed   bool
+	readOnly bool
+	// db is nil when the read-only open after a failure failed too; reads
+	// then return roErr.
+	db    *pebble.DB
+	roErr error
+	lock  *pebble.Lock
+}
 
-	db   *pebble.DB
-	lock *pebble.Lock
+// isNoSpace reports a write that failed for lack of space or quota.
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// wrapErr adds the engine sentinel callers branch on to an error from
+// pebble: engine.ErrNoSpace for a full volume, engine.ErrCorrupted for
+// damaged data.
+func wrapErr(op string, err error) error {
+	switch {
+	case isNoSpace(err):
+		return fmt.Errorf("pebble: %s: %w: %w", op, engine.ErrNoSpace, err)
+	case pebble.IsCorruptionError(err):
+		return fmt.Errorf("pebble: %s: %w: %w", op, engine.ErrCorrupted, err)
+	}
+	return fmt.Errorf("pebble: %s: %w", op, err)
 }
 
 // Open opens the pebble database in dir, creating dir and the database if
@@ -138,25 +314,147 @@ func Open(dir string, opts Options) (*DB, error) {
 		}
 		return nil, fmt.Errorf("pebble: open %s: lock: %w", dir, err)
 	}
-	maxCompactions := opts.MaxConcurrentCompactions
-	pdb, err := pebble.Open(canon, &pebble.Options{
-		Lock:                        lock,
-		CacheSize:                   opts.CacheSize,
-		MemTableSize:                opts.MemTableSize,
-		MemTableStopWritesThreshold: opts.MemTableStopWritesThreshold,
-		L0CompactionThreshold:       opts.L0CompactionThreshold,
-		L0StopWritesThreshold:       opts.L0StopWritesThreshold,
+	if err := checkManifest(canon); err != nil {
+		_ = lock.Close()
+		return nil, fmt.Errorf("pebble: open %s: %w", dir, err)
+	}
+	d := &DB{dir: dir, canon: canon, opts: opts, lock: lock,
+		state: &failState{logger: opts.Logger, interval: opts.BackgroundErrorLogInterval}}
+	var pdb *pebble.DB
+	if lack := d.lackOfSpace(); lack != nil {
+		err = lack
+	} else {
+		pdb, err = d.openPebble(false)
+	}
+	if err != nil && isNoSpace(err) {
+		// Serve reads from what is on disk; writes wait for a reopen.
+		d.state.fail(err)
+		if pdb, err = d.openPebble(true); err == nil {
+			d.readOnly = true
+			slog.Warn("pebble: the volume is full; opened read-only until reopened", "dir", dir, "cause", d.state.failed())
+		}
+	}
+	if err != nil {
+		_ = lock.Close()
+		return nil, wrapErr("open "+dir, err)
+	}
+	d.db = pdb
+	switchRO := func() { go d.switchToReadOnly() }
+	d.state.onFail.Store(&switchRO)
+	if !d.readOnly && d.state.failed() != nil {
+		d.switchToReadOnly() // pebble failed in the background during Open
+	}
+	return d, nil
+}
+
+// lackOfSpace returns an error wrapping ENOSPC when the volume has less
+// free space than a read-write open needs: the WAL files it replays and
+// flushes, plus Options.OpenMinFreeBytes. It returns nil when there is
+// enough, or when the free space cannot be told.
+func (d *DB) lackOfSpace() error {
+	free, ok := freeBytes(d.canon)
+	if !ok {
+		return nil
+	}
+	need := d.opts.OpenMinFreeBytes
+	entries, err := os.ReadDir(d.canon)
+	if err != nil {
+		return nil // pebble's own open reports it
+	}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".log") {
+			if info, err := e.Info(); err == nil {
+				need += uint64(info.Size())
+			}
+		}
+	}
+	if free >= need {
+		return nil
+	}
+	return fmt.Errorf("%d bytes free, a read-write open needs %d (the WAL to replay and Options.OpenMinFreeBytes): %w",
+		free, need, syscall.ENOSPC)
+}
+
+// openPebble opens the folder with the DB's options, read-only or not.
+func (d *DB) openPebble(readOnly bool) (*pebble.DB, error) {
+	maxCompactions := d.opts.MaxConcurrentCompactions
+	state := d.state
+	return pebble.Open(d.canon, &pebble.Options{
+		Lock:                        d.lock,
+		ReadOnly:                    readOnly,
+		CacheSize:                   d.opts.CacheSize,
+		MemTableSize:                d.opts.MemTableSize,
+		MemTableStopWritesThreshold: d.opts.MemTableStopWritesThreshold,
+		L0CompactionThreshold:       d.opts.L0CompactionThreshold,
+		L0StopWritesThreshold:       d.opts.L0StopWritesThreshold,
 		CompactionConcurrencyRange:  func() (int, int) { return 1, maxCompactions },
 		// New stores start on the newest stable format (columnar blocks,
 		// faster scans); existing ones are ratcheted up to it.
 		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             opts.Logger,
+		Logger:             guardLogger{inner: d.opts.Logger, state: state},
+		EventListener: &pebble.EventListener{
+			BackgroundError: func(err error) {
+				if isNoSpace(err) {
+					state.fail(err)
+				}
+				state.logLimited("pebble: background error: %v", err)
+			},
+			DataCorruption: func(info pebble.DataCorruptionInfo) {
+				// The read that met it fails with the corruption error.
+				d.opts.Logger.Errorf("pebble: on-disk corruption: %s", info)
+			},
+		},
 	})
-	if err != nil {
-		_ = lock.Close()
-		return nil, fmt.Errorf("pebble: open %s: %w", dir, err)
+}
+
+// switchToReadOnly closes the read-write pebble after a failed write and
+// opens the folder read-only, so that reads go on and see only what was
+// acknowledged. It runs once; later calls return at once.
+func (d *DB) switchToReadOnly() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed || d.readOnly {
+		return
 	}
-	return &DB{dir: dir, db: pdb, lock: lock}, nil
+	d.readOnly = true
+	cause := d.state.failed()
+	if err := closePebble(d.db); err != nil {
+		slog.Warn("pebble: closing after a failed write", "dir", d.dir, "error", err)
+	}
+	pdb, err := d.openPebble(true)
+	if err != nil {
+		d.db, d.roErr = nil, wrapErr("reopen read-only after a failed write", err)
+		slog.Error("pebble: could not reopen read-only after a failed write; reads fail until reopened",
+			"dir", d.dir, "cause", cause, "error", err)
+		return
+	}
+	d.db = pdb
+	slog.Warn("pebble: a write failed; serving reads read-only until the engine is reopened", "dir", d.dir, "cause", cause)
+}
+
+// closePebble closes db, turning a panic (pebble's reaction to some states
+// a failed write leaves) into an error.
+func closePebble(db *pebble.DB) (err error) {
+	if db == nil {
+		return nil
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("pebble: close panicked: %v", r)
+		}
+	}()
+	return db.Close()
+}
+
+// reader returns the pebble instance reads use; the caller holds mu.
+func (d *DB) reader(op string) (*pebble.DB, error) {
+	if d.closed {
+		return nil, fmt.Errorf("pebble: %s: %w", op, engine.ErrClosed)
+	}
+	if d.db == nil {
+		return nil, fmt.Errorf("pebble: %s: %w", op, d.roErr)
+	}
+	return d.db, nil
 }
 
 // canonical returns the absolute, symlink-free path of the existing folder
@@ -183,12 +481,26 @@ func isLockConflict(err error) bool {
 }
 
 // Write applies b atomically as one pebble batch. With sync the WAL is
-// fsynced before Write returns.
+// fsynced before Write returns. A write that fails for lack of space
+// returns an error wrapping engine.ErrNoSpace, and the DB serves reads
+// only until it is reopened (see the package documentation).
 func (d *DB) Write(b *engine.Batch, sync bool) error {
+	err := d.write(b, sync)
+	if err != nil && d.state.failed() != nil {
+		d.switchToReadOnly()
+	}
+	return err
+}
+
+func (d *DB) write(b *engine.Batch, sync bool) error {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	if d.closed {
 		return fmt.Errorf("pebble: write: %w", engine.ErrClosed)
+	}
+	if failed := d.state.failed(); failed != nil {
+		return fmt.Errorf("pebble: write refused until the engine is reopened after a failed write: %w",
+			wrapErr("write", failed))
 	}
 	if b == nil || b.Len() == 0 {
 		return nil
@@ -219,7 +531,13 @@ func (d *DB) Write(b *engine.Batch, sync bool) error {
 		wo = pebble.Sync
 	}
 	if err := pb.Commit(wo); err != nil {
-		return fmt.Errorf("pebble: write: %w", err)
+		d.state.fail(err)
+		return wrapErr("write", err)
+	}
+	// A failed WAL write reaches pebble's Logger.Fatalf on this goroutine,
+	// after which Commit returns nil: the failure recorded is the answer.
+	if failed := d.state.failed(); failed != nil {
+		return wrapErr("write", failed)
 	}
 	return nil
 }
@@ -229,18 +547,19 @@ func (d *DB) Write(b *engine.Batch, sync bool) error {
 func (d *DB) Get(key []byte) ([]byte, error) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	if d.closed {
-		return nil, fmt.Errorf("pebble: get: %w", engine.ErrClosed)
+	db, err := d.reader("get")
+	if err != nil {
+		return nil, err
 	}
 	if len(key) == 0 {
 		return nil, fmt.Errorf("pebble: get: %w: empty key", engine.ErrInvalid)
 	}
-	v, closer, err := d.db.Get(key)
+	v, closer, err := db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, fmt.Errorf("pebble: get %x: %w", key, engine.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("pebble: get %x: %w", key, err)
+		return nil, wrapErr(fmt.Sprintf("get %x", key), err)
 	}
 	out := make([]byte, len(v))
 	copy(out, v)
@@ -255,8 +574,9 @@ func (d *DB) Get(key []byte) ([]byte, error) {
 func (d *DB) Scan(start, end []byte, limit, maxBytes int) ([]engine.KV, error) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	if d.closed {
-		return nil, fmt.Errorf("pebble: scan: %w", engine.ErrClosed)
+	db, err := d.reader("scan")
+	if err != nil {
+		return nil, err
 	}
 	if err := engine.CheckScan(start, end, limit); err != nil {
 		return nil, fmt.Errorf("pebble: scan: %w", err)
@@ -269,23 +589,23 @@ func (d *DB) Scan(start, end []byte, limit, maxBytes int) ([]engine.KV, error) {
 		// (race builds); nil means the same, no bound.
 		start = nil
 	}
-	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
 	if err != nil {
-		return nil, fmt.Errorf("pebble: scan: %w", err)
+		return nil, wrapErr("scan", err)
 	}
 	page := engine.NewPageBuilder(limit, maxBytes)
 	for ok := it.First(); ok; ok = it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
 			_ = it.Close()
-			return nil, fmt.Errorf("pebble: scan: %w", err)
+			return nil, wrapErr("scan", err)
 		}
 		if !page.Add(it.Key(), v) {
 			break
 		}
 	}
 	if err := it.Close(); err != nil { // Close returns the iterator's error
-		return nil, fmt.Errorf("pebble: scan: %w", err)
+		return nil, wrapErr("scan", err)
 	}
 	return page.Page(), nil
 }
@@ -301,7 +621,7 @@ func (d *DB) Close() error {
 		return nil
 	}
 	d.closed = true
-	err := d.db.Close()
+	err := closePebble(d.db)
 	if lerr := d.lock.Close(); err == nil {
 		err = lerr
 	}
