@@ -148,3 +148,21 @@ func TestHelpListsCheck(t *testing.T) {
 	require.Contains(t, out, "Usage: goethe check")
 	require.Contains(t, out, "-data-dir")
 }
+
+// TestCheckCommandEngineRefuses: damage that makes the engine refuse to
+// open (here a flipped byte in goleveldb's journal, with intact records
+// after it) is a problem, exit status 1, not a failure to check.
+func TestCheckCommandEngineRefuses(t *testing.T) {
+	dir := dataFolder(t, "leveldb")
+	journals, err := filepath.Glob(filepath.Join(dir, "leveldb", "*.log"))
+	require.NoError(t, err)
+	require.NotEmpty(t, journals)
+	b, err := os.ReadFile(journals[0])
+	require.NoError(t, err)
+	require.Greater(t, len(b), 20)
+	b[8] ^= 0xFF // the first record's payload; the records after it are intact
+	require.NoError(t, os.WriteFile(journals[0], b, 0o600))
+	status, out, errOut := runCheckArgs("--data-dir", dir)
+	require.Equal(t, checkProblems, status, "%s%s", out, errOut)
+	require.Contains(t, out, "PROBLEM: the leveldb engine refuses to open")
+}
