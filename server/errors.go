@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -60,6 +62,7 @@ var codeTable = []codeEntry{
 	{store.ErrTopicLimit, codes.ResourceExhausted, goethev1.ReasonTopicLimit, "topic id space exhausted"},
 	{errMemoryBudget, codes.ResourceExhausted, goethev1.ReasonMemoryBudget, ""},
 	{errSlowConsumer, codes.ResourceExhausted, goethev1.ReasonSlowConsumer, ""},
+	{store.ErrNoSpace, codes.ResourceExhausted, goethev1.ReasonDiskFull, ""}, // said by diskFullMessage
 	{store.ErrCorrupted, codes.DataLoss, goethev1.ReasonDataLoss, "corrupted record"},
 	{errStopping, codes.Unavailable, goethev1.ReasonServerStopping, ""},
 	{store.ErrClosed, codes.Unavailable, goethev1.ReasonStoreClosed, "store closed"},
@@ -125,7 +128,11 @@ func toStatus(err error) error {
 		return err
 	}
 	e := lookupCode(err)
-	st := status.New(e.code, statusMessage(err))
+	msg := statusMessage(err)
+	if redactedCodes[e.code] {
+		msg = redactPaths(msg)
+	}
+	st := status.New(e.code, msg)
 	if e.reason != "" {
 		info := &errdetails.ErrorInfo{Reason: e.reason, Domain: goethev1.ErrorDomain, Metadata: statusMetadata(err)}
 		if d, derr := st.WithDetails(info); derr == nil {
@@ -147,7 +154,15 @@ func toStatus(err error) error {
 //     "store: not found: topic \"x\"" says `not found: topic "x"`; the
 //     store's sentinels keep their package prefix, which is for Go callers.
 //     An error that does not spell its sentinel's text keeps its own.
+//   - store.ErrNoSpace is said by diskFullMessage alone: what the client
+//     can do, nothing of the engine's error.
+//
+// toStatus then removes server paths from the messages of the codes in
+// redactedCodes (see redactPaths).
 func statusMessage(err error) string {
+	if errors.Is(err, store.ErrNoSpace) {
+		return diskFullMessage
+	}
 	if ce := (*store.ConflictError)(nil); errors.As(err, &ce) {
 		return fmt.Sprintf("topic %q: expected last seq %d, actual %d", ce.Topic, ce.Expected, ce.Actual)
 	}
@@ -180,4 +195,47 @@ func statusMetadata(err error) map[string]string {
 		return map[string]string{"topic": nf.topic}
 	}
 	return nil
+}
+
+// diskFullMessage is the message of every DISK_FULL status. The engine's
+// error, which names the server's files, is logged by the server (see
+// watchWrites), never sent.
+const diskFullMessage = "the server's disk is full (or below its free-space reserve): " +
+	"writes are refused until an operator frees space, and resume by themselves then; " +
+	"reads and consumes go on; retry later with backoff"
+
+// redactedCodes are the codes whose messages may carry the text of an
+// engine or system error, and with it absolute paths of the server's data
+// folder: toStatus passes them through redactPaths. The others are made of
+// the request and of names the client gave.
+var redactedCodes = map[codes.Code]bool{
+	codes.Internal:          true,
+	codes.DataLoss:          true,
+	codes.Unavailable:       true,
+	codes.ResourceExhausted: true,
+	codes.Unknown:           true,
+}
+
+// absPath matches an absolute Unix path where error texts put one: at the
+// start, or after a space, quote, '=', ':', '(' or '['. A name quoted by
+// %q inside such a message ("topic \"/a/b\"") is matched too: a client
+// loses a little of its own topic's name there, never sees a server path.
+var absPath = regexp.MustCompile(`(^|[\s"'=:(\[])/[^\s"'()\[\],;]+`)
+
+// redactPaths replaces each absolute path in msg by "…/" and its last
+// element ("write …/000001.log: no space left on device"): a client learns
+// which file, not where the server keeps its data. The server logs the
+// error whole.
+func redactPaths(msg string) string {
+	return absPath.ReplaceAllStringFunc(msg, func(m string) string {
+		lead, p := "", m
+		if m[0] != '/' {
+			lead, p = m[:1], m[1:]
+		}
+		base := path.Base(p)
+		if base == "/" || base == "." {
+			return lead + "…"
+		}
+		return lead + "…/" + base
+	})
 }

@@ -16,7 +16,7 @@ import (
 //
 //   - Errors wrap the store's sentinels (store.ErrNotFound,
 //     store.ErrConflict as a *store.ConflictError, store.ErrInvalidName,
-//     store.ErrInvalid, store.ErrClosed, store.ErrFailed,
+//     store.ErrInvalid, store.ErrClosed, store.ErrFailed, store.ErrNoSpace,
 //     store.ErrTopicLimit) or are ctx's error: the service maps them to
 //     status codes and reasons by errors.Is and errors.As, never by text.
 //   - AppendAsync calls done exactly once, possibly before it returns,

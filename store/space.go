@@ -21,7 +21,8 @@ import (
 // and from a timer (so that the state recovers with no writes arriving;
 // nothing polls faster than the interval). To resume it
 //
-//  1. checks the free-space guard with a fresh measurement,
+//  1. checks the free-space guard with a fresh measurement, and that
+//     Options.FreeBytes, if set, reports at least Options.ResumeFreeBytes,
 //  2. reopens the engine through Options.Reopen, when set (for an adapter
 //     that cannot take writes again in place after ENOSPC),
 //  3. makes the probe: a small synced write, of the format record with the
@@ -43,6 +44,10 @@ const (
 	// DefaultProbeInterval is the least time between two attempts to
 	// resume a write path that is down for lack of space.
 	DefaultProbeInterval = time.Second
+	// DefaultResumeFreeBytes is the least free space, as Options.FreeBytes
+	// measures it, at which a write path that is down for lack of space
+	// tries to resume.
+	DefaultResumeFreeBytes = 1 << 20
 	// DefaultFreeBytesMaxAge is how long a free-space measurement of the
 	// guard is reused before Options.FreeBytes is called again.
 	DefaultFreeBytesMaxAge = 100 * time.Millisecond
@@ -232,6 +237,13 @@ func (s *Store) resume() error {
 	if err := s.guard(true); err != nil {
 		return err
 	}
+	if f := s.opts.FreeBytes; f != nil {
+		// Not while the volume is still full: a reopen would close the
+		// engine that serves reads and fail to open it again.
+		if free, err := f(); err == nil && free < s.opts.ResumeFreeBytes {
+			return fmt.Errorf("%w: %d bytes free on the data volume, writes resume at %d (ResumeFreeBytes)", ErrNoSpace, free, s.opts.ResumeFreeBytes)
+		}
+	}
 	reopened := false
 	if sw, ok := s.eng.(*swapEngine); ok {
 		if err := sw.reopen(s.opts.Reopen); err != nil {
@@ -347,6 +359,16 @@ func (s *Store) reloadTopic(name string) error {
 	}
 	s.wake(name)
 	return nil
+}
+
+// checkSpaceAtOpen takes the write path down from the start when the
+// volume is already below the free-space guard's reserve, so that WriteErr
+// (and health) say so before the first write is refused. Open calls it
+// before the writer starts.
+func (s *Store) checkSpaceAtOpen() {
+	if err := s.guard(true); err != nil {
+		s.goDown(err, nil)
+	}
 }
 
 // armProbe (re)starts the timer that makes the committer try to resume

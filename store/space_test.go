@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/goethe-log/goethe/engine"
+	"github.com/goethe-log/goethe/engine/enginetest"
 	"github.com/goethe-log/goethe/engine/faultengine"
 	"github.com/goethe-log/goethe/engines"
 	"github.com/goethe-log/goethe/store"
@@ -306,5 +308,89 @@ func TestNoSpaceResumesByReopen(t *testing.T) {
 		require.NoError(t, s.Close())
 		_, err = current.Load().Get([]byte("k"))
 		require.ErrorIs(t, err, engine.ErrClosed, "Close closed the reopened engine")
+	})
+}
+
+// statfsFree measures the free space of dir's volume, as cmd/goethe does.
+func statfsFree(dir string) func() (uint64, error) {
+	return func() (uint64, error) {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(dir, &st); err != nil {
+			return 0, err
+		}
+		return st.Bavail * uint64(st.Bsize), nil
+	}
+}
+
+// TestNoSpaceTmpfs: on a real full volume (a small tmpfs; skipped where one
+// cannot be mounted) an Append fails with ErrNoSpace, reads go on, and once
+// the filler is removed writes resume without a restart (by a reopen, as
+// cmd/goethe runs the store); every acknowledged event is intact, seqs
+// dense, also after a restart.
+func TestNoSpaceTmpfs(t *testing.T) {
+	forEngine(t, func(t *testing.T, name string) {
+		vol := enginetest.SmallTmpfs(t, enginetest.FullDiskTmpfsSize)
+		dir := filepath.Join(vol, "data")
+		opts := store.Options{ProbeInterval: fastProbe, FreeBytes: statfsFree(vol),
+			Reopen: func() (engine.Engine, error) { return engines.Open(name, dir) }}
+		s := open(t, name, dir, opts)
+		ctx := context.Background()
+		_, err := s.Append(ctx, "t", events("first"), store.ExpectAny)
+		require.NoError(t, err)
+		acked := []string{"first"}
+		for round := range 2 {
+			release := enginetest.FillDisk(t, vol)
+			var err error
+			for i := 0; i < 4096 && err == nil; i++ {
+				p := fmt.Sprintf("r%d-%d-%s", round, i, strings.Repeat("x", 4<<10))
+				if _, err = s.Append(ctx, "t", events(p), store.ExpectAny); err == nil {
+					acked = append(acked, p)
+				}
+			}
+			require.ErrorIs(t, err, store.ErrNoSpace)
+			require.ErrorIs(t, s.WriteErr(), store.ErrNoSpace)
+			got := payloads(readAll(t, s, "t", store.FromBeginning, 100))
+			require.Equal(t, acked, got[:len(acked)], "reads go on while the disk is full")
+
+			release()
+			require.Eventually(t, func() bool { return s.WriteErr() == nil }, 30*time.Second, time.Millisecond)
+			p := fmt.Sprintf("r%d-after", round)
+			_, err = s.Append(ctx, "t", events(p), store.ExpectAny)
+			require.NoError(t, err)
+			got = payloads(readAll(t, s, "t", store.FromBeginning, 100))
+			require.Equal(t, acked, got[:len(acked)])
+			require.LessOrEqual(t, len(got), len(acked)+2, "at most the failed append, whose outcome is unknown, besides")
+			acked = got
+		}
+		evs := readAll(t, s, "t", store.FromBeginning, 100)
+		requireDense(t, evs)
+		require.NoError(t, s.Close())
+		s2 := open(t, name, dir, store.Options{})
+		require.Equal(t, acked, payloads(readAll(t, s2, "t", store.FromBeginning, 100)))
+	})
+}
+
+// TestFreeSpaceGuardAtOpen: a store opened on a volume already below the
+// reserve says so from the start (WriteErr), refuses writes, serves reads,
+// and resumes once there is room.
+func TestFreeSpaceGuardAtOpen(t *testing.T) {
+	forEngine(t, func(t *testing.T, name string) {
+		dir := t.TempDir()
+		s := open(t, name, dir, store.Options{})
+		_, err := s.Append(context.Background(), "t", events("kept"), store.ExpectAny)
+		require.NoError(t, err)
+		require.NoError(t, s.Close())
+
+		var free freeSpace
+		free.bytes.Store(10)
+		s = open(t, name, dir, store.Options{MinFreeBytes: 11, FreeBytes: free.measure, ProbeInterval: fastProbe})
+		require.ErrorIs(t, s.WriteErr(), store.ErrNoSpace)
+		_, err = s.Append(context.Background(), "t", events("refused"), store.ExpectAny)
+		require.ErrorIs(t, err, store.ErrNoSpace)
+		require.Equal(t, []string{"kept"}, payloads(readAll(t, s, "t", store.FromBeginning, 10)))
+		free.bytes.Store(store.DefaultResumeFreeBytes)
+		require.Eventually(t, func() bool { return s.WriteErr() == nil }, 10*time.Second, time.Millisecond)
+		_, err = s.Append(context.Background(), "t", events("again"), store.ExpectAny)
+		require.NoError(t, err)
 	})
 }

@@ -200,6 +200,12 @@ type Options struct {
 	// ProbeInterval is the least time between two attempts to resume a
 	// write path that is down for lack of space.
 	ProbeInterval time.Duration
+	// ResumeFreeBytes: with FreeBytes set, a write path that is down for
+	// lack of space tries to resume only once this many bytes are free
+	// (and MinFreeBytes, when that is larger). It keeps a store with
+	// Reopen from closing the engine that serves reads while the volume is
+	// still full. Without FreeBytes every try goes ahead.
+	ResumeFreeBytes uint64
 	// Reopen, if set, opens the store's engine again on the same folder.
 	// The store then resumes after a full disk by closing its engine and
 	// reopening it, for an adapter that cannot take writes again in place
@@ -224,6 +230,7 @@ func DefaultOptions() Options {
 
 		FreeBytesMaxAge: DefaultFreeBytesMaxAge,
 		ProbeInterval:   DefaultProbeInterval,
+		ResumeFreeBytes: DefaultResumeFreeBytes,
 	}
 }
 
@@ -258,6 +265,9 @@ func (o *Options) fill() {
 	}
 	if o.ProbeInterval <= 0 {
 		o.ProbeInterval = d.ProbeInterval
+	}
+	if o.ResumeFreeBytes == 0 {
+		o.ResumeFreeBytes = d.ResumeFreeBytes
 	}
 }
 
@@ -335,6 +345,7 @@ func Open(e engine.Engine, opts Options) (*Store, error) {
 	if err := s.loadTopics(); err != nil {
 		return nil, err
 	}
+	s.checkSpaceAtOpen()
 	go s.run()
 	return s, nil
 }
