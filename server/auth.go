@@ -379,14 +379,24 @@ func (g *grant) check(fullMethod string, req any) error {
 	return nil
 }
 
+// authGuard is the server's Auth at work: its interceptors. A request the
+// codec admitted holds bytes of the in-flight budget (admission.go); a
+// unary call gives them back in admitUnary, outside the guard, and a
+// ProduceStream request the guard refuses gives them back here, since the
+// stream's session never sees it.
+type authGuard struct {
+	auth   *Auth
+	budget *budget
+}
+
 // unaryInterceptor authenticates and authorises every unary call of the
 // Goethe service before its handler runs, so that a refused call learns
 // nothing of the topic (not even whether it exists).
-func (a *Auth) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+func (ag *authGuard) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	if !guarded(info.FullMethod) {
 		return handler(ctx, req)
 	}
-	g, err := a.authenticate(ctx)
+	g, err := ag.auth.authenticate(ctx)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -454,11 +464,11 @@ func listReadable(ctx context.Context, g *grant, req *goethev1.ListTopicsRequest
 // a request gRPC cannot decode does): a client that writes to a topic it
 // may not write to is misconfigured, and an answer per request would hide
 // that behind a stream that goes on.
-func (a *Auth) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+func (ag *authGuard) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	if !guarded(info.FullMethod) {
 		return handler(srv, ss)
 	}
-	g, err := a.authenticate(ss.Context())
+	g, err := ag.auth.authenticate(ss.Context())
 	if err != nil {
 		return toStatus(err)
 	}
@@ -467,7 +477,7 @@ func (a *Auth) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Strea
 			return toStatus(err)
 		}
 	}
-	return handler(srv, &authStream{ServerStream: ss, grant: g, method: info.FullMethod})
+	return handler(srv, &authStream{ServerStream: ss, grant: g, method: info.FullMethod, budget: ag.budget})
 }
 
 // authStream checks each request a stream receives.
@@ -475,10 +485,13 @@ type authStream struct {
 	grpc.ServerStream
 	grant  *grant
 	method string
+	budget *budget
 }
 
 // RecvMsg receives m and fails with PERMISSION_DENIED if the token may not
-// make that request.
+// make that request. A ProduceStream request the codec already refused
+// (over a limit or the budget; its content is not decoded) is left to the
+// session, which answers it and goes on.
 func (s *authStream) RecvMsg(m any) error {
 	if err := s.ServerStream.RecvMsg(m); err != nil {
 		return err
@@ -486,5 +499,16 @@ func (s *authStream) RecvMsg(m any) error {
 	if _, known := methodRules[s.method]; !known {
 		return nil // checked when the stream opened: admin over "*"
 	}
-	return toStatus(s.grant.check(s.method, m))
+	_, stream := m.(*goethev1.ProduceStreamRequest)
+	mk := readMark(m)
+	if stream && mk.err != nil {
+		return nil
+	}
+	if err := s.grant.check(s.method, m); err != nil {
+		if stream {
+			s.budget.release(mk.held)
+		}
+		return toStatus(err)
+	}
+	return nil
 }

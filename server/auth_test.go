@@ -45,9 +45,9 @@ func testTokens(t *testing.T) *server.Tokens {
 }
 
 // startSecureServer serves a fresh leveldb store with opts on 127.0.0.1
-// (TLS when opts.TLS is set) and returns its address. Auth does not depend
-// on the engine, so one engine is enough.
-func startSecureServer(t *testing.T, opts server.Options) string {
+// (TLS when opts.TLS is set) and returns its address and the server. Auth
+// does not depend on the engine, so one engine is enough.
+func startSecureServer(t *testing.T, opts server.Options) (string, *server.Server) {
 	t.Helper()
 	e, err := engines.Open("leveldb", t.TempDir())
 	require.NoError(t, err)
@@ -66,7 +66,34 @@ func startSecureServer(t *testing.T, opts server.Options) string {
 		require.NoError(t, <-served)
 		require.NoError(t, st.Close())
 	})
-	return lis.Addr().String()
+	return lis.Addr().String(), srv
+}
+
+// budgetOptions is a server whose in-flight budget takes one request of
+// bigRequest and not two: a refused request that kept its bytes
+// would make the next one fail with MEMORY_BUDGET.
+func budgetOptions(auth *server.Auth) server.Options {
+	const maxEvent = 64 << 10
+	return server.Options{Auth: auth, MaxEventBytes: maxEvent,
+		MaxRequestBytes: server.MinRequestBytes(maxEvent), MaxInflightBytes: int64(server.MinRequestBytes(maxEvent))}
+}
+
+// bigRequest is a Produce of more than half of budgetOptions' budget
+// (4 × 64 KiB + 64 KiB): three events of 60 KiB.
+func bigRequest(topic string) *goethev1.ProduceRequest {
+	req := &goethev1.ProduceRequest{Topic: topic}
+	for range 3 {
+		req.Events = append(req.Events, &goethev1.EventData{Payload: make([]byte, 60<<10)})
+	}
+	return req
+}
+
+// requireBudgetFree requires a bigRequest to be taken:
+// no refused request holds the budget.
+func requireBudgetFree(t *testing.T, api goethev1.GoetheClient) {
+	t.Helper()
+	_, err := api.Produce(withAuth(ctxT(t), bearer(tokAdmin)), bigRequest("orders"))
+	require.NoError(t, err)
 }
 
 // rawConn is a plain gRPC connection (no token of its own) to addr.
@@ -190,7 +217,7 @@ func TestAuthTableCoversEveryRPC(t *testing.T) {
 // without the permission on the topic (PERMISSION_DENIED); one with it
 // (OK). A refused call changes nothing and says nothing of the topic.
 func TestAuthEveryRPC(t *testing.T) {
-	addr := startSecureServer(t, server.Options{Auth: server.NewAuth(testTokens(t))})
+	addr, _ := startSecureServer(t, server.Options{Auth: server.NewAuth(testTokens(t))})
 	api := goethev1.NewGoetheClient(rawConn(t, addr, nil))
 	ctx := ctxT(t)
 	admin := withAuth(ctx, bearer(tokAdmin))
@@ -260,7 +287,7 @@ func TestAuthPatterns(t *testing.T) {
 		{Name: "all", SHA256: server.HashToken("t-all"), Read: []string{"*"}},
 	})
 	require.NoError(t, err)
-	addr := startSecureServer(t, server.Options{Auth: server.NewAuth(toks)})
+	addr, _ := startSecureServer(t, server.Options{Auth: server.NewAuth(toks)})
 	api := goethev1.NewGoetheClient(rawConn(t, addr, nil))
 	ctx := ctxT(t)
 	topics := []string{"a/b c", "a/b", "logs/", "logs/x/y", "logs", "z"}
@@ -301,7 +328,7 @@ func TestAuthListTopicsFilters(t *testing.T) {
 		{Name: "writer", SHA256: server.HashToken("t-writer"), Write: []string{"*"}},
 	})
 	require.NoError(t, err)
-	addr := startSecureServer(t, server.Options{Auth: server.NewAuth(toks)})
+	addr, _ := startSecureServer(t, server.Options{Auth: server.NewAuth(toks)})
 	api := goethev1.NewGoetheClient(rawConn(t, addr, nil))
 	ctx := ctxT(t)
 	var all []string
@@ -348,7 +375,7 @@ func TestAuthListTopicsFilters(t *testing.T) {
 // request; the first refused request ends the stream with
 // PERMISSION_DENIED, after the answers of the requests before it.
 func TestAuthProduceStreamPerRequest(t *testing.T) {
-	addr := startSecureServer(t, server.Options{Auth: server.NewAuth(testTokens(t))})
+	addr, _ := startSecureServer(t, budgetOptions(server.NewAuth(testTokens(t))))
 	api := goethev1.NewGoetheClient(rawConn(t, addr, nil))
 	ctx := ctxT(t)
 	s, err := api.ProduceStream(withAuth(ctx, bearer(tokWriter)))
@@ -357,18 +384,23 @@ func TestAuthProduceStreamPerRequest(t *testing.T) {
 	res, err := s.Recv()
 	require.NoError(t, err)
 	require.NotNil(t, res.GetResult())
-	require.NoError(t, s.Send(&goethev1.ProduceStreamRequest{RequestId: 2, Produce: oneEvent("secrets")}))
+	require.NoError(t, s.Send(&goethev1.ProduceStreamRequest{RequestId: 2, Produce: bigRequest("secrets")}))
 	_, err = s.Recv()
 	requireReason(t, err, codes.PermissionDenied, goethev1.ReasonPermissionDenied)
 	require.Contains(t, err.Error(), `"secrets"`)
 	_, err = api.GetTopic(withAuth(ctx, bearer(tokAdmin)), &goethev1.GetTopicRequest{Topic: "secrets"})
 	requireReason(t, err, codes.NotFound, goethev1.ReasonTopicNotFound)
+	requireBudgetFree(t, api)
+	// A refused unary Produce gives its bytes back too.
+	_, err = api.Produce(withAuth(ctx, bearer(tokReader)), bigRequest("orders"))
+	requireReason(t, err, codes.PermissionDenied, goethev1.ReasonPermissionDenied)
+	requireBudgetFree(t, api)
 }
 
 // TestAuthHealthAndReflectionOpen: health checks and reflection need no
 // token.
 func TestAuthHealthAndReflectionOpen(t *testing.T) {
-	addr := startSecureServer(t, server.Options{Auth: server.NewAuth(testTokens(t))})
+	addr, _ := startSecureServer(t, server.Options{Auth: server.NewAuth(testTokens(t))})
 	conn := rawConn(t, addr, nil)
 	ctx := ctxT(t)
 	res, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: server.ServiceName})
@@ -389,7 +421,7 @@ func TestAuthHealthAndReflectionOpen(t *testing.T) {
 // tokens.
 func TestAuthReplace(t *testing.T) {
 	auth := server.NewAuth(testTokens(t))
-	addr := startSecureServer(t, server.Options{Auth: auth})
+	addr, _ := startSecureServer(t, server.Options{Auth: auth})
 	api := goethev1.NewGoetheClient(rawConn(t, addr, nil))
 	ctx := ctxT(t)
 	_, err := api.ListTopics(withAuth(ctx, bearer(tokReader)), &goethev1.ListTopicsRequest{})

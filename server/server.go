@@ -101,12 +101,6 @@ func New(log Log, opts Options) (*Server, error) {
 		streamInterceptors = append([]grpc.StreamServerInterceptor{m.streamInterceptor}, streamInterceptors...)
 		unaryInterceptors = append(unaryInterceptors, m.unaryInterceptor)
 	}
-	// Auth runs before any handler work, inside metrics: refused calls are
-	// counted by their code.
-	if a := opts.Auth; a != nil {
-		streamInterceptors = slices.Insert(streamInterceptors, len(streamInterceptors)-1, a.streamInterceptor)
-		unaryInterceptors = append(unaryInterceptors, a.unaryInterceptor)
-	}
 	var transport grpc.ServerOption = grpc.EmptyServerOption{} // plaintext
 	if opts.TLS != nil {
 		transport = grpc.Creds(credentials.NewTLS(opts.TLS))
@@ -115,6 +109,14 @@ func New(log Log, opts Options) (*Server, error) {
 	// may refuse a call: it gives back the memory budget a request took
 	// when it was decoded (see admitUnary).
 	unaryInterceptors = slices.Insert(unaryInterceptors, min(1, len(unaryInterceptors)), s.admitUnary)
+	// Auth runs before any handler work, inside metrics and admission:
+	// refused calls are counted by their code, and give back the budget
+	// their request took.
+	if a := opts.Auth; a != nil {
+		g := &authGuard{auth: a, budget: &s.budget}
+		streamInterceptors = slices.Insert(streamInterceptors, len(streamInterceptors)-1, g.streamInterceptor)
+		unaryInterceptors = append(unaryInterceptors, g.unaryInterceptor)
+	}
 	s.grpc = grpc.NewServer(
 		transport,
 		grpc.MaxRecvMsgSize(opts.MaxRequestBytes),

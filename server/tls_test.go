@@ -31,7 +31,7 @@ func dialT(t *testing.T, addr string, opts ...client.Option) *client.Client {
 // trust the server's CA, and one in plaintext.
 func TestMutualTLS(t *testing.T) {
 	certs := testcerts.New(t)
-	addr := startSecureServer(t, server.Options{
+	addr, _ := startSecureServer(t, server.Options{
 		TLS:  tlsconf.Server(certs.Server.TLS, certs.CA.Pool()),
 		Auth: server.NewAuth(testTokens(t)),
 	})
@@ -74,7 +74,7 @@ func TestMutualTLS(t *testing.T) {
 // to one that has no newer, and nothing older.
 func TestTLSVersions(t *testing.T) {
 	certs := testcerts.New(t)
-	addr := startSecureServer(t, server.Options{TLS: tlsconf.Server(certs.Server.TLS, nil)})
+	addr, _ := startSecureServer(t, server.Options{TLS: tlsconf.Server(certs.Server.TLS, nil)})
 	for _, tc := range []struct {
 		max  uint16
 		want uint16 // 0: refused
@@ -99,7 +99,7 @@ func TestTLSVersions(t *testing.T) {
 // server is served, with or without a certificate.
 func TestTLSServerOnly(t *testing.T) {
 	certs := testcerts.New(t)
-	addr := startSecureServer(t, server.Options{TLS: tlsconf.Server(certs.Server.TLS, nil)})
+	addr, _ := startSecureServer(t, server.Options{TLS: tlsconf.Server(certs.Server.TLS, nil)})
 	c := dialT(t, addr, client.WithTLSFiles(certs.CA.File, "", ""))
 	_, err := c.Produce(ctxT(t), "t", []client.EventData{{Payload: []byte("x")}})
 	require.NoError(t, err)
@@ -110,7 +110,7 @@ func TestTLSServerOnly(t *testing.T) {
 // anything is sent (the address here is redirected to the loopback server,
 // which would have accepted the token).
 func TestTokenNotSentInPlaintext(t *testing.T) {
-	addr := startSecureServer(t, server.Options{Auth: server.NewAuth(testTokens(t))})
+	addr, _ := startSecureServer(t, server.Options{Auth: server.NewAuth(testTokens(t))})
 	ctx := ctxT(t)
 	toLocal := grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
