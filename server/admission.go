@@ -373,3 +373,8 @@ func isProduce(m proto.Message) bool {
 	}
 	return false
 }
+
+// InflightBytes returns the bytes of the in-flight budget taken now: the
+// encoded size of the Produce and ProduceStream requests decoded and not
+// yet completed by the log. It is 0 when no produce is in flight.
+func (s *Server) InflightBytes() int64 { return s.budget.used.Load() }

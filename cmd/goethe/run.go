@@ -96,12 +96,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 			err = fmt.Errorf("close data folder %s: %w", cfg.DataDir, cerr)
 		}
 	}()
-	srv, err := server.New(st, server.Options{
+	srv, err := server.New(st, cfg.limits.apply(server.Options{ // config_limits.go
 		MaxEventBytes:  cfg.MaxEventBytes,
 		MaxBatchEvents: cfg.MaxBatchEvents,
 		Logger:         log,
 		Metrics:        metrics,
-	})
+	}))
 	if err != nil {
 		return err
 	}
