@@ -13,13 +13,17 @@
 //     the condition: INVALID_ARGUMENT names the broken rule or limit,
 //     NOT_FOUND the missing topic or cursor (metadata "topic", "consumer"),
 //     FAILED_PRECONDITION carries the topic's actual last seq,
-//     RESOURCE_EXHAUSTED when the topic ids are used up, UNAVAILABLE while
+//     RESOURCE_EXHAUSTED when the topic ids are used up or the disk is
+//     full (DISK_FULL: writes resume by themselves once space is freed,
+//     and health says when, see watchWrites), UNAVAILABLE while
 //     the server stops or the log is closed or failed (STORE_FAILED: a
 //     failed write fails its whole group with one status, and every write
 //     after it), INTERNAL for the rest (logged). CANCELED and
 //     DEADLINE_EXCEEDED, for a call whose client gave up, carry none, as
 //     gRPC's own; neither does the RESOURCE_EXHAUSTED of gRPC's message
-//     size limit, which gRPC answers before a handler runs.
+//     size limit, which gRPC answers before a handler runs. No status
+//     message carries a path of the server's data folder (see
+//     redactPaths); the server logs such errors whole.
 //   - A request that fails validation changes nothing.
 //   - A Consume stream holds at most one page of events (Options.
 //     ConsumePageEvents, and the store's page bounds) for its reader and
@@ -150,6 +154,7 @@ func New(log Log, opts Options) (*Server, error) {
 	}
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_SERVING)
+	s.watchWrites() // health.go: NOT_SERVING while the Log's writes are down
 	return s, nil
 }
 

@@ -61,18 +61,23 @@ func newLogger(format string, w io.Writer) *slog.Logger {
 func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Addr)) (err error) {
 	engineDir, initialized, err := prepareDataDir(cfg.DataDir, cfg.Engine)
 	if err != nil {
-		return err
+		return diskFullAtStart(cfg.DataDir, err)
 	}
 	eng, err := engines.Open(cfg.Engine, engineDir)
 	if errors.Is(err, engine.ErrLocked) {
 		return fmt.Errorf("data folder %s is in use by another goethe process (%s holds its lock)", cfg.DataDir, cfg.Engine)
 	}
 	if err != nil {
-		return fmt.Errorf("open %s data in %s: %w", cfg.Engine, engineDir, err)
+		return diskFullAtStart(cfg.DataDir, fmt.Errorf("open %s data in %s: %w", cfg.Engine, engineDir, err))
 	}
 	sopts := store.DefaultOptions()
 	sopts.UnsafeNoSync = !cfg.Sync
 	sopts.MustExist = initialized
+	minFree, err := cfg.disk.storeOptions(&sopts, cfg.Engine, cfg.DataDir, engineDir) // config_disk.go
+	if err != nil {
+		_ = eng.Close()
+		return err
+	}
 	var metrics *server.Metrics
 	if cfg.MetricsListen != "" {
 		metrics = server.NewMetrics(server.MetricsOptions{Engine: cfg.Engine})
@@ -81,12 +86,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 	st, err := store.Open(eng, sopts)
 	if err != nil {
 		_ = eng.Close()
-		return fmt.Errorf("open data folder %s: %w", cfg.DataDir, err)
+		return diskFullAtStart(cfg.DataDir, fmt.Errorf("open data folder %s: %w", cfg.DataDir, err))
 	}
 	if !initialized {
 		if err := markInitialized(cfg.DataDir, cfg.Engine); err != nil {
 			_ = st.Close()
-			return err
+			return diskFullAtStart(cfg.DataDir, err)
 		}
 	}
 	// Runs last: every path out of serve has stopped the server (or never
@@ -121,7 +126,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 		abs = cfg.DataDir
 	}
 	attrs := []any{"engine", cfg.Engine, "data_dir", abs, "listen", lis.Addr().String(),
-		"sync", cfg.Sync, "max_event_bytes", srv.Options().MaxEventBytes, "max_batch_events", srv.Options().MaxBatchEvents}
+		"sync", cfg.Sync, "max_event_bytes", srv.Options().MaxEventBytes, "max_batch_events", srv.Options().MaxBatchEvents,
+		"min_free_bytes", minFree}
 	var ms *metricsServer
 	if mlis != nil {
 		attrs = append(attrs, "metrics", "http://"+mlis.Addr().String()+metricsPath)
