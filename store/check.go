@@ -109,7 +109,6 @@ type checker struct {
 	opts   CheckOptions
 	r      *CheckReport
 	legacy bool
-	names  map[string]uint64    // catalog: name → id
 	metas  map[uint64]topicMeta // metadata by topic id
 	checks map[uint64]*TopicCheck
 }
@@ -140,7 +139,7 @@ type checker struct {
 func Check(e engine.Engine, opts CheckOptions) (*CheckReport, error) {
 	opts.fill()
 	start := time.Now()
-	c := &checker{e: e, opts: opts, r: &CheckReport{}, names: map[string]uint64{},
+	c := &checker{e: e, opts: opts, r: &CheckReport{},
 		metas: map[uint64]topicMeta{}, checks: map[uint64]*TopicCheck{}}
 	err := c.run()
 	c.r.Duration = time.Since(start)
@@ -231,12 +230,12 @@ func (c *checker) run() error {
 func (c *checker) checkFormat() (bool, error) {
 	v, err := c.e.Get(formatKey)
 	if errors.Is(err, engine.ErrNotFound) {
-		any, err := c.e.Scan(nil, nil, 1, 0)
+		some, err := c.e.Scan(nil, nil, 1, 0)
 		if err != nil {
 			_, err := c.engineErr("the data folder", err)
 			return false, err
 		}
-		if len(any) == 0 {
+		if len(some) == 0 {
 			if !c.opts.AllowEmpty {
 				c.problem(Finding{What: "the engine holds no data at all, but the data folder should hold a Goethe log " +
 					"(its files may be missing or damaged)", Fix: "restore the data folder from a backup, or move it aside to start empty"})
@@ -247,11 +246,8 @@ func (c *checker) checkFormat() (bool, error) {
 		return false, nil
 	}
 	if err != nil {
-		if damaged, err := c.engineErr("the format record", err); damaged {
-			return false, nil
-		} else {
-			return false, err
-		}
+		_, err := c.engineErr("the format record", err) // nil when it is damage, a problem
+		return false, err
 	}
 	switch {
 	case len(v) == 1 && v[0] == FormatVersion:
@@ -306,12 +302,11 @@ func (c *checker) checkCatalog() error {
 			c.problem(Finding{Topic: name, Key: key, What: fmt.Sprintf("topic id %d is not one the topic counter (next id %d) has given out", id, next), Fix: fixRestore})
 		}
 		byID[id] = name
-		c.names[name] = id
 	})
 	if err != nil {
 		return err
 	}
-	if len(c.names) > 0 && next == 0 {
+	if len(byID) > 0 && next == 0 {
 		c.problem(Finding{Key: fmt.Sprintf("%x", topicIDKey), What: "the topic counter is missing although topics exist", Fix: fixRestore})
 	}
 	err = c.scan("the topic metadata", []byte{prefixMeta}, []byte{prefixMeta + 1}, func(kv engine.KV) {
