@@ -353,6 +353,7 @@ func (s *Store) reloadTopic(name string) error {
 	}
 	s.mu.Unlock()
 	if t != nil {
+		t.tail.drop() // the ring may end before events the failed write landed
 		t.meta = m
 		pub := m
 		t.pub.Store(&pub)
