@@ -28,6 +28,16 @@ const markerFile = "ENGINE"
 // initializedLine is the marker's second line once a store was opened.
 const initializedLine = "initialized"
 
+// File modes of a data folder: payloads are readable by the owner of the
+// process only. New files and folders get them from the process's umask
+// (restrictFileModes); prepareDataDir takes the group and other bits off
+// what an older goethe made with 0644 and 0755.
+const (
+	dirMode      fs.FileMode = 0o700
+	fileMode     fs.FileMode = 0o600
+	privateUmask             = 0o077 // the bits no data file or folder has
+)
+
 // markInitialized records in dir's marker that a store was opened in it.
 func markInitialized(dir, engine string) error {
 	if err := writeMarker(dir, engine+"\n"+initializedLine); err != nil {
@@ -43,7 +53,7 @@ func markInitialized(dir, engine string) error {
 // folder without a marker, which is not a goethe data folder.
 func prepareDataDir(dir, engine string) (string, bool, error) {
 	initialized := false
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return "", false, fmt.Errorf("data folder %s: %w", dir, unwrapPathError(err))
 	}
 	marker := filepath.Join(dir, markerFile)
@@ -58,6 +68,9 @@ func prepareDataDir(dir, engine string) (string, bool, error) {
 		if made != engine {
 			return "", false, fmt.Errorf("data folder %s was made by engine %s, not %s: start with --engine %s, or use another --data-dir",
 				dir, made, engine, made)
+		}
+		if err := restrictModes(dir); err != nil {
+			return "", false, fmt.Errorf("data folder %s: %w", dir, err)
 		}
 	case errors.Is(err, fs.ErrNotExist):
 		entries, err := os.ReadDir(dir)
@@ -92,7 +105,7 @@ func parseMarker(b []byte) (engine string, initialized bool) {
 // whole or absent after a crash.
 func writeMarker(dir, content string) error {
 	tmp := filepath.Join(dir, markerFile+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fileMode)
 	if err != nil {
 		return err
 	}
@@ -126,4 +139,29 @@ func unwrapPathError(err error) error {
 		return fmt.Errorf("%s %s: %w", pe.Op, filepath.Base(pe.Path), pe.Err)
 	}
 	return err
+}
+
+// restrictModes takes the group and other permission bits off dir and
+// everything under it (symbolic links are not followed), so that a folder
+// made before goethe kept its data private becomes private. The error
+// names the file it could not change.
+func restrictModes(dir string) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return unwrapPathError(err)
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return unwrapPathError(err)
+		}
+		if m := info.Mode().Perm(); m&privateUmask != 0 {
+			if err := os.Chmod(path, m&^privateUmask); err != nil {
+				return unwrapPathError(err)
+			}
+		}
+		return nil
+	})
 }

@@ -7,6 +7,7 @@
 //	       [--max-batch-events N] [--log-format text|json]
 //	       [--metrics-listen 127.0.0.1:9420]
 //	goethe check --data-dir D [--engine E] [--json]
+//	goethe hash-token < token
 //
 // Every flag has an environment variable, GOETHE_ and its name in upper case
 // with _ for - (GOETHE_ENGINE, GOETHE_DATA_DIR, ...). A variable sets the
@@ -19,6 +20,15 @@
 //
 // goethe check verifies a stopped data folder (see runCheck): exit status 0
 // clean, 1 problems found, 2 bad flags or the folder cannot be checked.
+//
+// --tls-cert and --tls-key serve gRPC and metrics over TLS (1.2 at least);
+// --tls-client-ca requires client certificates of its CAs (mutual TLS).
+// --auth-file requires a bearer token on every call but health checks and
+// reflection, with read, write or admin permission over topic patterns
+// (see server.AuthFile); goethe hash-token prints the hash a token is
+// stored as. Listening on an address that is not loopback without TLS, or
+// without --auth-file, logs a warning. Data files are created 0600 and
+// folders 0700 (umask 077), and an older folder's modes are tightened.
 //
 // --metrics-listen (off by default) serves Prometheus metrics over HTTP at
 // /metrics on its own address: gRPC calls, Consume streams, the store's
@@ -44,6 +54,7 @@ import (
 // "goethe <name> ...": each has its case in main and its line in goethe -h.
 var subcommands = []struct{ name, synopsis string }{
 	{"check", checkSynopsis},
+	{"hash-token", hashTokenSynopsis},
 }
 
 // printSubcommands ends goethe -h with the subcommands.
@@ -59,6 +70,8 @@ func main() {
 		switch os.Args[1] {
 		case "check":
 			os.Exit(runCheck(os.Args[2:], os.LookupEnv, os.Stdout, os.Stderr))
+		case "hash-token":
+			os.Exit(runHashToken(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

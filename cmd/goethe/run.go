@@ -59,6 +59,12 @@ func newLogger(format string, w io.Writer) *slog.Logger {
 // serve opens the store, listens, and serves until ctx ends. It owns the
 // store: it closes it on every path, after the server has stopped.
 func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Addr)) (err error) {
+	restrictFileModes()
+	sec, err := cfg.security.load(log)
+	if err != nil {
+		return err
+	}
+	defer sec.close()
 	engineDir, initialized, err := prepareDataDir(cfg.DataDir, cfg.Engine)
 	if err != nil {
 		return diskFullAtStart(cfg.DataDir, err)
@@ -106,6 +112,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 		MaxBatchEvents: cfg.MaxBatchEvents,
 		Logger:         log,
 		Metrics:        metrics,
+		TLS:            sec.tls,
+		Auth:           sec.auth,
 	}))
 	if err != nil {
 		return err
@@ -130,10 +138,16 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 		"min_free_bytes", minFree}
 	var ms *metricsServer
 	if mlis != nil {
-		attrs = append(attrs, "metrics", "http://"+mlis.Addr().String()+metricsPath)
-		ms = startMetrics(mlis, metrics, log)
+		attrs = append(attrs, "metrics", sec.metricsURL(mlis.Addr()))
+		ms = startMetrics(sec.metricsListener(mlis), metrics, log)
 	}
+	attrs = append(attrs, sec.logAttrs()...)
 	log.Info("goethe serving", attrs...)
+	var maddr net.Addr
+	if mlis != nil {
+		maddr = mlis.Addr()
+	}
+	cfg.security.warnExposed(log, lis.Addr(), maddr)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
