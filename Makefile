@@ -43,6 +43,14 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
 	done
 
+# The soak of bounded memory (e2e TestSoak): a real goethe with small budgets
+# under every hostile client of issue 9 at once, RSS sampled, for SOAKTIME
+# (make test runs it for 20s).
+SOAKTIME ?= 10m
+.PHONY: soak
+soak:
+	GOETHE_SOAK_TIME=$(SOAKTIME) $(GO) test -count=1 -run '^TestSoak$$' -timeout 0 -v ./e2e
+
 # Benchmarks of every layer; narrow with BENCH=regexp, repeat with COUNT=n.
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -count $(COUNT) -timeout 120m ./bench/...
