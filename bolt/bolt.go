@@ -24,6 +24,43 @@
 // log's do). That halves the file and makes sequential scans about 2.5 times
 // faster than bbolt's default of 0.5; random inserts split full pages more
 // often.
+//
+// # Integrity
+//
+// bbolt has no checksums on its data pages and reacts to a damaged page by
+// panicking, or by a memory fault when a damaged page number points past
+// the mapped file; and when no freelist is stored (the default here), its
+// Open walks every page and reports what it finds wrong by panicking in a
+// goroutine of its own, which ends the process. The adapter therefore:
+//
+//   - before the read-write open of an existing file, holds it with a
+//     read-only bbolt open (which takes the shared file lock and walks
+//     nothing) and walks the B+tree itself, checking what bbolt's walk
+//     checks (pages within the high-water mark, each referenced once, of
+//     branch or leaf type, elements inside their page, keys ascending and
+//     within their parent's range); a failure is an error wrapping
+//     engine.ErrCorrupted. This reads every reachable page once more per
+//     Open, as bbolt's own walk does;
+//   - runs every Open, Write, Get and Scan with debug.SetPanicOnFault and
+//     a recover, so that a panic or a fault inside bbolt becomes an error
+//     wrapping engine.ErrCorrupted. The cost is a deferred call per
+//     operation; a panic during a write leaves bbolt's in-memory state in
+//     doubt, so the DB then refuses writes until it is reopened.
+//
+// Damage that leaves the tree well-formed (a flipped byte in a value, a
+// changed key that stays in order, a smaller element count) is not seen
+// here: bbolt keeps no checksum of it. The store's per-event CRC catches
+// changed values; a shortened page shows as missing entries.
+//
+// # Full volume
+//
+// A Write that fails for lack of space returns an error wrapping
+// engine.ErrNoSpace and the syscall's ENOSPC. bbolt writes a transaction's
+// pages before the meta page that makes them current, and rolls the
+// transaction back (reloading its free list) when a write fails, so
+// nothing of it is visible and the DB resumes writing in place as soon as
+// space is freed; no reopen is needed. Open on a full volume succeeds and
+// serves reads (it writes nothing to an existing file).
 package bolt
 
 import (
@@ -32,7 +69,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -90,7 +130,46 @@ type DB struct {
 	writeMu sync.Mutex
 	dirty   bool
 
+	// writeFailed holds the error of a write that panicked inside bbolt;
+	// writes are refused with it until the DB is reopened.
+	writeFailed atomic.Pointer[error]
+
 	db *bbolt.DB
+}
+
+// isNoSpace reports a write that failed for lack of space or quota.
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// wrapErr adds the engine sentinel callers branch on to an error from
+// bbolt: engine.ErrNoSpace for a full volume, engine.ErrCorrupted for a
+// damaged file.
+func wrapErr(op string, err error) error {
+	switch {
+	case isNoSpace(err):
+		return fmt.Errorf("bolt: %s: %w: %w", op, engine.ErrNoSpace, err)
+	case errors.Is(err, berrors.ErrChecksum) || errors.Is(err, berrors.ErrInvalid):
+		return fmt.Errorf("bolt: %s: %w: %w", op, engine.ErrCorrupted, err)
+	}
+	return fmt.Errorf("bolt: %s: %w", op, err)
+}
+
+// catchPanic, deferred, turns a panic inside bbolt (a damaged page) into an
+// error wrapping engine.ErrCorrupted in *err. The caller also defers
+// guardFaults, so that a memory fault is a panic rather than a crash.
+func catchPanic(op string, err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("bolt: %s: %w: bbolt panicked on a damaged page: %v", op, engine.ErrCorrupted, r)
+	}
+}
+
+// guardFaults makes a memory fault in this goroutine (bbolt following a
+// damaged page number past the mapped file) a recoverable panic, and
+// returns the function that restores the previous setting.
+func guardFaults() func() {
+	old := debug.SetPanicOnFault(true)
+	return func() { debug.SetPanicOnFault(old) }
 }
 
 // Open opens the bbolt database <dir>/goethe.db, creating dir and the file if
@@ -102,7 +181,14 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", dir, err)
 	}
-	bdb, err := bbolt.Open(filepath.Join(dir, FileName), 0o644, &bbolt.Options{
+	path := filepath.Join(dir, FileName)
+	if err := checkExisting(path, opts.LockTimeout); err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("bolt: open %s: %w: no file lock after %v", dir, engine.ErrLocked, opts.LockTimeout)
+		}
+		return nil, wrapErr("open "+dir, err)
+	}
+	bdb, err := openBolt(path, &bbolt.Options{
 		Timeout:        opts.LockTimeout,
 		NoFreelistSync: !opts.SyncFreelist,
 		FreelistType:   bbolt.FreelistMapType,
@@ -111,28 +197,73 @@ func Open(dir string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("bolt: open %s: %w: no file lock after %v", dir, engine.ErrLocked, opts.LockTimeout)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("bolt: open %s: %w", dir, err)
+		return nil, wrapErr("open "+dir, err)
 	}
-	err = bdb.Update(func(tx *bbolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketName)
-		return err
-	})
-	if err != nil {
+	if err := createBucket(bdb); err != nil {
 		_ = bdb.Close()
-		return nil, fmt.Errorf("bolt: open %s: create bucket: %w", dir, err)
+		return nil, wrapErr("open "+dir+": create bucket", err)
 	}
 	return &DB{dir: dir, db: bdb}, nil
 }
 
+// checkExisting checks the tree of an existing, non-empty bbolt file
+// while holding it with a read-only open (see the package documentation).
+func checkExisting(path string, lockTimeout time.Duration) (err error) {
+	defer guardFaults()()
+	defer catchPanic("check", &err)
+	if st, err := os.Stat(path); err != nil || st.Size() == 0 {
+		return nil // a new file, or one bbolt's open will report on
+	}
+	ro, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: lockTimeout})
+	if err != nil {
+		return err
+	}
+	defer ro.Close()
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return checkFile(f)
+}
+
+// openBolt is bbolt.Open with its panics and faults made errors.
+func openBolt(path string, opts *bbolt.Options) (db *bbolt.DB, err error) {
+	defer guardFaults()()
+	defer catchPanic("open", &err)
+	return bbolt.Open(path, 0o644, opts)
+}
+
+func createBucket(bdb *bbolt.DB) (err error) {
+	defer guardFaults()()
+	defer catchPanic("create bucket", &err)
+	return bdb.Update(func(tx *bbolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketName)
+		return err
+	})
+}
+
 // Write applies b in one bbolt transaction. With sync the file is fsynced
 // before Write returns. A range delete collects the keys in its range, then
-// deletes them: deleting under a live bbolt cursor skips keys.
-func (d *DB) Write(b *engine.Batch, sync bool) error {
+// deletes them: deleting under a live bbolt cursor skips keys. A write that
+// fails for lack of space returns an error wrapping engine.ErrNoSpace and
+// leaves nothing behind; the next Write succeeds once space is freed.
+func (d *DB) Write(b *engine.Batch, sync bool) (err error) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	if d.closed {
 		return fmt.Errorf("bolt: write: %w", engine.ErrClosed)
 	}
+	if failed := d.writeFailed.Load(); failed != nil {
+		return fmt.Errorf("bolt: write refused until the engine is reopened: %w", *failed)
+	}
+	defer guardFaults()()
+	defer func() {
+		if err != nil && errors.Is(err, engine.ErrCorrupted) {
+			d.writeFailed.CompareAndSwap(nil, &err)
+		}
+	}()
+	defer catchPanic("write", &err)
 	if b == nil || b.Len() == 0 {
 		return nil
 	}
@@ -143,7 +274,7 @@ func (d *DB) Write(b *engine.Batch, sync bool) error {
 	d.writeMu.Lock()
 	defer d.writeMu.Unlock()
 	d.db.NoSync = !sync
-	err := d.db.Update(func(tx *bbolt.Tx) error {
+	err = d.db.Update(func(tx *bbolt.Tx) error {
 		bk := tx.Bucket(bucketName)
 		bk.FillPercent = 1.0
 		var arena []byte
@@ -177,7 +308,7 @@ func (d *DB) Write(b *engine.Batch, sync bool) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("bolt: write: %w", err)
+		return wrapErr("write", err)
 	}
 	d.dirty = !sync
 	return nil
@@ -185,17 +316,19 @@ func (d *DB) Write(b *engine.Batch, sync bool) error {
 
 // Get returns a copy of the value at key, or an error wrapping
 // engine.ErrNotFound.
-func (d *DB) Get(key []byte) ([]byte, error) {
+func (d *DB) Get(key []byte) (_ []byte, err error) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	if d.closed {
 		return nil, fmt.Errorf("bolt: get: %w", engine.ErrClosed)
 	}
+	defer guardFaults()()
+	defer catchPanic(fmt.Sprintf("get %x", key), &err)
 	if len(key) == 0 {
 		return nil, fmt.Errorf("bolt: get: %w: empty key", engine.ErrInvalid)
 	}
 	var out []byte
-	err := d.db.View(func(tx *bbolt.Tx) error {
+	err = d.db.View(func(tx *bbolt.Tx) error {
 		// A cursor rather than Bucket.Get, which cannot tell an empty
 		// value from a missing key.
 		k, v := tx.Bucket(bucketName).Cursor().Seek(key)
@@ -214,12 +347,14 @@ func (d *DB) Get(key []byte) ([]byte, error) {
 
 // Scan returns a page of the entries in [start, end) from one read-only
 // transaction, which sees the store as of its start.
-func (d *DB) Scan(start, end []byte, limit, maxBytes int) ([]engine.KV, error) {
+func (d *DB) Scan(start, end []byte, limit, maxBytes int) (_ []engine.KV, err error) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	if d.closed {
 		return nil, fmt.Errorf("bolt: scan: %w", engine.ErrClosed)
 	}
+	defer guardFaults()()
+	defer catchPanic("scan", &err)
 	if err := engine.CheckScan(start, end, limit); err != nil {
 		return nil, fmt.Errorf("bolt: scan: %w", err)
 	}
@@ -227,7 +362,7 @@ func (d *DB) Scan(start, end []byte, limit, maxBytes int) ([]engine.KV, error) {
 		return nil, nil
 	}
 	page := engine.NewPageBuilder(limit, maxBytes)
-	err := d.db.View(func(tx *bbolt.Tx) error {
+	err = d.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bucketName).Cursor()
 		var k, v []byte
 		if len(start) == 0 {

@@ -23,3 +23,7 @@ func TestConformance(t *testing.T) {
 func TestCrossProcessLock(t *testing.T) {
 	enginetest.RunCrossProcessLock(t, "TestCrossProcessLock", open)
 }
+
+func TestFullDisk(t *testing.T) {
+	enginetest.RunFullDisk(t, open, enginetest.ResumeInPlace)
+}
