@@ -440,4 +440,3 @@ func readProcStatus(pid int, field string) (int64, error) {
 	}
 	return 0, errors.New(field + " not in /proc status")
 }
-
