@@ -110,7 +110,10 @@ func benchFanoutAppend(b *testing.B, eng string, followers int) {
 	var wg sync.WaitGroup
 	b.Cleanup(func() { cancel(); wg.Wait() })
 	for range followers {
+		// A context of its own, as each Consume stream has.
+		ctx, cancel := context.WithCancel(ctx)
 		wg.Go(func() {
+			defer cancel()
 			pos, seq := store.After(res.FirstID), res.FirstSeq
 			for {
 				p, err := st.Read("fan", pos, 0)

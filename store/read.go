@@ -52,12 +52,13 @@ type Page struct {
 // commits: none of a commit in progress or of one whose engine write failed.
 // It holds no engine resource after it returns.
 //
-// The page's Events slice is the caller's, but the Payload bytes and
-// Headers maps of its events may be shared with other readers and with the
-// store: a page read at the end of a followed topic is served from the
-// events the committer just wrote (see tail.go), decoded once for every
-// reader. They are immutable: the caller may keep them as long as it
-// likes, but must never modify them (copy a payload or a map to change it).
+// A page's events may be shared with other readers and with the store: a
+// page read at the end of a followed topic is a slice of the events the
+// committer just wrote (see tail.go), decoded once for every reader. They
+// are immutable: the caller may keep the page as long as it likes and
+// append to page.Events (its capacity is capped, so an append copies), but
+// must never modify an event, its Payload bytes or its Headers map (copy
+// them to change them).
 func (s *Store) Read(topicName string, from uint64, limit int) (Page, error) {
 	t, err := s.lookup(topicName)
 	if err != nil {

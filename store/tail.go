@@ -20,9 +20,8 @@ import (
 // events to the ring (copies: the appenders' buffers are theirs again once
 // they are answered) and publishes an immutable view of it. A Read whose
 // position lies after the last event the ring has dropped is served from
-// the view: no engine scan, no decoding, no allocation beyond the page's
-// slice of Event values, whose Payloads and Headers are shared with every
-// other reader of the view (see Read).
+// the view: no engine scan, no decoding, no allocation: the page's Events
+// are a slice of the view's, shared with every other reader (see Read).
 //
 // The ring holds a contiguous run of the topic's last events: each commit
 // either extends it or restarts it. An append that failed is never in it
@@ -52,17 +51,12 @@ const (
 // readers, none of their cost for the committer).
 const wakeInlineMax = 16
 
-// tailEvent is an event of a ring with its stored size.
-type tailEvent struct {
-	ev   Event
-	size int
-}
-
 // tailView is what readers see of a ring: immutable once published.
 type tailView struct {
-	events []tailEvent // consecutive events of the topic, oldest first; never empty
-	before uint64      // id of the topic's event just before events[0], 0 if none
-	lastID uint64      // events[len-1].ev.ID
+	events []Event // consecutive events of the topic, oldest first; never empty
+	sizes  []int   // sizes[i]: events[i]'s stored size
+	before uint64  // id of the topic's event just before events[0], 0 if none
+	lastID uint64  // events[len-1].ID
 }
 
 // tail is a topic's ring and wake-up signal.
@@ -73,7 +67,8 @@ type tail struct {
 	signal   atomic.Pointer[chan struct{}]
 
 	// The committer's only.
-	buf        []tailEvent // the ring is buf[head:]
+	buf        []Event // the ring is buf[head:], sizes[head:] their stored sizes
+	sizes      []int
 	head       int
 	live, dead int    // stored bytes of buf[head:] and of buf[:head]
 	endSeq     uint64 // seq of the last event the ring accounts for
@@ -107,10 +102,10 @@ func (tl *tail) read(from, last uint64, limit, pageBytes int) (p Page, ok bool) 
 		return Page{}, false
 	}
 	evs := v.events
-	i := sort.Search(len(evs), func(i int) bool { return evs[i].ev.ID >= from })
+	i := sort.Search(len(evs), func(i int) bool { return evs[i].ID >= from })
 	j, bytes := i, 0
-	for j < len(evs) && evs[j].ev.ID <= last && j-i < limit {
-		bytes += evs[j].size
+	for j < len(evs) && evs[j].ID <= last && j-i < limit {
+		bytes += v.sizes[j]
 		j++
 		if pageBytes > 0 && bytes >= pageBytes {
 			break
@@ -118,11 +113,8 @@ func (tl *tail) read(from, last uint64, limit, pageBytes int) (p Page, ok bool) 
 	}
 	p = Page{Next: from}
 	if j > i {
-		p.Events = make([]Event, j-i)
-		for k := range p.Events {
-			p.Events[k] = evs[i+k].ev
-		}
-		p.Next = p.Events[j-i-1].ID + 1
+		p.Events = evs[i:j:j] // shared: capped, so that appending copies
+		p.Next = evs[j-1].ID + 1
 	}
 	return p, true
 }
@@ -174,7 +166,7 @@ func (tl *tail) drop() {
 		return
 	}
 	tl.view.Store(nil)
-	tl.buf, tl.head, tl.live, tl.dead, tl.endSeq, tl.before = nil, 0, 0, 0, 0, 0
+	tl.buf, tl.sizes, tl.head, tl.live, tl.dead, tl.endSeq, tl.before = nil, nil, 0, 0, 0, 0, 0
 }
 
 // add appends the events of one successful append (res says where they
@@ -188,7 +180,7 @@ func (tl *tail) add(t *topic, events []Event, res AppendResult, maxEvents, maxBy
 			return
 		}
 		// A new array: published views may still read the old one.
-		tl.buf, tl.head, tl.live, tl.dead = nil, 0, 0, 0
+		tl.buf, tl.sizes, tl.head, tl.live, tl.dead = nil, nil, 0, 0, 0
 		tl.before = t.meta.lastID
 		if t.meta.lastSeq == 0 {
 			tl.before = 0
@@ -209,38 +201,39 @@ func (tl *tail) add(t *topic, events []Event, res AppendResult, maxEvents, maxBy
 	if k > 0 {
 		// Older events do not fit beside these: the ring restarts, in a
 		// new array (published views may still read the old one).
-		tl.buf, tl.head, tl.live, tl.dead = nil, 0, 0, 0
+		tl.buf, tl.sizes, tl.head, tl.live, tl.dead = nil, nil, 0, 0, 0
 		tl.before = res.FirstID + uint64(k) - 1
 	}
 	arena := make([]byte, payload) // one allocation for the payloads
 	for i := k; i < len(events); i++ {
 		e := &events[i]
 		n := copy(arena, e.Payload)
-		te := tailEvent{ev: Event{ID: res.FirstID + uint64(i), Seq: res.FirstSeq + uint64(i), Payload: arena[:n:n]}}
+		ev := Event{ID: res.FirstID + uint64(i), Seq: res.FirstSeq + uint64(i), Payload: arena[:n:n]}
 		arena = arena[n:]
 		if len(e.Headers) > 0 {
-			te.ev.Headers = maps.Clone(e.Headers)
+			ev.Headers = maps.Clone(e.Headers)
 		}
-		te.size = storedSize(e, te.ev.Seq)
-		tl.buf = append(tl.buf, te)
-		tl.live += te.size
+		size := storedSize(e, ev.Seq)
+		tl.buf = append(tl.buf, ev)
+		tl.sizes = append(tl.sizes, size)
+		tl.live += size
 	}
 	// Drop the oldest past the bounds. Dropped slots are not cleared:
 	// published views may still be reading them.
 	for len(tl.buf)-tl.head > maxEvents || tl.live > maxBytes {
-		old := &tl.buf[tl.head]
-		tl.before = old.ev.ID
-		tl.live -= old.size
-		tl.dead += old.size
+		tl.before = tl.buf[tl.head].ID
+		tl.live -= tl.sizes[tl.head]
+		tl.dead += tl.sizes[tl.head]
 		tl.head++
 	}
 	if tl.head >= maxEvents || tl.dead > maxBytes {
 		// Compact into a new array, so that the dropped events' memory
 		// can go once no view holds it: at most about twice the bounds.
 		n := len(tl.buf) - tl.head
-		live := make([]tailEvent, n, max(2*n, 16))
-		copy(live, tl.buf[tl.head:])
-		tl.buf, tl.head, tl.dead = live, 0, 0
+		buf, sizes := make([]Event, n, max(2*n, 16)), make([]int, n, max(2*n, 16))
+		copy(buf, tl.buf[tl.head:])
+		copy(sizes, tl.sizes[tl.head:])
+		tl.buf, tl.sizes, tl.head, tl.dead = buf, sizes, 0, 0
 	}
 }
 
@@ -251,7 +244,7 @@ func (tl *tail) publish() {
 		tl.view.Store(nil)
 		return
 	}
-	tl.view.Store(&tailView{events: tl.buf[tl.head:n:n], before: tl.before, lastID: tl.buf[n-1].ev.ID})
+	tl.view.Store(&tailView{events: tl.buf[tl.head:n:n], sizes: tl.sizes[tl.head:n:n], before: tl.before, lastID: tl.buf[n-1].ID})
 }
 
 // storedSize is the size a page counts for e stored with seq: its key and
@@ -273,6 +266,7 @@ func uvarintLen(v uint64) int {
 // until the topic's last event is at or after from.
 func (s *Store) waitTopic(ctx context.Context, t *topic, from uint64) error {
 	tl := &t.tail
+	s.startWaker()
 	tl.waiting.Add(1)
 	defer tl.waiting.Add(-1)
 	tl.markFollowed()
@@ -285,19 +279,32 @@ func (s *Store) waitTopic(ctx context.Context, t *topic, from uint64) error {
 			}
 			ch = &c
 		}
-		// Checked after the signal is taken: a commit that this check
-		// misses closes it.
+		// Checked after the signal is taken: a commit or a Close that
+		// these checks miss closes it. Not selecting on s.quit keeps
+		// thousands of followers off that one channel's lock.
 		if last := t.pub.Load().lastID; last != 0 && last >= from {
 			return nil
+		}
+		select {
+		case <-s.quit:
+			return ErrClosed
+		default:
 		}
 		select {
 		case <-*ch:
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-s.quit:
-			return ErrClosed
 		}
 	}
+}
+
+// startWaker starts the waker goroutine once.
+func (s *Store) startWaker() {
+	w := &s.waker
+	w.once.Do(func() {
+		w.kick = make(chan struct{}, 1)
+		go s.runWaker()
+	})
 }
 
 // notify wakes the readers waiting on t after its new state is published.
@@ -317,10 +324,7 @@ func (s *Store) notify(t *topic) {
 		return
 	}
 	w := &s.waker
-	w.once.Do(func() {
-		w.kick = make(chan struct{}, 1)
-		go s.runWaker()
-	})
+	s.startWaker()
 	w.mu.Lock()
 	w.q = append(w.q, *ch)
 	w.mu.Unlock()
@@ -330,8 +334,8 @@ func (s *Store) notify(t *topic) {
 	}
 }
 
-// runWaker closes the channels notify hands it, until the store closes
-// (waiters then leave on s.quit).
+// runWaker closes the channels notify hands it until the store closes,
+// and then every topic's signal, so that each waiter sees the close.
 func (s *Store) runWaker() {
 	w := &s.waker
 	var q []chan struct{}
@@ -339,6 +343,13 @@ func (s *Store) runWaker() {
 		select {
 		case <-w.kick:
 		case <-s.quit:
+			s.mu.RLock()
+			for _, t := range s.topics {
+				if ch := t.tail.signal.Swap(nil); ch != nil {
+					close(*ch)
+				}
+			}
+			s.mu.RUnlock()
 			return
 		}
 		w.mu.Lock()

@@ -208,12 +208,12 @@ func TestTailBounds(t *testing.T) {
 			require.Len(t, v.events, c.wantCount)
 			keep := ids[len(ids)-c.wantCount:]
 			for i, e := range v.events {
-				require.Equal(t, keep[i], e.ev.ID)
-				require.Equal(t, size, e.size)
+				require.Equal(t, keep[i], e.ID)
+				require.Equal(t, size, v.sizes[i])
 			}
 			bytes := 0
-			for _, e := range v.events {
-				bytes += e.size
+			for _, n := range v.sizes {
+				bytes += n
 			}
 			require.LessOrEqual(t, bytes, c.maxBytes)
 			require.Equal(t, ids[len(ids)-c.wantCount-1], v.before, "before is the event just before the ring")
@@ -285,7 +285,7 @@ func TestTailFailedWriteNeverServed(t *testing.T) {
 			v := tailViewOf(t, s, "t")
 			require.NotNil(t, v)
 			for _, e := range v.events {
-				require.NotEqual(t, "failed", string(e.ev.Payload))
+				require.NotEqual(t, "failed", string(e.Payload))
 			}
 			p, err := s.Read("t", res.FirstID, 0)
 			require.NoError(t, err)
