@@ -109,9 +109,9 @@ func (e *ConflictError) Error() string {
 func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 
 // Event is one stored event. On Append only Headers and Payload are read;
-// reads fill every field. The Payload and Headers of events returned by
-// Read may be shared with other readers: the caller may keep them but must
-// not modify them (see Read).
+// reads fill every field. Events returned by Read, their Payload and their
+// Headers may be shared with other readers: the caller may keep them but
+// must not modify them (see Read).
 type Event struct {
 	ID      uint64 // ns since the Unix epoch at commit, unique in its topic
 	Seq     uint64 // 1-based position in the topic, dense
