@@ -37,7 +37,17 @@
 //     completed when the client asks for batched answers (see
 //     ProduceStream).
 //   - Stop is graceful: it stops accepting, ends streams, and lets
-//     in-flight Produces finish and acknowledge; it leaves the Log open.
+//     in-flight Produces finish and acknowledge; it leaves the Log open. A
+//     client that does not read holds it for Options.StopGrace at most.
+//   - Memory is bounded before requests are materialised: the codec
+//     checks a Produce's event count and sizes on its encoded bytes, and
+//     takes its encoded size from a server-wide budget of in-flight
+//     produce bytes (Options.MaxInflightBytes; RESOURCE_EXHAUSTED,
+//     MEMORY_BUDGET past it) until its append completes; calls per
+//     connection, connections, handshakes and keepalive are capped; a
+//     Consume stream whose client has not read for
+//     Options.SlowConsumerTimeout ends with RESOURCE_EXHAUSTED
+//     (SLOW_CONSUMER). See admission.go and limits.go.
 package server
 
 import (
@@ -191,10 +201,12 @@ func (s *Server) Serve(lis net.Listener) error {
 // not have been stored) and Stop reports ctx's error. Either way, when Stop
 // returns no handler uses the Log any more and no append of the server is
 // waiting in it: the Log's owner may close it. Stop does not close it. A
-// stream whose client has stopped reading cannot be ended gracefully (its
-// Send waits for the client's flow-control window), so such a client holds
-// Stop until ctx ends. Stop is idempotent; later calls return the first
-// one's result.
+// Consume stream whose client has stopped reading ends at once all the
+// same (its pending Send is abandoned, see consumeSender), but its last
+// messages hold its connection: after Options.StopGrace, once no call of
+// the service is running, Stop closes such connections, and the stop
+// still counts as graceful (nil). Stop is idempotent; later calls return
+// the first one's result.
 func (s *Server) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() {
 		s.health.Shutdown()
