@@ -23,8 +23,9 @@ import (
 //
 //  1. checks the free-space guard with a fresh measurement, and that
 //     Options.FreeBytes, if set, reports at least Options.ResumeFreeBytes,
-//  2. reopens the engine through Options.Reopen, when set (for an adapter
-//     that cannot take writes again in place after ENOSPC),
+//  2. reopens the engine through Options.Reopen, when set and an engine
+//     write failed (for an adapter that cannot take writes again in place
+//     after ENOSPC; a write path that only the guard stopped needs none),
 //  3. makes the probe: a small synced write, of the format record with the
 //     value it already holds (a key every folder has, so `goethe check`
 //     sees nothing new),
@@ -68,6 +69,7 @@ type space struct {
 	down      error               // committer: non-nil while writes fail fast with it
 	lastProbe time.Time           // committer: the last attempt to resume
 	suspects  map[string]struct{} // committer: topics a failed write may have changed
+	failedIO  bool                // committer: an engine write failed (not only the guard refused)
 	free      uint64              // committer: the cached measurement
 	freeAt    time.Time           // committer: when it was made (zero: none)
 
@@ -136,6 +138,7 @@ func (s *Store) fail(err error) {
 func (s *Store) goDown(err error, a *applied) {
 	sp := &s.sp
 	if a != nil {
+		sp.failedIO = true
 		if sp.suspects == nil {
 			sp.suspects = make(map[string]struct{})
 		}
@@ -245,7 +248,7 @@ func (s *Store) resume() error {
 		}
 	}
 	reopened := false
-	if sw, ok := s.eng.(*swapEngine); ok {
+	if sw, ok := s.eng.(*swapEngine); ok && s.sp.failedIO {
 		if err := sw.reopen(s.opts.Reopen); err != nil {
 			// The folder may simply still be full; an engine that cannot
 			// open for another reason is tried again too, and says why in
@@ -266,6 +269,7 @@ func (s *Store) resume() error {
 		return err
 	}
 	clear(s.sp.suspects)
+	s.sp.failedIO = false
 	return nil
 }
 

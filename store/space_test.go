@@ -394,3 +394,29 @@ func TestFreeSpaceGuardAtOpen(t *testing.T) {
 		require.NoError(t, err)
 	})
 }
+
+// TestGuardAloneNeedsNoReopen: a write path stopped only by the free-space
+// guard resumes without reopening the engine, even with Options.Reopen set:
+// no engine write failed.
+func TestGuardAloneNeedsNoReopen(t *testing.T) {
+	forEngine(t, func(t *testing.T, name string) {
+		var free freeSpace
+		free.bytes.Store(store.DefaultResumeFreeBytes)
+		var reopened atomic.Int64
+		s := open(t, name, t.TempDir(), store.Options{MinFreeBytes: store.DefaultResumeFreeBytes, FreeBytes: free.measure,
+			FreeBytesMaxAge: time.Nanosecond, ProbeInterval: fastProbe,
+			Reopen: func() (engine.Engine, error) { reopened.Add(1); return nil, errors.New("must not be called") }})
+		ctx := context.Background()
+		_, err := s.Append(ctx, "t", events("1"), store.ExpectAny)
+		require.NoError(t, err)
+		free.bytes.Store(store.DefaultResumeFreeBytes - 1)
+		_, err = s.Append(ctx, "t", events("refused"), store.ExpectAny)
+		require.ErrorIs(t, err, store.ErrNoSpace)
+		free.bytes.Store(store.DefaultResumeFreeBytes)
+		require.Eventually(t, func() bool { return s.WriteErr() == nil }, 10*time.Second, time.Millisecond)
+		_, err = s.Append(ctx, "t", events("2"), store.ExpectAny)
+		require.NoError(t, err)
+		require.Zero(t, reopened.Load())
+		require.Equal(t, []string{"1", "2"}, payloads(readAll(t, s, "t", store.FromBeginning, 10)))
+	})
+}
