@@ -64,10 +64,11 @@ type benchOptions struct {
 }
 
 // runBench runs "goethectl bench" with args, the arguments after "bench",
-// against the server at server (which --server overrides).
-func runBench(ctx context.Context, args []string, stdout, stderr io.Writer, server string) error {
+// against the server at g.server (which --server overrides), with g's TLS
+// and token (which the global flags set, before "bench").
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer, g *globals) error {
 	cfg := loadgen.DefaultConfig()
-	o := benchOptions{server: server, mode: string(loadgen.GoetheAsync)}
+	o := benchOptions{server: g.server, mode: string(loadgen.GoetheAsync)}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	benchFlags(fs, &cfg, &o)
@@ -98,10 +99,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer, serv
 	if err := cfg.Validate(); err != nil {
 		return usagef("bench", "bench: %s", strings.TrimPrefix(err.Error(), loadgen.ErrInvalidConfig.Error()+": "))
 	}
-	server = o.server
+	server := o.server
+	copts, err := g.security.options()
+	if err != nil {
+		return err
+	}
 	cfg.Label = fmt.Sprintf("goethe at %s, client mode %s: %s", server, mode, shapeOf(mode, o.connections, cfg.ReadBack))
 
-	open := loadgen.GoetheOpenerWith(server, loadgen.GoetheOptions{Mode: mode, Connections: o.connections})
+	open := loadgen.GoetheOpenerWith(server, loadgen.GoetheOptions{Mode: mode, Connections: o.connections, Client: copts})
 	res, err := loadgen.Run(ctx, open, cfg, progressWriter(stderr))
 	if res.Started.IsZero() && err != nil {
 		return benchError(err, server) // nothing ran: no figures to show

@@ -51,7 +51,8 @@ const serverUsage = "connect to the server at `ADDR`, host:port (default " + cli
 
 // globals are the flags every command has.
 type globals struct {
-	server string
+	server   string
+	security securityFlags // security.go: TLS and the bearer token
 }
 
 // usageError is a wrong command line: reported with a hint to the help,
@@ -115,9 +116,11 @@ func dispatch(ctx context.Context, args []string, e *env) error {
 	if s := e.getenv(serverEnv); s != "" {
 		g.server = s
 	}
+	g.security.fromEnv(e.getenv)
 	top := flag.NewFlagSet("goethectl", flag.ContinueOnError)
 	top.SetOutput(io.Discard)
 	top.StringVar(&g.server, "server", g.server, "")
+	g.security.register(top)
 	if err := top.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			writeUsage(e.stdout)
@@ -134,7 +137,7 @@ func dispatch(ctx context.Context, args []string, e *env) error {
 		return help(e, args[1:])
 	}
 	if args[0] == "bench" {
-		return runBench(ctx, args[1:], e.stdout, e.stderr, g.server)
+		return runBench(ctx, args[1:], e.stdout, e.stderr, g)
 	}
 	cmd, args, err := lookupCommand(args)
 	if err != nil {
@@ -143,6 +146,7 @@ func dispatch(ctx context.Context, args []string, e *env) error {
 	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&g.server, "server", g.server, serverUsage)
+	g.security.register(fs)
 	runCmd := cmd.flags(fs, g)
 	pos, err := parseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
@@ -235,7 +239,7 @@ const usageTail = `
 Global flags:
   --server ADDR   connect to the server at ADDR, host:port
                   (default 127.0.0.1:7420, or $GOETHE_SERVER)
-
+` + securityUsage + `
 Flags may come before or after the arguments; "--" ends the flags, so that
 "goethectl produce orders -- -1" produces the payload "-1".
 Run "goethectl help COMMAND" for a command's flags.
@@ -286,7 +290,11 @@ func atLeast(n int) func(int) bool { return func(k int) bool { return k >= n } }
 // dial connects to the server named by the flags. The client does not
 // connect until its first call.
 func dial(g *globals) (*client.Client, error) {
-	c, err := client.Dial(g.server)
+	opts, err := g.security.options()
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.Dial(g.server, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("server %s: %w", g.server, err)
 	}

@@ -69,8 +69,18 @@ func explain(err error, server string) error {
 		return errors.New(msg) // the message names what is wrong
 	case codes.ResourceExhausted:
 		return fmt.Errorf("request too large for the server: %s", msg)
+	case codes.Unauthenticated:
+		if reason == "" { // the client's own refusal: the message says what to do
+			return errors.New(strings.TrimPrefix(msg, "goethe: "))
+		}
+		return fmt.Errorf("the server at %s wants a valid token (--token or $%s): %s", server, tokenEnv, msg)
+	case codes.PermissionDenied:
+		return fmt.Errorf("the token may not do this: %s", msg)
 	case codes.Unavailable:
 		if cause, ok := dialFailure(msg); ok {
+			if hint, ok := tlsHint(msg, cause); ok {
+				return fmt.Errorf("cannot reach a goethe server at %s: %s", server, hint)
+			}
 			return fmt.Errorf("cannot reach a goethe server at %s: %s (start one with goethe, or name it with --server or $%s)", server, cause, serverEnv)
 		}
 		return fmt.Errorf("the server at %s is unavailable: %s", server, msg)
