@@ -35,10 +35,25 @@
 // group commits, the Go runtime and the process (see server.Metrics). No
 // metric has a topic or consumer label.
 //
+// Memory and connections are bounded by flags with sane defaults (see
+// config_limits.go and goethe -h): --max-inflight-bytes (256 MiB of produce
+// requests in flight; past it RESOURCE_EXHAUSTED, MEMORY_BUDGET),
+// --max-concurrent-streams per connection (256), --max-connections (1024),
+// --handshake-timeout (10s), keepalive enforcement and pings
+// (--keepalive-min-time, --keepalive-time, --keepalive-timeout,
+// --max-connection-idle), and --slow-consumer-timeout (30s): a Consume
+// stream whose client has not read for that long ends with
+// RESOURCE_EXHAUSTED (SLOW_CONSUMER). Until then a stalled follower holds
+// one page of events and its encoding in the server (the HTTP/2 window of
+// 4 MiB holds what is on its way to the client).
+//
 // SIGINT or SIGTERM stops the server gracefully: it stops accepting, ends
-// streams, finishes the calls in flight, and closes the data folder. A second
-// signal kills it at once. Errors are one line on stderr and a non-zero exit
-// status: 2 for bad flags or environment, 1 otherwise.
+// streams, finishes the calls in flight, and closes the data folder. A
+// follower that does not read is ended at once too; its connection is
+// closed after --stop-grace (5s), and the exit status is still 0. Only calls
+// still running 30 s after the signal are cut, and the exit status is then
+// 1. A second signal kills it at once. Errors are one line on stderr and a
+// non-zero exit status: 2 for bad flags or environment, 1 otherwise.
 package main
 
 import (
