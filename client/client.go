@@ -42,6 +42,22 @@
 //	...
 //	res, err := f.Wait(ctx)
 //
+// # TLS and tokens
+//
+// A server started with --tls-cert speaks TLS; with --tls-client-ca it also
+// wants a client certificate; with --auth-file every call needs a bearer
+// token with the permission (read, write or admin) the call needs on its
+// topic:
+//
+//	c, err := client.Dial("logs.example.com:7420",
+//		client.WithTLSFiles("ca.pem", "client.pem", "client-key.pem"), // or WithTLS(cfg)
+//		client.WithToken(os.Getenv("GOETHE_TOKEN")))
+//
+// A token is sent over TLS, or in plaintext to a loopback address only
+// (see WithToken). A call without a valid token fails with
+// ErrUnauthenticated, one whose token lacks the permission with
+// ErrPermissionDenied; Topics lists only the topics the token may read.
+//
 // # Guarantees
 //
 //   - A Produce is atomic: all of its events are stored or none. When it
