@@ -105,7 +105,7 @@ func (m *messages) add(err error) {
 func (m *messages) addStatus(st *status.Status) { *m = append(*m, st.Message()) }
 
 // requireNoServerPath fails if a path of the data folder dir appears in a
-// message; the server's log must have it, whole.
+// message; the server's log must have the engine's error, whole.
 func (m messages) requireNoServerPath(t *testing.T, dir string, logs string) {
 	t.Helper()
 	require.NotEmpty(t, m)
@@ -115,7 +115,7 @@ func (m messages) requireNoServerPath(t *testing.T, dir string, logs string) {
 		require.NotContains(t, msg, dir, "a status message carries the data folder's path")
 		require.NotContains(t, msg, abs, "a status message carries the data folder's path")
 	}
-	require.Contains(t, logs, dir, "the server logs the full error")
+	require.Contains(t, logs, "no space left on device", "the server logs the engine's error whole")
 }
 
 func healthOf(t *testing.T, ts *testServer, service string) healthpb.HealthCheckResponse_ServingStatus {
@@ -152,6 +152,10 @@ func fullDiskRound(t *testing.T, ts *testServer, logs *testutil.SyncBuffer, payl
 	acked = append(acked, "cursor")
 	require.NoError(t, ts.c.CommitCursor(ctx, "t", "c", r.ID(0)))
 	require.Equal(t, healthpb.HealthCheckResponse_SERVING, healthOf(t, ts, server.ServiceName))
+	// A follower at the end stays through the full disk.
+	sub, err := ts.c.Subscribe(ctx, "t", client.ConsumeOptions{From: client.AfterID(r.ID(0)), Follow: true})
+	require.NoError(t, err)
+	defer sub.Close()
 
 	fill()
 	// Produce until the disk refuses: on a real volume the engines may
@@ -221,6 +225,18 @@ func fullDiskRound(t *testing.T, ts *testServer, logs *testutil.SyncBuffer, payl
 	require.LessOrEqual(t, len(got), len(acked)+unknown+1, "no event stored twice, none that was refused")
 	require.Equal(t, "after", got[len(got)-1])
 	require.Equal(t, after.FirstSeq, uint64(len(got)))
+	// The follower saw every event after its start, "after" last.
+	var followed []string
+	for len(followed) == 0 || followed[len(followed)-1] != "after" {
+		followed = append(followed, string(next(t, sub).Payload))
+	}
+	start := -1 // the index of this round's "cursor" event, the last one
+	for i, p := range got {
+		if p == "cursor" {
+			start = i
+		}
+	}
+	require.Equal(t, got[start+1:], followed)
 
 	msgs.requireNoServerPath(t, ts.dir, logs.String())
 }
@@ -239,6 +255,7 @@ func TestDiskFullFaults(t *testing.T) {
 				fullDiskRound(t, ts, &logs, 16,
 					func() { ts.fault.FailWritesWith(mode, cause) },
 					func() { ts.fault.Disarm() })
+				require.Contains(t, logs.String(), ts.dir, "the server logs the full error, paths and all")
 			})
 		}
 	})
