@@ -19,6 +19,11 @@
 //   - Recovery: reopening a store, also after a crash, resumes every topic at
 //     its last committed id and seq; ids keep increasing if the clock went
 //     backwards.
+//   - Full disk: a write that fails for lack of space fails with ErrNoSpace
+//     and stops writes (they fail fast) while reads go on; the store
+//     resumes by itself once space is free, re-reading what the failed
+//     write may have stored, so seqs stay dense and ids increasing (see
+//     space.go and WriteErr).
 //
 // # Write path: apply, then commit
 //
@@ -204,7 +209,8 @@ type Options struct {
 	// lack of space tries to resume only once this many bytes are free
 	// (and MinFreeBytes, when that is larger). It keeps a store with
 	// Reopen from closing the engine that serves reads while the volume is
-	// still full. Without FreeBytes every try goes ahead.
+	// still full. Without FreeBytes every try goes ahead. 0 takes
+	// DefaultResumeFreeBytes.
 	ResumeFreeBytes uint64
 	// Reopen, if set, opens the store's engine again on the same folder.
 	// The store then resumes after a full disk by closing its engine and
