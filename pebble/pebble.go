@@ -59,13 +59,24 @@
 // waits for a flush of the replayed WAL that on a full volume is retried
 // forever, and when a read-write open fails for lack of space.
 //
+// The failure is recorded the moment any pebble write meets ENOSPC (its
+// file system is wrapped with vfs.OnDiskFull), including writes of the WAL
+// in the background after unsynced commits, so Write refuses from then on.
+// At that moment the DB also removes its ballast file (BallastFile,
+// Options.BallastBytes, recreated at every read-write Open), so that the
+// writes pebble has in flight are retried with room to complete: pebble's
+// WAL rotation panics, with its mutex released and so fatally, when closing
+// the old WAL fails, and a commit can start a rotation at any time.
+//
 // Limits: if the volume fills up between that check and the flush, Open
 // still hangs in pebble (the window is the flush of the replayed WAL); a
-// read that runs between the failed commit and the switch to
-// read-only may see the failed batch; writes already inside pebble when a
-// WAL write fails may block until Close (pebble's commit pipeline does not
-// recover); other fatal pebble errors (invariant violations) still end the
-// process, as pebble requires.
+// read that runs between the failed commit and the switch to read-only may
+// see the failed batch; a commit already inside pebble when the WAL fails
+// may block until Close (pebble's commit pipeline does not recover), or, if
+// it is the one that fills the memtable, end the process in pebble's WAL
+// rotation (pebble panics with its mutex released); the window is one
+// commit, and the store commits one group at a time. Other fatal pebble
+// errors (invariant violations) still end the process, as pebble requires.
 package pebble
 
 import (
@@ -130,7 +141,20 @@ type Options struct {
 	// and waits for that flush, which on a full volume fails and is retried
 	// forever, so Open would never return. Default 4 MiB.
 	OpenMinFreeBytes uint64
+	// BallastBytes is the size of the ballast file (BallastFile) a
+	// read-write DB keeps in its folder and removes the moment a pebble
+	// write meets a full volume, so that the writes pebble has in flight
+	// (the WAL block being flushed, the EOF trailer of a WAL rotation)
+	// complete: pebble panics, fatally, when closing a WAL fails during a
+	// rotation. Default 1 MiB; it is recreated at the next read-write Open.
+	BallastBytes int64
 }
+
+// DefaultBallastBytes is the default of Options.BallastBytes.
+const DefaultBallastBytes = 1 << 20
+
+// BallastFile is the name of the ballast file in the data folder.
+const BallastFile = "GOETHE-BALLAST"
 
 // DefaultOpenMinFreeBytes is the default of Options.OpenMinFreeBytes.
 const DefaultOpenMinFreeBytes = 4 << 20
@@ -161,6 +185,9 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = quietLogger{}
 	}
+	if o.BallastBytes <= 0 {
+		o.BallastBytes = DefaultBallastBytes
+	}
 	if o.OpenMinFreeBytes == 0 {
 		o.OpenMinFreeBytes = DefaultOpenMinFreeBytes
 	}
@@ -185,7 +212,12 @@ func (quietLogger) Fatalf(format string, args ...any) {
 // failed writes land. It is created before pebble opens, because pebble
 // may fail in the background during Open.
 type failState struct {
+	// err is the first failure: once set, Write refuses.
 	err atomic.Pointer[error]
+	// fatal is the first failure pebble itself could not complete an
+	// operation over (a Fatalf, a background error); a volume found full
+	// with the ballast still there to absorb in-flight writes is not one.
+	fatal atomic.Pointer[error]
 	// onFail, once set, switches the DB to read-only; it must not block
 	// (pebble calls in with its own locks held).
 	onFail atomic.Pointer[func()]
@@ -205,6 +237,21 @@ func (s *failState) fail(err error) {
 	if f := s.onFail.Load(); f != nil {
 		(*f)()
 	}
+}
+
+// failFatal records err as a failure pebble could not complete an
+// operation over, and as the DB's write failure.
+func (s *failState) failFatal(err error) {
+	s.fatal.CompareAndSwap(nil, &err)
+	s.fail(err)
+}
+
+// fatalErr returns the first failure recorded by failFatal, or nil.
+func (s *failState) fatalErr() error {
+	if p := s.fatal.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 func (s *failState) failed() error {
@@ -248,7 +295,7 @@ func (l guardLogger) Fatalf(format string, args ...any) {
 	for _, a := range args {
 		if err, ok := a.(error); ok {
 			l.inner.Errorf("fatal error, the engine stops taking writes: "+format, args...)
-			l.state.fail(err)
+			l.state.failFatal(err)
 			return
 		}
 	}
@@ -275,6 +322,10 @@ type DB struct {
 	roErr error
 	lock  *pebble.Lock
 }
+
+// errDiskFull is the failure recorded when pebble's file system reports
+// that a write met a full volume.
+var errDiskFull = fmt.Errorf("a write found the volume full: %w", syscall.ENOSPC)
 
 // isNoSpace reports a write that failed for lack of space or quota.
 func isNoSpace(err error) bool {
@@ -323,7 +374,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	var pdb *pebble.DB
 	if lack := d.lackOfSpace(); lack != nil {
 		err = lack
-	} else {
+	} else if err = ensureBallast(filepath.Join(canon, BallastFile), opts.BallastBytes); err == nil {
 		pdb, err = d.openPebble(false)
 	}
 	if err != nil && isNoSpace(err) {
@@ -357,6 +408,9 @@ func (d *DB) lackOfSpace() error {
 		return nil
 	}
 	need := d.opts.OpenMinFreeBytes
+	if st, err := os.Stat(filepath.Join(d.canon, BallastFile)); err != nil || st.Size() != d.opts.BallastBytes {
+		need += uint64(d.opts.BallastBytes)
+	}
 	entries, err := os.ReadDir(d.canon)
 	if err != nil {
 		return nil // pebble's own open reports it
@@ -375,11 +429,55 @@ func (d *DB) lackOfSpace() error {
 		free, need, syscall.ENOSPC)
 }
 
+// ensureBallast makes sure the file at path holds size bytes of allocated
+// space, writing it (through a temporary file, synced) if it does not.
+func ensureBallast(path string, size int64) error {
+	if st, err := os.Stat(path); err == nil && st.Size() == size {
+		return nil
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("create ballast: %w", err)
+	}
+	buf := make([]byte, 64<<10)
+	for i := range buf {
+		buf[i] = 0xBA // not zeroes, so that no file system leaves it sparse
+	}
+	for left := size; left > 0 && err == nil; left -= int64(len(buf)) {
+		_, err = f.Write(buf[:min(left, int64(len(buf)))])
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("write a %d-byte ballast: %w", size, err)
+	}
+	return nil
+}
+
 // openPebble opens the folder with the DB's options, read-only or not.
 func (d *DB) openPebble(readOnly bool) (*pebble.DB, error) {
 	maxCompactions := d.opts.MaxConcurrentCompactions
 	state := d.state
 	return pebble.Open(d.canon, &pebble.Options{
+		// OnDiskFull calls back in the goroutine whose write met ENOSPC,
+		// before pebble sees the error: the failure is recorded, and
+		// Write refuses, before a later commit can reach pebble's WAL
+		// rotation, which panics over a failed WAL with pebble's mutex
+		// released (a fatal "unlock of unlocked mutex", not recoverable).
+		FS: vfs.OnDiskFull(vfs.Default, func() {
+			// Runs while pebble's writes wait; they are retried once after.
+			_ = os.Remove(filepath.Join(d.canon, BallastFile))
+			state.fail(errDiskFull)
+		}),
 		Lock:                        d.lock,
 		ReadOnly:                    readOnly,
 		CacheSize:                   d.opts.CacheSize,
@@ -395,7 +493,7 @@ func (d *DB) openPebble(readOnly bool) (*pebble.DB, error) {
 		EventListener: &pebble.EventListener{
 			BackgroundError: func(err error) {
 				if isNoSpace(err) {
-					state.fail(err)
+					state.failFatal(err)
 				}
 				state.logLimited("pebble: background error: %v", err)
 			},
@@ -531,12 +629,15 @@ func (d *DB) write(b *engine.Batch, sync bool) error {
 		wo = pebble.Sync
 	}
 	if err := pb.Commit(wo); err != nil {
-		d.state.fail(err)
+		d.state.failFatal(err)
 		return wrapErr("write", err)
 	}
 	// A failed WAL write reaches pebble's Logger.Fatalf on this goroutine,
 	// after which Commit returns nil: the failure recorded is the answer.
-	if failed := d.state.failed(); failed != nil {
+	// A volume found full during the commit, whose writes then completed
+	// in the space the ballast left, is not a failure of this write: it
+	// is durable, and the next Write is refused.
+	if failed := d.state.fatalErr(); failed != nil {
 		return wrapErr("write", failed)
 	}
 	return nil
