@@ -142,7 +142,9 @@ func (p *producer) send(ctx context.Context, events []client.EventData) error {
 // cancel) leaves the batch maybe stored.
 func refused(err error) bool {
 	return errors.Is(err, client.ErrInvalidArgument) || errors.Is(err, client.ErrConflict) ||
-		errors.Is(err, client.ErrTooLarge) || errors.Is(err, client.ErrNotFound)
+		errors.Is(err, client.ErrTooLarge) || errors.Is(err, client.ErrNotFound) ||
+		// The token is checked before anything is stored.
+		errors.Is(err, client.ErrUnauthenticated) || errors.Is(err, client.ErrPermissionDenied)
 }
 
 // fromReader produces one event per line of in, in batches, until the end
