@@ -50,9 +50,11 @@
 // with an error wrapping the first one (ErrNoSpace included) until the DB is
 // closed and opened again. Reads keep working, Close works, and the torn
 // journal record the failed write may leave is recovered as a torn tail by
-// the next Open. Open on a full volume fails promptly with an error wrapping
-// engine.ErrNoSpace when goleveldb has to write (it turns the journal into a
-// table at every open that finds one).
+// the next Open. goleveldb writes at every open that finds a journal (it
+// turns the journal into a table); when that fails for lack of space, Open
+// opens the folder read-only instead (goleveldb's ReadOnly, which replays
+// the journal in memory and writes nothing): reads work, and every Write
+// fails with an error wrapping engine.ErrNoSpace until the DB is reopened.
 package leveldb
 
 import (
@@ -189,6 +191,16 @@ func Open(dir string, opts Options) (*DB, error) {
 		}
 		ldb, err = leveldb.OpenFile(dir, lopts)
 	}
+	var readOnlyCause error
+	if err != nil && isNoSpace(err) {
+		readOnlyCause = wrapErr("open "+dir, err)
+		ro := *lopts
+		ro.ReadOnly = true
+		ldb, err = leveldb.OpenFile(dir, &ro)
+		if err == nil {
+			opts.Logger.Warn("leveldb: the volume is full; opened read-only until reopened", "dir", dir, "cause", readOnlyCause)
+		}
+	}
 	if err != nil {
 		// goleveldb takes the LOCK file with flock(LOCK_EX|LOCK_NB), which
 		// fails with EWOULDBLOCK when another open file description (this
@@ -198,7 +210,11 @@ func Open(dir string, opts Options) (*DB, error) {
 		}
 		return nil, wrapErr("open "+dir, err)
 	}
-	return &DB{dir: dir, db: ldb}, nil
+	d := &DB{dir: dir, db: ldb}
+	if readOnlyCause != nil {
+		d.writeFailed.Store(&readOnlyCause)
+	}
+	return d, nil
 }
 
 // Write applies b atomically. With sync the goleveldb journal is fsynced

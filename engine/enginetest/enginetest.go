@@ -3,6 +3,14 @@
 // adapter on a folder, and RunCrossProcessLock from a test of its own to
 // prove that two processes cannot hold one folder.
 //
+// Two more suites cover what an adapter must do when the disk fails it:
+// RunFullDisk (a full volume: ENOSPC is engine.ErrNoSpace, reads go on,
+// writes resume in place or after a reopen, as the adapter declares) and
+// RunDamage (the adapter names how to damage its files: a crash's torn
+// tail is recovered, damage in the middle is engine.ErrCorrupted). Tests
+// of other packages that need a real full volume use SmallTmpfs and
+// FillDisk.
+//
 // The suite uses real engines in t.TempDir() folders; it needs no fakes.
 package enginetest
 

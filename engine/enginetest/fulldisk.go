@@ -198,6 +198,17 @@ func testFullDiskOpen(t *testing.T, open OpenFunc) {
 	} else {
 		t.Logf("open on the full volume succeeded; reads are served")
 		requireAll(t, res.e, want)
+		// A write fails with ErrNoSpace, or fits in space the engine
+		// already holds and is then kept like any other.
+		b.Reset()
+		b.Put([]byte("on-full"), []byte("v"))
+		if err := res.e.Write(&b, true); err != nil {
+			t.Logf("write on the full volume: %v", err)
+			require.ErrorIs(t, err, engine.ErrNoSpace)
+		} else {
+			want["on-full"] = []byte("v")
+		}
+		requireAll(t, res.e, want)
 		require.NoError(t, res.e.Close())
 	}
 
