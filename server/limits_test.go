@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
@@ -213,4 +214,18 @@ func TestHandshakeTimeout(t *testing.T) {
 	_, err = io.ReadAll(c) // the server's SETTINGS, then its close
 	var ne net.Error
 	require.False(t, errors.As(err, &ne) && ne.Timeout(), "the server kept a silent connection: %v", err)
+}
+
+// The server's keepalive parameters are in force: a connection with no
+// call open for MaxConnectionIdle is closed by the server (GOAWAY), and
+// the client's connection goes idle.
+func TestMaxConnectionIdle(t *testing.T) {
+	ts := startServer(t, "leveldb", server.Options{MaxConnectionIdle: 200 * time.Millisecond})
+	conn, err := grpc.NewClient(ts.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = goethev1.NewGoetheClient(conn).GetTopic(ctxT(t), &goethev1.GetTopicRequest{Topic: "t"})
+	requireCode(t, err, codes.NotFound)
+	require.Equal(t, connectivity.Ready, conn.GetState())
+	require.Eventually(t, func() bool { return conn.GetState() == connectivity.Idle }, 20*time.Second, time.Millisecond)
 }

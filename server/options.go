@@ -151,8 +151,12 @@ type Options struct {
 	// SlowConsumerTimeout ends a Consume stream with RESOURCE_EXHAUSTED
 	// (reason SLOW_CONSUMER) when one of its messages has waited this long
 	// for the client to make room (HTTP/2 flow control). Until then such a
-	// stream holds one page of events and its encoding; after, only the
-	// unsent part of its last message, until the client reads or goes.
+	// stream holds one page of events (ConsumePageEvents, and the store's
+	// PageBytes, 4 MiB by default) and its encoding in the server, the
+	// HTTP/2 window (4 MiB) being what is on its way to the client; after,
+	// only the unsent part of its last message, until the client reads or
+	// its connection closes. The client sees the status after the events
+	// already sent.
 	SlowConsumerTimeout time.Duration
 	// StopGrace is how long Stop lets the clients of streams it ended read
 	// their last messages: past it, once no call is running, it closes
