@@ -24,6 +24,13 @@
 //     size limit, which gRPC answers before a handler runs. No status
 //     message carries a path of the server's data folder (see
 //     redactPaths); the server logs such errors whole.
+//   - With Options.Auth, every call of the Goethe service is checked
+//     before its handler runs (see Auth): UNAUTHENTICATED without a bearer
+//     token the server knows, PERMISSION_DENIED without the permission the
+//     call needs on its topic, so that a refused call learns nothing of the
+//     topic; health checks and reflection stay open. With Options.TLS the
+//     server speaks only TLS (mutual TLS when the config asks for client
+//     certificates).
 //   - A request that fails validation changes nothing.
 //   - A Consume stream holds at most one page of events (Options.
 //     ConsumePageEvents, and the store's page bounds) for its reader and
