@@ -458,3 +458,70 @@ func TestWaitManyWaiters(t *testing.T) {
 		require.ErrorIs(t, <-results, ErrClosed)
 	}
 }
+
+// TestTailGroupCommits: with several appenders on one topic, groups carry
+// many appends (and several of the same topic); every follower receives
+// exactly the events an engine read of the whole topic returns.
+func TestTailGroupCommits(t *testing.T) {
+	tailForEngine(t, func(t *testing.T, name string) {
+		opts := DefaultOptions()
+		opts.TailEvents, opts.TailBytes = 100, 32<<10
+		opts.PageEvents = 30
+		s := tailOpen(t, name, t.TempDir(), opts)
+		ctx := context.Background()
+		_, err := s.Append(ctx, "t", []Event{{Payload: []byte("first")}}, ExpectAny)
+		require.NoError(t, err)
+		const appenders, each, followers = 8, 40, 8
+		got := make([][]Event, followers)
+		var wg sync.WaitGroup
+		total := uint64(1 + appenders*each*2)
+		for f := range followers {
+			wg.Go(func() {
+				for pos := FromBeginning; len(got[f]) < int(total); {
+					p, err := s.Read("t", pos, 0)
+					if !assertNoError(t, err) {
+						return
+					}
+					if len(p.Events) == 0 {
+						if !assertNoError(t, s.Wait(ctx, "t", pos)) {
+							return
+						}
+						continue
+					}
+					got[f] = append(got[f], p.Events...)
+					pos = p.Next
+				}
+			})
+		}
+		var aw sync.WaitGroup
+		for a := range appenders {
+			aw.Go(func() {
+				for i := range each {
+					evs := []Event{{Payload: fmt.Appendf(nil, "%d/%d/a", a, i)},
+						{Payload: fmt.Appendf(nil, "%d/%d/b", a, i), Headers: map[string]string{"a": fmt.Sprint(a)}}}
+					_, err := s.Append(ctx, "t", evs, ExpectAny)
+					assertNoError(t, err)
+				}
+			})
+		}
+		aw.Wait()
+		wg.Wait()
+		tp, err := s.lookup("t")
+		require.NoError(t, err)
+		want := readAllEngine(t, s, tp)
+		require.Len(t, want, int(total))
+		for f := range followers {
+			require.Equal(t, want, got[f], "follower %d", f)
+		}
+		require.Greater(t, s.Stats().MaxRequests, uint64(1), "groups of several appends")
+	})
+}
+
+// assertNoError reports err from any goroutine; false when there was one.
+func assertNoError(t *testing.T, err error) bool {
+	if err != nil {
+		t.Error(err)
+		return false
+	}
+	return true
+}
