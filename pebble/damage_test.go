@@ -72,6 +72,11 @@ func TestDamage(t *testing.T) {
 			tbl := newestFile(t, dir, "", ".sst")
 			enginetest.FlipBytes(t, tbl, enginetest.SizeOf(t, tbl)/3, 4)
 		}},
+		{Name: "ManifestFirstRecordDamaged", Prepare: reopen, Apply: func(t *testing.T, dir string) {
+			// A hole: intact edits follow the damaged snapshot, and pebble
+			// would open with none of them.
+			enginetest.FlipBytes(t, newestFile(t, dir, "MANIFEST-", ""), 10, 4)
+		}},
 		{Name: "Manifest32BytesDamaged", Prepare: reopen, Apply: func(t *testing.T, dir string) {
 			m := newestFile(t, dir, "MANIFEST-", "")
 			enginetest.FlipBytes(t, m, enginetest.SizeOf(t, m)/2, 32)

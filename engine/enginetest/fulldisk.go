@@ -26,6 +26,7 @@ const (
 	ResumeAfterReopen
 )
 
+// String names the way of resuming, for test logs.
 func (r Resume) String() string {
 	switch r {
 	case ResumeInPlace:
