@@ -38,8 +38,8 @@ func (c *securityConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSKey, "tls-key", "", "the PEM private key of --tls-cert")
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", "", "mutual TLS: require every client to present a certificate signed by a CA of this PEM file; needs --tls-cert")
 	fs.StringVar(&c.AuthFile, "auth-file", "", "require a bearer token of this JSON file (hashed tokens and their read, write and admin\n"+
-		"topic patterns) on every call but health checks; re-read on SIGHUP. Off when empty:\n"+
-		"every client may do everything")
+		"topic patterns) on every call of goethe.v1.Goethe (health checks and reflection stay open);\n"+
+		"re-read on SIGHUP. Off when empty: every client may do everything")
 }
 
 // validate reports the first flag of the group with a bad value.
