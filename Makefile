@@ -36,7 +36,8 @@ FUZZ_TARGETS = \
 	./client:FuzzDecodeProduceStreamResponse \
 	./client:FuzzEncodeProduce \
 	./cmd/goethectl:FuzzParsePosition \
-	./server:FuzzValidateProduce
+	./server:FuzzValidateProduce \
+	./server:FuzzScanProduce
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \
