@@ -9,7 +9,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/goethe-log/goethe/engine"
 	"github.com/goethe-log/goethe/engine/enginetest"
+	"github.com/goethe-log/goethe/leveldb"
 )
 
 // newestFile returns the path of the file in dir with the highest number
@@ -83,5 +85,51 @@ func TestDamage(t *testing.T) {
 		{Name: "ManifestDamaged", Prepare: reopen, Apply: func(t *testing.T, dir string) {
 			enginetest.FlipBytes(t, newestFile(t, dir, "MANIFEST-", ""), 20, 4)
 		}},
+	})
+}
+
+// TestDamageLargeRecords covers records that span several 32 KiB journal
+// blocks (first, middle and last chunks): the last one cut short is a torn
+// tail, a damaged middle chunk of an earlier one is not.
+func TestDamageLargeRecords(t *testing.T) {
+	const n, size = 5, 100 << 10
+	value := func(i int) []byte {
+		v := make([]byte, size)
+		for j := range v {
+			v[j] = byte(i + j*7)
+		}
+		return v
+	}
+	setup := func(t *testing.T) string {
+		dir := t.TempDir()
+		db, err := leveldb.Open(dir, leveldb.Options{})
+		require.NoError(t, err)
+		for i := range n {
+			var b engine.Batch
+			b.Put([]byte{byte('a' + i)}, value(i))
+			require.NoError(t, db.Write(&b, true))
+		}
+		require.NoError(t, db.Close())
+		return dir
+	}
+
+	t.Run("LastRecordCut", func(t *testing.T) {
+		dir := setup(t)
+		enginetest.TruncateBy(t, journal(t, dir), 40<<10) // into its middle chunks
+		db, err := leveldb.Open(dir, leveldb.Options{})
+		require.NoError(t, err)
+		defer db.Close()
+		kvs, err := db.Scan(nil, nil, 100, 0)
+		require.NoError(t, err)
+		require.Len(t, kvs, n-1)
+		for i, kv := range kvs {
+			require.Equal(t, value(i), kv.Value)
+		}
+	})
+	t.Run("EarlierRecordDamaged", func(t *testing.T) {
+		dir := setup(t)
+		enginetest.FlipBytes(t, journal(t, dir), 2*size+size/2, 1) // inside the third record
+		_, err := leveldb.Open(dir, leveldb.Options{})
+		require.ErrorIs(t, err, engine.ErrCorrupted)
 	})
 }
