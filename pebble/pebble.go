@@ -392,8 +392,10 @@ func Open(dir string, opts Options) (*DB, error) {
 	d.db = pdb
 	switchRO := func() { go d.switchToReadOnly() }
 	d.state.onFail.Store(&switchRO)
-	if !d.readOnly && d.state.failed() != nil {
-		d.switchToReadOnly() // pebble failed in the background during Open
+	if d.state.failed() != nil {
+		// pebble failed in the background during Open; a no-op when the
+		// DB opened read-only.
+		d.switchToReadOnly()
 	}
 	return d, nil
 }
