@@ -12,8 +12,10 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
 )
@@ -374,9 +376,42 @@ func (g *grant) check(fullMethod string, req any) error {
 		return fmt.Errorf("%w: %s: unexpected request %T", errPermissionDenied, fullMethod, req)
 	}
 	if !g.allows(rule.perm, topic) {
-		return fmt.Errorf("%w: %s on topic %q", errPermissionDenied, rule.perm, topic)
+		return &deniedError{perm: rule.perm, topic: topic}
 	}
 	return nil
+}
+
+// deniedError is errPermissionDenied for a topic: its status carries the
+// topic and the permission as ErrorInfo metadata.
+type deniedError struct {
+	perm  Permission
+	topic string
+}
+
+func (e *deniedError) Error() string {
+	return fmt.Sprintf("%v: %s on topic %q", errPermissionDenied, e.perm, e.topic)
+}
+
+func (e *deniedError) Unwrap() error { return errPermissionDenied }
+
+// authStatus is toStatus(err), with the metadata of a *deniedError
+// ("topic", "permission") added to its ErrorInfo. nil stays nil.
+func authStatus(err error) error {
+	st := toStatus(err)
+	de := (*deniedError)(nil)
+	if !errors.As(err, &de) {
+		return st
+	}
+	p := status.Convert(st).Proto()
+	p.Details = nil
+	d, derr := status.FromProto(p).WithDetails(&errdetails.ErrorInfo{
+		Reason: goethev1.ReasonPermissionDenied, Domain: goethev1.ErrorDomain,
+		Metadata: map[string]string{"topic": de.topic, "permission": de.perm.String()},
+	})
+	if derr != nil {
+		return st
+	}
+	return d.Err()
 }
 
 // authGuard is the server's Auth at work: its interceptors. A request the
@@ -404,7 +439,7 @@ func (ag *authGuard) unaryInterceptor(ctx context.Context, req any, info *grpc.U
 		return listReadable(ctx, g, r, handler)
 	}
 	if err := g.check(info.FullMethod, req); err != nil {
-		return nil, toStatus(err)
+		return nil, authStatus(err)
 	}
 	return handler(ctx, req)
 }
@@ -508,7 +543,7 @@ func (s *authStream) RecvMsg(m any) error {
 		if stream {
 			s.budget.release(mk.held)
 		}
-		return toStatus(err)
+		return authStatus(err)
 	}
 	return nil
 }

@@ -251,8 +251,9 @@ func TestAuthEveryRPC(t *testing.T) {
 					require.NoError(t, err, "token %s", tok)
 					continue
 				}
-				requireReason(t, err, codes.PermissionDenied, goethev1.ReasonPermissionDenied)
-				require.Contains(t, err.Error(), rpc.perm.String())
+				info := requireReason(t, err, codes.PermissionDenied, goethev1.ReasonPermissionDenied)
+				require.Equal(t, map[string]string{"topic": "orders", "permission": rpc.perm.String()}, info.Metadata)
+				require.Contains(t, err.Error(), rpc.perm.String()+` on topic "orders"`)
 			}
 			if rpc.perm != 0 {
 				// Refused before the handler: a missing topic is no

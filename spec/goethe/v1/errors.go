@@ -65,7 +65,8 @@ const (
 	ReasonUnauthenticated = "UNAUTHENTICATED"
 	// ReasonPermissionDenied (PERMISSION_DENIED): the call's token lacks
 	// the permission (read, write or admin) the call needs on its topic;
-	// the message names both. Nothing was changed.
+	// the message names both. Nothing was changed. Metadata "topic" and
+	// "permission" (read, write or admin), when the call names a topic.
 	ReasonPermissionDenied = "PERMISSION_DENIED"
 	// ReasonInternal (INTERNAL): a fault of the server; the message says
 	// what, and the server logs it.
