@@ -92,6 +92,9 @@ func (c *callTracker) whenIdle() <-chan struct{} {
 }
 
 // awaitStop waits for a graceful stop whose GracefulStop closes done. A
+// ProduceStream answers the requests it has taken during the grace period
+// (Options.StopGrace); past it, a Send still waiting for its client gives
+// up (graceOver), so a client that does not read holds no handler. A
 // stream that Stop has ended may still hold its connection while its
 // client does not read its last message (its trailers wait behind data
 // that HTTP/2 flow control holds back), and GracefulStop waits for every
@@ -107,10 +110,12 @@ func (s *Server) awaitStop(ctx context.Context, done <-chan struct{}) (graceful 
 	case <-done:
 		return true
 	case <-ctx.Done():
+		close(s.graceOver)
 		s.grpc.Stop()
 		<-done
 		return false
 	case <-grace.C:
+		close(s.graceOver) // Sends still waiting for their clients give up
 	}
 	select {
 	case <-done:

@@ -229,3 +229,38 @@ func TestMaxConnectionIdle(t *testing.T) {
 	require.Equal(t, connectivity.Ready, conn.GetState())
 	require.Eventually(t, func() bool { return conn.GetState() == connectivity.Idle }, 20*time.Second, time.Millisecond)
 }
+
+// Stop with a ProduceStream whose client does not read its answers: the
+// stream answers what it can during StopGrace, then gives up its Sends;
+// every request it handed to the log completes, and Stop reports a
+// graceful stop instead of waiting for ctx.
+func TestStopWithNonReadingProducer(t *testing.T) {
+	ts := startFaultServer(t, "leveldb", server.Options{StopGrace: 200 * time.Millisecond})
+	ts.produce("t", "e0")
+	conn, err := grpc.NewClient(ts.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	require.NoError(t, err)
+	defer conn.Close()
+	s := openRawStream(t, ctxT(t), conn)
+	// 1,400 refused requests, whose answers (about 150 bytes each) are
+	// more than the 64 KiB window and the server's 64 KiB write quota
+	// hold, so the server's Send waits; the receive loop still reaches the
+	// last request (it needs 1,400 - MaxStreamInFlight answers sent).
+	bad := rawStreamRequest(1, rawProduce("t\xff", rawEvent([]byte("x"))))
+	for range 1400 {
+		s.send(bad)
+	}
+	release := ts.fault.BlockWrites()
+	s.send(rawStreamRequest(2, rawProduce("t", rawEvent([]byte("last")))))
+	require.Eventually(t, func() bool { return ts.srv.InflightBytes() > 0 }, 20*time.Second, time.Millisecond,
+		"the server took the last request")
+
+	stopped := make(chan error, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	go func() { stopped <- ts.srv.Stop(ctx) }()
+	release()
+	require.NoError(t, <-stopped, "a producer that does not read does not make the stop cut short")
+	require.NoError(t, ctx.Err())
+	require.Equal(t, int64(0), ts.srv.InflightBytes())
+}

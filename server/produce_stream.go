@@ -87,7 +87,9 @@ type streamAnswer struct {
 // The stream ends when receiving ends (the client half-closed it: OK; or
 // it is gone, or sent a message over the size limit: that error), when Stop
 // begins (UNAVAILABLE, SERVER_STOPPING), or when a Send fails (the client
-// is gone). In every case the requests already handed to the log are
+// is gone), or waits for a client that does not read its answers: for
+// Options.SlowConsumerTimeout (RESOURCE_EXHAUSTED, SLOW_CONSUMER), or past
+// Stop's grace period (see watchedSender). In every case the requests already handed to the log are
 // completed by it within a commit or so, whatever the client does (an
 // append the log has queued is never abandoned), and answered if the
 // stream can still send: during a graceful stop, every request the server
@@ -126,6 +128,9 @@ type produceSession struct {
 	sending []streamAnswer // the answers being written; swapped with answers
 	sendErr error          // the first failed Send: later answers are dropped
 	out     responseBuilder
+	// sender bounds each Send: by SlowConsumerTimeout, and by the end of
+	// Stop's grace period (see watchedSender).
+	sender *watchedSender[goethev1.ProduceStreamResponse]
 }
 
 func newProduceSession(v *service, stream grpc.BidiStreamingServer[goethev1.ProduceStreamRequest, goethev1.ProduceStreamResponse]) *produceSession {
@@ -144,11 +149,14 @@ func newProduceSession(v *service, stream grpc.BidiStreamingServer[goethev1.Prod
 		received: make(chan error, 1),
 		wake:     make(chan struct{}, 1),
 		out:      responseBuilder{status: v.statusProto},
+		sender: newWatchedSender(stream.Send, v.s.opts.SlowConsumerTimeout, v.s.graceOver,
+			func() error { return errStopGraceOver }),
 	}
 }
 
 // serve runs the session and returns how the stream ends (nil: OK).
 func (s *produceSession) serve() error {
+	defer s.sender.close()
 	go s.receiveLoop()
 	return s.drain(s.sendLoop())
 }
@@ -320,15 +328,17 @@ func (s *produceSession) flush() error {
 	var err error
 	if s.sendErr == nil {
 		if s.batched {
-			err = s.stream.Send(s.out.build(batch))
+			err = s.sender.send(s.out.build(batch))
 		} else {
 			for i := range batch {
-				if err = s.stream.Send(s.out.build(batch[i : i+1])); err != nil {
+				if err = s.sender.send(s.out.build(batch[i : i+1])); err != nil {
 					break
 				}
 			}
 		}
-		s.out.reset()
+		if !abandoned(err) {
+			s.out.reset() // else the abandoned Send may still read the message
+		}
 		s.sendErr = err
 	}
 	clear(batch) // the answers' errors

@@ -100,6 +100,8 @@ type Server struct {
 
 	budget budget      // in-flight produce bytes (admission.go)
 	calls  callTracker // running calls of the service, for Stop (limits.go)
+	// graceOver is closed when Stop's grace period ends (awaitStop).
+	graceOver chan struct{}
 }
 
 // New returns a Server of log with the given options (zero fields take
@@ -113,6 +115,7 @@ func New(log Log, opts Options) (*Server, error) {
 	base, cancel := context.WithCancelCause(context.Background())
 	s := &Server{log: log, opts: opts, base: base, cancel: cancel, health: health.NewServer()}
 	s.budget.limit = opts.MaxInflightBytes
+	s.graceOver = make(chan struct{})
 	// Metrics, when on, are the outermost interceptors: they time and count
 	// every call as its client sees it.
 	streamInterceptors := []grpc.StreamServerInterceptor{s.streamInterceptor}

@@ -149,7 +149,7 @@ func (v *service) consume(req *goethev1.ConsumeRequest, stream grpc.ServerStream
 	// The response and its events are reused from page to page: Send
 	// encodes the message before it returns.
 	slots := make([]goethev1.Event, 0, min(pageEvents, 1024))
-	sender := newConsumeSender(stream, v.s.opts.SlowConsumerTimeout)
+	sender := newWatchedSender(stream.Send, v.s.opts.SlowConsumerTimeout, ctx.Done(), ctx.Err)
 	defer sender.close()
 	for {
 		n := pageEvents
