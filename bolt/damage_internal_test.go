@@ -139,10 +139,13 @@ func TestDamageWhileOpen(t *testing.T) {
 			defer db.Close()
 			var b engine.Batch
 			for i := range enginetest.DamageEntries {
-				b.Reset()
 				b.Put(enginetest.DamageKey(i), make([]byte, enginetest.DamageValueSize))
-				require.NoError(t, db.Write(&b, true))
+				if b.Len() == 100 {
+					require.NoError(t, db.Write(&b, true))
+					b.Reset()
+				}
 			}
+			require.NoError(t, db.Write(&b, true))
 			d.apply(t, filepath.Join(dir, FileName))
 
 			_, err = db.Scan(nil, nil, 1<<30, 0)
