@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
+	"github.com/goethe-log/goethe/store"
 )
 
 // Bearer tokens and per-topic permissions.
@@ -144,6 +146,7 @@ type Tokens struct {
 type grant struct {
 	name               string
 	read, write, admin patterns
+	readRanges         []topicRange // what ListTopics visits: readableRanges
 }
 
 // patterns is a set of topic patterns: exact names and prefixes.
@@ -239,6 +242,7 @@ func NewTokens(entries []TokenEntry) (*Tokens, error) {
 				}
 			}
 		}
+		g.readRanges = readableRanges(g)
 		t.byHash[key] = g
 	}
 	return t, nil
@@ -422,6 +426,7 @@ func authStatus(err error) error {
 type authGuard struct {
 	auth   *Auth
 	budget *budget
+	log    Log // for ListTopics of a token that may read some topics only
 }
 
 // unaryInterceptor authenticates and authorises every unary call of the
@@ -436,7 +441,7 @@ func (ag *authGuard) unaryInterceptor(ctx context.Context, req any, info *grpc.U
 		return nil, toStatus(err)
 	}
 	if r, ok := req.(*goethev1.ListTopicsRequest); ok && info.FullMethod == goethev1.Goethe_ListTopics_FullMethodName {
-		return listReadable(ctx, g, r, handler)
+		return ag.listReadable(ctx, g, r, handler)
 	}
 	if err := g.check(info.FullMethod, req); err != nil {
 		return nil, authStatus(err)
@@ -445,50 +450,152 @@ func (ag *authGuard) unaryInterceptor(ctx context.Context, req any, info *grpc.U
 }
 
 // listReadable answers ListTopics with the topics g may read, a page of
-// up to the page size asked for at a time. Its next page token is the
-// last name it returns (never the name of a topic g may not read), so it
-// reads the catalog page by page until it has a full page or reaches the
-// end: a token that may read few of many topics costs a scan of the
-// catalog per call.
-func listReadable(ctx context.Context, g *grant, req *goethev1.ListTopicsRequest, handler grpc.UnaryHandler) (any, error) {
+// up to the page size asked for at a time. It visits only the names g may
+// read (readRanges: a lookup per exact name, a seek per prefix), never the
+// catalog around them, so a token that reads a few of many topics lists
+// them at the cost of those few; and its page token is the last name it
+// returned, never the name of a topic g may not read. A full page always
+// has a next page token, which may lead to an empty last page.
+func (ag *authGuard) listReadable(ctx context.Context, g *grant, req *goethev1.ListTopicsRequest, handler grpc.UnaryHandler) (any, error) {
 	if g.readsAll() {
 		return handler(ctx, req)
 	}
-	size := req.GetPageSize()
+	after := req.GetPageToken()
+	if after != "" {
+		if err := store.ValidateName("topic", after); err != nil {
+			return nil, toStatus(fmt.Errorf("%w: page_token is not a topic name: %v", errBadRequest, err))
+		}
+	}
+	size := int(req.GetPageSize())
 	switch {
 	case size == 0:
 		size = DefaultListPageSize
 	case size > MaxListPageSize:
 		size = MaxListPageSize
 	}
-	out := &goethev1.ListTopicsResponse{}
-	page := &goethev1.ListTopicsRequest{PageSize: size, PageToken: req.GetPageToken()}
-	for {
-		res, err := handler(ctx, page)
-		if err != nil {
-			return nil, err
-		}
-		r := res.(*goethev1.ListTopicsResponse)
-		for i, t := range r.Topics {
-			if !g.allows(PermissionRead, t.GetName()) {
-				continue
-			}
-			out.Topics = append(out.Topics, t)
-			if len(out.Topics) == int(size) {
-				if i < len(r.Topics)-1 || r.NextPageToken != "" {
-					out.NextPageToken = t.GetName()
-				}
-				return out, nil
-			}
-		}
-		if r.NextPageToken == "" {
-			return out, nil
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, toStatus(err)
-		}
-		page.PageToken = r.NextPageToken
+	infos, err := listRanges(ag.log, g.readRanges, after, size)
+	if err != nil {
+		return nil, toStatus(err)
 	}
+	res := &goethev1.ListTopicsResponse{Topics: make([]*goethev1.Topic, len(infos))}
+	for i := range infos {
+		res.Topics[i] = topicProto(&infos[i])
+	}
+	if len(infos) == size {
+		res.NextPageToken = infos[len(infos)-1].Name
+	}
+	return res, nil
+}
+
+// topicRange is a set of topic names a token may read: one name, or every
+// name that begins with prefix.
+type topicRange struct {
+	name   string
+	prefix bool
+}
+
+// readableRanges returns the ranges of the read and admin patterns,
+// sorted by name and disjoint: a name or prefix that a shorter prefix
+// covers is dropped. Names with a common prefix sort together, right after
+// the prefix itself, so one pass finds the covered ones.
+func readableRanges(g *grant) []topicRange {
+	var rs []topicRange
+	for _, p := range []*patterns{&g.read, &g.admin} {
+		for name := range p.exact {
+			rs = append(rs, topicRange{name: name})
+		}
+		for _, pre := range p.prefixes {
+			rs = append(rs, topicRange{name: pre, prefix: true})
+		}
+	}
+	slices.SortFunc(rs, func(a, b topicRange) int {
+		if c := strings.Compare(a.name, b.name); c != 0 {
+			return c
+		}
+		switch {
+		case a.prefix == b.prefix:
+			return 0
+		case a.prefix:
+			return -1
+		}
+		return 1
+	})
+	out := rs[:0]
+	cover := "" // the last prefix kept; "" covers nothing (no pattern is empty)
+	for _, r := range rs {
+		if cover != "" && strings.HasPrefix(r.name, cover) {
+			continue
+		}
+		out = append(out, r)
+		if r.prefix {
+			cover = r.name
+		}
+	}
+	return out
+}
+
+// listRanges returns up to n topics of the ranges whose names sort after
+// after, in byte order.
+func listRanges(log Log, ranges []topicRange, after string, n int) ([]store.TopicInfo, error) {
+	var out []store.TopicInfo
+	// info appends the topic named name, if it exists.
+	info := func(name string) error {
+		ti, err := log.Info(name)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return nil
+		case err != nil:
+			return err
+		}
+		out = append(out, ti)
+		return nil
+	}
+	for _, r := range ranges {
+		if len(out) == n {
+			break
+		}
+		if !r.prefix {
+			if r.name > after {
+				if err := info(r.name); err != nil {
+					return nil, err
+				}
+			}
+			continue
+		}
+		from := after
+		switch {
+		case strings.HasPrefix(after, r.name):
+			// after is in the range: go on from it.
+		case after > r.name:
+			continue // the whole range sorts before after
+		default:
+			// The range begins after after: its first name may be the
+			// prefix itself, which Topics(prefix) would skip.
+			if err := info(r.name); err != nil {
+				return nil, err
+			}
+			from = r.name
+		}
+		for len(out) < n {
+			page, next, err := log.Topics(from, n-len(out))
+			if err != nil {
+				return nil, err
+			}
+			inRange := 0
+			for _, ti := range page {
+				if !strings.HasPrefix(ti.Name, r.name) {
+					break
+				}
+				inRange++
+			}
+			out = append(out, page[:inRange]...)
+			if inRange < len(page) || next == "" {
+				break
+			}
+			from = next
+		}
+	}
+	return out, nil
 }
 
 // streamInterceptor authenticates every streaming call of the Goethe

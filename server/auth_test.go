@@ -320,26 +320,39 @@ func TestAuthPatterns(t *testing.T) {
 	}
 }
 
-// TestAuthListTopicsFilters: ListTopics lists only the topics the token
-// may read, in full pages, and no page token names a topic it may not read.
+// TestAuthListTopicsFilters: ListTopics lists exactly the topics the token
+// may read (read or admin patterns, overlapping or not, names that are
+// prefixes of others), in order, in full pages, and no page token names a
+// topic it may not read.
 func TestAuthListTopicsFilters(t *testing.T) {
-	toks, err := server.NewTokens([]server.TokenEntry{
-		{Name: "admin", SHA256: server.HashToken(tokAdmin), Admin: []string{"*"}},
-		{Name: "some", SHA256: server.HashToken("t-some"), Read: []string{"b*", "d3"}},
-		{Name: "writer", SHA256: server.HashToken("t-writer"), Write: []string{"*"}},
-	})
+	grants := []server.TokenEntry{
+		{Name: "admin", Admin: []string{"*"}},
+		{Name: "some", Read: []string{"b*", "d3"}},
+		{Name: "overlap", Read: []string{"a*", "ab", "abc*", "b1"}, Admin: []string{"ab*", "c"}},
+		{Name: "exact", Read: []string{"abc", "b1", "zz", "a"}, Admin: []string{"e"}},
+		{Name: "prefix-is-topic", Read: []string{"c*", "d3*"}},
+		{Name: "writer", Write: []string{"*"}},
+	}
+	for i := range grants {
+		grants[i].SHA256 = server.HashToken("t-" + grants[i].Name)
+	}
+	toks, err := server.NewTokens(grants)
 	require.NoError(t, err)
 	addr, _ := startSecureServer(t, server.Options{Auth: server.NewAuth(toks)})
 	api := goethev1.NewGoetheClient(rawConn(t, addr, nil))
 	ctx := ctxT(t)
-	var all []string
-	for _, p := range []string{"a", "b", "c", "d"} {
-		for i := range 4 {
-			name := p + string(rune('0'+i))
-			all = append(all, name)
-			_, err := api.Produce(withAuth(ctx, bearer(tokAdmin)), oneEvent(name))
-			require.NoError(t, err)
+	all := []string{"a", "a0", "a1", "ab", "abc", "abcd", "b", "b0", "b1", "b2", "b3", "c", "c/x", "c0", "d3", "d30", "d4", "e", "é"}
+	for _, name := range all {
+		_, err := api.Produce(withAuth(ctx, bearer("t-admin")), oneEvent(name))
+		require.NoError(t, err)
+	}
+	matches := func(pats []string, name string) bool {
+		for _, p := range pats {
+			if p == "*" || p == name || strings.HasSuffix(p, "*") && strings.HasPrefix(name, p[:len(p)-1]) {
+				return true
+			}
 		}
+		return false
 	}
 	list := func(tok string, size uint32) (names, tokens []string) {
 		page := ""
@@ -358,18 +371,23 @@ func TestAuthListTopicsFilters(t *testing.T) {
 			page = res.NextPageToken
 		}
 	}
-	want := []string{"b0", "b1", "b2", "b3", "d3"}
-	for _, size := range []uint32{1, 2, 3, 5, 100} {
-		names, tokens := list("t-some", size)
-		require.Equal(t, want, names, "page size %d", size)
-		for _, tk := range tokens {
-			require.Contains(t, want, tk, "a page token names only readable topics")
+	for _, g := range grants {
+		var want []string
+		for _, name := range all {
+			if matches(g.Read, name) || matches(g.Admin, name) {
+				want = append(want, name)
+			}
+		}
+		for _, size := range []uint32{1, 2, 3, 5, 100} {
+			names, tokens := list("t-"+g.Name, size)
+			require.Equal(t, want, names, "token %s, page size %d", g.Name, size)
+			for _, tk := range tokens {
+				require.Contains(t, want, tk, "a page token names only readable topics")
+			}
 		}
 	}
-	names, _ := list(tokAdmin, 3)
-	require.Equal(t, all, names)
-	names, _ = list("t-writer", 3)
-	require.Empty(t, names, "write does not list")
+	_, err = api.ListTopics(withAuth(ctx, bearer("t-some")), &goethev1.ListTopicsRequest{PageToken: "bad\x00name"})
+	requireReason(t, err, codes.InvalidArgument, goethev1.ReasonInvalidArgument)
 }
 
 // TestAuthProduceStreamPerRequest: a ProduceStream is checked request by

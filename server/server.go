@@ -137,7 +137,7 @@ func New(log Log, opts Options) (*Server, error) {
 	// refused calls are counted by their code, and give back the budget
 	// their request took.
 	if a := opts.Auth; a != nil {
-		g := &authGuard{auth: a, budget: &s.budget}
+		g := &authGuard{auth: a, budget: &s.budget, log: log}
 		streamInterceptors = slices.Insert(streamInterceptors, len(streamInterceptors)-1, g.streamInterceptor)
 		unaryInterceptors = append(unaryInterceptors, g.unaryInterceptor)
 	}
