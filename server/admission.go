@@ -30,14 +30,23 @@ import (
 // (released when the request's append completes); over a limit
 // (LIMIT_EXCEEDED); malformed, invalid UTF-8 included (INVALID_ARGUMENT);
 // over the in-flight budget (RESOURCE_EXHAUSTED, MEMORY_BUDGET).
+//
+// What admission does not bound: gRPC reads a request's encoded bytes
+// whole (as received HTTP/2 frames) before it calls the codec, whatever
+// the budget, so each call in progress may hold up to MaxRequestBytes
+// before the codec refuses it and frees them at once. That memory is
+// bounded by the calls open at once (MaxConnections ×
+// MaxConcurrentStreams), not by MaxInflightBytes; bounding it by bytes
+// would take a hook in gRPC's transport between a message's length
+// prefix and its body, which grpc-go v1.85 does not offer.
 
 // Errors of admission. Handlers return them through toStatus.
 var (
 	// errMemoryBudget: taking the request would put the server past its
 	// budget of in-flight produce bytes (Options.MaxInflightBytes).
 	errMemoryBudget = errors.New("server memory budget exhausted")
-	// errSlowConsumer: a Consume stream's client has not read for
-	// Options.SlowConsumerTimeout.
+	// errSlowConsumer: a stream's client has not read (its Consume events,
+	// or its ProduceStream answers) for Options.SlowConsumerTimeout.
 	errSlowConsumer = errors.New("slow consumer")
 )
 
