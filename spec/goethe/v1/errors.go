@@ -35,9 +35,11 @@ const (
 	// (--max-inflight-bytes); the request was not read and nothing was
 	// stored. Retry later, with backoff.
 	ReasonMemoryBudget = "MEMORY_BUDGET"
-	// ReasonSlowConsumer (RESOURCE_EXHAUSTED): a Consume stream's client did
-	// not read for the server's --slow-consumer-timeout, and the server
-	// ended the stream. Consume again from the last event received.
+	// ReasonSlowConsumer (RESOURCE_EXHAUSTED): a stream's client did not
+	// read for the server's --slow-consumer-timeout, and the server ended
+	// the stream. A Consume client consumes again from the last event
+	// received; a ProduceStream client's requests without an answer may or
+	// may not be stored.
 	ReasonSlowConsumer = "SLOW_CONSUMER"
 	// ReasonDiskFull (RESOURCE_EXHAUSTED): the server's data volume is
 	// full, or below the free space the server keeps in reserve
