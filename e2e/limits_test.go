@@ -381,6 +381,9 @@ func TestSoak(t *testing.T) {
 	t.Logf("RSS before %d MiB, sampled peak %d MiB, VmHWM %d MiB, bound %d MiB (%v); streams open at once on one connection: %d",
 		before>>20, peak.Load()>>20, hwm>>20, bound>>20, d, maxOpen.Load())
 	require.LessOrEqual(t, hwm, int64(bound), "peak RSS past the budgets")
+	small, ok := counts.Load("small produce ok")
+	require.True(t, ok, "no small Produce went through during the soak")
+	require.Positive(t, small.(*atomic.Int64).Load())
 	require.Positive(t, maxOpen.Load())
 	require.LessOrEqual(t, maxOpen.Load(), int64(soakStreams), "one connection holds at most --max-concurrent-streams")
 	s.stop()
