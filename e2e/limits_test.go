@@ -228,6 +228,7 @@ func TestSoak(t *testing.T) {
 	// starts.
 	empties := rawEmptyEvents("soak", 31_000_000)
 	big := rawProduce("soak", 60, 1<<20-64)
+	overLimit := append(rawProduce("soak", 59, 1<<20-64), rawProduce("", 1, 1<<20+1)[2:]...)
 	fctx, fcancel := context.WithCancel(context.Background())
 	defer fcancel()
 	for range 32 {
@@ -283,12 +284,17 @@ func TestSoak(t *testing.T) {
 			allowed("31M empty events", invokeRaw(ctx, conn, empties), codes.InvalidArgument, codes.ResourceExhausted)
 		}
 	})
-	// 24 concurrent 60 MiB Produces, twice each.
+	// 24 concurrent 60 MiB Produces: valid twice each, then, so that the
+	// disk does not fill over a long soak, 60 MiB whose last event is over
+	// --max-event-bytes (read whole, refused) until the end.
 	for range 24 {
 		wg.Go(func() {
 			conn := dialRaw(t, s.addr)
 			for i := 0; i < 2 && ctx.Err() == nil; i++ {
 				allowed("60 MiB produce", invokeRaw(ctx, conn, big), codes.ResourceExhausted)
+			}
+			for ctx.Err() == nil {
+				allowed("60 MiB over a limit", invokeRaw(ctx, conn, overLimit), codes.InvalidArgument, codes.ResourceExhausted)
 			}
 		})
 	}
