@@ -46,6 +46,12 @@
 // RESOURCE_EXHAUSTED (SLOW_CONSUMER). Until then a stalled follower holds
 // one page of events and its encoding in the server (the HTTP/2 window of
 // 4 MiB holds what is on its way to the client).
+// The budget counts requests once taken: gRPC reads each request whole
+// before it can be refused, so a burst of large requests on many
+// connections is bounded by --max-connections × --max-concurrent-streams
+// × the largest request, transiently. Setting the Go runtime's GOMEMLIMIT
+// (e.g. GOMEMLIMIT=1GiB) keeps the garbage collector's headroom over such
+// bursts small; e2e TestSoak runs so.
 //
 // SIGINT or SIGTERM stops the server gracefully: it stops accepting, ends
 // streams, finishes the calls in flight, and closes the data folder. A
