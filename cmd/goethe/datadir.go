@@ -146,20 +146,30 @@ func unwrapPathError(err error) error {
 // made before goethe kept its data private becomes private. The error
 // names the file it could not change.
 func restrictModes(dir string) error {
+	// The walk runs before the engine's lock is taken: a goethe already
+	// serving the folder may remove files under it meanwhile (pebble
+	// rotates its OPTIONS and logs), so a file gone is skipped, and the
+	// engine's lock then reports the folder in use.
+	gone := func(err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return unwrapPathError(err)
+	}
 	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
-			return unwrapPathError(err)
+			return gone(err)
 		}
 		if d.Type()&fs.ModeSymlink != 0 {
 			return nil
 		}
 		info, err := d.Info()
 		if err != nil {
-			return unwrapPathError(err)
+			return gone(err)
 		}
 		if m := info.Mode().Perm(); m&privateUmask != 0 {
 			if err := os.Chmod(path, m&^privateUmask); err != nil {
-				return unwrapPathError(err)
+				return gone(err)
 			}
 		}
 		return nil
