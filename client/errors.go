@@ -25,8 +25,14 @@ var (
 	// last seq did not hold; the error is a *ConflictError. Nothing was
 	// stored.
 	ErrConflict = errors.New("goethe: expected last seq mismatch")
-	// ErrTooLarge (RESOURCE_EXHAUSTED): a request exceeded a server limit,
-	// such as its message size. Nothing was stored.
+	// ErrTooLarge (RESOURCE_EXHAUSTED): a request exceeded a limit or a
+	// resource of the server; Error.Reason says which. LIMIT_EXCEEDED (a
+	// limit, such as the message size) and MEMORY_BUDGET (the server's
+	// in-flight bytes; retry later) stored nothing. DISK_FULL: the server's
+	// volume is full or below its free-space reserve; most such requests
+	// stored nothing, but the one whose engine write met the full disk may
+	// or may not be stored, as after a crash. SLOW_CONSUMER ends a Consume
+	// stream whose client stopped reading.
 	ErrTooLarge = errors.New("goethe: resource exhausted")
 	// ErrUnavailable (UNAVAILABLE): the server cannot be reached, is
 	// stopping, or its store cannot write; retry later. A Produce that

@@ -87,7 +87,7 @@ func TestCodeTable(t *testing.T) {
 		require.Same(t, &codeTable[i], lookupCode(e.err), "%v is matched by its own entry", e.err)
 	}
 	for _, e := range []error{store.ErrNotFound, store.ErrConflict, store.ErrInvalidName, store.ErrInvalid,
-		store.ErrClosed, store.ErrFailed, store.ErrTopicLimit, store.ErrCorrupted} {
+		store.ErrClosed, store.ErrFailed, store.ErrTopicLimit, store.ErrCorrupted, store.ErrNoSpace} {
 		require.True(t, mapped[e], "%v has no code", e)
 	}
 	require.Same(t, &internalEntry, lookupCode(errors.New("other")))
