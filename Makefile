@@ -6,7 +6,7 @@ BENCH     ?= .
 BENCHTIME ?= 1s
 COUNT     ?= 1
 
-.PHONY: all build cli test vet fuzz bench spec run clean results results-bench
+.PHONY: all build cli test vet fuzz bench spec spec-check run clean results results-bench
 
 all: build cli
 
@@ -70,6 +70,12 @@ results-bench:
 # Regenerates spec/goethe/v1/*.pb.go from the .proto (pinned plugins).
 spec:
 	./spec/gen.sh
+
+# Fails when the committed code in spec/ is not what make spec generates
+# (the protoc version line of the header is ignored: it names the
+# machine's protoc, not a difference in the code).
+spec-check: spec
+	@git diff --exit-code -I '^//[[:space:]]+protoc[[:space:]]' -- spec/ || { echo "spec/: generated code is stale: run make spec and commit it"; exit 1; }
 
 # Starts a server on the default engine (goleveldb) in ./goethe-data.
 run:
