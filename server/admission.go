@@ -29,7 +29,10 @@ import (
 // A mark says one of: admitted, holding n bytes of the in-flight budget
 // (released when the request's append completes); over a limit
 // (LIMIT_EXCEEDED); malformed, invalid UTF-8 included (INVALID_ARGUMENT);
-// over the in-flight budget (RESOURCE_EXHAUSTED, MEMORY_BUDGET).
+// over the in-flight budget (RESOURCE_EXHAUSTED, MEMORY_BUDGET); denied
+// by the auth guard (PERMISSION_DENIED: a ProduceStream request whose
+// token may not write its topic, marked by authStream so that the session
+// answers it alone and goes on).
 //
 // What admission does not bound: gRPC reads a request's encoded bytes
 // whole (as received HTTP/2 frames) before it calls the codec, whatever
@@ -62,6 +65,10 @@ const (
 	markLimit     markKind = 2 // over MaxBatchEvents or MaxEventBytes
 	markMalformed markKind = 3 // not a valid encoding, e.g. invalid UTF-8
 	markBudget    markKind = 4 // over MaxInflightBytes
+	// markDenied: the auth guard refused the request (a ProduceStream
+	// request whose token may not write its topic); n is the Permission
+	// lacking, msg the topic. The request holds no budget.
+	markDenied markKind = 5
 )
 
 // mark is a decoded admission mark. The zero mark: none (the message was
@@ -123,6 +130,8 @@ func readMark(m any) mark {
 			return mark{err: fmt.Errorf("%w: %s", errBadRequest, msg)}
 		case markBudget:
 			return mark{err: fmt.Errorf("%w: %s", errMemoryBudget, msg)}
+		case markDenied:
+			return mark{err: &deniedError{perm: Permission(held), topic: msg}}
 		}
 		return mark{}
 	}

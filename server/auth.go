@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
 	"github.com/goethe-log/goethe/store"
@@ -421,8 +422,8 @@ func authStatus(err error) error {
 // authGuard is the server's Auth at work: its interceptors. A request the
 // codec admitted holds bytes of the in-flight budget (admission.go); a
 // unary call gives them back in admitUnary, outside the guard, and a
-// ProduceStream request the guard refuses gives them back here, since the
-// stream's session never sees it.
+// ProduceStream request the guard refuses gives them back here, before
+// the session sees it marked denied.
 type authGuard struct {
 	auth   *Auth
 	budget *budget
@@ -601,11 +602,12 @@ func listRanges(log Log, ranges []topicRange, after string, n int) ([]store.Topi
 // streamInterceptor authenticates every streaming call of the Goethe
 // service when it opens, and authorises each request it receives: a
 // Consume before it starts, each request of a ProduceStream before it is
-// started. A refused ProduceStream request ends the stream with
-// PERMISSION_DENIED once the requests started before it are answered (as
-// a request gRPC cannot decode does): a client that writes to a topic it
-// may not write to is misconfigured, and an answer per request would hide
-// that behind a stream that goes on.
+// started. A refused ProduceStream request fails alone, as every request
+// of a ProduceStream does (spec: "A request that fails, fails alone"): the
+// session answers it PERMISSION_DENIED, with the topic and the permission
+// as ErrorInfo metadata as a unary Produce would have, and the stream goes
+// on, so that one caller's misconfigured topic does not fail the other
+// callers whose requests a client merges into the same stream.
 func (ag *authGuard) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	if !guarded(info.FullMethod) {
 		return handler(srv, ss)
@@ -633,7 +635,10 @@ type authStream struct {
 // RecvMsg receives m and fails with PERMISSION_DENIED if the token may not
 // make that request. A ProduceStream request the codec already refused
 // (over a limit or the budget; its content is not decoded) is left to the
-// session, which answers it and goes on.
+// session, which answers it and goes on; so is one the token may not
+// write: RecvMsg gives back the budget it holds, empties it but for its
+// request_id and marks it denied (markDenied), and the session answers it
+// PERMISSION_DENIED alone.
 func (s *authStream) RecvMsg(m any) error {
 	if err := s.ServerStream.RecvMsg(m); err != nil {
 		return err
@@ -647,10 +652,19 @@ func (s *authStream) RecvMsg(m any) error {
 		return nil
 	}
 	if err := s.grant.check(s.method, m); err != nil {
-		if stream {
-			s.budget.release(mk.held)
+		if !stream {
+			return authStatus(err)
 		}
-		return authStatus(err)
+		s.budget.release(mk.held)
+		de := (*deniedError)(nil)
+		if !errors.As(err, &de) {
+			return authStatus(err)
+		}
+		r := m.(*goethev1.ProduceStreamRequest)
+		id := r.GetRequestId()
+		proto.Reset(r) // the session must not append it, nor hold its events
+		r.RequestId = id
+		setMark(r, markDenied, int64(de.perm), de.topic)
 	}
 	return nil
 }

@@ -17,7 +17,9 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
 
+	"github.com/goethe-log/goethe/client"
 	"github.com/goethe-log/goethe/engines"
 	"github.com/goethe-log/goethe/server"
 	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
@@ -154,7 +156,7 @@ var authRPCs = []struct {
 			return err
 		}
 		if e := res.GetError(); e != nil {
-			return errors.New("request failed: " + e.GetMessage())
+			return status.ErrorProto(e) // the request failed alone
 		}
 		_, err = s.Recv()
 		if errors.Is(err, io.EOF) {
@@ -391,22 +393,44 @@ func TestAuthListTopicsFilters(t *testing.T) {
 }
 
 // TestAuthProduceStreamPerRequest: a ProduceStream is checked request by
-// request; the first refused request ends the stream with
-// PERMISSION_DENIED, after the answers of the requests before it.
+// request, and a refused request fails alone, as the spec says of every
+// request of a stream: requests to an allowed, a forbidden and an allowed
+// topic are answered OK, PERMISSION_DENIED (with the topic and permission
+// as metadata, as a unary Produce says it) and OK; the stream stays open
+// and ends OK after a half-close; the forbidden request stored nothing and
+// gave its budget back (its request holds more than half of it).
 func TestAuthProduceStreamPerRequest(t *testing.T) {
 	addr, _ := startSecureServer(t, budgetOptions(server.NewAuth(testTokens(t))))
 	api := goethev1.NewGoetheClient(rawConn(t, addr, nil))
 	ctx := ctxT(t)
 	s, err := api.ProduceStream(withAuth(ctx, bearer(tokWriter)))
 	require.NoError(t, err)
+	answer := func(id uint64) *goethev1.ProduceStreamResponse {
+		t.Helper()
+		res, err := s.Recv()
+		require.NoError(t, err, "the stream stays open")
+		require.Equal(t, id, res.GetRequestId())
+		return res
+	}
 	require.NoError(t, s.Send(&goethev1.ProduceStreamRequest{RequestId: 1, Produce: oneEvent("orders")}))
-	res, err := s.Recv()
-	require.NoError(t, err)
-	require.NotNil(t, res.GetResult())
+	require.NotNil(t, answer(1).GetResult())
 	require.NoError(t, s.Send(&goethev1.ProduceStreamRequest{RequestId: 2, Produce: bigRequest("secrets")}))
-	_, err = s.Recv()
-	requireReason(t, err, codes.PermissionDenied, goethev1.ReasonPermissionDenied)
+	failed := answer(2).GetError()
+	require.NotNil(t, failed, "request 2 is refused")
+	err = status.ErrorProto(failed)
+	info := requireReason(t, err, codes.PermissionDenied, goethev1.ReasonPermissionDenied)
+	require.Equal(t, map[string]string{"topic": "secrets", "permission": "write"}, info.GetMetadata())
 	require.Contains(t, err.Error(), `"secrets"`)
+	// The refused request's bytes are free again: this one needs more
+	// than half of the budget.
+	require.NoError(t, s.Send(&goethev1.ProduceStreamRequest{RequestId: 3, Produce: bigRequest("orders")}))
+	res := answer(3).GetResult()
+	require.NotNil(t, res, "request 3 is taken")
+	require.EqualValues(t, 2, res.GetFirstSeq())
+	require.NoError(t, s.CloseSend())
+	_, err = s.Recv()
+	require.ErrorIs(t, err, io.EOF, "the stream ends OK")
+
 	_, err = api.GetTopic(withAuth(ctx, bearer(tokAdmin)), &goethev1.GetTopicRequest{Topic: "secrets"})
 	requireReason(t, err, codes.NotFound, goethev1.ReasonTopicNotFound)
 	requireBudgetFree(t, api)
@@ -414,6 +438,40 @@ func TestAuthProduceStreamPerRequest(t *testing.T) {
 	_, err = api.Produce(withAuth(ctx, bearer(tokReader)), bigRequest("orders"))
 	requireReason(t, err, codes.PermissionDenied, goethev1.ReasonPermissionDenied)
 	requireBudgetFree(t, api)
+}
+
+// TestAuthProducerForbiddenTopic: the Go client's Producer, whose Sends
+// share one ProduceStream, sees only the Send to a topic its token may not
+// write fail (ErrPermissionDenied, with the topic); the Sends before and
+// after it, pending at the same time, succeed, and the Producer goes on.
+func TestAuthProducerForbiddenTopic(t *testing.T) {
+	addr, _ := startSecureServer(t, server.Options{Auth: server.NewAuth(testTokens(t))})
+	c, err := client.Dial(addr, client.WithToken(tokWriter))
+	require.NoError(t, err)
+	defer c.Close()
+	ctx := ctxT(t)
+	p, err := c.NewProducer(ctx)
+	require.NoError(t, err)
+	defer p.Close()
+	ev := []client.EventData{{Payload: []byte("x")}}
+	var futures []*client.Future
+	for _, topic := range []string{"orders", "secrets", "orders.eu"} {
+		f, err := p.Send(ctx, topic, ev)
+		require.NoError(t, err)
+		futures = append(futures, f)
+	}
+	_, err = futures[0].Wait(ctx)
+	require.NoError(t, err)
+	_, err = futures[1].Wait(ctx)
+	require.ErrorIs(t, err, client.ErrPermissionDenied)
+	var ce *client.Error
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, map[string]string{"topic": "secrets", "permission": "write"}, ce.Metadata())
+	_, err = futures[2].Wait(ctx)
+	require.NoError(t, err)
+	res, err := p.Produce(ctx, "orders", ev)
+	require.NoError(t, err, "the Producer goes on")
+	require.EqualValues(t, 2, res.FirstSeq)
 }
 
 // TestAuthHealthAndReflectionOpen: health checks and reflection need no

@@ -23,10 +23,15 @@ type service struct {
 	log Log
 }
 
-// status is toStatus(err), and logs the errors an operator must see: every
+// status is toStatus(err) (authStatus(err) for a request the auth guard
+// denied, so that its status carries the topic and permission wherever it
+// is answered), and logs the errors an operator must see: every
 // INTERNAL and DATA_LOSS, and the first STORE_FAILED (every write fails with it from
 // then on, until the log is reopened).
 func (v *service) status(err error) error {
+	if de := (*deniedError)(nil); errors.As(err, &de) {
+		return authStatus(err) // with the topic and permission, as the guard says it
+	}
 	st := toStatus(err)
 	if err == nil || st == err {
 		return st
