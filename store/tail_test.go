@@ -413,15 +413,24 @@ func TestTailAfterReopen(t *testing.T) {
 	})
 }
 
-// TestWaitManyWaiters: a commit wakes every waiter, more than the
-// committer wakes itself, also waiters that started before the topic
-// existed; a closed store ends every Wait with ErrClosed.
+// TestWaitManyWaiters: a commit wakes every waiter, as many as the
+// committer wakes itself (wakeInlineMax) and more (the waker goroutine's),
+// also waiters that started before the topic existed; a closed store ends
+// every Wait with ErrClosed.
 func TestWaitManyWaiters(t *testing.T) {
+	for _, n := range []int{1, wakeInlineMax, wakeInlineMax + 1, 4 * wakeInlineMax} {
+		t.Run(fmt.Sprintf("waiters=%d", n), func(t *testing.T) {
+			t.Parallel()
+			testWaitManyWaiters(t, n)
+		})
+	}
+}
+
+func testWaitManyWaiters(t *testing.T, n int) {
 	opts := DefaultOptions()
 	opts.UnsafeNoSync = true
 	s := tailOpen(t, "leveldb", t.TempDir(), opts)
 	ctx := context.Background()
-	const n = 4 * wakeInlineMax
 	var woken atomic.Int32
 	results := make(chan error, 2*n)
 	for range n {
@@ -442,7 +451,7 @@ func TestWaitManyWaiters(t *testing.T) {
 		}()
 	}
 	tp, _ := s.lookup("new")
-	require.Eventually(t, func() bool { return tp.tail.waiting.Load() == n }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return tp.tail.waiting.Load() == int32(n) }, 10*time.Second, time.Millisecond)
 	require.Zero(t, woken.Load())
 	_, err = s.Append(ctx, "new", []Event{{Payload: []byte("b")}}, ExpectAny)
 	require.NoError(t, err)
@@ -452,7 +461,7 @@ func TestWaitManyWaiters(t *testing.T) {
 	for range n {
 		go func() { results <- s.Wait(ctx, "new", After(ti.LastID)+1<<62) }()
 	}
-	require.Eventually(t, func() bool { return tp.tail.waiting.Load() == n }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return tp.tail.waiting.Load() == int32(n) }, 10*time.Second, time.Millisecond)
 	require.NoError(t, s.Close())
 	for range n {
 		require.ErrorIs(t, <-results, ErrClosed)
