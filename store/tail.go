@@ -61,10 +61,9 @@ type tailView struct {
 
 // tail is a topic's ring and wake-up signal.
 type tail struct {
-	view     atomic.Pointer[tailView] // nil: Reads go to the engine
-	followed atomic.Bool              // a reader was at the end since the last commit
-	waiting  atomic.Int32             // readers in Wait on this topic
-	signal   atomic.Pointer[chan struct{}]
+	view     atomic.Pointer[tailView]   // nil: Reads go to the engine
+	followed atomic.Bool                // a reader was at the end since the last commit
+	signal   atomic.Pointer[wakeSignal] // nil: nobody waited since the last commit
 
 	// The committer's only.
 	buf        []Event // the ring is buf[head:], sizes[head:] their stored sizes
@@ -74,6 +73,12 @@ type tail struct {
 	endSeq     uint64 // seq of the last event the ring accounts for
 	before     uint64 // id of the event before buf[head]
 	followedAt int64  // clock of the last commit that found followed set
+}
+
+// wakeSignal is what a topic's waiters block on until the next commit.
+type wakeSignal struct {
+	ch      chan struct{}
+	waiters atomic.Int32 // that blocked on ch: an estimate (leavers are not subtracted)
 }
 
 // waker closes wake-up channels with many waiters, off the commit path.
@@ -267,17 +272,14 @@ func uvarintLen(v uint64) int {
 func (s *Store) waitTopic(ctx context.Context, t *topic, from uint64) error {
 	tl := &t.tail
 	s.startWaker()
-	tl.waiting.Add(1)
-	defer tl.waiting.Add(-1)
 	tl.markFollowed()
 	for {
-		ch := tl.signal.Load()
-		if ch == nil {
-			c := make(chan struct{})
-			if !tl.signal.CompareAndSwap(nil, &c) {
+		sig := tl.signal.Load()
+		if sig == nil {
+			sig = &wakeSignal{ch: make(chan struct{})}
+			if !tl.signal.CompareAndSwap(nil, sig) {
 				continue
 			}
-			ch = &c
 		}
 		// Checked after the signal is taken: a commit or a Close that
 		// these checks miss closes it. Not selecting on s.quit keeps
@@ -290,8 +292,9 @@ func (s *Store) waitTopic(ctx context.Context, t *topic, from uint64) error {
 			return ErrClosed
 		default:
 		}
+		sig.waiters.Add(1)
 		select {
-		case <-*ch:
+		case <-sig.ch:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -310,23 +313,18 @@ func (s *Store) startWaker() {
 // notify wakes the readers waiting on t after its new state is published.
 // The committer's cost is the same for one follower or thousands.
 func (s *Store) notify(t *topic) {
-	tl := &t.tail
-	n := tl.waiting.Load()
-	if n == 0 {
-		return
+	sig := t.tail.signal.Swap(nil)
+	if sig == nil {
+		return // nobody waited since the last commit
 	}
-	ch := tl.signal.Swap(nil)
-	if ch == nil {
-		return
-	}
-	if n <= wakeInlineMax {
-		close(*ch)
+	if sig.waiters.Load() <= wakeInlineMax {
+		close(sig.ch)
 		return
 	}
 	w := &s.waker
 	s.startWaker()
 	w.mu.Lock()
-	w.q = append(w.q, *ch)
+	w.q = append(w.q, sig.ch)
 	w.mu.Unlock()
 	select {
 	case w.kick <- struct{}{}:
@@ -345,8 +343,8 @@ func (s *Store) runWaker() {
 		case <-s.quit:
 			s.mu.RLock()
 			for _, t := range s.topics {
-				if ch := t.tail.signal.Swap(nil); ch != nil {
-					close(*ch)
+				if sig := t.tail.signal.Swap(nil); sig != nil {
+					close(sig.ch)
 				}
 			}
 			s.mu.RUnlock()
