@@ -542,3 +542,28 @@ func blocked(tp *topic) int {
 	}
 	return 0
 }
+
+// TestTailPageAppendCopies: a page served from the ring has its capacity
+// capped, so that a caller appending to it never writes into the ring.
+func TestTailPageAppendCopies(t *testing.T) {
+	opts := DefaultOptions()
+	opts.UnsafeNoSync = true
+	s := tailOpen(t, "leveldb", t.TempDir(), opts)
+	ctx := context.Background()
+	first, err := s.Append(ctx, "t", []Event{{Payload: []byte("a")}}, ExpectAny)
+	require.NoError(t, err)
+	follow(t, s, "t")
+	_, err = s.Append(ctx, "t", []Event{{Payload: []byte("b")}, {Payload: []byte("c")}}, ExpectAny)
+	require.NoError(t, err)
+	tp, err := s.lookup("t")
+	require.NoError(t, err)
+	p, ok := tp.tail.read(After(first.FirstID), tp.pub.Load().lastID, 1, 0)
+	require.True(t, ok, "served from the ring")
+	require.Len(t, p.Events, 1)
+	require.Equal(t, len(p.Events), cap(p.Events))
+	p.Events = append(p.Events, Event{Payload: []byte("mine")})
+	again, err := s.Read("t", After(first.FirstID), 0)
+	require.NoError(t, err)
+	require.Len(t, again.Events, 2)
+	require.Equal(t, "c", string(again.Events[1].Payload))
+}
