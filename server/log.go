@@ -33,7 +33,9 @@ import (
 //     GetCursor when the topic or the cursor does not exist.
 //   - Wait returns nil once topic holds an event at or after from, and
 //     nothing polls: appends wake it.
-//   - Read pages are the caller's to keep; Read and Info see every
+//   - Read pages are the caller's to keep but not to modify: their
+//     events, payloads and header maps may be shared with other readers
+//     (the store's live tail). Read and Info see every
 //     acknowledged append.
 //
 // The service never closes a Log: whoever opened it closes it, after
