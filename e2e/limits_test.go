@@ -3,8 +3,11 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -179,6 +182,7 @@ const (
 	soakInflight    = 64 << 20 // --max-inflight-bytes, = the largest request
 	soakStreams     = 100      // --max-concurrent-streams
 	soakConnections = 128      // --max-connections
+	soakFollowers   = 32       // stalled followers, one connection each
 )
 
 // The soak's bound on peak RSS is its RSS before the adversaries plus
@@ -210,7 +214,9 @@ const (
 // (62 MB) in a loop; 24 concurrent 60 MiB Produces; a ProduceStream
 // pushing 60 MiB requests without waiting for answers; one connection
 // opening 5,000 streams; 32 followers that never read. The server keeps
-// answering a small Produce throughout.
+// answering a small Produce throughout, and runs at most
+// --max-concurrent-streams Consume streams of the one connection at once
+// (its goethe_consume_open_streams gauge, sampled).
 func TestSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("soak: not in -short")
@@ -219,8 +225,10 @@ func TestSoak(t *testing.T) {
 	dir := t.TempDir()
 	s := startBinary(t, bin, []string{"GOMEMLIMIT=" + strconv.Itoa(soakMemLimit)}, "--engine", "leveldb", "--data-dir", dir, "--listen", "127.0.0.1:0", "--log-format", "json",
 		"--max-inflight-bytes", strconv.Itoa(soakInflight), "--max-concurrent-streams", strconv.Itoa(soakStreams),
-		"--max-connections", strconv.Itoa(soakConnections), "--slow-consumer-timeout", "3s", "--stop-grace", "1s")
+		"--max-connections", strconv.Itoa(soakConnections), "--slow-consumer-timeout", "3s", "--stop-grace", "1s",
+		"--metrics-listen", "127.0.0.1:0")
 	pid := s.cmd.Process.Pid
+	metricsURL := s.metricsURL()
 	fill(t, s.addr, "big", 8)
 	before := procStatus(t, pid, "VmRSS")
 
@@ -231,7 +239,7 @@ func TestSoak(t *testing.T) {
 	overLimit := append(rawProduce("soak", 59, 1<<20-64), rawProduce("", 1, 1<<20+1)[2:]...)
 	fctx, fcancel := context.WithCancel(context.Background())
 	defer fcancel()
-	for range 32 {
+	for range soakFollowers {
 		stallFollower(t, fctx, s.addr, "big")
 	}
 
@@ -249,6 +257,42 @@ func TestSoak(t *testing.T) {
 				peak.Store(v)
 			}
 			<-tick.C
+		}
+	}()
+	// The Consume streams the server runs at once, sampled from its
+	// goethe_consume_open_streams gauge until the soak's streams are gone.
+	// The server counts a stream from inside its handler, which gRPC runs
+	// only within its per-connection quota of --max-concurrent-streams
+	// (grpc-go's handler quota, acquired before the handler starts and
+	// released after it returns), so the gauge never overstates what one
+	// connection holds. A count on the client cannot say as much: a
+	// stream's end reaches the client after the server has released its
+	// slot, so when the soak ends and its streams are cancelled, streams
+	// still waiting for a slot on the client start on the freed slots
+	// (their context is done, but gRPC's wait for quota may take the slot
+	// first) while the goroutines of the cancelled ones have not yet
+	// counted them closed: the client then counted up to 176 "open", all
+	// of the excess after the soak's context had ended.
+	var peakStreams, streamSamples atomic.Int64
+	streamsSampled := make(chan struct{})
+	streamsDone := make(chan struct{}) // closed once the 5,000 streams have ended
+	go func() {
+		defer close(streamsSampled)
+		hc := &http.Client{Timeout: 5 * time.Second}
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if v, err := scrapeGauge(hc, metricsURL, "goethe_consume_open_streams"); err == nil {
+				streamSamples.Add(1)
+				if v > peakStreams.Load() {
+					peakStreams.Store(v)
+				}
+			}
+			select {
+			case <-streamsDone:
+				return
+			case <-tick.C:
+			}
 		}
 	}()
 
@@ -328,12 +372,18 @@ func TestSoak(t *testing.T) {
 		}
 		<-ctx.Done()
 	})
-	// One connection opening 5,000 streams; maxOpen is the most open at
-	// once.
-	var open, maxOpen atomic.Int64
+	// One connection opening 5,000 streams. maxOpen is the most the
+	// client counted open at once (for the log only: see peakStreams);
+	// dials counts the connections it made, one unless the server dropped
+	// it.
+	var open, maxOpen, dials atomic.Int64
 	var firstEnd sync.Once
 	wg.Go(func() {
-		conn := dialRaw(t, s.addr)
+		defer close(streamsDone)
+		conn := dialRaw(t, s.addr, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		}))
 		gc := goethev1.NewGoetheClient(conn)
 		var streams sync.WaitGroup
 		for range 5000 {
@@ -378,21 +428,72 @@ func TestSoak(t *testing.T) {
 	}
 	wg.Wait()
 	<-sampled
+	<-streamsSampled
 	hwm := procStatus(t, pid, "VmHWM")
 	counts.Range(func(k, v any) bool {
 		t.Logf("%-28s %d", k, v.(*atomic.Int64).Load())
 		return true
 	})
 	bound := before + soakMemoryFactor*soakInflight + soakSenders*maxRequestBytes + soakSlack
-	t.Logf("RSS before %d MiB, sampled peak %d MiB, VmHWM %d MiB, bound %d MiB (%v); streams open at once on one connection: %d",
-		before>>20, peak.Load()>>20, hwm>>20, bound>>20, d, maxOpen.Load())
+	// The server's Consume streams: the 32 stalled followers (one each on
+	// their own connections, until --slow-consumer-timeout ends them) and
+	// those of the one connection opening 5,000.
+	streamBound := int64(soakStreams)*dials.Load() + soakFollowers
+	t.Logf("RSS before %d MiB, sampled peak %d MiB, VmHWM %d MiB, bound %d MiB (%v)",
+		before>>20, peak.Load()>>20, hwm>>20, bound>>20, d)
+	t.Logf("Consume streams on the server at once: peak %d of %d samples, bound %d (%d connection(s) × --max-concurrent-streams %d + %d followers); counted open by the client at once: %d",
+		peakStreams.Load(), streamSamples.Load(), streamBound, dials.Load(), soakStreams, soakFollowers, maxOpen.Load())
+
 	require.LessOrEqual(t, hwm, int64(bound), "peak RSS past the budgets")
 	small, ok := counts.Load("small produce ok")
 	require.True(t, ok, "no small Produce went through during the soak")
 	require.Positive(t, small.(*atomic.Int64).Load())
-	require.Positive(t, maxOpen.Load())
-	require.LessOrEqual(t, maxOpen.Load(), int64(soakStreams), "one connection holds at most --max-concurrent-streams")
+	require.Positive(t, streamSamples.Load(), "the metrics were scraped")
+	require.Equal(t, int64(1), dials.Load(), "the streams' connection was not dropped")
+	require.GreaterOrEqual(t, peakStreams.Load(), int64(soakStreams), "the connection's streams filled its quota, so the bound was tested")
+	require.LessOrEqual(t, peakStreams.Load(), streamBound, "one connection holds at most --max-concurrent-streams")
 	s.stop()
+}
+
+// metricsURL is the metrics address the server's start line names (it
+// was started with --metrics-listen and --log-format json).
+func (s *server) metricsURL() string {
+	s.t.Helper()
+	sc := bufio.NewScanner(strings.NewReader(s.stderr.String()))
+	for sc.Scan() {
+		var line struct {
+			Msg     string `json:"msg"`
+			Metrics string `json:"metrics"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "goethe serving" && line.Metrics != "" {
+			return line.Metrics
+		}
+	}
+	s.t.Fatalf("no metrics URL in the start line:\n%s", s.stderr.String())
+	return ""
+}
+
+// scrapeGauge reads the value of the unlabelled gauge name from the
+// Prometheus text at url.
+func scrapeGauge(hc *http.Client, url, name string) (int64, error) {
+	res, err := hc.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		v, ok := strings.CutPrefix(sc.Text(), name+" ")
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		return int64(f), err
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("no %s in the metrics at %s", name, url)
 }
 
 // soakBinary is a goethe built without the race detector, whose shadow
