@@ -91,6 +91,11 @@ type DB struct {
 	dirty   bool
 
 	db *bbolt.DB
+
+	// snaps are the views Snapshot handed out and not yet closed; Close
+	// closes them first.
+	snapMu sync.Mutex
+	snaps  map[*snapshot]struct{}
 }
 
 // Open opens the bbolt database <dir>/goethe.db, creating dir and the file if
@@ -101,6 +106,9 @@ func Open(dir string, opts Options) (*DB, error) {
 	opts = opts.withDefaults()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", dir, err)
+	}
+	if err := removeSnapshotFiles(dir); err != nil {
+		return nil, fmt.Errorf("bolt: open %s: remove snapshot copies left by a crash: %w", dir, err)
 	}
 	bdb, err := bbolt.Open(filepath.Join(dir, FileName), 0o644, &bbolt.Options{
 		Timeout:        opts.LockTimeout,
@@ -262,6 +270,7 @@ func (d *DB) Close() error {
 		return nil
 	}
 	d.closed = true
+	d.closeSnapshots()
 	var err error
 	if d.dirty {
 		err = d.db.Sync()

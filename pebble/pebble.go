@@ -274,6 +274,11 @@ type DB struct {
 	db    *pebble.DB
 	roErr error
 	lock  *pebble.Lock
+
+	// snaps are the views Snapshot handed out and not yet closed; Close
+	// and the switch to read-only close them first.
+	snapMu sync.Mutex
+	snaps  map[*snapshot]struct{}
 }
 
 // isNoSpace reports a write that failed for lack of space or quota.
@@ -418,6 +423,7 @@ func (d *DB) switchToReadOnly() {
 	}
 	d.readOnly = true
 	cause := d.state.failed()
+	d.closeSnapshots()
 	if err := closePebble(d.db); err != nil {
 		slog.Warn("pebble: closing after a failed write", "dir", d.dir, "error", err)
 	}
@@ -621,6 +627,7 @@ func (d *DB) Close() error {
 		return nil
 	}
 	d.closed = true
+	d.closeSnapshots()
 	err := closePebble(d.db)
 	if lerr := d.lock.Close(); err == nil {
 		err = lerr
