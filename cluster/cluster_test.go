@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
 
 	"github.com/goethe-log/goethe/cluster"
@@ -26,6 +27,7 @@ type testCluster struct {
 	engine string
 	peers  []cluster.Peer
 	tweak  func(*cluster.Config)
+	inmem  []*raft.InmemTransport // set: in-memory links that tests cut
 
 	mu    sync.Mutex
 	nodes []*testNode // nil node: stopped
@@ -59,6 +61,50 @@ func newCluster(t *testing.T, engineName string, size int, tweak func(*cluster.C
 		c.peers = append(c.peers, cluster.Peer{ID: fmt.Sprintf("n%d", i+1), Addr: freeAddr(t)})
 		c.nodes = append(c.nodes, &testNode{dir: t.TempDir()})
 	}
+	c.startAll()
+	return c
+}
+
+// newInmemCluster is newCluster over raft's in-memory transport, whose
+// links partition and heal cut and restore. Its nodes cannot be restarted
+// (a stopped node's transport is closed).
+func newInmemCluster(t *testing.T, engineName string, size int) *testCluster {
+	c := &testCluster{t: t, engine: engineName}
+	for i := range size {
+		addr, tr := raft.NewInmemTransport("")
+		c.inmem = append(c.inmem, tr)
+		c.peers = append(c.peers, cluster.Peer{ID: fmt.Sprintf("n%d", i+1), Addr: string(addr)})
+		c.nodes = append(c.nodes, &testNode{dir: t.TempDir()})
+	}
+	c.heal()
+	c.startAll()
+	return c
+}
+
+// partition cuts every link between node i and the others.
+func (c *testCluster) partition(i int) {
+	c.inmem[i].DisconnectAll()
+	for j, tr := range c.inmem {
+		if j != i {
+			tr.Disconnect(raft.ServerAddress(c.peers[i].Addr))
+		}
+	}
+}
+
+// heal connects every node to every other one.
+func (c *testCluster) heal() {
+	for i, a := range c.inmem {
+		for j, b := range c.inmem {
+			if i != j {
+				a.Connect(raft.ServerAddress(c.peers[j].Addr), b)
+			}
+		}
+	}
+}
+
+func (c *testCluster) startAll() {
+	t := c.t
+	size := len(c.nodes)
 	for i := range size {
 		c.start(i)
 	}
@@ -67,7 +113,6 @@ func newCluster(t *testing.T, engineName string, size int, tweak func(*cluster.C
 			c.stop(i)
 		}
 	})
-	return c
 }
 
 // start opens node i's store and starts its Raft member, on the folders it
@@ -84,6 +129,9 @@ func (c *testCluster) start(i int) {
 	cfg.Peers, cfg.Store = c.peers, st
 	cfg.SegmentSize = 1 << 20
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: c.peers[i].ID, Level: hclog.Error})
+	if c.inmem != nil {
+		cfg.Transport = c.inmem[i]
+	}
 	if c.tweak != nil {
 		c.tweak(&cfg)
 	}
@@ -141,14 +189,30 @@ func (c *testCluster) node(i int) *cluster.Node {
 // waitLeader waits until the running nodes agree on one leader and returns
 // its index.
 func (c *testCluster) waitLeader(within time.Duration) int {
+	var all []int
+	for i := range c.nodes {
+		if c.node(i) != nil {
+			all = append(all, i)
+		}
+	}
+	return c.waitLeaderAmong(all, within)
+}
+
+// waitLeaderAmong waits until the nodes among agree that one of them leads.
+func (c *testCluster) waitLeaderAmong(among []int, within time.Duration) int {
 	leader := -1
 	require.Eventually(c.t, func() bool {
-		leader = c.leaderIndex()
+		leader = -1
+		for _, i := range among {
+			if c.node(i).IsLeader() {
+				leader = i
+			}
+		}
 		if leader < 0 {
 			return false
 		}
-		for _, n := range c.running() {
-			if id, _ := n.node.Leader(); id != c.peers[leader].ID {
+		for _, i := range among {
+			if id, _ := c.node(i).Leader(); id != c.peers[leader].ID {
 				return false
 			}
 		}
@@ -465,4 +529,52 @@ func TestRestartedFollowerCatchesUp(t *testing.T) {
 		c.waitConverged(appendN("last", 3))
 		require.Zero(t, c.node(follower).Status().SnapshotsRestored)
 	})
+}
+
+// A leader cut off from the majority acknowledges nothing: its writes fail
+// (not leader, or outcome unknown) while the majority elects a new leader
+// and takes writes; once the links heal, the old leader's uncommitted
+// entries are gone and every node holds the same records.
+func TestMinorityRefusesWrites(t *testing.T) {
+	c := newInmemCluster(t, "pebble", 3)
+	old := c.waitLeader(10 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, _, err := c.node(old).Append(ctx, "t", evs("before"), store.ExpectAny)
+	require.NoError(t, err)
+
+	c.partition(old)
+	var refused []string
+	for i := 0; ; i++ {
+		payload := fmt.Sprintf("minority-%d", i)
+		actx, acancel := context.WithTimeout(ctx, 3*time.Second)
+		_, _, err := c.node(old).Append(actx, "t", evs(payload), store.ExpectAny)
+		acancel()
+		require.Error(t, err, "a minority leader acknowledged %s", payload)
+		refused = append(refused, payload)
+		if errors.Is(err, cluster.ErrNotLeader) {
+			break // it stepped down
+		}
+		require.ErrorIs(t, err, cluster.ErrOutcomeUnknown)
+	}
+	var majority []int
+	for i := range c.nodes {
+		if i != old {
+			majority = append(majority, i)
+		}
+	}
+	leader := c.waitLeaderAmong(majority, 10*time.Second)
+	_, idx, err := c.node(leader).Append(ctx, "t", evs("majority"), store.ExpectAny)
+	require.NoError(t, err)
+
+	c.heal()
+	c.waitConverged(idx)
+	for _, n := range c.running() {
+		got := readTopic(t, n.st, "t")
+		var payloads []string
+		for _, e := range got {
+			payloads = append(payloads, string(e.Payload))
+		}
+		require.Equal(t, []string{"before", "majority"}, payloads, "refused writes: %v", refused)
+	}
 }

@@ -97,6 +97,10 @@ type Config struct {
 	// Advertise, if set, is the address the other members dial instead.
 	Bind      string
 	Advertise string
+	// Transport, if set, replaces the TCP transport on Bind: tests pass a
+	// raft.InmemTransport to cut and heal links. The node closes it if it
+	// has a Close method.
+	Transport raft.Transport
 	// Peers are the initial members, this one included, etcd-style: a
 	// node with no Raft state bootstraps the group with them. Every
 	// initial member must be given the same list. Empty: join an existing
@@ -190,7 +194,7 @@ func (c *Config) fill() {
 type Node struct {
 	cfg   Config
 	raft  *raft.Raft
-	trans *raft.NetworkTransport
+	trans raft.Transport
 	wal   *wal.WAL
 	fsm   *fsm
 }
@@ -204,8 +208,8 @@ type Node struct {
 // applied. Open returns once Raft runs, usually before a leader is known.
 func Open(cfg Config) (*Node, error) {
 	cfg.fill()
-	if cfg.ID == "" || cfg.Dir == "" || cfg.Bind == "" || cfg.Store == nil {
-		return nil, fmt.Errorf("cluster: open: ID, Dir, Bind and Store are required")
+	if cfg.ID == "" || cfg.Dir == "" || (cfg.Bind == "" && cfg.Transport == nil) || cfg.Store == nil {
+		return nil, fmt.Errorf("cluster: open: ID, Dir, Bind (or Transport) and Store are required")
 	}
 	walDir := filepath.Join(cfg.Dir, "wal")
 	if err := os.MkdirAll(walDir, 0o700); err != nil {
@@ -227,15 +231,18 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open snapshot store: %w", err)
 	}
-	var advertise net.Addr
-	if cfg.Advertise != "" {
-		if advertise, err = net.ResolveTCPAddr("tcp", cfg.Advertise); err != nil {
-			return nil, fmt.Errorf("cluster: advertise address: %w", err)
+	if n.trans = cfg.Transport; n.trans == nil {
+		var advertise net.Addr
+		if cfg.Advertise != "" {
+			if advertise, err = net.ResolveTCPAddr("tcp", cfg.Advertise); err != nil {
+				return nil, fmt.Errorf("cluster: advertise address: %w", err)
+			}
 		}
-	}
-	n.trans, err = raft.NewTCPTransportWithLogger(cfg.Bind, advertise, 3, 10*time.Second, cfg.Logger.Named("transport"))
-	if err != nil {
-		return nil, fmt.Errorf("cluster: listen on %s: %w", cfg.Bind, err)
+		tcp, err := raft.NewTCPTransportWithLogger(cfg.Bind, advertise, 3, 10*time.Second, cfg.Logger.Named("transport"))
+		if err != nil {
+			return nil, fmt.Errorf("cluster: listen on %s: %w", cfg.Bind, err)
+		}
+		n.trans = tcp
 	}
 
 	rc := raft.DefaultConfig()
@@ -373,7 +380,8 @@ func (n *Node) Leader() (id, addr string) {
 // lost the next moment.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
-// Addr is the address the transport listens on.
+// Addr is the address the transport listens on (or the in-memory
+// transport's address).
 func (n *Node) Addr() string { return string(n.trans.LocalAddr()) }
 
 // Status is a node's view of the group, for status commands and tests.
@@ -438,8 +446,8 @@ func (n *Node) Close() error {
 
 func (n *Node) closeParts() error {
 	var errs []error
-	if n.trans != nil {
-		errs = append(errs, n.trans.Close())
+	if c, ok := n.trans.(io.Closer); ok {
+		errs = append(errs, c.Close())
 	}
 	if n.wal != nil {
 		errs = append(errs, n.wal.Close())
