@@ -528,6 +528,20 @@ func TestRestartedFollowerCatchesUp(t *testing.T) {
 		c.start(follower)
 		c.waitConverged(appendN("last", 3))
 		require.Zero(t, c.node(follower).Status().SnapshotsRestored)
+
+		// A store found behind its node's newest snapshot (here: a
+		// Restore that broke off, whose marker makes Open empty the
+		// store) is restored from that local snapshot at start.
+		c.stop(follower)
+		e, err := engines.Open(name, filepath.Join(c.nodes[follower].dir, "store"))
+		require.NoError(t, err)
+		var b engine.Batch
+		b.Put([]byte{0xF5, 'r'}, []byte{1}) // store's restore marker
+		require.NoError(t, e.Write(&b, true))
+		require.NoError(t, e.Close())
+		c.start(follower)
+		require.Equal(t, uint64(1), c.node(follower).Status().SnapshotsRestored)
+		c.waitConverged(appendN("end", 3))
 	})
 }
 

@@ -202,3 +202,45 @@ func TestSnapshotRestore(t *testing.T) {
 		require.Equal(t, uint64(5), dst2.AppliedIndex())
 	})
 }
+
+// ApplyCommitted takes its turn as committer: it never runs beside a local
+// commit, local appends queued meanwhile are committed after it, and both
+// land whole, with dense seqs.
+func TestApplyCommittedExcludesLocalCommits(t *testing.T) {
+	s := open(t, "leveldb", t.TempDir(), store.DefaultOptions())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const rounds = 200
+	done := make(chan error, 3)
+	go func() {
+		for i := range rounds {
+			_, err := s.ApplyCommitted([]store.CommittedEntry{{Index: uint64(i + 1), Time: int64(i + 1),
+				Commands: []store.Command{appendCmd("shared", store.ExpectAny, "r")}}})
+			if err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for range 2 {
+		go func() {
+			for range rounds {
+				if _, err := s.Append(ctx, "shared", events("l"), store.ExpectAny); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 3 {
+		require.NoError(t, <-done)
+	}
+	evs := readAll(t, s, "shared", 0, 1000)
+	require.Len(t, evs, 3*rounds)
+	for i, e := range evs {
+		require.Equal(t, uint64(i+1), e.Seq)
+	}
+	require.Equal(t, uint64(rounds), s.AppliedIndex())
+}

@@ -32,6 +32,15 @@
 // of a group becomes visible unless its batch was written. Because apply
 // takes its timestamp from the caller, a replicated log can apply a
 // leader's commands on every replica with the leader's reading.
+//
+// # Replication
+//
+// A replicated store (package cluster) takes no Append or SetCursor of its
+// own: every write comes from the Raft log through ApplyCommitted, which
+// runs apply with each entry's leader time and records the Raft index it
+// applied (AppliedIndex) in the same engine batch. Snapshot and Restore
+// copy a whole store between replicas through the engine's optional
+// engine.Snapshotter. Single-node mode does not touch any of this.
 package store
 
 import (
