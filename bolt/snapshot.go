@@ -27,7 +27,12 @@ const snapshotPattern = "snapshot-*.db"
 // streamed to a slow peer would stop writes for as long as it lives. The
 // copy bounds that to the time of a local file copy (writes go on during
 // it unless the map must grow), at the price of the copy's disk space,
-// which Close gives back. Closing the DB closes the views still open.
+// which Close gives back. The copy is made on the caller's goroutine (under
+// Raft, the one that applies entries, which waits for it); copying lazily
+// on the view's first Scan instead would let a write that grows the map
+// wait on a transaction only that Scan ends, a deadlock when one goroutine
+// writes and then reads the view. Closing the DB closes the views still
+// open.
 func (d *DB) Snapshot() (engine.Snapshot, error) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
