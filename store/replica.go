@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -96,6 +97,33 @@ var ErrAlreadyApplied = errors.New("store: log entry already applied")
 // Open and advanced by ApplyCommitted and Restore.
 func (s *Store) AppliedIndex() uint64 { return s.appliedIndex.Load() }
 
+// WaitApplied waits until AppliedIndex is at least index (read-your-writes
+// on a replica: a write acknowledged at index n is visible here once this
+// returns for n), or until ctx ends (its error) or the store closes
+// (ErrClosed). It does not poll: ApplyCommitted and Restore wake it.
+func (s *Store) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		ch := *s.appliedCh.Load()
+		if s.appliedIndex.Load() >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.quit:
+			return ErrClosed
+		}
+	}
+}
+
+// setApplied publishes a new AppliedIndex and wakes WaitApplied.
+func (s *Store) setApplied(index uint64) {
+	s.appliedIndex.Store(index)
+	next := make(chan struct{})
+	close(*s.appliedCh.Swap(&next))
+}
+
 // ApplyCommitted applies committed log entries, in index order, as one
 // group: each command runs through the same apply step as a local commit,
 // with its entry's Time instead of the clock, and the batch is written
@@ -184,7 +212,7 @@ func (s *Store) ApplyCommitted(entries []CommittedEntry) ([][]Result, error) {
 		return nil, err
 	}
 	c.nextTopicID = a.nextTopicID
-	s.appliedIndex.Store(last)
+	s.setApplied(last)
 	s.fillTails(c.cmds, a)
 	s.publish(a)
 	for k, sl := range slots {

@@ -244,3 +244,34 @@ func TestApplyCommittedExcludesLocalCommits(t *testing.T) {
 	}
 	require.Equal(t, uint64(rounds), s.AppliedIndex())
 }
+
+// WaitApplied returns once ApplyCommitted reached the index, and ends with
+// the context or the store.
+func TestWaitApplied(t *testing.T) {
+	s := open(t, "pebble", t.TempDir(), store.DefaultOptions())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	apply := func(i uint64) {
+		_, err := s.ApplyCommitted([]store.CommittedEntry{{Index: i, Time: int64(i), Commands: []store.Command{appendCmd("t", store.ExpectAny, "x")}}})
+		require.NoError(t, err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- s.WaitApplied(ctx, 2) }()
+	apply(1)
+	select {
+	case err := <-waited:
+		t.Fatalf("WaitApplied(2) returned %v at index 1", err)
+	default:
+	}
+	apply(2)
+	require.NoError(t, <-waited)
+	require.NoError(t, s.WaitApplied(ctx, 1))
+
+	cctx, ccancel := context.WithCancel(ctx)
+	go func() { waited <- s.WaitApplied(cctx, 3) }()
+	ccancel()
+	require.ErrorIs(t, <-waited, context.Canceled)
+	go func() { waited <- s.WaitApplied(ctx, 3) }()
+	require.NoError(t, s.Close())
+	require.ErrorIs(t, <-waited, store.ErrClosed)
+}

@@ -318,6 +318,7 @@ func (s *Store) reloadAll() error {
 	if err := s.loadAppliedIndex(); err != nil {
 		return err
 	}
+	s.setApplied(s.appliedIndex.Load())
 	s.c.nextTopicID = next
 
 	s.mu.Lock()

@@ -309,6 +309,7 @@ type Store struct {
 	// appliedIndex is the Raft index of the last entry ApplyCommitted or
 	// Restore wrote; the committer stores it, anyone loads it.
 	appliedIndex atomic.Uint64
+	appliedCh    atomic.Pointer[chan struct{}] // closed and replaced when it moves
 
 	// legacy: the folder was upgraded from format 1 and may hold events
 	// without a checksum.
@@ -352,6 +353,8 @@ func Open(e engine.Engine, opts Options) (*Store, error) {
 	if err := s.loadAppliedIndex(); err != nil {
 		return nil, err
 	}
+	applied := make(chan struct{})
+	s.appliedCh.Store(&applied)
 	s.c.idle.L = &s.c.mu
 	s.c.kick = make(chan struct{}, 1)
 	v, err := e.Get(topicIDKey)
