@@ -23,7 +23,7 @@ import (
 // testCluster runs real nodes in this process, over TCP on 127.0.0.1, each
 // with a real engine in its own temporary folder.
 type testCluster struct {
-	t      *testing.T
+	t      testing.TB
 	engine string
 	peers  []cluster.Peer
 	tweak  func(*cluster.Config)
@@ -47,7 +47,7 @@ func forEngine(t *testing.T, f func(t *testing.T, name string)) {
 }
 
 // freeAddr returns a loopback address with a port free a moment ago.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := l.Addr().String()
@@ -55,7 +55,7 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-func newCluster(t *testing.T, engineName string, size int, tweak func(*cluster.Config)) *testCluster {
+func newCluster(t testing.TB, engineName string, size int, tweak func(*cluster.Config)) *testCluster {
 	c := &testCluster{t: t, engine: engineName, tweak: tweak}
 	for i := range size {
 		c.peers = append(c.peers, cluster.Peer{ID: fmt.Sprintf("n%d", i+1), Addr: freeAddr(t)})
@@ -221,7 +221,7 @@ func (c *testCluster) waitLeaderAmong(among []int, within time.Duration) int {
 	return leader
 }
 
-func dump(t *testing.T, e engine.Engine) []engine.KV {
+func dump(t testing.TB, e engine.Engine) []engine.KV {
 	kvs, err := e.Scan(nil, nil, 1<<30, 0)
 	require.NoError(t, err)
 	return kvs
