@@ -34,6 +34,7 @@ type testCluster struct {
 }
 
 type testNode struct {
+	join bool // started with no Peers: waits to be added
 	dir  string
 	st   *store.Store
 	eng  engine.Engine
@@ -127,6 +128,9 @@ func (c *testCluster) start(i int) {
 	cfg := cluster.DefaultConfig()
 	cfg.ID, cfg.Dir, cfg.Bind = c.peers[i].ID, filepath.Join(n.dir, "raft"), c.peers[i].Addr
 	cfg.Peers, cfg.Store = c.peers, st
+	if n.join {
+		cfg.Peers = nil
+	}
 	cfg.SegmentSize = 1 << 20
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: c.peers[i].ID, Level: hclog.Error})
 	if c.inmem != nil {
@@ -591,4 +595,42 @@ func TestMinorityRefusesWrites(t *testing.T) {
 		}
 		require.Equal(t, []string{"before", "majority"}, payloads, "refused writes: %v", refused)
 	}
+}
+
+// A node started without peers joins when the leader adds it, catches up
+// (byte-identical store), and counts in the majority; a removed node no
+// longer does.
+func TestAddAndRemoveMember(t *testing.T) {
+	c := newCluster(t, "leveldb", 3, nil)
+	l := c.node(c.waitLeader(10 * time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 10 {
+		_, _, err := l.Append(ctx, "t", evs(fmt.Sprintf("e%d", i)), store.ExpectAny)
+		require.NoError(t, err)
+	}
+
+	c.peers = append(c.peers, cluster.Peer{ID: "n4", Addr: freeAddr(t)})
+	c.nodes = append(c.nodes, &testNode{dir: t.TempDir(), join: true})
+	c.start(3)
+	t.Cleanup(func() { c.stop(3) })
+	require.NoError(t, l.AddVoter(ctx, "n4", c.peers[3].Addr))
+	members, err := l.Members()
+	require.NoError(t, err)
+	require.Len(t, members, 4)
+	_, idx, err := l.Append(ctx, "t", evs("after-join"), store.ExpectAny)
+	require.NoError(t, err)
+	c.waitConverged(idx)
+	require.Len(t, readTopic(t, c.running()[3].st, "t"), 11)
+
+	var nl *cluster.NotLeaderError
+	require.ErrorAs(t, c.node(3).AddVoter(ctx, "n5", "127.0.0.1:1"), &nl)
+
+	require.NoError(t, l.RemoveServer(ctx, "n4"))
+	members, err = l.Members()
+	require.NoError(t, err)
+	require.Len(t, members, 3)
+	require.NotContains(t, members, "n4")
+	_, _, err = l.Append(ctx, "t", evs("after-remove"), store.ExpectAny)
+	require.NoError(t, err)
 }

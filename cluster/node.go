@@ -103,8 +103,8 @@ type Config struct {
 	Transport raft.Transport
 	// Peers are the initial members, this one included, etcd-style: a
 	// node with no Raft state bootstraps the group with them. Every
-	// initial member must be given the same list. Empty: join an existing
-	// group later (membership changes are not wired yet).
+	// initial member must be given the same list. Empty: wait to be added
+	// to an existing group by its leader (Node.AddVoter).
 	Peers []Peer
 	// Store is the replicated store. The node writes it; the caller opens
 	// and closes it (after the node).
@@ -413,6 +413,66 @@ func (n *Node) Snapshot() error {
 		return fmt.Errorf("cluster: snapshot: %w", err)
 	}
 	return nil
+}
+
+// AddVoter adds the member id at Raft address addr to the group, as a
+// voter, on the leader (a *NotLeaderError elsewhere). The new member must run
+// (Open with no Peers) and catches up from the log or a snapshot; AddVoter
+// returns once the configuration change is committed. Adding a member
+// already there with the same address changes nothing.
+func (n *Node) AddVoter(ctx context.Context, id, addr string) error {
+	return n.changeMembers(ctx, func(timeout time.Duration) raft.IndexFuture {
+		return n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout)
+	})
+}
+
+// RemoveServer removes the member id from the group, on the leader. A leader
+// that removes itself steps down once the change is committed.
+func (n *Node) RemoveServer(ctx context.Context, id string) error {
+	return n.changeMembers(ctx, func(timeout time.Duration) raft.IndexFuture {
+		return n.raft.RemoveServer(raft.ServerID(id), 0, timeout)
+	})
+}
+
+func (n *Node) changeMembers(ctx context.Context, change func(time.Duration) raft.IndexFuture) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if n.raft.State() != raft.Leader {
+		return n.notLeader()
+	}
+	timeout := n.cfg.ProposeTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	err := change(timeout).Error()
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return n.notLeader()
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrRaftShutdown):
+		return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+	}
+	return fmt.Errorf("cluster: membership change: %w", err)
+}
+
+// Members returns the group's current configuration: id → Raft address of
+// every voter.
+func (n *Node) Members() (map[string]string, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("cluster: configuration: %w", err)
+	}
+	out := make(map[string]string)
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			out[string(s.ID)] = string(s.Address)
+		}
+	}
+	return out, nil
 }
 
 // Err returns the error that stopped this node's applies (a failed store),
