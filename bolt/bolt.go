@@ -107,9 +107,6 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", dir, err)
 	}
-	if err := removeSnapshotFiles(dir); err != nil {
-		return nil, fmt.Errorf("bolt: open %s: remove snapshot copies left by a crash: %w", dir, err)
-	}
 	bdb, err := bbolt.Open(filepath.Join(dir, FileName), 0o644, &bbolt.Options{
 		Timeout:        opts.LockTimeout,
 		NoFreelistSync: !opts.SyncFreelist,
@@ -128,6 +125,12 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		_ = bdb.Close()
 		return nil, fmt.Errorf("bolt: open %s: create bucket: %w", dir, err)
+	}
+	// Only now that the file lock is held: the copies may be another live
+	// DB's otherwise.
+	if err := removeSnapshotFiles(dir); err != nil {
+		_ = bdb.Close()
+		return nil, fmt.Errorf("bolt: open %s: remove snapshot copies left by a crash: %w", dir, err)
 	}
 	return &DB{dir: dir, db: bdb}, nil
 }
