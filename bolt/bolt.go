@@ -135,6 +135,11 @@ type DB struct {
 	writeFailed atomic.Pointer[error]
 
 	db *bbolt.DB
+
+	// snaps are the views Snapshot handed out and not yet closed; Close
+	// closes them first.
+	snapMu sync.Mutex
+	snaps  map[*snapshot]struct{}
 }
 
 // isNoSpace reports a write that failed for lack of space or quota.
@@ -202,6 +207,12 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err := createBucket(bdb); err != nil {
 		_ = bdb.Close()
 		return nil, wrapErr("open "+dir+": create bucket", err)
+	}
+	// Only now that the file lock is held: the copies may be another live
+	// DB's otherwise.
+	if err := removeSnapshotFiles(dir); err != nil {
+		_ = bdb.Close()
+		return nil, fmt.Errorf("bolt: open %s: remove snapshot copies left by a crash: %w", dir, err)
 	}
 	return &DB{dir: dir, db: bdb}, nil
 }
@@ -397,6 +408,7 @@ func (d *DB) Close() error {
 		return nil
 	}
 	d.closed = true
+	d.closeSnapshots()
 	var err error
 	if d.dirty {
 		err = d.db.Sync()

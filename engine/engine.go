@@ -219,3 +219,28 @@ func (p *PageBuilder) Add(key, value []byte) bool {
 
 // Page returns the entries added so far.
 func (p *PageBuilder) Page() []KV { return p.kvs }
+
+// Snapshotter is an optional capability of an Engine, found by type
+// assertion: a consistent, read-only view of every key as of one instant,
+// which a replicated store streams to a lagging node. It is the one
+// exception to "nothing outlives a call", and it must not stop writes for
+// the view's lifetime (an adapter says what, if anything, a live view costs
+// the writers). Snapshot and the returned view's methods are safe for
+// concurrent use with every Engine method.
+type Snapshotter interface {
+	// Snapshot returns a view of the engine as of the call: a Write that
+	// returned before it is visible in the view, one that starts after it
+	// is not. The caller must Close the view. Closing the Engine closes the
+	// views still open; their Scan then fails with ErrClosed.
+	Snapshot() (Snapshot, error)
+}
+
+// Snapshot is a consistent read-only view of an Engine, taken by
+// Snapshotter.Snapshot.
+type Snapshot interface {
+	// Scan is Engine.Scan on the view: same arguments, same paging, same
+	// ownership of the returned slices, always the same answer.
+	Scan(start, end []byte, limit, maxBytes int) ([]KV, error)
+	// Close releases the view; it is idempotent.
+	Close() error
+}

@@ -321,6 +321,11 @@ type DB struct {
 	db    *pebble.DB
 	roErr error
 	lock  *pebble.Lock
+
+	// snaps are the views Snapshot handed out and not yet closed; Close
+	// and the switch to read-only close them first.
+	snapMu sync.Mutex
+	snaps  map[*snapshot]struct{}
 }
 
 // errDiskFull is the failure recorded when pebble's file system reports
@@ -518,6 +523,7 @@ func (d *DB) switchToReadOnly() {
 	}
 	d.readOnly = true
 	cause := d.state.failed()
+	d.closeSnapshots()
 	if err := closePebble(d.db); err != nil {
 		slog.Warn("pebble: closing after a failed write", "dir", d.dir, "error", err)
 	}
@@ -724,6 +730,7 @@ func (d *DB) Close() error {
 		return nil
 	}
 	d.closed = true
+	d.closeSnapshots()
 	err := closePebble(d.db)
 	if lerr := d.lock.Close(); err == nil {
 		err = lerr

@@ -24,6 +24,10 @@ type command struct {
 	expect   Expectation // cmdAppend
 	consumer string      // cmdSetCursor
 	cursorID uint64      // cmdSetCursor
+	// at, when not 0, is this command's timestamp, overriding the one
+	// apply is given: a replica applies a batch of log entries, each with
+	// its leader's reading, in one group.
+	at int64
 }
 
 // outcome is one command's result.
@@ -99,7 +103,11 @@ func apply(topics map[string]*topic, nextTopicID uint64, cmds []command, now int
 	}
 	a.nextTopicID = nextTopicID
 	for i := range cmds {
-		a.outcomes = append(a.outcomes, a.one(topics, &cmds[i], now))
+		t := now
+		if cmds[i].at != 0 {
+			t = cmds[i].at
+		}
+		a.outcomes = append(a.outcomes, a.one(topics, &cmds[i], t))
 	}
 	for _, c := range a.changes {
 		if !c.dirty {

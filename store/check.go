@@ -555,7 +555,8 @@ func (c *checker) checkUnknown() error {
 	ranges := [][2][]byte{
 		{append(bytes.Clone(formatKey), 0), []byte{prefixFormat + 1}}, // after the format record
 		{[]byte{prefixCounter}, []byte{prefixCounter + 1}},
-		{[]byte{prefixCounter + 1}, nil},
+		{[]byte{prefixCounter + 1}, []byte{prefixReplica}},
+		{[]byte{prefixReplica + 1}, nil}, // the replica records are this build's
 	}
 	for _, rg := range ranges {
 		var prefix byte

@@ -18,6 +18,7 @@ const (
 	prefixMeta    = 0xF2 // {0xF2} topic id → topic metadata
 	prefixCursor  = 0xF3 // {0xF3} topic id, consumer name → cursor
 	prefixCounter = 0xF4 // {0xF4} 't' → next topic id
+	prefixReplica = 0xF5 // {0xF5} 'a' → Raft index applied; {0xF5} 'r' → restore in progress
 
 	prefixSystem = prefixFormat
 )
@@ -60,6 +61,8 @@ func eventChecksum(key, rest []byte) uint32 {
 var (
 	formatKey  = []byte{prefixFormat}
 	topicIDKey = []byte{prefixCounter, 't'}
+	appliedKey = []byte{prefixReplica, 'a'}
+	restoreKey = []byte{prefixReplica, 'r'}
 )
 
 func putEventKey(dst []byte, tid, id uint64) []byte {

@@ -468,3 +468,18 @@ func (w *swapEngine) reopen(open func() (engine.Engine, error)) error {
 	w.e = e
 	return nil
 }
+
+// errNoSnapshotter: the engine inside a swapEngine cannot take snapshots.
+var errNoSnapshotter = errors.New("store: engine has no Snapshotter")
+
+// Snapshot forwards to the current engine's engine.Snapshotter. A view of
+// an engine that a resume replaces is closed with it.
+func (w *swapEngine) Snapshot() (engine.Snapshot, error) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	sn, ok := w.e.(engine.Snapshotter)
+	if !ok {
+		return nil, errNoSnapshotter
+	}
+	return sn.Snapshot()
+}

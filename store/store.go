@@ -37,6 +37,15 @@
 // of a group becomes visible unless its batch was written. Because apply
 // takes its timestamp from the caller, a replicated log can apply a
 // leader's commands on every replica with the leader's reading.
+//
+// # Replication
+//
+// A replicated store (package cluster) takes no Append or SetCursor of its
+// own: every write comes from the Raft log through ApplyCommitted, which
+// runs apply with each entry's leader time and records the Raft index it
+// applied (AppliedIndex) in the same engine batch. Snapshot and Restore
+// copy a whole store between replicas through the engine's optional
+// engine.Snapshotter. Single-node mode does not touch any of this.
 package store
 
 import (
@@ -212,6 +221,10 @@ type Options struct {
 	// still full. Without FreeBytes every try goes ahead. 0 takes
 	// DefaultResumeFreeBytes.
 	ResumeFreeBytes uint64
+	// SyncApplied makes ApplyCommitted fsync its writes. A replicated
+	// store on bbolt needs it (see ApplyCommitted); on goleveldb and pebble
+	// the replicated log already holds what the sync would protect.
+	SyncApplied bool
 	// Reopen, if set, opens the store's engine again on the same folder.
 	// The store then resumes after a full disk by closing its engine and
 	// reopening it, for an adapter that cannot take writes again in place
@@ -299,6 +312,11 @@ type Store struct {
 	stats statsCounters
 	sp    space // full disk: see space.go
 
+	// appliedIndex is the Raft index of the last entry ApplyCommitted or
+	// Restore wrote; the committer stores it, anyone loads it.
+	appliedIndex atomic.Uint64
+	appliedCh    atomic.Pointer[chan struct{}] // closed and replaced when it moves
+
 	// legacy: the folder was upgraded from format 1 and may hold events
 	// without a checksum.
 	legacy bool
@@ -335,6 +353,14 @@ func Open(e engine.Engine, opts Options) (*Store, error) {
 	if err := s.checkFormat(); err != nil {
 		return nil, err
 	}
+	if err := s.finishInterruptedRestore(); err != nil {
+		return nil, err
+	}
+	if err := s.loadAppliedIndex(); err != nil {
+		return nil, err
+	}
+	applied := make(chan struct{})
+	s.appliedCh.Store(&applied)
 	s.c.idle.L = &s.c.mu
 	s.c.kick = make(chan struct{}, 1)
 	v, err := e.Get(topicIDKey)
@@ -359,6 +385,15 @@ func Open(e engine.Engine, opts Options) (*Store, error) {
 // loadTopics reads every topic's metadata into memory: the apply step
 // needs the whole committed state, and lookups then need no I/O.
 func (s *Store) loadTopics() error {
+	return s.scanMetas(s.c.nextTopicID, func(m topicMeta) error {
+		s.topics[m.name] = newTopic(m)
+		return nil
+	})
+}
+
+// scanMetas reads every topic's metadata, checks it against the topic
+// counter next and the topic's last event, and hands it to fn.
+func (s *Store) scanMetas(next uint64, fn func(topicMeta) error) error {
 	start, end := []byte{prefixMeta}, []byte{prefixMeta + 1}
 	for {
 		kvs, err := s.eng.Scan(start, end, 4096, 0)
@@ -373,13 +408,15 @@ func (s *Store) loadTopics() error {
 			if err != nil {
 				return err
 			}
-			if m.id >= s.c.nextTopicID {
-				return fmt.Errorf("%w: topic %q has id %d, at or past the topic counter %d", ErrCorrupted, m.name, m.id, s.c.nextTopicID)
+			if m.id >= next {
+				return fmt.Errorf("%w: topic %q has id %d, at or past the topic counter %d", ErrCorrupted, m.name, m.id, next)
 			}
 			if err := s.checkTopicEnd(&m); err != nil {
 				return err
 			}
-			s.topics[m.name] = newTopic(m)
+			if err := fn(m); err != nil {
+				return err
+			}
 		}
 		if len(kvs) < 4096 {
 			return nil

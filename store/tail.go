@@ -124,21 +124,22 @@ func (tl *tail) read(from, last uint64, limit, pageBytes int) (p Page, ok bool) 
 	return p, true
 }
 
-// fillTails adds the events that group appended to existing topics to
+// fillTails adds the events that cmds appended to existing topics to
 // their rings and publishes the new views. It runs on the committer after
 // the group's batch is written and before its state is published, so that
 // a follower woken by the commit finds the events in the ring.
-func (s *Store) fillTails(group []*request, a *applied) {
+func (s *Store) fillTails(cmds []command, a *applied) {
 	if s.opts.TailEvents < 0 {
 		return
 	}
 	var now int64
 	var touched []*topic
-	for i, r := range group {
-		if r.cmd.kind != cmdAppend || a.outcomes[i].err != nil {
+	for i := range cmds {
+		cmd := &cmds[i]
+		if cmd.kind != cmdAppend || a.outcomes[i].err != nil {
 			continue
 		}
-		t := s.topics[r.cmd.topic] // the committer is the only writer of topics
+		t := s.topics[cmd.topic] // the committer is the only writer of topics
 		if t == nil {
 			continue // created by this group: nobody was following it
 		}
@@ -155,7 +156,7 @@ func (s *Store) fillTails(group []*request, a *applied) {
 			tl.drop()
 			continue
 		}
-		tl.add(t, r.cmd.events, a.outcomes[i].res, s.opts.TailEvents, s.opts.TailBytes)
+		tl.add(t, cmd.events, a.outcomes[i].res, s.opts.TailEvents, s.opts.TailBytes)
 		if len(touched) == 0 || touched[len(touched)-1] != t {
 			touched = append(touched, t)
 		}

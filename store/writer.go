@@ -2,14 +2,11 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/goethe-log/goethe/engine"
 )
 
 // CommitMode says who commits a group. Both keep one commit at a time and
@@ -286,33 +283,10 @@ func (s *Store) commit(group []*request, events int) {
 	}
 	a := &c.applied
 	apply(s.topics, c.nextTopicID, c.cmds, s.opts.Clock(), a)
-	clear(c.cmds)
+	defer clear(c.cmds) // after fillTails, which reads the events
 
 	if a.batch.Len() > 0 {
-		start := time.Now()
-		err := s.eng.Write(&a.batch, !s.opts.UnsafeNoSync)
-		took := time.Since(start)
-		s.stats.record(len(group), events, a.batch.Size(), took)
-		if o := s.opts.Observer; o != nil {
-			o.ObserveCommit(len(group), events, a.batch.Size(), took, err)
-		}
-		if err != nil {
-			// Nothing of the group is published. The outcome of the write
-			// is unknown (a failed sync may leave it on disk), so no later
-			// write may be made on top of a state that may be wrong.
-			err = s.engineErr("write batch", err)
-			switch {
-			case errors.Is(err, ErrClosed):
-			case errors.Is(err, engine.ErrNoSpace):
-				// The write path goes down until space is free; the
-				// state of the topics this batch touched is re-read
-				// before writes resume (see space.go).
-				err = noSpace(err)
-				s.goDown(err, a)
-			default:
-				err = fmt.Errorf("%w: %w", ErrFailed, err)
-				s.fail(err)
-			}
+		if err := s.writeGroup(a, len(group), events, !s.opts.UnsafeNoSync); err != nil {
 			for _, r := range group {
 				r.finish(outcome{err: err})
 			}
@@ -320,7 +294,7 @@ func (s *Store) commit(group []*request, events int) {
 		}
 	}
 	c.nextTopicID = a.nextTopicID
-	s.fillTails(group, a) // before publish: woken followers find the events in memory
+	s.fillTails(c.cmds, a) // before publish: woken followers find the events in memory
 	s.publish(a)
 	for i, r := range group {
 		r.finish(a.outcomes[i])

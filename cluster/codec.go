@@ -1,0 +1,193 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/goethe-log/goethe/store"
+)
+
+// Log entry format, version 1. Every field is a uvarint unless said:
+//
+//	byte 0x01 (version)
+//	leader time (ns since the Unix epoch, as uint64)
+//	number of commands
+//	per command: byte kind, topic (length, bytes), then
+//	  append:     byte flags (bit 0: expectation set), [expected last seq],
+//	              number of events, per event: number of headers,
+//	              headers sorted by key (key length, key, value length,
+//	              value), payload length, payload
+//	  set cursor: consumer (length, bytes), cursor id
+//
+// Sorting the headers makes the encoding a function of the commands, so the
+// same proposal always has the same bytes. A decoder refuses unknown
+// versions, kinds and flags, lengths past the data, and trailing bytes.
+const entryVersion = 1
+
+// ErrBadEntry wraps a log entry that does not decode: damaged, or written
+// by a newer build. Every replica refuses it the same way.
+var ErrBadEntry = errors.New("cluster: undecodable log entry")
+
+// appendEntry encodes a proposal of cmds at the leader's time now.
+func appendEntry(dst []byte, now int64, cmds []store.Command) []byte {
+	dst = append(dst, entryVersion)
+	dst = binary.AppendUvarint(dst, uint64(now))
+	dst = binary.AppendUvarint(dst, uint64(len(cmds)))
+	var keys []string
+	for i := range cmds {
+		c := &cmds[i]
+		dst = append(dst, byte(c.Kind))
+		dst = appendBytes(dst, c.Topic)
+		switch c.Kind {
+		case store.CommandAppend:
+			if c.Expect.IsSet() {
+				dst = append(dst, 1)
+				dst = binary.AppendUvarint(dst, c.Expect.LastSeq())
+			} else {
+				dst = append(dst, 0)
+			}
+			dst = binary.AppendUvarint(dst, uint64(len(c.Events)))
+			for j := range c.Events {
+				e := &c.Events[j]
+				dst = binary.AppendUvarint(dst, uint64(len(e.Headers)))
+				keys = keys[:0]
+				for k := range e.Headers {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+				for _, k := range keys {
+					dst = appendBytes(dst, k)
+					dst = appendBytes(dst, e.Headers[k])
+				}
+				dst = appendBytes(dst, string(e.Payload))
+			}
+		case store.CommandSetCursor:
+			dst = appendBytes(dst, c.Consumer)
+			dst = binary.AppendUvarint(dst, c.CursorID)
+		}
+	}
+	return dst
+}
+
+func appendBytes(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// decodeEntry decodes an entry written by appendEntry. Payloads alias data,
+// which the caller must not modify while the commands are in use.
+func decodeEntry(data []byte) (now int64, cmds []store.Command, err error) {
+	d := decoder{b: data}
+	if v := d.byte(); v != entryVersion {
+		return 0, nil, fmt.Errorf("%w: version %d", ErrBadEntry, v)
+	}
+	now = int64(d.uvarint())
+	n := d.count(2) // a command takes at least 2 bytes
+	if d.err == nil {
+		cmds = make([]store.Command, n)
+	}
+	for i := 0; i < n && d.err == nil; i++ {
+		c := &cmds[i]
+		c.Kind = store.CommandKind(d.byte())
+		c.Topic = string(d.bytes())
+		switch c.Kind {
+		case store.CommandAppend:
+			switch d.byte() {
+			case 0:
+			case 1:
+				c.Expect = store.ExpectLastSeq(d.uvarint())
+			default:
+				d.fail("append flags")
+			}
+			ne := d.count(2)
+			if d.err != nil {
+				break
+			}
+			c.Events = make([]store.Event, ne)
+			for j := 0; j < ne && d.err == nil; j++ {
+				e := &c.Events[j]
+				if nh := d.count(2); nh > 0 {
+					e.Headers = make(map[string]string, nh)
+					for k := 0; k < nh && d.err == nil; k++ {
+						key := string(d.bytes())
+						e.Headers[key] = string(d.bytes())
+					}
+					if d.err == nil && len(e.Headers) != nh {
+						d.fail("duplicate header")
+					}
+				}
+				e.Payload = d.bytes()
+			}
+		case store.CommandSetCursor:
+			c.Consumer = string(d.bytes())
+			c.CursorID = d.uvarint()
+		default:
+			d.fail(fmt.Sprintf("command kind %d", c.Kind))
+		}
+	}
+	if d.err == nil && len(d.b) > 0 {
+		d.fail(fmt.Sprintf("%d trailing bytes", len(d.b)))
+	}
+	if d.err != nil {
+		return 0, nil, d.err
+	}
+	return now, cmds, nil
+}
+
+// decoder reads an entry; the first error sticks and later reads return
+// zero values.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s", ErrBadEntry, what)
+	}
+	d.b = nil
+}
+
+func (d *decoder) byte() byte {
+	if len(d.b) == 0 {
+		d.fail("cut short")
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// count reads a number of items each at least min bytes long, refusing one
+// the rest of the data cannot hold (so a damaged count allocates nothing).
+func (d *decoder) count(min int) int {
+	v := d.uvarint()
+	if v > uint64(len(d.b)/min) {
+		d.fail("count past the end")
+		return 0
+	}
+	return int(v)
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail("length past the end")
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
