@@ -154,45 +154,50 @@ func (v *service) consume(req *goethev1.ConsumeRequest, stream grpc.ServerStream
 	// The response and its events are reused from page to page: Send
 	// encodes the message before it returns.
 	slots := make([]goethev1.Event, 0, min(pageEvents, 1024))
-	sender := newWatchedSender(stream.Send, v.s.opts.SlowConsumerTimeout, ctx.Done(), ctx.Err)
-	defer sender.close()
-	for {
-		n := pageEvents
-		if remaining > 0 && remaining < uint64(n) {
-			n = int(remaining)
-		}
-		page, err := st.Read(topic, pos, n)
-		if errors.Is(err, store.ErrNotFound) && req.Follow {
-			err = nil // the topic does not exist yet: wait for it
-		}
-		if err != nil {
-			return topicNotFound(err, topic)
-		}
-		if len(page.Events) == 0 {
-			if !req.Follow {
-				return nil
+	sendResp := func() error { return stream.Send(resp) }
+	// The pages are read and sent on the watch's goroutine, the handler's
+	// waits: so a Send is bounded by SlowConsumerTimeout without handing
+	// each message to another goroutine (see sendWatch).
+	w := newSendWatch(v.s.opts.SlowConsumerTimeout, ctx.Done(), ctx.Err)
+	return w.run(func() error {
+		for {
+			n := pageEvents
+			if remaining > 0 && remaining < uint64(n) {
+				n = int(remaining)
 			}
-			if err := st.Wait(ctx, topic, pos); err != nil {
-				return err
+			page, err := st.Read(topic, pos, n)
+			if errors.Is(err, store.ErrNotFound) && req.Follow {
+				err = nil // the topic does not exist yet: wait for it
 			}
-			continue
-		}
-		slots = fillResponse(resp, slots, page.Events)
-		if err := sender.send(resp); err != nil {
-			return err // resp may still be in use by the failed Send
-		}
-		for i := range resp.Events {
-			// Let the page's memory go while the stream waits.
-			resp.Events[i].Payload, resp.Events[i].Headers = nil, nil
-		}
-		pos = page.Next
-		if remaining > 0 {
-			remaining -= uint64(len(page.Events))
-			if remaining == 0 {
-				return nil
+			if err != nil {
+				return topicNotFound(err, topic)
+			}
+			if len(page.Events) == 0 {
+				if !req.Follow {
+					return nil
+				}
+				if err := st.Wait(ctx, topic, pos); err != nil {
+					return err
+				}
+				continue
+			}
+			slots = fillResponse(resp, slots, page.Events)
+			if err := w.send(sendResp); err != nil {
+				return err // resp may still be in use by the failed Send
+			}
+			for i := range resp.Events {
+				// Let the page's memory go while the stream waits.
+				resp.Events[i].Payload, resp.Events[i].Headers = nil, nil
+			}
+			pos = page.Next
+			if remaining > 0 {
+				remaining -= uint64(len(page.Events))
+				if remaining == 0 {
+					return nil
+				}
 			}
 		}
-	}
+	})
 }
 
 // fillResponse points resp at events, reusing slots for the messages. The
