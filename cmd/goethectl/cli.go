@@ -120,6 +120,7 @@ func dispatch(ctx context.Context, args []string, e *env) error {
 	top := flag.NewFlagSet("goethectl", flag.ContinueOnError)
 	top.SetOutput(io.Discard)
 	top.StringVar(&g.server, "server", g.server, "")
+	top.StringVar(&g.server, "s", g.server, "")
 	g.security.register(top)
 	if err := top.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -146,6 +147,7 @@ func dispatch(ctx context.Context, args []string, e *env) error {
 	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&g.server, "server", g.server, serverUsage)
+	fs.StringVar(&g.server, "s", g.server, "short for --server")
 	g.security.register(fs)
 	runCmd := cmd.flags(fs, g)
 	pos, err := parseInterspersed(fs, args)
@@ -165,12 +167,22 @@ func dispatch(ctx context.Context, args []string, e *env) error {
 // parseInterspersed parses flags anywhere among the arguments, as people
 // type them ("consume orders --follow"), and returns the positional
 // arguments in order. "--" ends the flags: every argument after it is
-// positional, also one that begins with "-".
+// positional, also one that begins with "-". An argument that begins with
+// "-" and a digit, such as the time ago "-5m", is no flag (no flag's name
+// begins with a digit): it is positional, unless it is a flag's value.
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, err
+			// The flag package consumed the argument it failed on.
+			rest := fs.Args()
+			i := len(args) - len(rest) - 1
+			if i < 0 || !dashDigit(args[i]) || i > 0 && takesValue(fs, args[i-1]) {
+				return nil, err
+			}
+			pos = append(pos, args[i])
+			args = rest
+			continue
 		}
 		rest := fs.Args()
 		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
@@ -182,6 +194,30 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
+}
+
+// dashDigit reports whether arg is "-" and a digit, a negative number or a
+// time ago.
+func dashDigit(arg string) bool {
+	return len(arg) > 1 && arg[0] == '-' && arg[1] >= '0' && arg[1] <= '9'
+}
+
+// takesValue reports whether arg is a flag of fs that takes the next
+// argument as its value ("--from", not "--from=x" nor a bool flag).
+func takesValue(fs *flag.FlagSet, arg string) bool {
+	name, ok := strings.CutPrefix(strings.TrimPrefix(arg, "-"), "-")
+	if !ok {
+		name = strings.TrimPrefix(arg, "-")
+	}
+	if !strings.HasPrefix(arg, "-") || strings.Contains(name, "=") {
+		return false
+	}
+	f := fs.Lookup(name)
+	if f == nil {
+		return false
+	}
+	b, isBool := f.Value.(interface{ IsBoolFlag() bool })
+	return !isBool || !b.IsBoolFlag()
 }
 
 // flagMessage is the flag package's error, which says what is wrong.
@@ -237,7 +273,8 @@ Commands:
 
 const usageTail = `
 Global flags:
-  --server ADDR   connect to the server at ADDR, host:port
+  -s, --server ADDR
+                  connect to the server at ADDR, host:port
                   (default 127.0.0.1:7420, or $GOETHE_SERVER)
 ` + securityUsage + `
 Flags may come before or after the arguments; "--" ends the flags, so that
@@ -266,10 +303,26 @@ func writeCommandUsage(w io.Writer, cmd *command) {
 	fmt.Fprintf(&b, "Usage: goethectl %s [FLAGS]\n\n%s\n\nFlags:\n", strings.TrimSpace(cmd.name+" "+cmd.args), strings.TrimSpace(cmd.help))
 	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
 	fs.StringVar(new(string), "server", client.DefaultAddr, serverUsage)
+	fs.StringVar(new(string), "s", client.DefaultAddr, "short for --server")
 	cmd.flags(fs, &globals{})
+	// A short flag ("-f", usage "short for --from") is shown with its long
+	// one.
+	short := map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) {
+		if long, ok := strings.CutPrefix(f.Usage, shortPrefix); ok {
+			short[long] = f.Name
+		}
+	})
+	fs.VisitAll(func(f *flag.Flag) {
+		if strings.HasPrefix(f.Usage, shortPrefix) {
+			return
+		}
 		name, usage := flag.UnquoteUsage(f)
-		fmt.Fprintf(&b, "  --%s", f.Name)
+		b.WriteString("  ")
+		if s, ok := short[f.Name]; ok {
+			fmt.Fprintf(&b, "-%s, ", s)
+		}
+		fmt.Fprintf(&b, "--%s", f.Name)
 		if name != "" {
 			fmt.Fprintf(&b, " %s", name)
 		}
@@ -282,6 +335,10 @@ func writeCommandUsage(w io.Writer, cmd *command) {
 	})
 	io.WriteString(w, b.String())
 }
+
+// shortPrefix begins the usage of a short flag, an alias that
+// writeCommandUsage shows with its long flag.
+const shortPrefix = "short for --"
 
 // exactly and atLeast are nargs checks.
 func exactly(n int) func(int) bool { return func(k int) bool { return k == n } }

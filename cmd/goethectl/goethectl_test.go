@@ -93,13 +93,13 @@ func TestProduceConsume(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(lines[1]), &ev))
 	require.Equal(t, map[string]any{
 		"topic":   "orders",
-		"id":      float64(got[1]),
+		"id":      strconv.FormatUint(got[1], 10),
 		"seq":     float64(2),
 		"time":    formatTime(idTime(got[1])),
 		"headers": map[string]any{"source": "web", "v": "1"},
 		"payload": "order 2 paid",
 	}, ev)
-	require.Contains(t, lines[1], fmt.Sprintf(`"id":%d,`, got[1]), "ids are printed exactly")
+	require.Contains(t, lines[1], fmt.Sprintf(`"id":"%d",`, got[1]), "ids are printed exactly, as strings")
 
 	// Binary payloads, empty lines and CRLF through standard input.
 	ok(t, addr, "\xff\x00bin\n\nwin\r\n<&>", "produce", "blobs")
@@ -150,7 +150,10 @@ func TestProduceStdinBatches(t *testing.T) {
 	require.Len(t, lines, n)
 	var prev uint64
 	for i, line := range lines {
-		var r struct{ ID, Seq uint64 }
+		var r struct {
+			ID  uint64 `json:",string"`
+			Seq uint64
+		}
 		require.NoError(t, json.Unmarshal([]byte(line), &r))
 		require.Equal(t, uint64(i+1), r.Seq)
 		require.Greater(t, r.ID, prev)
@@ -193,7 +196,24 @@ func TestConsumeFrom(t *testing.T) {
 		{[]string{"--from", "end"}, ""},
 		{[]string{"--from", id(1)}, "e2\ne3\ne4\n"},
 		{[]string{"--from", strconv.FormatUint(got[1]+1, 10)}, "e2\ne3\ne4\n"}, // not an event: the next one
-		{[]string{"--from", "0"}, "e0\ne1\ne2\ne3\ne4\n"},
+		{[]string{"--from", "id:0"}, "e0\ne1\ne2\ne3\ne4\n"},
+		{[]string{"--from", "id:" + id(1)}, "e2\ne3\ne4\n"},
+		{[]string{"--from", "seq:3"}, "e2\ne3\ne4\n"},
+		{[]string{"-o", "seq:1"}, "e0\ne1\ne2\ne3\ne4\n"},
+		{[]string{"--from", "seq:0"}, "e0\ne1\ne2\ne3\ne4\n"},
+		{[]string{"--from", "seq:6"}, ""},
+		{[]string{"--from", "-1h"}, "e0\ne1\ne2\ne3\ne4\n"},
+		{[]string{"--from", "1h"}, "e0\ne1\ne2\ne3\ne4\n"},
+		{[]string{"--from", "now"}, ""},
+		{[]string{"--until", "seq:2"}, "e0\ne1\n"},
+		{[]string{"--from", "seq:2", "--until", "seq:4"}, "e1\ne2\ne3\n"},
+		{[]string{"--until", "id:" + id(2)}, "e0\ne1\ne2\n"},
+		{[]string{"--until", strconv.FormatUint(got[2]-1, 10)}, "e0\ne1\n"},
+		{[]string{"--until", formatTime(idTime(got[3]))}, "e0\ne1\ne2\ne3\n"},
+		{[]string{"--until", "now"}, "e0\ne1\ne2\ne3\ne4\n"},
+		{[]string{"--until", "-1h"}, ""},
+		{[]string{"--until", "seq:3", "--follow"}, "e0\ne1\ne2\n"}, // ends at the bound
+		{[]string{"--until", "id:" + id(4), "-f", "-n", "9"}, "e0\ne1\ne2\ne3\ne4\n"},
 		{[]string{"--from", id(4)}, ""},
 		{[]string{"--from", formatTime(idTime(got[3]))}, "e3\ne4\n"}, // at or after
 		{[]string{"--from", idTime(got[3] - 1).Format(time.RFC3339Nano)}, "e3\ne4\n"},
@@ -230,9 +250,16 @@ func TestConsumerCursor(t *testing.T) {
 	require.Equal(t, jsonCursor{Topic: "jobs", Consumer: "w", ID: got[3], Time: formatTime(idTime(got[3])), Updated: c.Updated,
 		LastID: got[3], LastSeq: 4, Lag: 0}, c)
 
-	// cursor set: an id, a time, beginning, end.
+	// cursor set: an id, a seq, a time, beginning, end.
 	for _, tc := range []struct{ pos, want string }{
 		{strconv.FormatUint(got[0], 10), "b\nc\nd\n"},
+		{"id:" + strconv.FormatUint(got[1], 10), "c\nd\n"},
+		{"seq:2", "b\nc\nd\n"},
+		{"seq:1", "a\nb\nc\nd\n"},
+		{"seq:4", "d\n"},
+		{"seq:5", ""},
+		{"seq:99", ""},
+		{"-1h", "a\nb\nc\nd\n"},
 		{formatTime(idTime(got[2])), "c\nd\n"},
 		{"beginning", "a\nb\nc\nd\n"},
 		{"end", ""},
@@ -240,7 +267,8 @@ func TestConsumerCursor(t *testing.T) {
 		require.Empty(t, ok(t, addr, "", "cursor", "set", "jobs", "w", tc.pos))
 		require.Equal(t, tc.want, ok(t, addr, "", "consume", "jobs", "--consumer", "w"), tc.pos)
 	}
-	require.Equal(t, `goethectl: topic "nope" not found`, fails(t, addr, "", "cursor", "set", "nope", "w", "1"))
+	require.Equal(t, `goethectl: topic "nope" not found`, fails(t, addr, "", "cursor", "set", "nope", "w", "id:1"))
+	require.Equal(t, `goethectl: topic "nope" not found`, fails(t, addr, "", "cursor", "set", "nope", "w", "seq:1"))
 }
 
 // syncBuffer collects output written by one goroutine and read by another.

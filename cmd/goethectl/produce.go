@@ -46,6 +46,7 @@ appended as a whole only while no one else writes to the topic.`,
 	flags: func(fs *flag.FlagSet, g *globals) func(context.Context, *env, []string) error {
 		o := &produceOptions{headers: headerFlag{}}
 		fs.Var(o.headers, "header", "add the header `key=value` to every event; repeat for more")
+		fs.Var(o.headers, "H", "short for --header")
 		fs.Var(&o.expect, "expect-seq", "store only if the topic's last seq is `N` (0: a new or empty topic)")
 		fs.BoolVar(&o.json, "json", false, `print {"id":…,"seq":…} objects instead of ids`)
 		fs.IntVar(&o.batch, "batch", defaultBatchLines, "send standard input in batches of up to `N` lines, at most 10000")
@@ -125,7 +126,7 @@ func (p *producer) send(ctx context.Context, events []client.EventData) error {
 	}
 	for i := range res.Count {
 		if p.o.json {
-			fmt.Fprintf(p.out, `{"id":%d,"seq":%d}`+"\n", res.ID(i), res.Seq(i))
+			fmt.Fprintf(p.out, `{"id":"%d","seq":%d}`+"\n", res.ID(i), res.Seq(i))
 		} else {
 			p.out.WriteString(strconv.FormatUint(res.ID(i), 10))
 			p.out.WriteByte('\n')
