@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"io"
 	"regexp"
 	"strconv"
 	"strings"
@@ -42,6 +43,7 @@ func TestParseInterspersed(t *testing.T) {
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
 			follow := fs.Bool("follow", false, "")
 			from := fs.String("from", "", "")
 			pos, err := parseInterspersed(fs, tc.args)

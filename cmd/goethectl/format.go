@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -52,6 +54,51 @@ func newJSONEvent(ev *client.Event) jsonEvent {
 		j.PayloadBase64 = ev.Payload
 	}
 	return j
+}
+
+// jsonInput is an event as produce --json reads it: the form jsonEvent
+// prints. topic, id, seq and time are accepted and ignored: the server
+// assigns them.
+type jsonInput struct {
+	Topic         json.RawMessage   `json:"topic"`
+	ID            json.RawMessage   `json:"id"`
+	Seq           json.RawMessage   `json:"seq"`
+	Time          json.RawMessage   `json:"time"`
+	Headers       map[string]string `json:"headers"`
+	Payload       *string           `json:"payload"`
+	PayloadBase64 *[]byte           `json:"payload_base64"`
+}
+
+// errNotJSONEvent is a produce --json line that is not an event.
+var errNotJSONEvent = errors.New("not a JSON event as consume --json prints it")
+
+// readJSONEvent reads one line of produce --json: exactly one JSON object
+// of the fields jsonEvent prints, with at most one of payload and
+// payload_base64 (neither is an empty payload). Errors wrap
+// errNotJSONEvent.
+func readJSONEvent(line []byte) (client.EventData, error) {
+	if t := bytes.TrimSpace(line); len(t) == 0 || t[0] != '{' {
+		return client.EventData{}, fmt.Errorf("%w: want a JSON object", errNotJSONEvent)
+	}
+	var in jsonInput
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return client.EventData{}, fmt.Errorf("%w: %w", errNotJSONEvent, err)
+	}
+	if err := dec.Decode(new(json.RawMessage)); !errors.Is(err, io.EOF) {
+		return client.EventData{}, fmt.Errorf("%w: more than one JSON value on the line", errNotJSONEvent)
+	}
+	ev := client.EventData{Headers: in.Headers}
+	switch {
+	case in.Payload != nil && in.PayloadBase64 != nil:
+		return client.EventData{}, fmt.Errorf("%w: both payload and payload_base64", errNotJSONEvent)
+	case in.Payload != nil:
+		ev.Payload = []byte(*in.Payload)
+	case in.PayloadBase64 != nil:
+		ev.Payload = *in.PayloadBase64
+	}
+	return ev, nil
 }
 
 // jsonTopic is a topic as topics --json and topic --json print it. The

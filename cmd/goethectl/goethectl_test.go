@@ -140,12 +140,13 @@ func TestProduceConsume(t *testing.T) {
 
 func TestProduceStdinBatches(t *testing.T) {
 	addr := startServer(t)
-	var in strings.Builder
+	var in, jsonIn strings.Builder
 	const n = 2345
 	for i := range n {
 		fmt.Fprintf(&in, "event %d\n", i)
+		fmt.Fprintf(&jsonIn, `{"payload":"event %d"}`+"\n", i)
 	}
-	out := ok(t, addr, in.String(), "produce", "many", "--batch", "1000", "--json")
+	out := ok(t, addr, jsonIn.String(), "produce", "many", "--batch", "1000", "--json")
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	require.Len(t, lines, n)
 	var prev uint64
@@ -369,4 +370,59 @@ func TestBench(t *testing.T) {
 	require.Contains(t, r.stderr, `--mode "carrier-pigeon": want async, stream or unary`)
 	r = ctl(t, addr, "", "bench", "--connections", "-1")
 	require.Equal(t, exitUsage, r.code)
+}
+
+// TestProduceJSONCopiesATopic: produce --json reads what consume --json
+// prints (text and base64 payloads, headers, ids as strings), so a topic is
+// copied event for event; --header adds to each event's headers; a line
+// that is not an event stops the input there, and the message says which
+// line and that the lines before it were stored.
+func TestProduceJSONCopiesATopic(t *testing.T) {
+	addr := startServer(t)
+	ok(t, addr, "", "produce", "src", "plain", "-H", "k=v", "-H", "x=y")
+	ok(t, addr, "\xff\x00bin\n\n<&>\n", "produce", "src")
+	src := ok(t, addr, "", "consume", "src", "--json")
+
+	out := ok(t, addr, src, "produce", "dst", "--json")
+	require.Equal(t, 4, strings.Count(out, "\n"))
+	require.Contains(t, out, `"seq":4}`)
+	type event struct {
+		Seq           uint64
+		Headers       map[string]string
+		Payload       *string
+		PayloadBase64 []byte `json:"payload_base64"`
+	}
+	decode := func(out string) []event {
+		var evs []event
+		for line := range strings.Lines(out) {
+			var e event
+			require.NoError(t, json.Unmarshal([]byte(line), &e))
+			evs = append(evs, e)
+		}
+		return evs
+	}
+	require.Equal(t, decode(src), decode(ok(t, addr, "", "consume", "dst", "--json")), "the copy has the same events")
+	require.Equal(t, "plain\n\xff\x00bin\n\n<&>\n", ok(t, addr, "", "consume", "dst"))
+
+	// Hand-written lines, --header on top.
+	ok(t, addr, `{"payload":"a","headers":{"k":"1","keep":"2"}}`+"\n"+`{}`+"\n", "produce", "hand", "-j", "--header", "k=flag")
+	evs := decode(ok(t, addr, "", "consume", "hand", "--json"))
+	require.Equal(t, map[string]string{"k": "flag", "keep": "2"}, evs[0].Headers)
+	require.Equal(t, "a", *evs[0].Payload)
+	require.Equal(t, "", *evs[1].Payload, "no payload is an empty one")
+
+	for _, tc := range []struct{ in, says string }{
+		{"{\"payload\":\"ok\"}\nplain text\n", "line 2: not a JSON event as consume --json prints it: want a JSON object; line 1 was stored"},
+		{"{\"payload\":\"ok\"}\n\n", "line 2: not a JSON event"},
+		{`{"paylod":"typo"}`, `line 1: not a JSON event as consume --json prints it: json: unknown field "paylod"; nothing was stored`},
+		{`{"payload":"a","payload_base64":"YQ=="}`, "line 1: not a JSON event as consume --json prints it: both payload and payload_base64"},
+		{`{"payload":"a"}{"payload":"b"}`, "more than one JSON value on the line"},
+		{`{"payload":"a"}}`, "more than one JSON value on the line"},
+		{"null", "want a JSON object"},
+	} {
+		require.Contains(t, fails(t, addr, tc.in, "produce", "bad", "--json"), tc.says, tc.in)
+	}
+	require.Contains(t, fails(t, addr, "{}\n{}\n{}\nx\n{}\n", "produce", "bad3", "--json"), "line 4: not a JSON event as consume --json prints it: want a JSON object; lines 1-3 were stored")
+	require.Equal(t, "ok\nok\n", ok(t, addr, "", "consume", "bad"), "the lines before a bad one are stored, none after")
+	require.Equal(t, "\n\n\n", ok(t, addr, "", "consume", "bad3"))
 }
