@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/goethe-log/goethe/client"
+	"github.com/goethe-log/goethe/internal/buildinfo"
 )
 
 // Exit statuses.
@@ -121,6 +122,8 @@ func dispatch(ctx context.Context, args []string, e *env) error {
 	top.SetOutput(io.Discard)
 	top.StringVar(&g.server, "server", g.server, "")
 	top.StringVar(&g.server, "s", g.server, "")
+	var version bool
+	top.BoolVar(&version, "version", false, "")
 	g.security.register(top)
 	if err := top.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -130,6 +133,10 @@ func dispatch(ctx context.Context, args []string, e *env) error {
 		return usagef("", "%s", flagMessage(err))
 	}
 	args = top.Args()
+	if version {
+		fmt.Fprintf(e.stdout, "goethectl %s\n", buildinfo.Read())
+		return nil
+	}
 	if len(args) == 0 {
 		writeUsage(e.stderr)
 		return usagef("", "no command given")
@@ -273,6 +280,7 @@ Commands:
 
 const usageTail = `
 Global flags:
+  --version       print goethectl's version, commit and Go version
   -s, --server ADDR
                   connect to the server at ADDR, host:port
                   (default 127.0.0.1:7420, or $GOETHE_SERVER)

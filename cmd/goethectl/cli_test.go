@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/goethe-log/goethe/internal/buildinfo"
 	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
 )
 
@@ -175,6 +176,7 @@ func TestUsage(t *testing.T) {
 		{args: []string{"help", "cursor"}, code: exitOK, stdout: "Usage: goethectl cursor get TOPIC CONSUMER [FLAGS]"},
 		{args: []string{"cursor", "get", "--help"}, code: exitOK, stdout: "Usage: goethectl cursor get TOPIC CONSUMER [FLAGS]"},
 		{args: []string{}, code: exitUsage, stderr: "goethectl is…goethectl: no command given (see \"goethectl help\")\n"},
+		{args: []string{"--version"}, code: exitOK, stdout: "goethectl " + buildinfo.Read().String() + "\n"},
 		{args: []string{"frobnicate"}, code: exitUsage, stderr: "goethectl: unknown command \"frobnicate\" (see \"goethectl help\")\n"},
 		{args: []string{"cursor"}, code: exitUsage, stderr: "goethectl: \"cursor\" needs a subcommand: \"cursor get\" or \"cursor set\" (see \"goethectl help cursor\")\n"},
 		{args: []string{"consume"}, code: exitUsage, stderr: "goethectl: usage: goethectl consume TOPIC (see \"goethectl help consume\")\n"},
