@@ -15,9 +15,10 @@ var topicsCommand = &command{
 	name:    "topics",
 	summary: "list the topics",
 	help: `
-Lists every topic in byte order of its name: its number of events, and
-its last event's seq, id and time. With --json, one JSON object per topic
-per line, with first and last id, seq and time, count and creation time.`,
+Lists every topic in byte order of its name: its number of events, its
+first and last event's seq and time (when they were stored), and its last
+event's id. With --json, one JSON object per topic per line, with first and
+last id (as strings), seq and time, count and creation time.`,
 	nargs: exactly(0),
 	flags: func(fs *flag.FlagSet, g *globals) func(context.Context, *env, []string) error {
 		asJSON := fs.Bool("json", false, "print one JSON object per topic")
@@ -51,14 +52,14 @@ func listTopics(ctx context.Context, e *env, g *globals, asJSON bool) error {
 			continue
 		}
 		if n == 0 {
-			fmt.Fprintln(tw, "TOPIC\tEVENTS\tLAST SEQ\tLAST ID\tLAST TIME")
+			fmt.Fprintln(tw, "TOPIC\tEVENTS\tFIRST SEQ\tLAST SEQ\tFIRST TIME\tLAST TIME\tLAST ID")
 		}
 		n++
-		last := "-"
+		first, last := "-", "-"
 		if t.Count > 0 {
-			last = formatTime(idTime(t.LastID))
+			first, last = formatTime(idTime(t.FirstID)), formatTime(idTime(t.LastID))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", t.Name, t.Count, t.LastSeq, t.LastID, last)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%d\n", t.Name, t.Count, t.FirstSeq, t.LastSeq, first, last, t.LastID)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

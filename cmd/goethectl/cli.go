@@ -87,7 +87,63 @@ func lookupCommand(args []string) (*command, []string, error) {
 			return c, args[1:], nil
 		}
 	}
+	if s := suggest(name); s != "" {
+		return nil, nil, usagef("", "unknown command %q; did you mean %q?", name, s)
+	}
 	return nil, nil, usagef("", "unknown command %q", name)
+}
+
+// commandNames are every command a user can type, for suggest.
+func commandNames() []string {
+	names := []string{"bench", "help", "cursor"}
+	for _, c := range commands {
+		names = append(names, c.name)
+	}
+	return names
+}
+
+// suggest is the command name closest to a mistyped one, as git and the
+// nats CLI suggest: within an edit distance of 2 (1 for names of up to 4
+// bytes), or one that the typed name is a prefix of; "" when none is.
+func suggest(typed string) string {
+	best, bestDist := "", 0
+	for _, name := range commandNames() {
+		d := editDistance(typed, name)
+		if strings.HasPrefix(name, typed) && len(typed) >= 2 {
+			d = min(d, 1)
+		}
+		if limit := min(2, max(1, len(typed)/3)); d <= limit && (best == "" || d < bestDist) {
+			best, bestDist = name, d
+		}
+	}
+	return best
+}
+
+// editDistance is the edit distance of a and b, by bytes, in which a
+// swap of two neighbours counts as one edit (optimal string alignment):
+// "benhc" is 1 from "bench".
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }
 
 // run runs the command line args (without the program name) and returns
@@ -256,6 +312,10 @@ func help(e *env, args []string) error {
 		writeBenchUsage(e.stdout)
 		return nil
 	}
+	if len(args) == 1 && args[0] == "help" {
+		io.WriteString(e.stdout, helpUsage)
+		return nil
+	}
 	if len(args) == 1 && args[0] == "cursor" {
 		writeCommandUsage(e.stdout, cursorGetCommand)
 		io.WriteString(e.stdout, "\n")
@@ -269,6 +329,13 @@ func help(e *env, args []string) error {
 	writeCommandUsage(e.stdout, cmd)
 	return nil
 }
+
+const helpUsage = `Usage: goethectl help [COMMAND]
+
+Shows goethectl's commands and global flags, or with COMMAND ("consume",
+"cursor set", "help") that command's usage and flags. "goethectl COMMAND -h"
+shows the same.
+`
 
 const usageHead = `goethectl is the command line of a Goethe event log server.
 

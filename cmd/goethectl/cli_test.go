@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -178,6 +179,14 @@ func TestUsage(t *testing.T) {
 		{args: []string{}, code: exitUsage, stderr: "goethectl is…goethectl: no command given (see \"goethectl help\")\n"},
 		{args: []string{"--version"}, code: exitOK, stdout: "goethectl " + buildinfo.Read().String() + "\n"},
 		{args: []string{"frobnicate"}, code: exitUsage, stderr: "goethectl: unknown command \"frobnicate\" (see \"goethectl help\")\n"},
+		{args: []string{"consme", "orders"}, code: exitUsage, stderr: "goethectl: unknown command \"consme\"; did you mean \"consume\"? (see \"goethectl help\")\n"},
+		{args: []string{"prodcue"}, code: exitUsage, stderr: "goethectl: unknown command \"prodcue\"; did you mean \"produce\"? (see \"goethectl help\")\n"},
+		{args: []string{"topcis"}, code: exitUsage, stderr: "goethectl: unknown command \"topcis\"; did you mean \"topics\"? (see \"goethectl help\")\n"},
+		{args: []string{"con"}, code: exitUsage, stderr: "goethectl: unknown command \"con\"; did you mean \"consume\"? (see \"goethectl help\")\n"},
+		{args: []string{"benhc"}, code: exitUsage, stderr: "goethectl: unknown command \"benhc\"; did you mean \"bench\"? (see \"goethectl help\")\n"},
+		{args: []string{"x"}, code: exitUsage, stderr: "goethectl: unknown command \"x\" (see \"goethectl help\")\n"},
+		{args: []string{"help", "consme"}, code: exitUsage, stderr: "goethectl: unknown command \"consme\"; did you mean \"consume\"? (see \"goethectl help\")\n"},
+		{args: []string{"help", "help"}, code: exitOK, stdout: "Usage: goethectl help [COMMAND]\n"},
 		{args: []string{"cursor"}, code: exitUsage, stderr: "goethectl: \"cursor\" needs a subcommand: \"cursor get\" or \"cursor set\" (see \"goethectl help cursor\")\n"},
 		{args: []string{"consume"}, code: exitUsage, stderr: "goethectl: usage: goethectl consume TOPIC (see \"goethectl help consume\")\n"},
 		{args: []string{"consume", "a", "b"}, code: exitUsage, stderr: "goethectl: usage: goethectl consume TOPIC (see \"goethectl help consume\")\n"},
@@ -210,3 +219,18 @@ func TestUsage(t *testing.T) {
 }
 
 func noEnv(string) string { return "" }
+
+// TestIsTerminal: standard input that is not a terminal — /dev/null, a
+// character device, as under cron or systemd, or a pipe — is not taken for
+// one, so produce prints no terminal hint.
+func TestIsTerminal(t *testing.T) {
+	null, err := os.Open(os.DevNull)
+	require.NoError(t, err)
+	defer null.Close()
+	require.False(t, isTerminal(null))
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	defer r.Close()
+	defer w.Close()
+	require.False(t, isTerminal(r))
+}

@@ -121,7 +121,8 @@ func TestProduceConsume(t *testing.T) {
 
 	// topics and topic.
 	out = ok(t, addr, "", "topics")
-	require.Regexp(t, `^TOPIC +EVENTS +LAST SEQ +LAST ID +LAST TIME\nblobs +4 +4 +\d{19} +\S+Z\norders +2 +2 +`+strconv.FormatUint(got[1], 10)+` +`+formatTime(idTime(got[1]))+`\n$`, out)
+	require.Regexp(t, `^TOPIC +EVENTS +FIRST SEQ +LAST SEQ +FIRST TIME +LAST TIME +LAST ID\nblobs +4 +1 +4 +\S+Z +\S+Z +\d{19}\norders +2 +1 +2 +`+
+		formatTime(idTime(got[0]))+` +`+formatTime(idTime(got[1]))+` +`+strconv.FormatUint(got[1], 10)+`\n$`, out)
 	out = ok(t, addr, "", "topics", "--json")
 	require.Equal(t, 2, strings.Count(out, "\n"))
 	var jt jsonTopic

@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"golang.org/x/term"
 )
 
 func main() {
@@ -28,8 +30,9 @@ func main() {
 	}))
 }
 
-// isTerminal reports whether f is a character device, such as a terminal.
+// isTerminal reports whether f is a terminal. A character device that is
+// not one (/dev/null, as under cron or systemd) is not: produce prints its
+// "reading from standard input" hint only to a person at a terminal.
 func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return term.IsTerminal(int(f.Fd()))
 }
