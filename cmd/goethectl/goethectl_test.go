@@ -269,6 +269,9 @@ func TestConsumerCursor(t *testing.T) {
 		require.Empty(t, ok(t, addr, "", "cursor", "set", "jobs", "w", tc.pos))
 		require.Equal(t, tc.want, ok(t, addr, "", "consume", "jobs", "--consumer", "w"), tc.pos)
 	}
+	// --until with --commit stores the cursor at the last event printed.
+	require.Equal(t, "a\nb\n", ok(t, addr, "", "consume", "jobs", "-c", "u", "--commit", "--until", "seq:2", "-f"))
+	require.Equal(t, "c\nd\n", ok(t, addr, "", "consume", "jobs", "-c", "u"))
 	require.Equal(t, `goethectl: topic "nope" not found`, fails(t, addr, "", "cursor", "set", "nope", "w", "id:1"))
 	require.Equal(t, `goethectl: topic "nope" not found`, fails(t, addr, "", "cursor", "set", "nope", "w", "seq:1"))
 }
