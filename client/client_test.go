@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -221,6 +222,12 @@ func TestConsumeFromSeq(t *testing.T) {
 		require.Equal(t, res.FirstID, ev.ID, "from %v", start)
 		sub.Close()
 	}
+	// No seq follows the largest: the stream ends at once.
+	for ev, err := range c.Consume(ctx, "s", client.ConsumeOptions{From: client.AfterSeq(math.MaxUint64)}) {
+		t.Fatalf("event %v, error %v after the largest seq", ev, err)
+	}
 	_, err := c.Subscribe(ctx, "missing", client.ConsumeOptions{From: client.AtSeq(3)})
 	require.ErrorIs(t, err, client.ErrNotFound)
+	require.Equal(t, "at seq 3", client.AtSeq(3).String())
+	require.Equal(t, "after seq 3", client.AfterSeq(3).String())
 }
