@@ -57,7 +57,8 @@ seq:N, id:N (or a long bare id), a time ago, an RFC 3339 time, or now. The
 bound is inclusive: --until seq:5 prints seq 5 and stops. Without --follow,
 consume also stops at the end of the topic; with it, consume waits for the
 bound: it stops at once after the event with that seq or id, and for a
-time when the first event stored after it arrives.
+time once that time is a second past (ids are the server's clock, which
+may lag) and the events stored until then are printed.
 
 --consumer NAME without --from resumes after NAME's cursor, the id of the
 last event it processed, stored by the server; from the beginning if NAME
@@ -150,7 +151,22 @@ func (o *consumeOptions) run(ctx context.Context, e *env, g *globals, topic stri
 	if o.commit {
 		cm = newCommitter(c, topic, o.consumer)
 	}
-	p := &printer{w: bufio.NewWriterSize(e.stdout, 64<<10), json: o.json, cm: cm, until: until}
+	p := &printer{w: bufio.NewWriterSize(e.stdout, 64<<10), json: o.json, cm: cm, until: until, next: sub.Start()}
+	if until != nil && until.isTime && o.follow {
+		// The server stamps ids with its clock: once past the bound (and
+		// a grace for the clocks' difference), the topic's last event
+		// says what is left to print.
+		timer := time.NewTimer(time.Until(until.at) + untilGrace)
+		defer timer.Stop()
+		p.timeUp = timer.C
+		p.lastID = func() (uint64, error) {
+			t, err := c.Topic(ctx, topic)
+			if errors.Is(err, client.ErrNotFound) {
+				return 0, nil
+			}
+			return t.LastID, err
+		}
+	}
 	streamErr := p.loop(ctx, events, cm)
 	cancel()
 	stop()
@@ -222,6 +238,12 @@ type printer struct {
 	printed   bool   // whether any event was printed
 	unflushed int    // events printed since the last flush
 	until     *bound // nil without --until
+	next      uint64 // the position after the last event printed
+
+	// With --follow and a time --until: timeUp fires once the bound has
+	// passed, and lastID then reads the topic's last id (0: none).
+	timeUp <-chan time.Time
+	lastID func() (uint64, error)
 }
 
 // loop prints events until the stream ends (nil at its normal end, its
@@ -261,6 +283,17 @@ func (p *printer) loop(ctx context.Context, events <-chan received, cm *committe
 					return fmt.Errorf("writing the output: %w", err)
 				}
 			}
+		case <-p.timeUp:
+			last, err := p.lastID()
+			if err != nil {
+				return err
+			}
+			// Events stored from now on have larger ids than last: the
+			// ones left to print are those up to it.
+			p.until.n = min(p.until.n, last)
+			if last == 0 || len(events) == 0 && p.next > p.until.n {
+				return nil
+			}
 		case <-ctx.Done():
 			return nil
 		case <-commitFailed:
@@ -280,7 +313,7 @@ func (p *printer) print(ev *client.Event) error {
 		p.w.Write(ev.Payload)
 		p.w.WriteByte('\n')
 	}
-	p.last, p.printed = ev.ID, true
+	p.last, p.printed, p.next = ev.ID, true, ev.ID+1
 	p.unflushed++
 	return nil
 }
@@ -384,9 +417,16 @@ func (cm *committer) close() error {
 // bound is where --until ends a consume, inclusive: the last event printed
 // is the last one whose seq (bySeq) or id is at most n.
 type bound struct {
-	bySeq bool
-	n     uint64
+	bySeq  bool
+	n      uint64
+	isTime bool      // a time bound: n is the id of at
+	at     time.Time // isTime's time
 }
+
+// untilGrace is how long after a time --until a following consume asks the
+// server for the topic's end, to end once it has printed it: the server's
+// clock stamps the ids, and may be behind the local one by this much.
+const untilGrace = time.Second
 
 // bound reads --until; nil without it.
 func (o *consumeOptions) bound() (*bound, error) {
@@ -403,9 +443,10 @@ func (o *consumeOptions) bound() (*bound, error) {
 	case posID:
 		return &bound{n: p.id}, nil
 	case posEnd: // now
-		return &bound{n: timeID(time.Now())}, nil
+		now := time.Now()
+		return &bound{n: timeID(now), isTime: true, at: now}, nil
 	case posTime:
-		return &bound{n: timeID(p.time)}, nil
+		return &bound{n: timeID(p.time), isTime: true, at: p.time}, nil
 	}
 	return nil, usagef("consume", "--until %q: want seq:N, id:N, a time ago such as -5m, an RFC 3339 time, or now", o.until)
 }

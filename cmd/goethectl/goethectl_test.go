@@ -216,6 +216,12 @@ func TestConsumeFrom(t *testing.T) {
 		{[]string{"--until", "-1h"}, ""},
 		{[]string{"--until", "seq:3", "--follow"}, "e0\ne1\ne2\n"}, // ends at the bound
 		{[]string{"--until", "id:" + id(4), "-f", "-n", "9"}, "e0\ne1\ne2\ne3\ne4\n"},
+		// A time bound ends a follower once past, after the events stored
+		// until then; one in the past ends it at the first later event.
+		{[]string{"--until", "now", "--follow"}, "e0\ne1\ne2\ne3\ne4\n"},
+		{[]string{"--until", formatTime(time.Now().Add(200 * time.Millisecond)), "--follow"}, "e0\ne1\ne2\ne3\ne4\n"},
+		{[]string{"--until", "-1h", "--follow"}, ""},
+		{[]string{"--until", "now", "--follow", "--from", "end"}, ""},
 		{[]string{"--from", id(4)}, ""},
 		{[]string{"--from", formatTime(idTime(got[3]))}, "e3\ne4\n"}, // at or after
 		{[]string{"--from", idTime(got[3] - 1).Format(time.RFC3339Nano)}, "e3\ne4\n"},
@@ -325,6 +331,7 @@ func TestFollowInterruptCommits(t *testing.T) {
 func TestErrors(t *testing.T) {
 	addr := startServer(t)
 	require.Equal(t, `goethectl: topic "nope" not found`, fails(t, addr, "", "consume", "nope"))
+	require.Empty(t, ok(t, addr, "", "consume", "nope", "--follow", "--until", "now"), "a follower of no topic ends at a time bound")
 	require.Equal(t, `goethectl: topic "nope" not found`, fails(t, addr, "", "topic", "nope"))
 	require.Equal(t, `goethectl: invalid name: topic name has control character U+0007 at byte 1`, fails(t, addr, "", "produce", "a\ab", "x"))
 	require.Contains(t, fails(t, addr, "", "produce", "big", strings.Repeat("x", server.DefaultMaxEventBytes+1)),
