@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -180,4 +181,53 @@ func TestStartString(t *testing.T) {
 	require.Equal(t, "at 5", client.AtID(5).String())
 	require.Equal(t, "at 1970-01-01T00:00:01Z", client.AtTime(time.Unix(1, 0).UTC()).String())
 	require.Equal(t, `cursor of "w" (else end)`, client.FromCursor("w", client.FallbackEnd).String())
+}
+
+// TestConsumeFromSeq: AtSeq starts at the event with that seq and AfterSeq
+// after it, over many produces; a seq below the first starts at the first,
+// one past the last at the end (a follower then gets the next event
+// produced); a missing topic is NOT_FOUND without Follow.
+func TestConsumeFromSeq(t *testing.T) {
+	c := dial(t)
+	ctx := context.Background()
+	for i := range 40 {
+		_, err := c.Produce(ctx, "s", []client.EventData{{Payload: []byte(strconv.Itoa(i + 1))}, {Payload: []byte(strconv.Itoa(i + 41))}})
+		require.NoError(t, err)
+	}
+	first := func(start client.Start) client.Event {
+		t.Helper()
+		for ev, err := range c.Consume(ctx, "s", client.ConsumeOptions{From: start, Limit: 1}) {
+			require.NoError(t, err)
+			return ev
+		}
+		t.Fatalf("no event from %v", start)
+		return client.Event{}
+	}
+	for seq := uint64(1); seq <= 80; seq++ {
+		require.Equal(t, seq, first(client.AtSeq(seq)).Seq, "at seq %d", seq)
+		if seq < 80 {
+			require.Equal(t, seq+1, first(client.AfterSeq(seq)).Seq, "after seq %d", seq)
+		}
+	}
+	require.Equal(t, uint64(1), first(client.AtSeq(0)).Seq)
+	require.Equal(t, uint64(1), first(client.AfterSeq(0)).Seq)
+
+	for _, start := range []client.Start{client.AtSeq(81), client.AtSeq(1000), client.AfterSeq(5000)} {
+		sub, err := c.Subscribe(ctx, "s", client.ConsumeOptions{From: start, Follow: true, Limit: 1})
+		require.NoError(t, err)
+		res, err := c.Produce(ctx, "s", []client.EventData{{Payload: []byte("next")}})
+		require.NoError(t, err)
+		ev, err := sub.Next()
+		require.NoError(t, err, "from %v", start)
+		require.Equal(t, res.FirstID, ev.ID, "from %v", start)
+		sub.Close()
+	}
+	// No seq follows the largest: the stream ends at once.
+	for ev, err := range c.Consume(ctx, "s", client.ConsumeOptions{From: client.AfterSeq(math.MaxUint64)}) {
+		t.Fatalf("event %v, error %v after the largest seq", ev, err)
+	}
+	_, err := c.Subscribe(ctx, "missing", client.ConsumeOptions{From: client.AtSeq(3)})
+	require.ErrorIs(t, err, client.ErrNotFound)
+	require.Equal(t, "at seq 3", client.AtSeq(3).String())
+	require.Equal(t, "after seq 3", client.AfterSeq(3).String())
 }

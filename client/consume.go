@@ -37,6 +37,8 @@ const (
 	startAtID
 	startAtTime
 	startCursor
+	startAtSeq
+	startAfterSeq
 )
 
 // Fallback says where a cursor start begins when the consumer has no stored
@@ -67,6 +69,15 @@ func AtID(id uint64) Start { return Start{kind: startAtID, id: id} }
 // AtTime starts at the first event committed at or after t.
 func AtTime(t time.Time) Start { return Start{kind: startAtTime, time: t} }
 
+// AtSeq starts at the event with seq. A seq below the topic's first (0
+// included) starts at its first event; a seq past its last starts at the
+// end, as End does, whatever the seqs of the events committed afterwards.
+// The server finds the event with a bounded search (see store.SeqPosition).
+func AtSeq(seq uint64) Start { return Start{kind: startAtSeq, id: seq} }
+
+// AfterSeq starts just after the event with seq: it is AtSeq(seq+1).
+func AfterSeq(seq uint64) Start { return Start{kind: startAfterSeq, id: seq} }
+
 // FromCursor starts after consumer's stored cursor (see CommitCursor), or
 // where fallback says when it has none.
 func FromCursor(consumer string, fallback Fallback) Start {
@@ -84,6 +95,10 @@ func (s Start) String() string {
 		return "at " + strconv.FormatUint(s.id, 10)
 	case startAtTime:
 		return "at " + s.time.Format(time.RFC3339Nano)
+	case startAtSeq:
+		return "at seq " + strconv.FormatUint(s.id, 10)
+	case startAfterSeq:
+		return "after seq " + strconv.FormatUint(s.id, 10)
 	case startCursor:
 		fb := "beginning"
 		if s.fallback == FallbackEnd {
@@ -121,6 +136,10 @@ func (o *ConsumeOptions) request(topic string) *goethev1.ConsumeRequest {
 		req.Start = &goethev1.ConsumeRequest_AtId{AtId: s.id}
 	case startAtTime:
 		req.Start = &goethev1.ConsumeRequest_AtTime{AtTime: timestamppb.New(s.time)}
+	case startAtSeq:
+		req.Start = &goethev1.ConsumeRequest_AtSeq{AtSeq: s.id}
+	case startAfterSeq:
+		req.Start = &goethev1.ConsumeRequest_AfterSeq{AfterSeq: s.id}
 	case startCursor:
 		fb := goethev1.CursorFallback_CURSOR_FALLBACK_BEGINNING
 		if s.fallback == FallbackEnd {

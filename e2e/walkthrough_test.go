@@ -229,7 +229,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 		all.WriteString(s.cmd + "\n")
 	}
 	for _, want := range []string{"goethectl produce ", "| bin/goethectl produce ", "goethectl consume ", "--follow", "--consumer ", "--commit",
-		"--from 1", "--from 20", "--json", "--expect-seq", "goethectl cursor get ", "goethectl topics"} {
+		"--from 1", "--from 20", "--from seq:", "--from -1h", "--until ", "--json", "--expect-seq", "goethectl cursor get ", "goethectl topics"} {
 		require.Contains(t, all.String(), want, "the README's walk-through no longer shows %q", want)
 	}
 

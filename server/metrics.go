@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/goethe-log/goethe/internal/buildinfo"
 	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
 	"github.com/goethe-log/goethe/store"
 )
@@ -26,6 +27,9 @@ import (
 //
 // Every family is in the namespace "goethe":
 //
+//   - goethe_build_info (gauge, always 1): the running binary's build in
+//     its labels version, commit and go_version (internal/buildinfo), one
+//     series per process.
 //   - goethe_grpc_server_handled_total (counter) and
 //     goethe_grpc_server_handling_seconds (histogram): every gRPC call
 //     the server handled, by grpc_type, grpc_method and grpc_code. A
@@ -47,7 +51,8 @@ import (
 // # Labels
 //
 // Labels only ever name the engine (the store's families, when
-// MetricsOptions.Engine is set) or a gRPC method, type and code — never a
+// MetricsOptions.Engine is set), a gRPC method, type and code, or the
+// build (goethe_build_info's one series) — never a
 // topic or a consumer, which are unbounded: a deployment may hold millions
 // of topics, and a label value per topic would take the Prometheus server
 // down. Per-topic figures (a consumer's lag, a topic's counts) are served
@@ -105,7 +110,9 @@ var (
 )
 
 // NewMetrics returns a server's metrics, registered in a new registry
-// together with the Go runtime and process collectors.
+// together with the Go runtime and process collectors and
+// goethe_build_info (the running binary's version, commit and Go version,
+// as labels of a gauge that is always 1).
 func NewMetrics(opts MetricsOptions) *Metrics {
 	var storeLabels prometheus.Labels
 	if opts.Engine != "" {
@@ -155,7 +162,15 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 		}),
 		stats: newStoreStats(storeLabels),
 	}
+	build := buildinfo.Read()
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: metricsNamespace, Name: "build_info",
+		Help:        "Always 1; its labels say which build of goethe runs: the module version, the VCS commit (empty when the build recorded none) and the Go version.",
+		ConstLabels: prometheus.Labels{"version": build.Version, "commit": build.Commit, "go_version": build.Go},
+	})
+	buildInfo.Set(1)
 	m.reg.MustRegister(
+		buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.handled, m.handling, m.consumeOpen, m.consumeSent,

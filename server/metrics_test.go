@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/goethe-log/goethe/client"
 	"github.com/goethe-log/goethe/engines"
+	"github.com/goethe-log/goethe/internal/buildinfo"
 	"github.com/goethe-log/goethe/internal/testutil"
 	"github.com/goethe-log/goethe/server"
 	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
@@ -216,6 +218,9 @@ func TestMetrics(t *testing.T) {
 			}
 			for _, m := range f.Metric {
 				for _, l := range m.Label {
+					if name == "goethe_build_info" {
+						continue // one series, of the binary's build
+					}
 					require.True(t, goetheLabels[l.GetName()], "%s has label %s", name, l.GetName())
 				}
 			}
@@ -312,4 +317,16 @@ func TestMetricsLogWithoutStats(t *testing.T) {
 	s := scrapeMetrics(t, hs.URL)
 	require.Equal(t, 1.0, s.value(t, "goethe_grpc_server_handled_total", "grpc_method", produceMethod, "grpc_code", "OK"))
 	require.NotContains(t, s.families, "goethe_store_commits_total")
+}
+
+// TestMetricsBuildInfo: goethe_build_info is one series, 1, labelled with
+// the running binary's version, commit and Go version.
+func TestMetricsBuildInfo(t *testing.T) {
+	m := server.NewMetrics(server.MetricsOptions{})
+	hs := httptest.NewServer(m.Handler())
+	t.Cleanup(hs.Close)
+	s := scrapeMetrics(t, hs.URL+"/metrics")
+	b := buildinfo.Read()
+	require.Equal(t, 1.0, s.value(t, "goethe_build_info", "version", b.Version, "commit", b.Commit, "go_version", runtime.Version()))
+	require.Len(t, s.families["goethe_build_info"].Metric, 1)
 }

@@ -243,6 +243,13 @@ func (v *service) start(req *goethev1.ConsumeRequest) (pos uint64, exhausted boo
 			return 0, false, fmt.Errorf("%w: at_time: %v", errBadRequest, err)
 		}
 		return store.At(s.AtTime.AsTime()), false, nil
+	case *goethev1.ConsumeRequest_AtSeq:
+		return v.seqStart(topic, s.AtSeq, req.Follow)
+	case *goethev1.ConsumeRequest_AfterSeq:
+		if s.AfterSeq == math.MaxUint64 {
+			return math.MaxUint64, true, nil // no seq follows it
+		}
+		return v.seqStart(topic, s.AfterSeq+1, req.Follow)
 	case *goethev1.ConsumeRequest_Cursor:
 		consumer := s.Cursor.GetConsumer()
 		if err := store.ValidateName("consumer", consumer); err != nil {
@@ -264,6 +271,20 @@ func (v *service) start(req *goethev1.ConsumeRequest) (pos uint64, exhausted boo
 		return 0, false, fmt.Errorf("%w: unknown cursor fallback %d", errBadRequest, s.Cursor.GetFallback())
 	}
 	return 0, false, fmt.Errorf("%w: unknown start", errBadRequest)
+}
+
+// seqStart is the position of the event with seq (store.SeqPosition). A
+// topic that does not exist yet starts at the beginning when following;
+// otherwise it is not found.
+func (v *service) seqStart(topic string, seq uint64, follow bool) (uint64, bool, error) {
+	pos, exhausted, err := store.SeqPosition(v.log, topic, seq)
+	if errors.Is(err, store.ErrNotFound) && follow {
+		return store.FromBeginning, false, nil
+	}
+	if err != nil {
+		return 0, false, topicNotFound(err, topic)
+	}
+	return pos, exhausted, nil
 }
 
 // end is the position after the topic's last event. A topic that does not

@@ -8,6 +8,7 @@
 //	       [--metrics-listen 127.0.0.1:9420]
 //	goethe check --data-dir D [--engine E] [--json]
 //	goethe hash-token < token
+//	goethe --version
 //
 // Every flag has an environment variable, GOETHE_ and its name in upper case
 // with _ for - (GOETHE_ENGINE, GOETHE_DATA_DIR, ...). A variable sets the
@@ -69,6 +70,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/goethe-log/goethe/internal/buildinfo"
 )
 
 // subcommands are the tools goethe runs instead of the server, as
@@ -84,6 +87,13 @@ func printSubcommands(w io.Writer) {
 	for _, c := range subcommands {
 		fmt.Fprintf(w, "  %s\n", c.synopsis)
 	}
+	fmt.Fprintf(w, "  goethe --version\n")
+}
+
+// printVersion prints goethe --version: the module version, the commit and
+// the Go toolchain of this binary.
+func printVersion(w io.Writer) {
+	fmt.Fprintf(w, "goethe %s\n", buildinfo.Read())
 }
 
 func main() {
@@ -93,6 +103,9 @@ func main() {
 			os.Exit(runCheck(os.Args[2:], os.LookupEnv, os.Stdout, os.Stderr))
 		case "hash-token":
 			os.Exit(runHashToken(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+		case "--version", "-version", "version":
+			printVersion(os.Stdout)
+			os.Exit(exitOK)
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

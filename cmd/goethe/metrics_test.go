@@ -61,6 +61,7 @@ func TestServeMetrics(t *testing.T) {
 		`goethe_store_appended_events_total{engine="leveldb"} 4`,
 		`goethe_grpc_server_handled_total{grpc_code="OK",grpc_method="/goethe.v1.Goethe/Produce",grpc_type="unary"} 2`,
 		"goethe_consume_open_streams 0",
+		"goethe_build_info{commit=",
 		"go_goroutines ",
 		"process_start_time_seconds ",
 	} {

@@ -7,15 +7,18 @@ import (
 	"flag"
 	"fmt"
 	"text/tabwriter"
+
+	"github.com/goethe-log/goethe/client"
 )
 
 var topicsCommand = &command{
 	name:    "topics",
 	summary: "list the topics",
 	help: `
-Lists every topic in byte order of its name: its number of events, and
-its last event's seq, id and time. With --json, one JSON object per topic
-per line, with first and last id, seq and time, count and creation time.`,
+Lists every topic in byte order of its name: its number of events, its
+first and last event's seq and time (when they were stored), and its last
+event's id. With --json, one JSON object per topic per line, with first and
+last id (as strings), seq and time, count and creation time.`,
 	nargs: exactly(0),
 	flags: func(fs *flag.FlagSet, g *globals) func(context.Context, *env, []string) error {
 		asJSON := fs.Bool("json", false, "print one JSON object per topic")
@@ -49,14 +52,14 @@ func listTopics(ctx context.Context, e *env, g *globals, asJSON bool) error {
 			continue
 		}
 		if n == 0 {
-			fmt.Fprintln(tw, "TOPIC\tEVENTS\tLAST SEQ\tLAST ID\tLAST TIME")
+			fmt.Fprintln(tw, "TOPIC\tEVENTS\tFIRST SEQ\tLAST SEQ\tFIRST TIME\tLAST TIME\tLAST ID")
 		}
 		n++
-		last := "-"
+		first, last := "-", "-"
 		if t.Count > 0 {
-			last = formatTime(idTime(t.LastID))
+			first, last = formatTime(idTime(t.FirstID)), formatTime(idTime(t.LastID))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", t.Name, t.Count, t.LastSeq, t.LastID, last)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%d\n", t.Name, t.Count, t.FirstSeq, t.LastSeq, first, last, t.LastID)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -163,14 +166,17 @@ func getCursor(ctx context.Context, e *env, g *globals, topic, consumer string, 
 var cursorSetCommand = &command{
 	name:    "cursor set",
 	args:    "TOPIC CONSUMER POS",
-	summary: "set a consumer's cursor: an event id, a time, beginning or end",
+	summary: "set a consumer's cursor: a seq, an event id, a time, beginning or end",
 	help: `
 Stores CONSUMER's cursor in TOPIC, so that "consume --consumer CONSUMER"
-resumes from there. POS is
-  ID          an event id: resume after that event
-  TIME        an RFC 3339 time: resume at the first event at or after it
-  beginning   resume at the first event
-  end         resume after the topic's current last event
+resumes from there. POS is what consume --from takes:
+  seq:N         resume at the event with seq N (past the last: at the end)
+  id:N          resume after the event with id N (a bare id of 16 digits or
+                more works too; a small bare number is refused as ambiguous)
+  -5m, 2h, 3d   resume at the first event stored that long ago or later
+  TIME          an RFC 3339 time: resume at the first event at or after it
+  beginning     resume at the first event
+  end, now      resume after the topic's current last event
 The topic must exist.`,
 	nargs: exactly(3),
 	flags: func(fs *flag.FlagSet, g *globals) func(context.Context, *env, []string) error {
@@ -190,6 +196,13 @@ func setCursor(ctx context.Context, g *globals, topic, consumer, pos string) err
 		return err
 	}
 	defer c.Close()
+	if p.kind == posSeq {
+		id, err := seqCursor(ctx, c, topic, p.seq)
+		if err != nil {
+			return explain(err, g.server)
+		}
+		return explain(c.CommitCursor(ctx, topic, consumer, id), g.server)
+	}
 	var lastID uint64
 	if p.kind == posEnd {
 		t, err := c.Topic(ctx, topic)
@@ -199,4 +212,21 @@ func setCursor(ctx context.Context, g *globals, topic, consumer, pos string) err
 		lastID = t.LastID
 	}
 	return explain(c.CommitCursor(ctx, topic, consumer, p.cursorID(lastID)), g.server)
+}
+
+// seqCursor is the cursor id that makes a consumer resume at the event with
+// seq: the id just before that event's (the server finds the event). A seq
+// past the topic's last resumes at its end; the topic must exist.
+func seqCursor(ctx context.Context, c *client.Client, topic string, seq uint64) (uint64, error) {
+	t, err := c.Topic(ctx, topic)
+	if err != nil {
+		return 0, err
+	}
+	for ev, err := range c.Consume(ctx, topic, client.ConsumeOptions{From: client.AtSeq(seq), Limit: 1}) {
+		if err != nil {
+			return 0, err
+		}
+		return ev.ID - 1, nil // ids are times since 1970: never 0
+	}
+	return t.LastID, nil
 }

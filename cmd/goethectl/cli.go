@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/goethe-log/goethe/client"
+	"github.com/goethe-log/goethe/internal/buildinfo"
 )
 
 // Exit statuses.
@@ -86,7 +87,63 @@ func lookupCommand(args []string) (*command, []string, error) {
 			return c, args[1:], nil
 		}
 	}
+	if s := suggest(name); s != "" {
+		return nil, nil, usagef("", "unknown command %q; did you mean %q?", name, s)
+	}
 	return nil, nil, usagef("", "unknown command %q", name)
+}
+
+// commandNames are every command a user can type, for suggest.
+func commandNames() []string {
+	names := []string{"bench", "help", "cursor"}
+	for _, c := range commands {
+		names = append(names, c.name)
+	}
+	return names
+}
+
+// suggest is the command name closest to a mistyped one, as git and the
+// nats CLI suggest: within an edit distance of 2 (1 for names of up to 4
+// bytes), or one that the typed name is a prefix of; "" when none is.
+func suggest(typed string) string {
+	best, bestDist := "", 0
+	for _, name := range commandNames() {
+		d := editDistance(typed, name)
+		if strings.HasPrefix(name, typed) && len(typed) >= 2 {
+			d = min(d, 1)
+		}
+		if limit := min(2, max(1, len(typed)/3)); d <= limit && (best == "" || d < bestDist) {
+			best, bestDist = name, d
+		}
+	}
+	return best
+}
+
+// editDistance is the edit distance of a and b, by bytes, in which a
+// swap of two neighbours counts as one edit (optimal string alignment):
+// "benhc" is 1 from "bench".
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }
 
 // run runs the command line args (without the program name) and returns
@@ -120,6 +177,9 @@ func dispatch(ctx context.Context, args []string, e *env) error {
 	top := flag.NewFlagSet("goethectl", flag.ContinueOnError)
 	top.SetOutput(io.Discard)
 	top.StringVar(&g.server, "server", g.server, "")
+	top.StringVar(&g.server, "s", g.server, "")
+	var version bool
+	top.BoolVar(&version, "version", false, "")
 	g.security.register(top)
 	if err := top.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -129,6 +189,10 @@ func dispatch(ctx context.Context, args []string, e *env) error {
 		return usagef("", "%s", flagMessage(err))
 	}
 	args = top.Args()
+	if version {
+		fmt.Fprintf(e.stdout, "goethectl %s\n", buildinfo.Read())
+		return nil
+	}
 	if len(args) == 0 {
 		writeUsage(e.stderr)
 		return usagef("", "no command given")
@@ -146,6 +210,7 @@ func dispatch(ctx context.Context, args []string, e *env) error {
 	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&g.server, "server", g.server, serverUsage)
+	fs.StringVar(&g.server, "s", g.server, "short for --server")
 	g.security.register(fs)
 	runCmd := cmd.flags(fs, g)
 	pos, err := parseInterspersed(fs, args)
@@ -165,12 +230,22 @@ func dispatch(ctx context.Context, args []string, e *env) error {
 // parseInterspersed parses flags anywhere among the arguments, as people
 // type them ("consume orders --follow"), and returns the positional
 // arguments in order. "--" ends the flags: every argument after it is
-// positional, also one that begins with "-".
+// positional, also one that begins with "-". An argument that begins with
+// "-" and a digit, such as the time ago "-5m", is no flag (no flag's name
+// begins with a digit): it is positional, unless it is a flag's value.
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, err
+			// The flag package consumed the argument it failed on.
+			rest := fs.Args()
+			i := len(args) - len(rest) - 1
+			if i < 0 || !dashDigit(args[i]) || i > 0 && takesValue(fs, args[i-1]) {
+				return nil, err
+			}
+			pos = append(pos, args[i])
+			args = rest
+			continue
 		}
 		rest := fs.Args()
 		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
@@ -182,6 +257,30 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
+}
+
+// dashDigit reports whether arg is "-" and a digit, a negative number or a
+// time ago.
+func dashDigit(arg string) bool {
+	return len(arg) > 1 && arg[0] == '-' && arg[1] >= '0' && arg[1] <= '9'
+}
+
+// takesValue reports whether arg is a flag of fs that takes the next
+// argument as its value ("--from", not "--from=x" nor a bool flag).
+func takesValue(fs *flag.FlagSet, arg string) bool {
+	name, ok := strings.CutPrefix(strings.TrimPrefix(arg, "-"), "-")
+	if !ok {
+		name = strings.TrimPrefix(arg, "-")
+	}
+	if !strings.HasPrefix(arg, "-") || strings.Contains(name, "=") {
+		return false
+	}
+	f := fs.Lookup(name)
+	if f == nil {
+		return false
+	}
+	b, isBool := f.Value.(interface{ IsBoolFlag() bool })
+	return !isBool || !b.IsBoolFlag()
 }
 
 // flagMessage is the flag package's error, which says what is wrong.
@@ -213,6 +312,10 @@ func help(e *env, args []string) error {
 		writeBenchUsage(e.stdout)
 		return nil
 	}
+	if len(args) == 1 && args[0] == "help" {
+		io.WriteString(e.stdout, helpUsage)
+		return nil
+	}
 	if len(args) == 1 && args[0] == "cursor" {
 		writeCommandUsage(e.stdout, cursorGetCommand)
 		io.WriteString(e.stdout, "\n")
@@ -227,6 +330,13 @@ func help(e *env, args []string) error {
 	return nil
 }
 
+const helpUsage = `Usage: goethectl help [COMMAND]
+
+Shows goethectl's commands and global flags, or with COMMAND ("consume",
+"cursor set", "help") that command's usage and flags. "goethectl COMMAND -h"
+shows the same.
+`
+
 const usageHead = `goethectl is the command line of a Goethe event log server.
 
 Usage:
@@ -237,7 +347,9 @@ Commands:
 
 const usageTail = `
 Global flags:
-  --server ADDR   connect to the server at ADDR, host:port
+  --version       print goethectl's version, commit and Go version
+  -s, --server ADDR
+                  connect to the server at ADDR, host:port
                   (default 127.0.0.1:7420, or $GOETHE_SERVER)
 ` + securityUsage + `
 Flags may come before or after the arguments; "--" ends the flags, so that
@@ -266,10 +378,26 @@ func writeCommandUsage(w io.Writer, cmd *command) {
 	fmt.Fprintf(&b, "Usage: goethectl %s [FLAGS]\n\n%s\n\nFlags:\n", strings.TrimSpace(cmd.name+" "+cmd.args), strings.TrimSpace(cmd.help))
 	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
 	fs.StringVar(new(string), "server", client.DefaultAddr, serverUsage)
+	fs.StringVar(new(string), "s", client.DefaultAddr, "short for --server")
 	cmd.flags(fs, &globals{})
+	// A short flag ("-f", usage "short for --from") is shown with its long
+	// one.
+	short := map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) {
+		if long, ok := strings.CutPrefix(f.Usage, shortPrefix); ok {
+			short[long] = f.Name
+		}
+	})
+	fs.VisitAll(func(f *flag.Flag) {
+		if strings.HasPrefix(f.Usage, shortPrefix) {
+			return
+		}
 		name, usage := flag.UnquoteUsage(f)
-		fmt.Fprintf(&b, "  --%s", f.Name)
+		b.WriteString("  ")
+		if s, ok := short[f.Name]; ok {
+			fmt.Fprintf(&b, "-%s, ", s)
+		}
+		fmt.Fprintf(&b, "--%s", f.Name)
 		if name != "" {
 			fmt.Fprintf(&b, " %s", name)
 		}
@@ -282,6 +410,10 @@ func writeCommandUsage(w io.Writer, cmd *command) {
 	})
 	io.WriteString(w, b.String())
 }
+
+// shortPrefix begins the usage of a short flag, an alias that
+// writeCommandUsage shows with its long flag.
+const shortPrefix = "short for --"
 
 // exactly and atLeast are nargs checks.
 func exactly(n int) func(int) bool { return func(k int) bool { return k == n } }

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"io"
+	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/goethe-log/goethe/internal/buildinfo"
 	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
 )
 
@@ -33,9 +37,15 @@ func TestParseInterspersed(t *testing.T) {
 		{args: []string{"orders", "--", "--follow", "-1"}, pos: []string{"orders", "--follow", "-1"}},
 		{args: []string{"--", "-orders"}, pos: []string{"-orders"}},
 		{args: []string{"a", "-", "b"}, pos: []string{"a", "-", "b"}},
+		// A time ago or a negative number is positional, or a flag's value.
+		{args: []string{"orders", "w", "-5m"}, pos: []string{"orders", "w", "-5m"}},
+		{args: []string{"-1", "--follow", "-2d", "x"}, pos: []string{"-1", "-2d", "x"}, follow: true},
+		{args: []string{"orders", "--from", "-5m", "-1"}, pos: []string{"orders", "-1"}, from: "-5m"},
+		{args: []string{"orders", "--from=-5m"}, pos: []string{"orders"}, from: "-5m"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
 			follow := fs.Bool("follow", false, "")
 			from := fs.String("from", "", "")
 			pos, err := parseInterspersed(fs, tc.args)
@@ -49,6 +59,7 @@ func TestParseInterspersed(t *testing.T) {
 
 func TestParsePosition(t *testing.T) {
 	at := time.Date(2026, 1, 2, 15, 4, 5, 123_000_000, time.UTC)
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		in       string
 		want     position
@@ -56,23 +67,40 @@ func TestParsePosition(t *testing.T) {
 	}{
 		{"beginning", position{kind: posBeginning}, 0},
 		{"end", position{kind: posEnd}, 77},
-		{"0", position{kind: posID}, 0},
+		{"now", position{kind: posEnd}, 77},
+		{"id:0", position{kind: posID}, 0},
+		{"id:3", position{kind: posID, id: 3}, 3},
+		{"seq:3", position{kind: posSeq, seq: 3}, 0},
+		{"seq:0", position{kind: posSeq}, 0},
 		{"1767261600000000000", position{kind: posID, id: 1767261600000000000}, 1767261600000000000},
+		{"1000000000000000", position{kind: posID, id: 1000000000000000}, 1000000000000000},
 		{"2026-01-02T15:04:05.123Z", position{kind: posTime, time: at}, uint64(at.UnixNano()) - 1},
 		{"1969-01-01T00:00:00Z", position{kind: posTime, time: time.Date(1969, 1, 1, 0, 0, 0, 0, time.UTC)}, 0},
+		{"-5m", position{kind: posTime, time: now.Add(-5 * time.Minute)}, uint64(now.Add(-5*time.Minute).UnixNano()) - 1},
+		{"5m", position{kind: posTime, time: now.Add(-5 * time.Minute)}, uint64(now.Add(-5*time.Minute).UnixNano()) - 1},
+		{"1h30m", position{kind: posTime, time: now.Add(-90 * time.Minute)}, uint64(now.Add(-90*time.Minute).UnixNano()) - 1},
+		{"-2d", position{kind: posTime, time: now.Add(-48 * time.Hour)}, uint64(now.Add(-48*time.Hour).UnixNano()) - 1},
+		{"0s", position{kind: posTime, time: now}, uint64(now.UnixNano()) - 1},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
-			p, err := parsePosition(tc.in)
+			p, err := parsePositionAt(tc.in, now)
 			require.NoError(t, err)
 			require.Equal(t, tc.want.kind, p.kind)
 			require.Equal(t, tc.want.id, p.id)
-			require.True(t, tc.want.time.Equal(p.time))
+			require.Equal(t, tc.want.seq, p.seq)
+			require.True(t, tc.want.time.Equal(p.time), "%v", p.time)
 			require.Equal(t, tc.cursorID, p.cursorID(77))
 		})
 	}
-	for _, bad := range []string{"", "yesterday", "-1", "2026-01-02", "18446744073709551616"} {
-		_, err := parsePosition(bad)
-		require.ErrorContains(t, err, "want beginning, end, an event id or an RFC 3339 time", bad)
+	for _, bad := range []string{"", "yesterday", "-1", "2026-01-02", "18446744073709551616", "+5m", "seq:", "seq:-1", "id:x", "5x"} {
+		_, err := parsePositionAt(bad, now)
+		require.ErrorContains(t, err, strconv.Quote(bad)+" is not a position", bad)
+	}
+	// A bare small number is refused, and the message says what to type.
+	for _, n := range []string{"0", "3", "007", "999999999999999"} {
+		_, err := parsePositionAt(n, now)
+		require.ErrorContains(t, err, strconv.Quote(n)+" is ambiguous: type seq:", n)
+		require.ErrorContains(t, err, "or id:", n)
 	}
 }
 
@@ -145,16 +173,28 @@ func TestUsage(t *testing.T) {
 		{args: []string{"--help"}, code: exitOK, stdout: "Commands:"},
 		{args: []string{"help", "consume"}, code: exitOK, stdout: "Usage: goethectl consume TOPIC [FLAGS]"},
 		{args: []string{"help", "cursor", "set"}, code: exitOK, stdout: "Usage: goethectl cursor set TOPIC CONSUMER POS [FLAGS]"},
-		{args: []string{"consume", "-h"}, code: exitOK, stdout: "  --follow\n"},
+		{args: []string{"consume", "-h"}, code: exitOK, stdout: "  -f, --follow\n"},
 		{args: []string{"help", "cursor"}, code: exitOK, stdout: "Usage: goethectl cursor get TOPIC CONSUMER [FLAGS]"},
 		{args: []string{"cursor", "get", "--help"}, code: exitOK, stdout: "Usage: goethectl cursor get TOPIC CONSUMER [FLAGS]"},
 		{args: []string{}, code: exitUsage, stderr: "goethectl is…goethectl: no command given (see \"goethectl help\")\n"},
+		{args: []string{"--version"}, code: exitOK, stdout: "goethectl " + buildinfo.Read().String() + "\n"},
 		{args: []string{"frobnicate"}, code: exitUsage, stderr: "goethectl: unknown command \"frobnicate\" (see \"goethectl help\")\n"},
+		{args: []string{"consme", "orders"}, code: exitUsage, stderr: "goethectl: unknown command \"consme\"; did you mean \"consume\"? (see \"goethectl help\")\n"},
+		{args: []string{"prodcue"}, code: exitUsage, stderr: "goethectl: unknown command \"prodcue\"; did you mean \"produce\"? (see \"goethectl help\")\n"},
+		{args: []string{"topcis"}, code: exitUsage, stderr: "goethectl: unknown command \"topcis\"; did you mean \"topics\"? (see \"goethectl help\")\n"},
+		{args: []string{"con"}, code: exitUsage, stderr: "goethectl: unknown command \"con\"; did you mean \"consume\"? (see \"goethectl help\")\n"},
+		{args: []string{"benhc"}, code: exitUsage, stderr: "goethectl: unknown command \"benhc\"; did you mean \"bench\"? (see \"goethectl help\")\n"},
+		{args: []string{"x"}, code: exitUsage, stderr: "goethectl: unknown command \"x\" (see \"goethectl help\")\n"},
+		{args: []string{"help", "consme"}, code: exitUsage, stderr: "goethectl: unknown command \"consme\"; did you mean \"consume\"? (see \"goethectl help\")\n"},
+		{args: []string{"help", "help"}, code: exitOK, stdout: "Usage: goethectl help [COMMAND]\n"},
 		{args: []string{"cursor"}, code: exitUsage, stderr: "goethectl: \"cursor\" needs a subcommand: \"cursor get\" or \"cursor set\" (see \"goethectl help cursor\")\n"},
 		{args: []string{"consume"}, code: exitUsage, stderr: "goethectl: usage: goethectl consume TOPIC (see \"goethectl help consume\")\n"},
 		{args: []string{"consume", "a", "b"}, code: exitUsage, stderr: "goethectl: usage: goethectl consume TOPIC (see \"goethectl help consume\")\n"},
 		{args: []string{"consume", "orders", "--tail"}, code: exitUsage, stderr: "goethectl: consume: flag provided but not defined: --tail (see \"goethectl help consume\")\n"},
 		{args: []string{"consume", "orders", "--from", "yesterday"}, code: exitUsage, stderr: "goethectl: --from \"yesterday\" is not a position: …"},
+		{args: []string{"consume", "orders", "--from", "3"}, code: exitUsage, stderr: "goethectl: --from \"3\" is ambiguous: type seq:3 for the event with seq 3, or id:3 for the events after id 3 (see \"goethectl help consume\")\n"},
+		{args: []string{"consume", "orders", "--limit", "-5"}, code: exitUsage, stderr: "goethectl: consume: invalid value \"-5\" for flag --limit…"},
+		{args: []string{"consume", "orders", "--until", "beginning"}, code: exitUsage, stderr: "goethectl: --until \"beginning\": want seq:N, id:N, …"},
 		{args: []string{"consume", "orders", "--commit"}, code: exitUsage, stderr: "goethectl: --commit needs --consumer NAME: the consumer whose cursor to store (see \"goethectl help consume\")\n"},
 		{args: []string{"produce", "orders", "--header", "novalue"}, code: exitUsage, stderr: "goethectl: produce: invalid value \"novalue\" for flag --header: want key=value…"},
 		{args: []string{"produce", "orders", "--expect-seq", "-1"}, code: exitUsage, stderr: "goethectl: produce: invalid value \"-1\" for flag --expect-seq…"},
@@ -179,3 +219,18 @@ func TestUsage(t *testing.T) {
 }
 
 func noEnv(string) string { return "" }
+
+// TestIsTerminal: standard input that is not a terminal — /dev/null, a
+// character device, as under cron or systemd, or a pipe — is not taken for
+// one, so produce prints no terminal hint.
+func TestIsTerminal(t *testing.T) {
+	null, err := os.Open(os.DevNull)
+	require.NoError(t, err)
+	defer null.Close()
+	require.False(t, isTerminal(null))
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	defer r.Close()
+	defer w.Close()
+	require.False(t, isTerminal(r))
+}

@@ -31,17 +31,34 @@ var consumeCommand = &command{
 Prints the events of TOPIC in order, one payload per line, or with --json
 one JSON object per line:
 
-  {"topic":"orders","id":1767261600000000000,"seq":1,"time":"2026-01-01T10:00:00.000000000Z","headers":{},"payload":"…"}
+  {"topic":"orders","id":"1767261600000000000","seq":1,"time":"2026-01-01T10:00:00.000000000Z","headers":{},"payload":"…"}
 
+"id" is a string of digits, as in every --json output: ids are larger than
+2^53, which tools that read JSON numbers as doubles (jq, JavaScript) round.
 "time" is the time the server stored the event, which is also its id read
 as nanoseconds since 1970 (RFC 3339, UTC). A payload that is not valid
 UTF-8 is printed in "payload_base64" instead of "payload", base64-encoded.
 Without --json, payloads are printed as they are, each followed by "\n".
 
---from says where to start: "beginning" (the default), "end" (only events
-stored from now on, with --follow), an event id (the events after it: pass
-the last id you processed), or an RFC 3339 time (the first event stored at or
-after it). An id or time that is not an event's lands on the next event.
+--from (-o) says where to start:
+  beginning    the first event (the default)
+  end, now     only events stored from now on (with --follow)
+  seq:N        the event with seq N (1 is the first)
+  id:N         the events after the event with id N: pass the last id you
+               processed; a bare id of 16 digits or more works too
+  -5m, 2h, 3d  the first event stored that long ago or later
+  TIME         the first event stored at or after an RFC 3339 time
+An id or time that is not an event's lands on the next event; a seq past
+the last starts at the end. A bare small number such as 3 is refused as
+ambiguous: type seq:3 or id:3.
+
+--until ends the consume after the last event at or before a position:
+seq:N, id:N (or a long bare id), a time ago, an RFC 3339 time, or now. The
+bound is inclusive: --until seq:5 prints seq 5 and stops. Without --follow,
+consume also stops at the end of the topic; with it, consume waits for the
+bound: it stops at once after the event with that seq or id, and for a
+time once that time is a second past (ids are the server's clock, which
+may lag) and the events stored until then are printed.
 
 --consumer NAME without --from resumes after NAME's cursor, the id of the
 last event it processed, stored by the server; from the beginning if NAME
@@ -56,12 +73,18 @@ ends it cleanly (exit status 0, after storing the cursor with --commit).`,
 	nargs: exactly(1),
 	flags: func(fs *flag.FlagSet, g *globals) func(context.Context, *env, []string) error {
 		o := &consumeOptions{}
-		fs.StringVar(&o.from, "from", "", "start at `POS`: beginning, end, after an event ID, or at an RFC 3339 time")
+		fs.StringVar(&o.from, "from", "", "start at `POS`: beginning, end, seq:N, id:N, a time ago (-5m, 2h) or an RFC 3339 time")
+		fs.StringVar(&o.from, "o", "", "short for --from")
+		fs.StringVar(&o.until, "until", "", "stop after the last event at or before `POS`: seq:N, id:N, a time ago or an RFC 3339 time")
 		fs.StringVar(&o.consumer, "consumer", "", "resume after the cursor of consumer `NAME` (without --from)")
+		fs.StringVar(&o.consumer, "c", "", "short for --consumer")
 		fs.BoolVar(&o.commit, "commit", false, "store the --consumer's cursor as events are printed")
 		fs.BoolVar(&o.follow, "follow", false, "wait for new events at the end of the topic, until Ctrl-C")
+		fs.BoolVar(&o.follow, "f", false, "short for --follow")
 		fs.Uint64Var(&o.limit, "limit", 0, "stop after `N` events (0: no limit)")
+		fs.Uint64Var(&o.limit, "n", 0, "short for --limit")
 		fs.BoolVar(&o.json, "json", false, "print one JSON object per event, with topic, id, seq, time, headers and payload")
+		fs.BoolVar(&o.json, "j", false, "short for --json")
 		return func(ctx context.Context, e *env, args []string) error {
 			return o.run(ctx, e, g, args[0])
 		}
@@ -70,6 +93,7 @@ ends it cleanly (exit status 0, after storing the cursor with --commit).`,
 
 type consumeOptions struct {
 	from     string
+	until    string
 	consumer string
 	commit   bool
 	follow   bool
@@ -100,6 +124,10 @@ func (o *consumeOptions) run(ctx context.Context, e *env, g *globals, topic stri
 	if err != nil {
 		return err
 	}
+	until, err := o.bound()
+	if err != nil {
+		return err
+	}
 	c, err := dial(g)
 	if err != nil {
 		return err
@@ -123,7 +151,22 @@ func (o *consumeOptions) run(ctx context.Context, e *env, g *globals, topic stri
 	if o.commit {
 		cm = newCommitter(c, topic, o.consumer)
 	}
-	p := &printer{w: bufio.NewWriterSize(e.stdout, 64<<10), json: o.json, cm: cm}
+	p := &printer{w: bufio.NewWriterSize(e.stdout, 64<<10), json: o.json, cm: cm, until: until, next: sub.Start()}
+	if until != nil && until.isTime && o.follow {
+		// The server stamps ids with its clock: once past the bound (and
+		// a grace for the clocks' difference), the topic's last event
+		// says what is left to print.
+		timer := time.NewTimer(time.Until(until.at) + untilGrace)
+		defer timer.Stop()
+		p.timeUp = timer.C
+		p.lastID = func() (uint64, error) {
+			t, err := c.Topic(ctx, topic)
+			if errors.Is(err, client.ErrNotFound) {
+				return 0, nil
+			}
+			return t.LastID, err
+		}
+	}
 	streamErr := p.loop(ctx, events, cm)
 	cancel()
 	stop()
@@ -194,6 +237,13 @@ type printer struct {
 	last      uint64 // the id of the last event printed
 	printed   bool   // whether any event was printed
 	unflushed int    // events printed since the last flush
+	until     *bound // nil without --until
+	next      uint64 // the position after the last event printed
+
+	// With --follow and a time --until: timeUp fires once the bound has
+	// passed, and lastID then reads the topic's last id (0: none).
+	timeUp <-chan time.Time
+	lastID func() (uint64, error)
 }
 
 // loop prints events until the stream ends (nil at its normal end, its
@@ -216,8 +266,14 @@ func (p *printer) loop(ctx context.Context, events <-chan received, cm *committe
 				}
 				return r.err
 			}
+			if p.until.past(&r.ev) {
+				return nil
+			}
 			if err := p.print(&r.ev); err != nil {
 				return fmt.Errorf("writing the output: %w", err)
+			}
+			if p.until.reached(&r.ev) {
+				return nil
 			}
 			// Flush once caught up with what was received, so that a
 			// follower shows each event at once and a fast stream is
@@ -226,6 +282,17 @@ func (p *printer) loop(ctx context.Context, events <-chan received, cm *committe
 				if err := p.flush(); err != nil {
 					return fmt.Errorf("writing the output: %w", err)
 				}
+			}
+		case <-p.timeUp:
+			last, err := p.lastID()
+			if err != nil {
+				return err
+			}
+			// Events stored from now on have larger ids than last: the
+			// ones left to print are those up to it.
+			p.until.n = min(p.until.n, last)
+			if last == 0 || len(events) == 0 && p.next > p.until.n {
+				return nil
 			}
 		case <-ctx.Done():
 			return nil
@@ -246,7 +313,7 @@ func (p *printer) print(ev *client.Event) error {
 		p.w.Write(ev.Payload)
 		p.w.WriteByte('\n')
 	}
-	p.last, p.printed = ev.ID, true
+	p.last, p.printed, p.next = ev.ID, true, ev.ID+1
 	p.unflushed++
 	return nil
 }
@@ -345,4 +412,59 @@ func (cm *committer) close() error {
 	close(cm.quit)
 	<-cm.exited
 	return cm.commitPending()
+}
+
+// bound is where --until ends a consume, inclusive: the last event printed
+// is the last one whose seq (bySeq) or id is at most n.
+type bound struct {
+	bySeq  bool
+	n      uint64
+	isTime bool      // a time bound: n is the id of at
+	at     time.Time // isTime's time
+}
+
+// untilGrace is how long after a time --until a following consume asks the
+// server for the topic's end, to end once it has printed it: the server's
+// clock stamps the ids, and may be behind the local one by this much.
+const untilGrace = time.Second
+
+// bound reads --until; nil without it.
+func (o *consumeOptions) bound() (*bound, error) {
+	if o.until == "" {
+		return nil, nil
+	}
+	p, err := parsePosition(o.until)
+	if err != nil {
+		return nil, usagef("consume", "--until %v", err)
+	}
+	switch p.kind {
+	case posSeq:
+		return &bound{bySeq: true, n: p.seq}, nil
+	case posID:
+		return &bound{n: p.id}, nil
+	case posEnd: // now
+		now := time.Now()
+		return &bound{n: timeID(now), isTime: true, at: now}, nil
+	case posTime:
+		return &bound{n: timeID(p.time), isTime: true, at: p.time}, nil
+	}
+	return nil, usagef("consume", "--until %q: want seq:N, id:N, a time ago such as -5m, an RFC 3339 time, or now", o.until)
+}
+
+// past reports whether ev lies beyond the bound: it is not printed.
+func (b *bound) past(ev *client.Event) bool {
+	return b != nil && b.key(ev) > b.n
+}
+
+// reached reports whether ev is the bound itself: nothing after it can be
+// printed.
+func (b *bound) reached(ev *client.Event) bool {
+	return b != nil && b.key(ev) >= b.n
+}
+
+func (b *bound) key(ev *client.Event) uint64 {
+	if b.bySeq {
+		return ev.Seq
+	}
+	return ev.ID
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -26,11 +28,13 @@ func idTime(id uint64) time.Time { return time.Unix(0, int64(id)) }
 // jsonEvent is an event as consume --json prints it, one object per line.
 // The payload is a JSON string when it is valid UTF-8 ("payload"), else
 // base64 in "payload_base64"; exactly one of the two is present. Ids are
-// JSON numbers: they exceed 2^53, so tools that read numbers as float64
-// (JavaScript, jq before 1.7) round them.
+// JSON strings of decimal digits, in every --json output: they exceed 2^53,
+// and tools that read numbers as float64 (JavaScript, jq) would round them,
+// so that a replay from a rounded id starts at the wrong event. Seqs and
+// counts stay numbers. produce --json reads this form back (readJSONEvent).
 type jsonEvent struct {
 	Topic         string            `json:"topic"`
-	ID            uint64            `json:"id"`
+	ID            uint64            `json:"id,string"`
 	Seq           uint64            `json:"seq"`
 	Time          string            `json:"time"`
 	Headers       map[string]string `json:"headers"`
@@ -52,16 +56,61 @@ func newJSONEvent(ev *client.Event) jsonEvent {
 	return j
 }
 
+// jsonInput is an event as produce --json reads it: the form jsonEvent
+// prints. topic, id, seq and time are accepted and ignored: the server
+// assigns them.
+type jsonInput struct {
+	Topic         json.RawMessage   `json:"topic"`
+	ID            json.RawMessage   `json:"id"`
+	Seq           json.RawMessage   `json:"seq"`
+	Time          json.RawMessage   `json:"time"`
+	Headers       map[string]string `json:"headers"`
+	Payload       *string           `json:"payload"`
+	PayloadBase64 *[]byte           `json:"payload_base64"`
+}
+
+// errNotJSONEvent is a produce --json line that is not an event.
+var errNotJSONEvent = errors.New("not a JSON event as consume --json prints it")
+
+// readJSONEvent reads one line of produce --json: exactly one JSON object
+// of the fields jsonEvent prints, with at most one of payload and
+// payload_base64 (neither is an empty payload). Errors wrap
+// errNotJSONEvent.
+func readJSONEvent(line []byte) (client.EventData, error) {
+	if t := bytes.TrimSpace(line); len(t) == 0 || t[0] != '{' {
+		return client.EventData{}, fmt.Errorf("%w: want a JSON object", errNotJSONEvent)
+	}
+	var in jsonInput
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return client.EventData{}, fmt.Errorf("%w: %w", errNotJSONEvent, err)
+	}
+	if err := dec.Decode(new(json.RawMessage)); !errors.Is(err, io.EOF) {
+		return client.EventData{}, fmt.Errorf("%w: more than one JSON value on the line", errNotJSONEvent)
+	}
+	ev := client.EventData{Headers: in.Headers}
+	switch {
+	case in.Payload != nil && in.PayloadBase64 != nil:
+		return client.EventData{}, fmt.Errorf("%w: both payload and payload_base64", errNotJSONEvent)
+	case in.Payload != nil:
+		ev.Payload = []byte(*in.Payload)
+	case in.PayloadBase64 != nil:
+		ev.Payload = *in.PayloadBase64
+	}
+	return ev, nil
+}
+
 // jsonTopic is a topic as topics --json and topic --json print it. The
 // first and last fields are 0 and "" while the topic holds no event.
 type jsonTopic struct {
 	Name      string `json:"name"`
 	Created   string `json:"created"`
 	Count     uint64 `json:"count"`
-	FirstID   uint64 `json:"first_id"`
+	FirstID   uint64 `json:"first_id,string"`
 	FirstSeq  uint64 `json:"first_seq"`
 	FirstTime string `json:"first_time,omitempty"`
-	LastID    uint64 `json:"last_id"`
+	LastID    uint64 `json:"last_id,string"`
 	LastSeq   uint64 `json:"last_seq"`
 	LastTime  string `json:"last_time,omitempty"`
 }
@@ -79,10 +128,10 @@ func newJSONTopic(t *client.TopicInfo) jsonTopic {
 type jsonCursor struct {
 	Topic    string `json:"topic"`
 	Consumer string `json:"consumer"`
-	ID       uint64 `json:"id"`
+	ID       uint64 `json:"id,string"`
 	Time     string `json:"time"`
 	Updated  string `json:"updated"`
-	LastID   uint64 `json:"last_id"`
+	LastID   uint64 `json:"last_id,string"`
 	LastSeq  uint64 `json:"last_seq"`
 	Lag      uint64 `json:"lag"`
 }
@@ -98,12 +147,13 @@ func marshalLine(buf *bytes.Buffer, v any) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// position is a place in a topic as --from and cursor set take it:
-// "beginning", "end", an event id (decimal) or an RFC 3339 time.
+// position is a place in a topic as --from, --until and cursor set take
+// it; parsePosition lists the forms.
 type position struct {
 	kind posKind
-	id   uint64
-	time time.Time
+	id   uint64    // posID
+	seq  uint64    // posSeq
+	time time.Time // posTime
 }
 
 type posKind uint8
@@ -113,27 +163,100 @@ const (
 	posEnd
 	posID
 	posTime
+	posSeq
 )
 
-// parsePosition reads a position; the error says what it accepts.
-func parsePosition(s string) (position, error) {
+// minBareIDDigits is the fewest digits of a number read as an event id
+// without "id:". Ids are nanoseconds since 1970, 19 digits since 2001: a
+// shorter number is far more likely a seq (Kafka's offsets and NATS's
+// stream sequences are small numbers), and reading 3 as the nanosecond id 3
+// would silently replay the whole topic, so a bare number below 10^15 (a
+// time in January 1970) is refused as ambiguous.
+const minBareIDDigits = 16
+
+// parsePosition reads a position at the current time; the error says what
+// it accepts.
+func parsePosition(s string) (position, error) { return parsePositionAt(s, time.Now()) }
+
+// parsePositionAt reads a position, resolving relative times against now:
+//
+//	beginning, end     the topic's first event; after its last ("now" is end)
+//	seq:N              the event with seq N
+//	id:N               after the event with id N; a bare number of at least
+//	                   16 digits is an id too, a shorter one is refused
+//	-5m, 5m, 1h30m, 2d a time that long ago (a Go duration, or whole days)
+//	RFC 3339 time      that time, e.g. 2026-01-02T15:04:05Z
+func parsePositionAt(s string, now time.Time) (position, error) {
 	switch s {
 	case "beginning":
 		return position{kind: posBeginning}, nil
-	case "end":
+	case "end", "now":
 		return position{kind: posEnd}, nil
 	}
-	if id, err := strconv.ParseUint(s, 10, 64); err == nil {
-		return position{kind: posID, id: id}, nil
+	if rest, ok := strings.CutPrefix(s, "seq:"); ok {
+		n, err := strconv.ParseUint(rest, 10, 64)
+		if err != nil {
+			return position{}, fmt.Errorf("%q is not a position: seq: wants a seq, a whole number such as seq:3", s)
+		}
+		return position{kind: posSeq, seq: n}, nil
+	}
+	if rest, ok := strings.CutPrefix(s, "id:"); ok {
+		n, err := strconv.ParseUint(rest, 10, 64)
+		if err != nil {
+			return position{}, fmt.Errorf("%q is not a position: id: wants an event id, a whole number such as id:1767261600482913564", s)
+		}
+		return position{kind: posID, id: n}, nil
+	}
+	if isDigits(s) {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return position{}, fmt.Errorf("%q is not a position: it is larger than any event id", s)
+		}
+		if len(strings.TrimLeft(s, "0")) < minBareIDDigits {
+			return position{}, fmt.Errorf("%q is ambiguous: type seq:%d for the event with seq %d, or id:%d for the events after id %d", s, n, n, n, n)
+		}
+		return position{kind: posID, id: n}, nil
+	}
+	if d, ok := parseAgo(s); ok {
+		return position{kind: posTime, time: now.Add(-d)}, nil
 	}
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return position{kind: posTime, time: t}, nil
 	}
-	return position{}, fmt.Errorf("%q is not a position: want beginning, end, an event id or an RFC 3339 time such as 2026-01-02T15:04:05Z", s)
+	return position{}, fmt.Errorf("%q is not a position: want beginning, end, now, seq:N, id:N, a time ago such as -5m or 2h, or an RFC 3339 time such as 2026-01-02T15:04:05Z", s)
+}
+
+// isDigits reports whether s is a non-empty run of ASCII digits.
+func isDigits(s string) bool {
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// parseAgo reads a time ago: a Go duration ("5m", "1h30m") or whole days
+// ("2d"), with or without a leading "-" (both mean ago). "+" is not taken,
+// since it would read as the future.
+func parseAgo(s string) (time.Duration, bool) {
+	s = strings.TrimPrefix(s, "-")
+	if s == "" || s[0] < '0' || s[0] > '9' {
+		return 0, false
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok && isDigits(days) {
+		n, err := strconv.ParseUint(days, 10, 64)
+		if err != nil || n > uint64(math.MaxInt64/(24*time.Hour)) {
+			return 0, false
+		}
+		return time.Duration(n) * 24 * time.Hour, true
+	}
+	d, err := time.ParseDuration(s)
+	return d, err == nil
 }
 
 // start is the Consume start of a --from position: an id means after that
-// event, a time the first event at or after it.
+// event, a time the first event at or after it, a seq that event.
 func (p position) start() client.Start {
 	switch p.kind {
 	case posEnd:
@@ -142,12 +265,15 @@ func (p position) start() client.Start {
 		return client.AfterID(p.id)
 	case posTime:
 		return client.AtTime(p.time)
+	case posSeq:
+		return client.AtSeq(p.seq)
 	}
 	return client.Beginning()
 }
 
 // cursorID is the cursor id that makes a consumer resume at p, for a
-// topic whose last event is lastID: after the id, at the time.
+// topic whose last event is lastID: after the id, at the time. A seq is
+// not an id: setCursor resolves it with the server first (seqCursor).
 func (p position) cursorID(lastID uint64) uint64 {
 	switch p.kind {
 	case posEnd:
@@ -155,21 +281,26 @@ func (p position) cursorID(lastID uint64) uint64 {
 	case posID:
 		return p.id
 	case posTime:
-		// The nanoseconds since the epoch as an event id, computed from
-		// seconds: time.UnixNano wraps before 1677 and after 2262, which
-		// made a far-future time replay everything and a distant past
-		// skip everything. Before the epoch is 0, past what a uint64
-		// holds is the last id.
-		sec, nsec := p.time.Unix(), uint64(p.time.Nanosecond())
-		switch {
-		case sec < 0 || sec == 0 && nsec == 0:
-			return 0
-		case uint64(sec) > (math.MaxUint64-nsec)/uint64(time.Second):
-			return math.MaxUint64 - 1
-		}
-		return uint64(sec)*uint64(time.Second) + nsec - 1
+		// Before the first event at or after the time.
+		return max(timeID(p.time), 1) - 1
 	}
 	return 0
+}
+
+// timeID is the event id of time t, the nanoseconds since the epoch,
+// computed from seconds: time.UnixNano wraps before 1677 and after 2262,
+// which made a far-future time replay everything and a distant past skip
+// everything. Before the epoch is 0; past what a uint64 holds is the
+// largest id.
+func timeID(t time.Time) uint64 {
+	sec, nsec := t.Unix(), uint64(t.Nanosecond())
+	switch {
+	case sec < 0:
+		return 0
+	case uint64(sec) > (math.MaxUint64-nsec)/uint64(time.Second):
+		return math.MaxUint64
+	}
+	return uint64(sec)*uint64(time.Second) + nsec
 }
 
 // seqFlag is an optional uint64 flag value: it records whether it was set.

@@ -93,13 +93,13 @@ func TestProduceConsume(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(lines[1]), &ev))
 	require.Equal(t, map[string]any{
 		"topic":   "orders",
-		"id":      float64(got[1]),
+		"id":      strconv.FormatUint(got[1], 10),
 		"seq":     float64(2),
 		"time":    formatTime(idTime(got[1])),
 		"headers": map[string]any{"source": "web", "v": "1"},
 		"payload": "order 2 paid",
 	}, ev)
-	require.Contains(t, lines[1], fmt.Sprintf(`"id":%d,`, got[1]), "ids are printed exactly")
+	require.Contains(t, lines[1], fmt.Sprintf(`"id":"%d",`, got[1]), "ids are printed exactly, as strings")
 
 	// Binary payloads, empty lines and CRLF through standard input.
 	ok(t, addr, "\xff\x00bin\n\nwin\r\n<&>", "produce", "blobs")
@@ -121,7 +121,8 @@ func TestProduceConsume(t *testing.T) {
 
 	// topics and topic.
 	out = ok(t, addr, "", "topics")
-	require.Regexp(t, `^TOPIC +EVENTS +LAST SEQ +LAST ID +LAST TIME\nblobs +4 +4 +\d{19} +\S+Z\norders +2 +2 +`+strconv.FormatUint(got[1], 10)+` +`+formatTime(idTime(got[1]))+`\n$`, out)
+	require.Regexp(t, `^TOPIC +EVENTS +FIRST SEQ +LAST SEQ +FIRST TIME +LAST TIME +LAST ID\nblobs +4 +1 +4 +\S+Z +\S+Z +\d{19}\norders +2 +1 +2 +`+
+		formatTime(idTime(got[0]))+` +`+formatTime(idTime(got[1]))+` +`+strconv.FormatUint(got[1], 10)+`\n$`, out)
 	out = ok(t, addr, "", "topics", "--json")
 	require.Equal(t, 2, strings.Count(out, "\n"))
 	var jt jsonTopic
@@ -140,17 +141,21 @@ func TestProduceConsume(t *testing.T) {
 
 func TestProduceStdinBatches(t *testing.T) {
 	addr := startServer(t)
-	var in strings.Builder
+	var in, jsonIn strings.Builder
 	const n = 2345
 	for i := range n {
 		fmt.Fprintf(&in, "event %d\n", i)
+		fmt.Fprintf(&jsonIn, `{"payload":"event %d"}`+"\n", i)
 	}
-	out := ok(t, addr, in.String(), "produce", "many", "--batch", "1000", "--json")
+	out := ok(t, addr, jsonIn.String(), "produce", "many", "--batch", "1000", "--json")
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	require.Len(t, lines, n)
 	var prev uint64
 	for i, line := range lines {
-		var r struct{ ID, Seq uint64 }
+		var r struct {
+			ID  uint64 `json:",string"`
+			Seq uint64
+		}
 		require.NoError(t, json.Unmarshal([]byte(line), &r))
 		require.Equal(t, uint64(i+1), r.Seq)
 		require.Greater(t, r.ID, prev)
@@ -193,7 +198,30 @@ func TestConsumeFrom(t *testing.T) {
 		{[]string{"--from", "end"}, ""},
 		{[]string{"--from", id(1)}, "e2\ne3\ne4\n"},
 		{[]string{"--from", strconv.FormatUint(got[1]+1, 10)}, "e2\ne3\ne4\n"}, // not an event: the next one
-		{[]string{"--from", "0"}, "e0\ne1\ne2\ne3\ne4\n"},
+		{[]string{"--from", "id:0"}, "e0\ne1\ne2\ne3\ne4\n"},
+		{[]string{"--from", "id:" + id(1)}, "e2\ne3\ne4\n"},
+		{[]string{"--from", "seq:3"}, "e2\ne3\ne4\n"},
+		{[]string{"-o", "seq:1"}, "e0\ne1\ne2\ne3\ne4\n"},
+		{[]string{"--from", "seq:0"}, "e0\ne1\ne2\ne3\ne4\n"},
+		{[]string{"--from", "seq:6"}, ""},
+		{[]string{"--from", "-1h"}, "e0\ne1\ne2\ne3\ne4\n"},
+		{[]string{"--from", "1h"}, "e0\ne1\ne2\ne3\ne4\n"},
+		{[]string{"--from", "now"}, ""},
+		{[]string{"--until", "seq:2"}, "e0\ne1\n"},
+		{[]string{"--from", "seq:2", "--until", "seq:4"}, "e1\ne2\ne3\n"},
+		{[]string{"--until", "id:" + id(2)}, "e0\ne1\ne2\n"},
+		{[]string{"--until", strconv.FormatUint(got[2]-1, 10)}, "e0\ne1\n"},
+		{[]string{"--until", formatTime(idTime(got[3]))}, "e0\ne1\ne2\ne3\n"},
+		{[]string{"--until", "now"}, "e0\ne1\ne2\ne3\ne4\n"},
+		{[]string{"--until", "-1h"}, ""},
+		{[]string{"--until", "seq:3", "--follow"}, "e0\ne1\ne2\n"}, // ends at the bound
+		{[]string{"--until", "id:" + id(4), "-f", "-n", "9"}, "e0\ne1\ne2\ne3\ne4\n"},
+		// A time bound ends a follower once past, after the events stored
+		// until then; one in the past ends it at the first later event.
+		{[]string{"--until", "now", "--follow"}, "e0\ne1\ne2\ne3\ne4\n"},
+		{[]string{"--until", formatTime(time.Now().Add(200 * time.Millisecond)), "--follow"}, "e0\ne1\ne2\ne3\ne4\n"},
+		{[]string{"--until", "-1h", "--follow"}, ""},
+		{[]string{"--until", "now", "--follow", "--from", "end"}, ""},
 		{[]string{"--from", id(4)}, ""},
 		{[]string{"--from", formatTime(idTime(got[3]))}, "e3\ne4\n"}, // at or after
 		{[]string{"--from", idTime(got[3] - 1).Format(time.RFC3339Nano)}, "e3\ne4\n"},
@@ -230,9 +258,16 @@ func TestConsumerCursor(t *testing.T) {
 	require.Equal(t, jsonCursor{Topic: "jobs", Consumer: "w", ID: got[3], Time: formatTime(idTime(got[3])), Updated: c.Updated,
 		LastID: got[3], LastSeq: 4, Lag: 0}, c)
 
-	// cursor set: an id, a time, beginning, end.
+	// cursor set: an id, a seq, a time, beginning, end.
 	for _, tc := range []struct{ pos, want string }{
 		{strconv.FormatUint(got[0], 10), "b\nc\nd\n"},
+		{"id:" + strconv.FormatUint(got[1], 10), "c\nd\n"},
+		{"seq:2", "b\nc\nd\n"},
+		{"seq:1", "a\nb\nc\nd\n"},
+		{"seq:4", "d\n"},
+		{"seq:5", ""},
+		{"seq:99", ""},
+		{"-1h", "a\nb\nc\nd\n"},
 		{formatTime(idTime(got[2])), "c\nd\n"},
 		{"beginning", "a\nb\nc\nd\n"},
 		{"end", ""},
@@ -240,7 +275,11 @@ func TestConsumerCursor(t *testing.T) {
 		require.Empty(t, ok(t, addr, "", "cursor", "set", "jobs", "w", tc.pos))
 		require.Equal(t, tc.want, ok(t, addr, "", "consume", "jobs", "--consumer", "w"), tc.pos)
 	}
-	require.Equal(t, `goethectl: topic "nope" not found`, fails(t, addr, "", "cursor", "set", "nope", "w", "1"))
+	// --until with --commit stores the cursor at the last event printed.
+	require.Equal(t, "a\nb\n", ok(t, addr, "", "consume", "jobs", "-c", "u", "--commit", "--until", "seq:2", "-f"))
+	require.Equal(t, "c\nd\n", ok(t, addr, "", "consume", "jobs", "-c", "u"))
+	require.Equal(t, `goethectl: topic "nope" not found`, fails(t, addr, "", "cursor", "set", "nope", "w", "id:1"))
+	require.Equal(t, `goethectl: topic "nope" not found`, fails(t, addr, "", "cursor", "set", "nope", "w", "seq:1"))
 }
 
 // syncBuffer collects output written by one goroutine and read by another.
@@ -292,6 +331,7 @@ func TestFollowInterruptCommits(t *testing.T) {
 func TestErrors(t *testing.T) {
 	addr := startServer(t)
 	require.Equal(t, `goethectl: topic "nope" not found`, fails(t, addr, "", "consume", "nope"))
+	require.Empty(t, ok(t, addr, "", "consume", "nope", "--follow", "--until", "now"), "a follower of no topic ends at a time bound")
 	require.Equal(t, `goethectl: topic "nope" not found`, fails(t, addr, "", "topic", "nope"))
 	require.Equal(t, `goethectl: invalid name: topic name has control character U+0007 at byte 1`, fails(t, addr, "", "produce", "a\ab", "x"))
 	require.Contains(t, fails(t, addr, "", "produce", "big", strings.Repeat("x", server.DefaultMaxEventBytes+1)),
@@ -341,4 +381,59 @@ func TestBench(t *testing.T) {
 	require.Contains(t, r.stderr, `--mode "carrier-pigeon": want async, stream or unary`)
 	r = ctl(t, addr, "", "bench", "--connections", "-1")
 	require.Equal(t, exitUsage, r.code)
+}
+
+// TestProduceJSONCopiesATopic: produce --json reads what consume --json
+// prints (text and base64 payloads, headers, ids as strings), so a topic is
+// copied event for event; --header adds to each event's headers; a line
+// that is not an event stops the input there, and the message says which
+// line and that the lines before it were stored.
+func TestProduceJSONCopiesATopic(t *testing.T) {
+	addr := startServer(t)
+	ok(t, addr, "", "produce", "src", "plain", "-H", "k=v", "-H", "x=y")
+	ok(t, addr, "\xff\x00bin\n\n<&>\n", "produce", "src")
+	src := ok(t, addr, "", "consume", "src", "--json")
+
+	out := ok(t, addr, src, "produce", "dst", "--json")
+	require.Equal(t, 4, strings.Count(out, "\n"))
+	require.Contains(t, out, `"seq":4}`)
+	type event struct {
+		Seq           uint64
+		Headers       map[string]string
+		Payload       *string
+		PayloadBase64 []byte `json:"payload_base64"`
+	}
+	decode := func(out string) []event {
+		var evs []event
+		for line := range strings.Lines(out) {
+			var e event
+			require.NoError(t, json.Unmarshal([]byte(line), &e))
+			evs = append(evs, e)
+		}
+		return evs
+	}
+	require.Equal(t, decode(src), decode(ok(t, addr, "", "consume", "dst", "--json")), "the copy has the same events")
+	require.Equal(t, "plain\n\xff\x00bin\n\n<&>\n", ok(t, addr, "", "consume", "dst"))
+
+	// Hand-written lines, --header on top.
+	ok(t, addr, `{"payload":"a","headers":{"k":"1","keep":"2"}}`+"\n"+`{}`+"\n", "produce", "hand", "-j", "--header", "k=flag")
+	evs := decode(ok(t, addr, "", "consume", "hand", "--json"))
+	require.Equal(t, map[string]string{"k": "flag", "keep": "2"}, evs[0].Headers)
+	require.Equal(t, "a", *evs[0].Payload)
+	require.Equal(t, "", *evs[1].Payload, "no payload is an empty one")
+
+	for _, tc := range []struct{ in, says string }{
+		{"{\"payload\":\"ok\"}\nplain text\n", "line 2: not a JSON event as consume --json prints it: want a JSON object; line 1 was stored"},
+		{"{\"payload\":\"ok\"}\n\n", "line 2: not a JSON event"},
+		{`{"paylod":"typo"}`, `line 1: not a JSON event as consume --json prints it: json: unknown field "paylod"; nothing was stored`},
+		{`{"payload":"a","payload_base64":"YQ=="}`, "line 1: not a JSON event as consume --json prints it: both payload and payload_base64"},
+		{`{"payload":"a"}{"payload":"b"}`, "more than one JSON value on the line"},
+		{`{"payload":"a"}}`, "more than one JSON value on the line"},
+		{"null", "want a JSON object"},
+	} {
+		require.Contains(t, fails(t, addr, tc.in, "produce", "bad", "--json"), tc.says, tc.in)
+	}
+	require.Contains(t, fails(t, addr, "{}\n{}\n{}\nx\n{}\n", "produce", "bad3", "--json"), "line 4: not a JSON event as consume --json prints it: want a JSON object; lines 1-3 were stored")
+	require.Equal(t, "ok\nok\n", ok(t, addr, "", "consume", "bad"), "the lines before a bad one are stored, none after")
+	require.Equal(t, "\n\n\n", ok(t, addr, "", "consume", "bad3"))
 }

@@ -1,7 +1,13 @@
 // Command goethectl is the command line of a Goethe event log server: it
 // produces events, consumes a topic (following it live, resuming from a
-// consumer's cursor, replaying from an id or a time), and shows topics and
-// cursors. Run "goethectl help" for its usage.
+// consumer's cursor, replaying from a seq, an id, a time or a time ago, up
+// to an --until bound), copies topics through JSON lines (consume --json |
+// produce --json), and shows topics and cursors. Run "goethectl help" for
+// its usage, "goethectl --version" for its build.
+//
+// Every --json output prints event ids as JSON strings of digits: ids are
+// nanosecond times, larger than 2^53, which JSON tools that read numbers
+// as doubles (jq, JavaScript) would round.
 //
 // It talks to the server at --server ADDR, or $GOETHE_SERVER, or
 // 127.0.0.1:7420. Errors are one line on standard error and a non-zero exit
@@ -13,6 +19,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"golang.org/x/term"
 )
 
 func main() {
@@ -28,8 +36,9 @@ func main() {
 	}))
 }
 
-// isTerminal reports whether f is a character device, such as a terminal.
+// isTerminal reports whether f is a terminal. A character device that is
+// not one (/dev/null, as under cron or systemd) is not: produce prints its
+// "reading from standard input" hint only to a person at a terminal.
 func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return term.IsTerminal(int(f.Fd()))
 }

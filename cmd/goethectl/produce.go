@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"strconv"
 	"time"
 
@@ -29,13 +30,22 @@ var produceCommand = &command{
 	summary: "append events: one per PAYLOAD, or one per line of standard input",
 	help: `
 Appends events to TOPIC, creating it on its first event, and prints each
-event's id, one per line (with --json, {"id":…,"seq":…} objects).
+event's id, one per line (with --json, {"id":"…","seq":…} objects).
 
 With PAYLOAD arguments, each one is an event and they are stored together,
 atomically. Without, every line of standard input is an event (its payload
 is the line without its end of line, "\n" or "\r\n"; an empty line is an
 empty event). Lines are sent in batches (--batch, --linger); each batch is
 atomic and its ids are printed once it is stored.
+
+With --json, every line of standard input is an event as consume --json
+prints it, so that "consume A --json | produce B --json" copies a topic:
+  {"headers":{"k":"v"},"payload":"text"}     or "payload_base64":"AAE="
+"topic", "id", "seq" and "time" may be present and are ignored (the
+server assigns new ones); other fields, a line that is not one JSON object,
+and both payloads at once are errors that stop the input at that line.
+--header values are added to every event's headers, replacing a header of
+the same key. PAYLOAD arguments are payloads, with or without --json.
 
 --expect-seq N stores the events only if the topic's last seq is N (0: a
 new or empty topic); otherwise nothing is stored and the error says the
@@ -46,8 +56,10 @@ appended as a whole only while no one else writes to the topic.`,
 	flags: func(fs *flag.FlagSet, g *globals) func(context.Context, *env, []string) error {
 		o := &produceOptions{headers: headerFlag{}}
 		fs.Var(o.headers, "header", "add the header `key=value` to every event; repeat for more")
+		fs.Var(o.headers, "H", "short for --header")
 		fs.Var(&o.expect, "expect-seq", "store only if the topic's last seq is `N` (0: a new or empty topic)")
-		fs.BoolVar(&o.json, "json", false, `print {"id":…,"seq":…} objects instead of ids`)
+		fs.BoolVar(&o.json, "json", false, `read standard input as consume --json's objects, and print {"id":"…","seq":…} objects instead of ids`)
+		fs.BoolVar(&o.json, "j", false, "short for --json")
 		fs.IntVar(&o.batch, "batch", defaultBatchLines, "send standard input in batches of up to `N` lines, at most 10000")
 		fs.DurationVar(&o.linger, "linger", defaultLinger, "send a batch of standard input at the latest `DURATION` after its first line")
 		return func(ctx context.Context, e *env, args []string) error {
@@ -125,7 +137,7 @@ func (p *producer) send(ctx context.Context, events []client.EventData) error {
 	}
 	for i := range res.Count {
 		if p.o.json {
-			fmt.Fprintf(p.out, `{"id":%d,"seq":%d}`+"\n", res.ID(i), res.Seq(i))
+			fmt.Fprintf(p.out, `{"id":"%d","seq":%d}`+"\n", res.ID(i), res.Seq(i))
 		} else {
 			p.out.WriteString(strconv.FormatUint(res.ID(i), 10))
 			p.out.WriteByte('\n')
@@ -151,18 +163,23 @@ func refused(err error) bool {
 // of in or ctx. An interrupt while waiting for input ends it cleanly; one
 // with lines read but not yet acknowledged is an error that says which.
 func (p *producer) fromReader(ctx context.Context, in io.Reader, server string) error {
-	lines := make(chan []byte, p.o.batch)
+	lines := make(chan client.EventData, p.o.batch)
 	var readErr error // set before lines is closed
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
 		defer close(lines)
 		r := bufio.NewReaderSize(in, 64<<10)
-		for {
+		for n := 1; ; n++ {
 			line, err := r.ReadBytes('\n')
 			if len(line) > 0 {
+				ev, derr := p.lineEvent(trimEOL(line))
+				if derr != nil {
+					readErr = &lineError{line: n, err: derr}
+					return
+				}
 				select {
-				case lines <- trimEOL(line):
+				case lines <- ev:
 				case <-done:
 					return
 				}
@@ -200,7 +217,15 @@ func (p *producer) fromReader(ctx context.Context, in io.Reader, server string) 
 			}
 		}
 		if eof {
-			if readErr != nil {
+			var le *lineError
+			switch {
+			case errors.As(readErr, &le) && lineNo == 0:
+				return fmt.Errorf("%w; nothing was stored", readErr)
+			case errors.As(readErr, &le) && lineNo == 1:
+				return fmt.Errorf("%w; line 1 was stored", readErr)
+			case errors.As(readErr, &le):
+				return fmt.Errorf("%w; lines 1-%d were stored", readErr, lineNo)
+			case readErr != nil:
 				return fmt.Errorf("reading standard input after line %d: %w", lineNo, readErr)
 			}
 			return nil
@@ -211,11 +236,14 @@ func (p *producer) fromReader(ctx context.Context, in io.Reader, server string) 
 // gather takes the next batch of lines: it waits for a first line, then
 // takes what is queued and waits for more up to --linger, until the batch is
 // full. eof says that lines is closed; ctx ending returns what was taken.
-func (p *producer) gather(ctx context.Context, lines <-chan []byte) (batch []client.EventData, eof bool) {
+func (p *producer) gather(ctx context.Context, lines <-chan client.EventData) (batch []client.EventData, eof bool) {
 	size := 0
-	add := func(line []byte) {
-		batch = append(batch, p.event(line))
-		size += len(line)
+	add := func(ev client.EventData) {
+		batch = append(batch, ev)
+		size += len(ev.Payload)
+		for k, v := range ev.Headers {
+			size += len(k) + len(v)
+		}
 	}
 	select {
 	case line, ok := <-lines:
@@ -266,3 +294,31 @@ func trimEOL(line []byte) []byte {
 	}
 	return line[:n]
 }
+
+// lineEvent makes the event of one line of standard input: the line is the
+// payload, or with --json a JSON object as consume --json prints it.
+func (p *producer) lineEvent(line []byte) (client.EventData, error) {
+	if !p.o.json {
+		return p.event(line), nil
+	}
+	ev, err := readJSONEvent(line)
+	if err != nil {
+		return client.EventData{}, err
+	}
+	if len(p.o.headers) > 0 {
+		if ev.Headers == nil {
+			ev.Headers = make(map[string]string, len(p.o.headers))
+		}
+		maps.Copy(ev.Headers, p.o.headers)
+	}
+	return ev, nil
+}
+
+// lineError is a line of standard input that is not an event.
+type lineError struct {
+	line int
+	err  error
+}
+
+func (e *lineError) Error() string { return fmt.Sprintf("line %d: %v", e.line, e.err) }
+func (e *lineError) Unwrap() error { return e.err }

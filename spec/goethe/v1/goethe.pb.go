@@ -8,9 +8,9 @@
 //   - a seq: its dense 1-based position in the topic (1, 2, 3, ...).
 //   - an opaque payload and string headers, exactly as produced.
 //
-// Positions used to start reading ("after an id", "at an id", "at a time")
-// need not name an existing event: a read lands on the nearest event at or
-// after the position.
+// Positions used to start reading ("after an id", "at an id", "at a time",
+// "at a seq", "after a seq") need not name an existing event: a read lands
+// on the nearest event at or after the position.
 //
 // Errors are gRPC status codes a caller can act on. Every error status the
 // server makes carries a google.rpc.ErrorInfo detail with domain "goethe.v1"
@@ -766,6 +766,8 @@ type ConsumeRequest struct {
 	//	*ConsumeRequest_AtId
 	//	*ConsumeRequest_AtTime
 	//	*ConsumeRequest_Cursor
+	//	*ConsumeRequest_AtSeq
+	//	*ConsumeRequest_AfterSeq
 	Start isConsumeRequest_Start `protobuf_oneof:"start"`
 	// follow keeps the stream open at the end of the topic and delivers events
 	// as they commit, until the client cancels, the limit is reached or the
@@ -866,6 +868,24 @@ func (x *ConsumeRequest) GetCursor() *CursorStart {
 	return nil
 }
 
+func (x *ConsumeRequest) GetAtSeq() uint64 {
+	if x != nil {
+		if x, ok := x.Start.(*ConsumeRequest_AtSeq); ok {
+			return x.AtSeq
+		}
+	}
+	return 0
+}
+
+func (x *ConsumeRequest) GetAfterSeq() uint64 {
+	if x != nil {
+		if x, ok := x.Start.(*ConsumeRequest_AfterSeq); ok {
+			return x.AfterSeq
+		}
+	}
+	return 0
+}
+
 func (x *ConsumeRequest) GetFollow() bool {
 	if x != nil {
 		return x.Follow
@@ -908,6 +928,23 @@ type ConsumeRequest_Cursor struct {
 	Cursor *CursorStart `protobuf:"bytes,6,opt,name=cursor,proto3,oneof"`
 }
 
+type ConsumeRequest_AtSeq struct {
+	// at_seq starts at the event with this seq. A seq below the topic's
+	// first (0 included) starts at its first event. A seq past the topic's
+	// last starts at the end, as POSITION_END does: the stream delivers the
+	// events committed afterwards, whatever their seqs (the next one has
+	// seq last_seq + 1). A topic that does not exist yet, when following,
+	// starts at its beginning. The server finds the event by a search over
+	// ids (ids and seqs increase together), a bounded number of reads.
+	AtSeq uint64 `protobuf:"varint,9,opt,name=at_seq,json=atSeq,proto3,oneof"`
+}
+
+type ConsumeRequest_AfterSeq struct {
+	// after_seq starts just after the event with this seq: it is at_seq
+	// with seq + 1 (and no event can follow the largest seq).
+	AfterSeq uint64 `protobuf:"varint,10,opt,name=after_seq,json=afterSeq,proto3,oneof"`
+}
+
 func (*ConsumeRequest_Position) isConsumeRequest_Start() {}
 
 func (*ConsumeRequest_AfterId) isConsumeRequest_Start() {}
@@ -917,6 +954,10 @@ func (*ConsumeRequest_AtId) isConsumeRequest_Start() {}
 func (*ConsumeRequest_AtTime) isConsumeRequest_Start() {}
 
 func (*ConsumeRequest_Cursor) isConsumeRequest_Start() {}
+
+func (*ConsumeRequest_AtSeq) isConsumeRequest_Start() {}
+
+func (*ConsumeRequest_AfterSeq) isConsumeRequest_Start() {}
 
 // ConsumeResponse is a batch of consecutive events of one topic, in order.
 type ConsumeResponse struct {
@@ -1542,14 +1583,17 @@ const file_goethe_v1_goethe_proto_rawDesc = "" +
 	"\aoutcome\"`\n" +
 	"\vCursorStart\x12\x1a\n" +
 	"\bconsumer\x18\x01 \x01(\tR\bconsumer\x125\n" +
-	"\bfallback\x18\x02 \x01(\x0e2\x19.goethe.v1.CursorFallbackR\bfallback\"\xad\x02\n" +
+	"\bfallback\x18\x02 \x01(\x0e2\x19.goethe.v1.CursorFallbackR\bfallback\"\xe5\x02\n" +
 	"\x0eConsumeRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x121\n" +
 	"\bposition\x18\x02 \x01(\x0e2\x13.goethe.v1.PositionH\x00R\bposition\x12\x1b\n" +
 	"\bafter_id\x18\x03 \x01(\x06H\x00R\aafterId\x12\x15\n" +
 	"\x05at_id\x18\x04 \x01(\x06H\x00R\x04atId\x125\n" +
 	"\aat_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampH\x00R\x06atTime\x120\n" +
-	"\x06cursor\x18\x06 \x01(\v2\x16.goethe.v1.CursorStartH\x00R\x06cursor\x12\x16\n" +
+	"\x06cursor\x18\x06 \x01(\v2\x16.goethe.v1.CursorStartH\x00R\x06cursor\x12\x17\n" +
+	"\x06at_seq\x18\t \x01(\x04H\x00R\x05atSeq\x12\x1d\n" +
+	"\tafter_seq\x18\n" +
+	" \x01(\x04H\x00R\bafterSeq\x12\x16\n" +
 	"\x06follow\x18\a \x01(\bR\x06follow\x12\x14\n" +
 	"\x05limit\x18\b \x01(\x04R\x05limitB\a\n" +
 	"\x05start\"Q\n" +
@@ -1708,6 +1752,8 @@ func file_goethe_v1_goethe_proto_init() {
 		(*ConsumeRequest_AtId)(nil),
 		(*ConsumeRequest_AtTime)(nil),
 		(*ConsumeRequest_Cursor)(nil),
+		(*ConsumeRequest_AtSeq)(nil),
+		(*ConsumeRequest_AfterSeq)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -8,9 +8,9 @@
 //   - a seq: its dense 1-based position in the topic (1, 2, 3, ...).
 //   - an opaque payload and string headers, exactly as produced.
 //
-// Positions used to start reading ("after an id", "at an id", "at a time")
-// need not name an existing event: a read lands on the nearest event at or
-// after the position.
+// Positions used to start reading ("after an id", "at an id", "at a time",
+// "at a seq", "after a seq") need not name an existing event: a read lands
+// on the nearest event at or after the position.
 //
 // Errors are gRPC status codes a caller can act on. Every error status the
 // server makes carries a google.rpc.ErrorInfo detail with domain "goethe.v1"
