@@ -326,6 +326,7 @@ func (s *produceSession) flush() error {
 		return nil
 	}
 	var err error
+	released := 0
 	if s.sendErr == nil {
 		if s.batched {
 			err = s.sender.send(s.out.build(batch))
@@ -334,6 +335,12 @@ func (s *produceSession) flush() error {
 				if err = s.sender.send(s.out.build(batch[i : i+1])); err != nil {
 					break
 				}
+				// Room comes back answer by answer: a client that reads
+				// slowly holds the receive loop back by what it has not
+				// read, not by the whole batch, which can be every
+				// request in flight.
+				<-s.room
+				released++
 			}
 		}
 		if !abandoned(err) {
@@ -342,7 +349,7 @@ func (s *produceSession) flush() error {
 		s.sendErr = err
 	}
 	clear(batch) // the answers' errors
-	for range batch {
+	for range len(batch) - released {
 		<-s.room
 	}
 	return err
