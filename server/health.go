@@ -67,6 +67,7 @@ func (s *Server) watchWrites() {
 // setWriteHealth reports ServiceName's health for the write state err, and
 // logs a change from was. After Stop the health server ignores it.
 func (s *Server) setWriteHealth(was, err error) {
+	s.opts.Metrics.observeWritesUp(err == nil)
 	log := s.opts.Logger
 	switch {
 	case err == nil:

@@ -77,6 +77,13 @@ type Metrics struct {
 	commitWrite    prometheus.Histogram
 	commitFailures prometheus.Counter
 
+	// damagedReads counts calls answered DATA_LOSS: reads that met a
+	// record whose checksum or layout is wrong.
+	damagedReads prometheus.Counter
+	// writesUp is 1 while the store takes writes, 0 while its write path
+	// is down (a full disk, or a failed write until restart).
+	writesUp prometheus.Gauge
+
 	stats *storeStats
 }
 
@@ -160,8 +167,19 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 			Help:        "Group commits whose engine batch write failed.",
 			ConstLabels: storeLabels,
 		}),
+		damagedReads: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Subsystem: "store", Name: "damaged_reads_total",
+			Help:        "Calls answered DATA_LOSS: reads that met a record damaged on disk (checksum mismatch, bad layout). Any increase needs an operator: run goethe check on the stopped folder.",
+			ConstLabels: storeLabels,
+		}),
+		writesUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: metricsNamespace, Subsystem: "store", Name: "writes_up",
+			Help:        "1 while the store takes writes; 0 while its write path is down (full disk: resumes by itself once space is freed; a failed write: until restart).",
+			ConstLabels: storeLabels,
+		}),
 		stats: newStoreStats(storeLabels),
 	}
+	m.writesUp.Set(1)
 	build := buildinfo.Read()
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: metricsNamespace, Name: "build_info",
@@ -175,9 +193,28 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.handled, m.handling, m.consumeOpen, m.consumeSent,
 		m.commitRequests, m.commitEvents, m.commitWrite, m.commitFailures,
-		m.stats,
+		m.damagedReads, m.writesUp, m.stats,
 	)
 	return m
+}
+
+// observeDamagedRead counts one call answered DATA_LOSS; nil-safe.
+func (m *Metrics) observeDamagedRead() {
+	if m != nil {
+		m.damagedReads.Inc()
+	}
+}
+
+// observeWritesUp sets goethe_store_writes_up; nil-safe.
+func (m *Metrics) observeWritesUp(up bool) {
+	if m == nil {
+		return
+	}
+	if up {
+		m.writesUp.Set(1)
+	} else {
+		m.writesUp.Set(0)
+	}
 }
 
 // Registry is the registry the metrics are in, for tests and for adding

@@ -40,7 +40,7 @@ func (v *service) status(err error) error {
 	case e == &internalEntry:
 		v.s.opts.Logger.Error("internal error", "error", err)
 	case e.reason == goethev1.ReasonDataLoss:
-		// Counted by goethe_grpc_server_handled_total{grpc_code="DataLoss"}.
+		v.s.opts.Metrics.observeDamagedRead()
 		v.s.opts.Logger.Error("damaged record: the read that met it failed", "error", err)
 	case e.reason == goethev1.ReasonStoreFailed:
 		v.s.storeFailed.Do(func() {
