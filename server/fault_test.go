@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"log/slog"
 	"sync/atomic"
 	"testing"
@@ -145,14 +144,7 @@ func TestDamagedEventIsDataLoss(t *testing.T) {
 
 		e, err := engines.Open(eng, ts.dir)
 		require.NoError(t, err)
-		kvs, err := e.Scan(nil, []byte{0xF0}, 10, 0) // the event records
-		require.NoError(t, err)
-		require.Len(t, kvs, 3)
-		v := bytes.Clone(kvs[1].Value)
-		v[len(v)-1] ^= 0x01
-		var b engine.Batch
-		b.Put(kvs[1].Key, v)
-		require.NoError(t, e.Write(&b, true))
+		testutil.FlipEventByte(t, e, 3, 1)
 		require.NoError(t, e.Close())
 		ts.start()
 

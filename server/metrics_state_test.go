@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
@@ -15,6 +14,7 @@ import (
 	"github.com/goethe-log/goethe/engine"
 	"github.com/goethe-log/goethe/engine/faultengine"
 	"github.com/goethe-log/goethe/engines"
+	"github.com/goethe-log/goethe/internal/testutil"
 	"github.com/goethe-log/goethe/server"
 	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
 )
@@ -70,14 +70,7 @@ func TestMetricsDamagedReads(t *testing.T) {
 		ts.stop()
 		e, err := engines.Open(eng, ts.dir)
 		require.NoError(t, err)
-		kvs, err := e.Scan(nil, []byte{0xF0}, 10, 0) // the event records
-		require.NoError(t, err)
-		require.Len(t, kvs, 3)
-		v := bytes.Clone(kvs[1].Value)
-		v[len(v)-1] ^= 0x01
-		var b engine.Batch
-		b.Put(kvs[1].Key, v)
-		require.NoError(t, e.Write(&b, true))
+		testutil.FlipEventByte(t, e, 3, 1)
 		require.NoError(t, e.Close())
 		ts.start()
 		require.Zero(t, gathered(t, m, "goethe_store_damaged_reads_total"))

@@ -10,8 +10,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/goethe-log/goethe/engine"
 	"github.com/goethe-log/goethe/engines"
+	"github.com/goethe-log/goethe/internal/testutil"
 	"github.com/goethe-log/goethe/store"
 )
 
@@ -71,14 +71,7 @@ func TestCheckCommand(t *testing.T) {
 			require.Contains(t, errOut, "stop the server first")
 
 			// Damaged: one flipped byte in the second event.
-			kvs, err := e.Scan(nil, []byte{0xF0}, 10, 0)
-			require.NoError(t, err)
-			require.Len(t, kvs, 3)
-			v := bytes.Clone(kvs[1].Value)
-			v[len(v)-1] ^= 0x01
-			var b engine.Batch
-			b.Put(kvs[1].Key, v)
-			require.NoError(t, e.Write(&b, true))
+			testutil.FlipEventByte(t, e, 3, 1)
 			require.NoError(t, e.Close())
 			status, out, errOut = runCheckArgs("--data-dir", dir)
 			require.Equal(t, checkProblems, status, "%s%s", out, errOut)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/goethe-log/goethe/engine"
 	"github.com/goethe-log/goethe/engines"
 	"github.com/goethe-log/goethe/server"
 	"github.com/goethe-log/goethe/store"
@@ -83,4 +84,20 @@ func startServer(tb testing.TB, engine, dir string, sopts store.Options, opts se
 		require.NoError(tb, st.Close())
 	})
 	return lis.Addr().String(), st
+}
+
+// FlipEventByte damages the i-th event record of e (events are the keys
+// below 0xF0, in key order) by flipping a bit of its value's last byte,
+// synced, as damage on disk would. It requires at least want event records
+// in e, so that a test states what it damages.
+func FlipEventByte(t testing.TB, e engine.Engine, want, i int) {
+	t.Helper()
+	kvs, err := e.Scan(nil, []byte{0xF0}, want+1, 0)
+	require.NoError(t, err)
+	require.Len(t, kvs, want)
+	v := bytes.Clone(kvs[i].Value)
+	v[len(v)-1] ^= 0x01
+	var b engine.Batch
+	b.Put(kvs[i].Key, v)
+	require.NoError(t, e.Write(&b, true))
 }
