@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -190,6 +191,7 @@ func benchFanoutProduce(b *testing.B, eng string, followers int) {
 	var fs followerSet
 	var wg sync.WaitGroup
 	b.Cleanup(func() { cancel(); wg.Wait() })
+	heap0 := liveHeap()
 	var conn *client.Client
 	for i := range followers {
 		if i%fanoutStreamsPerConn == 0 {
@@ -223,6 +225,11 @@ func benchFanoutProduce(b *testing.B, eng string, followers int) {
 		b.Fatal(err)
 	}
 	fs.await(b, int64(followers))
+	// What a follower at the end holds while it waits: its stream on
+	// both sides (server and client share the process) and its
+	// connection's share (goroutine stacks are not counted). Reported
+	// after the loop: ResetTimer drops metrics reported before it.
+	heapPer := float64(liveHeap()-heap0) / float64(max(followers, 1))
 	lat := make(latencies, 0, b.N)
 	b.ReportAllocs()
 	cpu := cpuClock()
@@ -237,5 +244,16 @@ func benchFanoutProduce(b *testing.B, eng string, followers int) {
 	b.StopTimer()
 	reportCPU(b, cpu, b.N)
 	lat.report(b)
+	if followers > 0 {
+		b.ReportMetric(heapPer, "heap-B/follower")
+	}
 	fs.await(b, int64(followers)*int64(b.N+1))
+}
+
+// liveHeap is the bytes of live heap objects after a full collection.
+func liveHeap() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
 }

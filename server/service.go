@@ -152,8 +152,10 @@ func (v *service) consume(req *goethev1.ConsumeRequest, stream grpc.ServerStream
 	remaining := req.GetLimit() // 0: no limit
 	resp := &goethev1.ConsumeResponse{Topic: topic}
 	// The response and its events are reused from page to page: Send
-	// encodes the message before it returns.
-	slots := make([]goethev1.Event, 0, min(pageEvents, 1024))
+	// encodes the message before it returns. The events are made at the
+	// first page that needs them: a follower at the end sends shared
+	// responses (see sharedPages) and needs none.
+	var slots []goethev1.Event
 	sendResp := func() error { return stream.Send(resp) }
 	// The pages are read and sent on the watch's goroutine, the handler's
 	// waits: so a Send is bounded by SlowConsumerTimeout without handing
@@ -181,13 +183,29 @@ func (v *service) consume(req *goethev1.ConsumeRequest, stream grpc.ServerStream
 				}
 				continue
 			}
-			slots = fillResponse(resp, slots, page.Events)
-			if err := w.send(sendResp); err != nil {
-				return err // resp may still be in use by the failed Send
-			}
-			for i := range resp.Events {
-				// Let the page's memory go while the stream waits.
-				resp.Events[i].Payload, resp.Events[i].Headers = nil, nil
+			if len(page.Events) < n {
+				// The page reached the topic's end: the followers woken
+				// by the same commit read the same page (from the store's
+				// ring), so it is built and encoded once for all of them.
+				shared, err := consumePages.response(topic, page.Events)
+				if err != nil {
+					return err
+				}
+				if err := w.send(func() error { return stream.Send(shared) }); err != nil {
+					return err
+				}
+			} else {
+				if slots == nil {
+					slots = make([]goethev1.Event, 0, min(pageEvents, 1024))
+				}
+				slots = fillResponse(resp, slots, page.Events)
+				if err := w.send(sendResp); err != nil {
+					return err // resp may still be in use by the failed Send
+				}
+				for i := range resp.Events {
+					// Let the page's memory go while the stream waits.
+					resp.Events[i].Payload, resp.Events[i].Headers = nil, nil
+				}
 			}
 			pos = page.Next
 			if remaining > 0 {

@@ -4,6 +4,8 @@ package wire
 
 import (
 	"fmt"
+	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
@@ -37,11 +39,18 @@ var Pool = func() mem.BufferPool {
 	return p
 }()
 
-// Marshal encodes v into a pooled buffer that gRPC frees once sent.
+// Marshal encodes v into a pooled buffer that gRPC frees once sent. A
+// message registered with Share is not encoded again: Marshal returns its
+// shared encoding, in a buffer whose Free does nothing (see Share).
 func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 	m, ok := v.(proto.Message)
 	if !ok {
 		return nil, fmt.Errorf("wire: cannot marshal %T: not a proto.Message", v)
+	}
+	if sharedCount.Load() > 0 {
+		if b, ok := shared.Load(m); ok {
+			return mem.BufferSlice{mem.SliceBuffer(b.([]byte))}, nil
+		}
 	}
 	size := proto.Size(m)
 	opts := proto.MarshalOptions{UseCachedSize: true} // the Size call above set the cache
@@ -69,4 +78,53 @@ func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	buf := data.MaterializeToBuffer(Pool)
 	defer buf.Free()
 	return proto.Unmarshal(buf.ReadOnlyData(), m)
+}
+
+// Shared encodings: messages sent on many streams, encoded once (Share).
+var (
+	shared      sync.Map     // proto.Message (by pointer) -> []byte, never written after it is stored
+	sharedCount atomic.Int64 // entries in shared; Marshal skips the lookup at 0
+)
+
+// Share encodes m once, deterministically (map entries sorted by key), and
+// makes Marshal return that encoding for m, by pointer, until unshare is
+// called: N streams that send m cost one encoding instead of N.
+//
+// The encoding is an ordinary slice, in a mem.SliceBuffer: gRPC's Free and
+// Ref of it do nothing and gRPC only reads it (it copies it into HTTP/2
+// frames), so it is never recycled or written while another stream sends
+// it; the garbage collector frees it once no stream and no registration
+// holds it. m must not be changed from the call on, for as long as any
+// stream may send it (also after unshare: a Send in progress then encodes
+// m itself, which gives the same message). unshare may be called more than
+// once. Share fails only if m cannot be encoded.
+func Share(m proto.Message) (unshare func(), err error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("wire: encoding a shared %s: %w", m.ProtoReflect().Descriptor().Name(), err)
+	}
+	if b == nil {
+		b = []byte{} // an empty message: still a hit
+	}
+	if _, loaded := shared.Swap(m, b); !loaded {
+		sharedCount.Add(1)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			if _, loaded := shared.LoadAndDelete(m); loaded {
+				sharedCount.Add(-1)
+			}
+		})
+	}, nil
+}
+
+// SharedEncoding returns the encoding that Marshal returns for m, and
+// whether m is shared. The bytes must not be changed.
+func SharedEncoding(m proto.Message) ([]byte, bool) {
+	b, ok := shared.Load(m)
+	if !ok {
+		return nil, false
+	}
+	return b.([]byte), true
 }
