@@ -1,0 +1,250 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/goethe-log/goethe/client"
+	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
+)
+
+// The cluster test's load: producers, spread over the three members, each
+// append numbered events one at a time to a topic of their own, waiting
+// for each acknowledgement; the leader is killed under that load.
+const (
+	clusterProducers  = 8
+	clusterLoadBefore = 400 // events acknowledged before the kill
+	clusterLoadAfter  = 200 // events acknowledged by the survivors after it
+)
+
+// goetheCluster is three goethe processes forming one cluster on loopback.
+type goetheCluster struct {
+	t       *testing.T
+	engine  string
+	ids     []string
+	raft    []string
+	clients []string
+	dirs    []string
+	procs   []*server
+}
+
+func freeLoopback(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
+}
+
+func newGoetheCluster(t *testing.T, engine string) *goetheCluster {
+	c := &goetheCluster{t: t, engine: engine}
+	for i := range 3 {
+		c.ids = append(c.ids, fmt.Sprintf("n%d", i+1))
+		c.raft = append(c.raft, freeLoopback(t))
+		c.clients = append(c.clients, freeLoopback(t))
+		c.dirs = append(c.dirs, t.TempDir())
+	}
+	c.procs = make([]*server, 3)
+	var deadline time.Time
+	for i := range 3 {
+		c.procs[i], deadline = c.start(i)
+	}
+	for _, p := range c.procs {
+		p.waitServing(time.Until(deadline)) // SERVING: a leader is known
+	}
+	return c
+}
+
+// start starts member i on its folders, without waiting for a leader.
+func (c *goetheCluster) start(i int) (*server, time.Time) {
+	var peers, clients []string
+	for j := range c.ids {
+		peers = append(peers, c.ids[j]+"="+c.raft[j])
+		clients = append(clients, c.ids[j]+"="+c.clients[j])
+	}
+	return startProcess(c.t, c.engine, c.dirs[i], "--listen", c.clients[i], "--node-id", c.ids[i],
+		"--raft-listen", c.raft[i], "--peers", strings.Join(peers, ","), "--peer-clients", strings.Join(clients, ","))
+}
+
+// leader asks member i which member leads: a write marked as forwarded is
+// taken only by the leader, and a follower's refusal names the leader. The
+// probe writes one event to the topic "probe" when i leads.
+func (c *goetheCluster) leader(i int) int {
+	conn, err := grpc.NewClient(c.clients[i], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(c.t, err)
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(context.Background(), "goethe-forwarded", "1"), 10*time.Second)
+	defer cancel()
+	_, err = goethev1.NewGoetheClient(conn).Produce(ctx, &goethev1.ProduceRequest{Topic: "probe",
+		Events: []*goethev1.EventData{{Payload: []byte("probe")}}})
+	if err == nil {
+		return i
+	}
+	st, _ := status.FromError(err)
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() == goethev1.ReasonNotLeader {
+			for j, id := range c.ids {
+				if id == info.GetMetadata()["leader_id"] {
+					return j
+				}
+			}
+		}
+	}
+	c.t.Fatalf("no leader named: %v", err)
+	return -1
+}
+
+// clusterLoad is what producers sent and what was acknowledged.
+type clusterLoad struct {
+	mu     sync.Mutex
+	acked  [clusterProducers][]int // per producer: numbers acknowledged, in order
+	total  int
+	failed map[string]int // reasons of the failures, for the log
+}
+
+func (l *clusterLoad) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.total
+}
+
+// produce runs producer p against addr until ctx ends: event k of topic
+// "p<p>" is payload "<k>"; a failed event is not retried (its outcome may
+// be unknown), the next number is sent.
+func (l *clusterLoad) produce(ctx context.Context, t *testing.T, p int, addr string) {
+	cl, err := client.Dial(addr)
+	if err != nil {
+		t.Errorf("dial %s: %v", addr, err)
+		return
+	}
+	defer cl.Close()
+	for k := 0; ctx.Err() == nil; k++ {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := cl.Produce(cctx, fmt.Sprintf("p%d", p), []client.EventData{{Payload: fmt.Appendf(nil, "%d", k)}})
+		cancel()
+		l.mu.Lock()
+		if err == nil {
+			l.acked[p] = append(l.acked[p], k)
+			l.total++
+		} else {
+			var ce *client.Error
+			reason := err.Error()
+			if errors.As(err, &ce) {
+				reason = ce.Code().String() + "/" + ce.Reason()
+			}
+			l.failed[reason]++
+		}
+		l.mu.Unlock()
+		if err != nil {
+			select { // a failed member: do not spin on it
+			case <-ctx.Done():
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// TestClusterLeaderKill runs three goethe processes per engine, kills the
+// leader with SIGKILL while 8 producers write through all three members,
+// and checks that every acknowledged event is on both survivors exactly
+// once and in order, that nothing is stored twice, that the survivors hold
+// identical topics, and that the killed member, restarted, catches up.
+func TestClusterLeaderKill(t *testing.T) {
+	for _, engine := range []string{"leveldb", "pebble", "bolt"} {
+		t.Run(engine, func(t *testing.T) { clusterLeaderKill(t, engine) })
+	}
+}
+
+func clusterLeaderKill(t *testing.T, engine string) {
+	c := newGoetheCluster(t, engine)
+	leader := c.leader(0)
+	load := &clusterLoad{failed: map[string]int{}}
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for p := range clusterProducers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			load.produce(ctx, t, p, c.clients[p%3])
+		}()
+	}
+	defer func() { stop(); wg.Wait() }()
+	require.Eventually(t, func() bool { return load.count() >= clusterLoadBefore }, 60*time.Second, pollEvery)
+	killedAt := time.Now()
+	c.procs[leader].kill()
+	before := load.count()
+
+	survivors := []int{(leader + 1) % 3, (leader + 2) % 3}
+	require.Eventually(t, func() bool { return load.count() >= before+clusterLoadAfter }, 60*time.Second, pollEvery,
+		"the survivors take writes again")
+	t.Logf("%s: first %d acks after the kill within %s; failures: %v", engine, clusterLoadAfter, time.Since(killedAt), load.failed)
+	stop()
+	wg.Wait()
+
+	// Every acknowledged event once, in order; nothing twice; the same
+	// topics on both survivors.
+	// (A follower may apply the last writes a moment after the leader
+	// acknowledged them.)
+	var got [][]string
+	require.Eventually(t, func() bool {
+		got = c.readAll(survivors[0])
+		return fmt.Sprint(got) == fmt.Sprint(c.readAll(survivors[1]))
+	}, 10*time.Second, 20*time.Millisecond, "the survivors hold the same events")
+	for p := range clusterProducers {
+		seen := map[string]bool{}
+		for _, pl := range got[p] {
+			require.False(t, seen[pl], "producer %d: event %s stored twice", p, pl)
+			seen[pl] = true
+		}
+		// The acknowledged ones appear in the order they were sent.
+		pos := 0
+		for _, k := range load.acked[p] {
+			want := fmt.Sprint(k)
+			for pos < len(got[p]) && got[p][pos] != want {
+				pos++
+			}
+			require.Less(t, pos, len(got[p]), "producer %d: acknowledged event %s missing or out of order", p, want)
+		}
+	}
+
+	// The killed member restarts and catches up.
+	var deadline time.Time
+	c.procs[leader], deadline = c.start(leader)
+	c.procs[leader].waitServing(time.Until(deadline))
+	require.Eventually(t, func() bool {
+		rejoined := c.readAll(leader)
+		return fmt.Sprint(rejoined) == fmt.Sprint(got)
+	}, 30*time.Second, 50*time.Millisecond, "the restarted member holds the survivors' events")
+}
+
+// readAll reads the producers' topics on member i: their payloads, in
+// order, per producer.
+func (c *goetheCluster) readAll(i int) [][]string {
+	cl, err := client.Dial(c.clients[i])
+	require.NoError(c.t, err)
+	defer cl.Close()
+	out := make([][]string, clusterProducers)
+	for p := range clusterProducers {
+		for ev, err := range cl.Consume(context.Background(), fmt.Sprintf("p%d", p), client.ConsumeOptions{}) {
+			if errors.Is(err, client.ErrNotFound) {
+				break
+			}
+			require.NoError(c.t, err)
+			out[p] = append(out[p], string(ev.Payload))
+		}
+	}
+	return out
+}
