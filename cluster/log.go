@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -362,4 +364,26 @@ func forwardErr(err error) error {
 	}
 	// Not %w: a wrapped status would be taken for the leader's answer.
 	return fmt.Errorf("%w: forward to the leader: %v", ErrOutcomeUnknown, err)
+}
+
+// Member is one voter of the cluster: its Raft server id and address, and
+// its client address from LogConfig.ClientAddrs ("" when not given).
+type Member struct {
+	ID, RaftAddr, ClientAddr string
+}
+
+// ClusterStatus returns this node's view (Node.Status) and the voters of
+// the current configuration, sorted by id.
+func (l *Log) ClusterStatus() (Status, []Member, error) {
+	st := l.node.Status()
+	voters, err := l.node.Members()
+	if err != nil {
+		return st, nil, err
+	}
+	members := make([]Member, 0, len(voters))
+	for id, addr := range voters {
+		members = append(members, Member{ID: id, RaftAddr: addr, ClientAddr: l.clients[id]})
+	}
+	slices.SortFunc(members, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
+	return st, members, nil
 }

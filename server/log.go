@@ -65,7 +65,15 @@ type CommitStats interface {
 	Stats() store.Stats
 }
 
+// ClusterInfo is an ability a Log may have beside Log: the state of the
+// cluster it replicates through, which GetClusterStatus answers.
+// *cluster.Log has it.
+type ClusterInfo interface {
+	ClusterStatus() (cluster.Status, []cluster.Member, error)
+}
+
 var (
+	_ ClusterInfo = (*cluster.Log)(nil)
 	_ Log         = (*store.Store)(nil)
 	_ CommitStats = (*store.Store)(nil)
 	_ Log         = (*cluster.Log)(nil)

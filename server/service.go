@@ -374,6 +374,25 @@ func (v *service) GetTopic(_ context.Context, req *goethev1.GetTopicRequest) (*g
 	return &goethev1.GetTopicResponse{Topic: topicProto(&ti)}, nil
 }
 
+// GetClusterStatus answers the Log's ClusterInfo, or clustered = false
+// for a Log without it (a single node).
+func (v *service) GetClusterStatus(context.Context, *goethev1.GetClusterStatusRequest) (*goethev1.GetClusterStatusResponse, error) {
+	ci, ok := v.log.(ClusterInfo)
+	if !ok {
+		return &goethev1.GetClusterStatusResponse{}, nil
+	}
+	st, members, err := ci.ClusterStatus()
+	if err != nil {
+		return nil, v.status(err)
+	}
+	resp := &goethev1.GetClusterStatusResponse{Clustered: true, NodeId: st.ID, State: st.State, LeaderId: st.LeaderID,
+		Term: st.Term, LastIndex: st.LastIndex, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex}
+	for _, m := range members {
+		resp.Members = append(resp.Members, &goethev1.ClusterMember{Id: m.ID, RaftAddress: m.RaftAddr, ClientAddress: m.ClientAddr})
+	}
+	return resp, nil
+}
+
 func topicProto(ti *store.TopicInfo) *goethev1.Topic {
 	return &goethev1.Topic{
 		Name:     ti.Name,

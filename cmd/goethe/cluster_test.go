@@ -162,6 +162,27 @@ func TestClusterOfThree(t *testing.T) {
 		}, 5*time.Second, 10*time.Millisecond, "the cursor on %s", c.ids[i])
 	}
 
+	// Every member describes the cluster: itself, the same leader, the
+	// three members with their client addresses, applied what it holds.
+	var leaders []string
+	for i, cl := range clients {
+		st, err := cl.ClusterStatus(ctx)
+		require.NoError(t, err)
+		require.True(t, st.Clustered)
+		require.Equal(t, c.ids[i], st.NodeID)
+		require.NotZero(t, st.Term)
+		require.GreaterOrEqual(t, st.CommitIndex, st.AppliedIndex)
+		require.NotZero(t, st.AppliedIndex)
+		leaders = append(leaders, st.LeaderID)
+		want := make([]client.ClusterMember, 3)
+		for j := range want {
+			want[j] = client.ClusterMember{ID: c.ids[j], RaftAddress: c.raft[j], ClientAddress: c.clients[j]}
+		}
+		require.Equal(t, want, st.Members)
+	}
+	require.Equal(t, []string{leaders[0], leaders[0], leaders[0]}, leaders)
+	require.Contains(t, c.ids, leaders[0])
+
 	// Down to one member again: no leader, writes refused, reads go on.
 	require.Equal(t, 0, nodes[1].stop(t))
 	require.Equal(t, 0, nodes[2].stop(t))

@@ -1506,6 +1506,224 @@ func (x *Topic) GetCount() uint64 {
 	return 0
 }
 
+type GetClusterStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetClusterStatusRequest) Reset() {
+	*x = GetClusterStatusRequest{}
+	mi := &file_goethe_v1_goethe_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetClusterStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetClusterStatusRequest) ProtoMessage() {}
+
+func (x *GetClusterStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_goethe_v1_goethe_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetClusterStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetClusterStatusRequest) Descriptor() ([]byte, []int) {
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{19}
+}
+
+// GetClusterStatusResponse is one member's view of its cluster; another
+// member may know a newer term or leader.
+type GetClusterStatusResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// clustered is false for a single-node server; the other fields are then
+	// empty.
+	Clustered bool `protobuf:"varint,1,opt,name=clustered,proto3" json:"clustered,omitempty"`
+	// node_id is the answering member's Raft server id; state its Raft state
+	// (Leader, Follower, Candidate or Shutdown).
+	NodeId string `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	State  string `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	// leader_id is the leader this member knows of, "" when none.
+	LeaderId string `protobuf:"bytes,4,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	Term     uint64 `protobuf:"varint,5,opt,name=term,proto3" json:"term,omitempty"`
+	// last_index is the last entry of this member's Raft log, commit_index
+	// the last it knows committed, applied_index the last whose effects its
+	// store holds (what its reads see).
+	LastIndex    uint64 `protobuf:"varint,6,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
+	CommitIndex  uint64 `protobuf:"varint,7,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	AppliedIndex uint64 `protobuf:"varint,8,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// members are the voters of the cluster's configuration, by id.
+	Members       []*ClusterMember `protobuf:"bytes,9,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetClusterStatusResponse) Reset() {
+	*x = GetClusterStatusResponse{}
+	mi := &file_goethe_v1_goethe_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetClusterStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetClusterStatusResponse) ProtoMessage() {}
+
+func (x *GetClusterStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_goethe_v1_goethe_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetClusterStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetClusterStatusResponse) Descriptor() ([]byte, []int) {
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *GetClusterStatusResponse) GetClustered() bool {
+	if x != nil {
+		return x.Clustered
+	}
+	return false
+}
+
+func (x *GetClusterStatusResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *GetClusterStatusResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *GetClusterStatusResponse) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *GetClusterStatusResponse) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *GetClusterStatusResponse) GetLastIndex() uint64 {
+	if x != nil {
+		return x.LastIndex
+	}
+	return 0
+}
+
+func (x *GetClusterStatusResponse) GetCommitIndex() uint64 {
+	if x != nil {
+		return x.CommitIndex
+	}
+	return 0
+}
+
+func (x *GetClusterStatusResponse) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *GetClusterStatusResponse) GetMembers() []*ClusterMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+// ClusterMember is one voter: its Raft server id and address, and the
+// address of its goethe.v1.Goethe service ("" when the answering member
+// was not told it).
+type ClusterMember struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	RaftAddress   string                 `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	ClientAddress string                 `protobuf:"bytes,3,opt,name=client_address,json=clientAddress,proto3" json:"client_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterMember) Reset() {
+	*x = ClusterMember{}
+	mi := &file_goethe_v1_goethe_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterMember) ProtoMessage() {}
+
+func (x *ClusterMember) ProtoReflect() protoreflect.Message {
+	mi := &file_goethe_v1_goethe_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterMember.ProtoReflect.Descriptor instead.
+func (*ClusterMember) Descriptor() ([]byte, []int) {
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ClusterMember) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ClusterMember) GetRaftAddress() string {
+	if x != nil {
+		return x.RaftAddress
+	}
+	return ""
+}
+
+func (x *ClusterMember) GetClientAddress() string {
+	if x != nil {
+		return x.ClientAddress
+	}
+	return ""
+}
+
 var File_goethe_v1_goethe_proto protoreflect.FileDescriptor
 
 const file_goethe_v1_goethe_proto_rawDesc = "" +
@@ -1599,7 +1817,23 @@ const file_goethe_v1_goethe_proto_rawDesc = "" +
 	"\tfirst_seq\x18\x04 \x01(\x04R\bfirstSeq\x12\x17\n" +
 	"\alast_id\x18\x05 \x01(\x06R\x06lastId\x12\x19\n" +
 	"\blast_seq\x18\x06 \x01(\x04R\alastSeq\x12\x14\n" +
-	"\x05count\x18\a \x01(\x04R\x05count*N\n" +
+	"\x05count\x18\a \x01(\x04R\x05count\"\x19\n" +
+	"\x17GetClusterStatusRequest\"\xb3\x02\n" +
+	"\x18GetClusterStatusResponse\x12\x1c\n" +
+	"\tclustered\x18\x01 \x01(\bR\tclustered\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12\x1b\n" +
+	"\tleader_id\x18\x04 \x01(\tR\bleaderId\x12\x12\n" +
+	"\x04term\x18\x05 \x01(\x04R\x04term\x12\x1d\n" +
+	"\n" +
+	"last_index\x18\x06 \x01(\x04R\tlastIndex\x12!\n" +
+	"\fcommit_index\x18\a \x01(\x04R\vcommitIndex\x12#\n" +
+	"\rapplied_index\x18\b \x01(\x04R\fappliedIndex\x122\n" +
+	"\amembers\x18\t \x03(\v2\x18.goethe.v1.ClusterMemberR\amembers\"i\n" +
+	"\rClusterMember\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
+	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12%\n" +
+	"\x0eclient_address\x18\x03 \x01(\tR\rclientAddress*N\n" +
 	"\bPosition\x12\x18\n" +
 	"\x14POSITION_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12POSITION_BEGINNING\x10\x01\x12\x10\n" +
@@ -1607,7 +1841,7 @@ const file_goethe_v1_goethe_proto_rawDesc = "" +
 	"\x0eCursorFallback\x12\x1f\n" +
 	"\x1bCURSOR_FALLBACK_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19CURSOR_FALLBACK_BEGINNING\x10\x01\x12\x17\n" +
-	"\x13CURSOR_FALLBACK_END\x10\x022\x8f\x04\n" +
+	"\x13CURSOR_FALLBACK_END\x10\x022\xec\x04\n" +
 	"\x06Goethe\x12@\n" +
 	"\aProduce\x12\x19.goethe.v1.ProduceRequest\x1a\x1a.goethe.v1.ProduceResponse\x12V\n" +
 	"\rProduceStream\x12\x1f.goethe.v1.ProduceStreamRequest\x1a .goethe.v1.ProduceStreamResponse(\x010\x01\x12B\n" +
@@ -1616,7 +1850,8 @@ const file_goethe_v1_goethe_proto_rawDesc = "" +
 	"\tGetCursor\x12\x1b.goethe.v1.GetCursorRequest\x1a\x1c.goethe.v1.GetCursorResponse\x12I\n" +
 	"\n" +
 	"ListTopics\x12\x1c.goethe.v1.ListTopicsRequest\x1a\x1d.goethe.v1.ListTopicsResponse\x12C\n" +
-	"\bGetTopic\x12\x1a.goethe.v1.GetTopicRequest\x1a\x1b.goethe.v1.GetTopicResponseB6Z4github.com/goethe-log/goethe/spec/goethe/v1;goethev1b\x06proto3"
+	"\bGetTopic\x12\x1a.goethe.v1.GetTopicRequest\x1a\x1b.goethe.v1.GetTopicResponse\x12[\n" +
+	"\x10GetClusterStatus\x12\".goethe.v1.GetClusterStatusRequest\x1a#.goethe.v1.GetClusterStatusResponseB6Z4github.com/goethe-log/goethe/spec/goethe/v1;goethev1b\x06proto3"
 
 var (
 	file_goethe_v1_goethe_proto_rawDescOnce sync.Once
@@ -1631,72 +1866,78 @@ func file_goethe_v1_goethe_proto_rawDescGZIP() []byte {
 }
 
 var file_goethe_v1_goethe_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_goethe_v1_goethe_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_goethe_v1_goethe_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_goethe_v1_goethe_proto_goTypes = []any{
-	(Position)(0),                 // 0: goethe.v1.Position
-	(CursorFallback)(0),           // 1: goethe.v1.CursorFallback
-	(*Event)(nil),                 // 2: goethe.v1.Event
-	(*EventData)(nil),             // 3: goethe.v1.EventData
-	(*ProduceRequest)(nil),        // 4: goethe.v1.ProduceRequest
-	(*ProduceResponse)(nil),       // 5: goethe.v1.ProduceResponse
-	(*ProduceStreamRequest)(nil),  // 6: goethe.v1.ProduceStreamRequest
-	(*ProduceStreamResponse)(nil), // 7: goethe.v1.ProduceStreamResponse
-	(*ProduceStreamAnswer)(nil),   // 8: goethe.v1.ProduceStreamAnswer
-	(*CursorStart)(nil),           // 9: goethe.v1.CursorStart
-	(*ConsumeRequest)(nil),        // 10: goethe.v1.ConsumeRequest
-	(*ConsumeResponse)(nil),       // 11: goethe.v1.ConsumeResponse
-	(*CommitCursorRequest)(nil),   // 12: goethe.v1.CommitCursorRequest
-	(*CommitCursorResponse)(nil),  // 13: goethe.v1.CommitCursorResponse
-	(*GetCursorRequest)(nil),      // 14: goethe.v1.GetCursorRequest
-	(*GetCursorResponse)(nil),     // 15: goethe.v1.GetCursorResponse
-	(*ListTopicsRequest)(nil),     // 16: goethe.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),    // 17: goethe.v1.ListTopicsResponse
-	(*GetTopicRequest)(nil),       // 18: goethe.v1.GetTopicRequest
-	(*GetTopicResponse)(nil),      // 19: goethe.v1.GetTopicResponse
-	(*Topic)(nil),                 // 20: goethe.v1.Topic
-	nil,                           // 21: goethe.v1.Event.HeadersEntry
-	nil,                           // 22: goethe.v1.EventData.HeadersEntry
-	(*status.Status)(nil),         // 23: google.rpc.Status
-	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
+	(Position)(0),                    // 0: goethe.v1.Position
+	(CursorFallback)(0),              // 1: goethe.v1.CursorFallback
+	(*Event)(nil),                    // 2: goethe.v1.Event
+	(*EventData)(nil),                // 3: goethe.v1.EventData
+	(*ProduceRequest)(nil),           // 4: goethe.v1.ProduceRequest
+	(*ProduceResponse)(nil),          // 5: goethe.v1.ProduceResponse
+	(*ProduceStreamRequest)(nil),     // 6: goethe.v1.ProduceStreamRequest
+	(*ProduceStreamResponse)(nil),    // 7: goethe.v1.ProduceStreamResponse
+	(*ProduceStreamAnswer)(nil),      // 8: goethe.v1.ProduceStreamAnswer
+	(*CursorStart)(nil),              // 9: goethe.v1.CursorStart
+	(*ConsumeRequest)(nil),           // 10: goethe.v1.ConsumeRequest
+	(*ConsumeResponse)(nil),          // 11: goethe.v1.ConsumeResponse
+	(*CommitCursorRequest)(nil),      // 12: goethe.v1.CommitCursorRequest
+	(*CommitCursorResponse)(nil),     // 13: goethe.v1.CommitCursorResponse
+	(*GetCursorRequest)(nil),         // 14: goethe.v1.GetCursorRequest
+	(*GetCursorResponse)(nil),        // 15: goethe.v1.GetCursorResponse
+	(*ListTopicsRequest)(nil),        // 16: goethe.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),       // 17: goethe.v1.ListTopicsResponse
+	(*GetTopicRequest)(nil),          // 18: goethe.v1.GetTopicRequest
+	(*GetTopicResponse)(nil),         // 19: goethe.v1.GetTopicResponse
+	(*Topic)(nil),                    // 20: goethe.v1.Topic
+	(*GetClusterStatusRequest)(nil),  // 21: goethe.v1.GetClusterStatusRequest
+	(*GetClusterStatusResponse)(nil), // 22: goethe.v1.GetClusterStatusResponse
+	(*ClusterMember)(nil),            // 23: goethe.v1.ClusterMember
+	nil,                              // 24: goethe.v1.Event.HeadersEntry
+	nil,                              // 25: goethe.v1.EventData.HeadersEntry
+	(*status.Status)(nil),            // 26: google.rpc.Status
+	(*timestamppb.Timestamp)(nil),    // 27: google.protobuf.Timestamp
 }
 var file_goethe_v1_goethe_proto_depIdxs = []int32{
-	21, // 0: goethe.v1.Event.headers:type_name -> goethe.v1.Event.HeadersEntry
-	22, // 1: goethe.v1.EventData.headers:type_name -> goethe.v1.EventData.HeadersEntry
+	24, // 0: goethe.v1.Event.headers:type_name -> goethe.v1.Event.HeadersEntry
+	25, // 1: goethe.v1.EventData.headers:type_name -> goethe.v1.EventData.HeadersEntry
 	3,  // 2: goethe.v1.ProduceRequest.events:type_name -> goethe.v1.EventData
 	4,  // 3: goethe.v1.ProduceStreamRequest.produce:type_name -> goethe.v1.ProduceRequest
 	5,  // 4: goethe.v1.ProduceStreamResponse.result:type_name -> goethe.v1.ProduceResponse
-	23, // 5: goethe.v1.ProduceStreamResponse.error:type_name -> google.rpc.Status
+	26, // 5: goethe.v1.ProduceStreamResponse.error:type_name -> google.rpc.Status
 	8,  // 6: goethe.v1.ProduceStreamResponse.more:type_name -> goethe.v1.ProduceStreamAnswer
 	5,  // 7: goethe.v1.ProduceStreamAnswer.result:type_name -> goethe.v1.ProduceResponse
-	23, // 8: goethe.v1.ProduceStreamAnswer.error:type_name -> google.rpc.Status
+	26, // 8: goethe.v1.ProduceStreamAnswer.error:type_name -> google.rpc.Status
 	1,  // 9: goethe.v1.CursorStart.fallback:type_name -> goethe.v1.CursorFallback
 	0,  // 10: goethe.v1.ConsumeRequest.position:type_name -> goethe.v1.Position
-	24, // 11: goethe.v1.ConsumeRequest.at_time:type_name -> google.protobuf.Timestamp
+	27, // 11: goethe.v1.ConsumeRequest.at_time:type_name -> google.protobuf.Timestamp
 	9,  // 12: goethe.v1.ConsumeRequest.cursor:type_name -> goethe.v1.CursorStart
 	2,  // 13: goethe.v1.ConsumeResponse.events:type_name -> goethe.v1.Event
-	24, // 14: goethe.v1.GetCursorResponse.updated:type_name -> google.protobuf.Timestamp
+	27, // 14: goethe.v1.GetCursorResponse.updated:type_name -> google.protobuf.Timestamp
 	20, // 15: goethe.v1.ListTopicsResponse.topics:type_name -> goethe.v1.Topic
 	20, // 16: goethe.v1.GetTopicResponse.topic:type_name -> goethe.v1.Topic
-	24, // 17: goethe.v1.Topic.created:type_name -> google.protobuf.Timestamp
-	4,  // 18: goethe.v1.Goethe.Produce:input_type -> goethe.v1.ProduceRequest
-	6,  // 19: goethe.v1.Goethe.ProduceStream:input_type -> goethe.v1.ProduceStreamRequest
-	10, // 20: goethe.v1.Goethe.Consume:input_type -> goethe.v1.ConsumeRequest
-	12, // 21: goethe.v1.Goethe.CommitCursor:input_type -> goethe.v1.CommitCursorRequest
-	14, // 22: goethe.v1.Goethe.GetCursor:input_type -> goethe.v1.GetCursorRequest
-	16, // 23: goethe.v1.Goethe.ListTopics:input_type -> goethe.v1.ListTopicsRequest
-	18, // 24: goethe.v1.Goethe.GetTopic:input_type -> goethe.v1.GetTopicRequest
-	5,  // 25: goethe.v1.Goethe.Produce:output_type -> goethe.v1.ProduceResponse
-	7,  // 26: goethe.v1.Goethe.ProduceStream:output_type -> goethe.v1.ProduceStreamResponse
-	11, // 27: goethe.v1.Goethe.Consume:output_type -> goethe.v1.ConsumeResponse
-	13, // 28: goethe.v1.Goethe.CommitCursor:output_type -> goethe.v1.CommitCursorResponse
-	15, // 29: goethe.v1.Goethe.GetCursor:output_type -> goethe.v1.GetCursorResponse
-	17, // 30: goethe.v1.Goethe.ListTopics:output_type -> goethe.v1.ListTopicsResponse
-	19, // 31: goethe.v1.Goethe.GetTopic:output_type -> goethe.v1.GetTopicResponse
-	25, // [25:32] is the sub-list for method output_type
-	18, // [18:25] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	27, // 17: goethe.v1.Topic.created:type_name -> google.protobuf.Timestamp
+	23, // 18: goethe.v1.GetClusterStatusResponse.members:type_name -> goethe.v1.ClusterMember
+	4,  // 19: goethe.v1.Goethe.Produce:input_type -> goethe.v1.ProduceRequest
+	6,  // 20: goethe.v1.Goethe.ProduceStream:input_type -> goethe.v1.ProduceStreamRequest
+	10, // 21: goethe.v1.Goethe.Consume:input_type -> goethe.v1.ConsumeRequest
+	12, // 22: goethe.v1.Goethe.CommitCursor:input_type -> goethe.v1.CommitCursorRequest
+	14, // 23: goethe.v1.Goethe.GetCursor:input_type -> goethe.v1.GetCursorRequest
+	16, // 24: goethe.v1.Goethe.ListTopics:input_type -> goethe.v1.ListTopicsRequest
+	18, // 25: goethe.v1.Goethe.GetTopic:input_type -> goethe.v1.GetTopicRequest
+	21, // 26: goethe.v1.Goethe.GetClusterStatus:input_type -> goethe.v1.GetClusterStatusRequest
+	5,  // 27: goethe.v1.Goethe.Produce:output_type -> goethe.v1.ProduceResponse
+	7,  // 28: goethe.v1.Goethe.ProduceStream:output_type -> goethe.v1.ProduceStreamResponse
+	11, // 29: goethe.v1.Goethe.Consume:output_type -> goethe.v1.ConsumeResponse
+	13, // 30: goethe.v1.Goethe.CommitCursor:output_type -> goethe.v1.CommitCursorResponse
+	15, // 31: goethe.v1.Goethe.GetCursor:output_type -> goethe.v1.GetCursorResponse
+	17, // 32: goethe.v1.Goethe.ListTopics:output_type -> goethe.v1.ListTopicsResponse
+	19, // 33: goethe.v1.Goethe.GetTopic:output_type -> goethe.v1.GetTopicResponse
+	22, // 34: goethe.v1.Goethe.GetClusterStatus:output_type -> goethe.v1.GetClusterStatusResponse
+	27, // [27:35] is the sub-list for method output_type
+	19, // [19:27] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_goethe_v1_goethe_proto_init() }
@@ -1726,7 +1967,7 @@ func file_goethe_v1_goethe_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_goethe_v1_goethe_proto_rawDesc), len(file_goethe_v1_goethe_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   21,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -67,13 +67,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Goethe_Produce_FullMethodName       = "/goethe.v1.Goethe/Produce"
-	Goethe_ProduceStream_FullMethodName = "/goethe.v1.Goethe/ProduceStream"
-	Goethe_Consume_FullMethodName       = "/goethe.v1.Goethe/Consume"
-	Goethe_CommitCursor_FullMethodName  = "/goethe.v1.Goethe/CommitCursor"
-	Goethe_GetCursor_FullMethodName     = "/goethe.v1.Goethe/GetCursor"
-	Goethe_ListTopics_FullMethodName    = "/goethe.v1.Goethe/ListTopics"
-	Goethe_GetTopic_FullMethodName      = "/goethe.v1.Goethe/GetTopic"
+	Goethe_Produce_FullMethodName          = "/goethe.v1.Goethe/Produce"
+	Goethe_ProduceStream_FullMethodName    = "/goethe.v1.Goethe/ProduceStream"
+	Goethe_Consume_FullMethodName          = "/goethe.v1.Goethe/Consume"
+	Goethe_CommitCursor_FullMethodName     = "/goethe.v1.Goethe/CommitCursor"
+	Goethe_GetCursor_FullMethodName        = "/goethe.v1.Goethe/GetCursor"
+	Goethe_ListTopics_FullMethodName       = "/goethe.v1.Goethe/ListTopics"
+	Goethe_GetTopic_FullMethodName         = "/goethe.v1.Goethe/GetTopic"
+	Goethe_GetClusterStatus_FullMethodName = "/goethe.v1.Goethe/GetClusterStatus"
 )
 
 // GoetheClient is the client API for Goethe service.
@@ -151,6 +152,12 @@ type GoetheClient interface {
 	ListTopics(ctx context.Context, in *ListTopicsRequest, opts ...grpc.CallOption) (*ListTopicsResponse, error)
 	// GetTopic describes one topic, or returns NOT_FOUND.
 	GetTopic(ctx context.Context, in *GetTopicRequest, opts ...grpc.CallOption) (*GetTopicResponse, error)
+	// GetClusterStatus describes the cluster as the answering server sees it:
+	// its own Raft state and indexes, the leader it knows, and the members with
+	// their client addresses, so that a caller can ask each of them. A
+	// single-node server answers clustered = false and nothing else. Any
+	// caller the server authenticates may ask.
+	GetClusterStatus(ctx context.Context, in *GetClusterStatusRequest, opts ...grpc.CallOption) (*GetClusterStatusResponse, error)
 }
 
 type goetheClient struct {
@@ -243,6 +250,16 @@ func (c *goetheClient) GetTopic(ctx context.Context, in *GetTopicRequest, opts .
 	return out, nil
 }
 
+func (c *goetheClient) GetClusterStatus(ctx context.Context, in *GetClusterStatusRequest, opts ...grpc.CallOption) (*GetClusterStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetClusterStatusResponse)
+	err := c.cc.Invoke(ctx, Goethe_GetClusterStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // GoetheServer is the server API for Goethe service.
 // All implementations must embed UnimplementedGoetheServer
 // for forward compatibility.
@@ -318,6 +335,12 @@ type GoetheServer interface {
 	ListTopics(context.Context, *ListTopicsRequest) (*ListTopicsResponse, error)
 	// GetTopic describes one topic, or returns NOT_FOUND.
 	GetTopic(context.Context, *GetTopicRequest) (*GetTopicResponse, error)
+	// GetClusterStatus describes the cluster as the answering server sees it:
+	// its own Raft state and indexes, the leader it knows, and the members with
+	// their client addresses, so that a caller can ask each of them. A
+	// single-node server answers clustered = false and nothing else. Any
+	// caller the server authenticates may ask.
+	GetClusterStatus(context.Context, *GetClusterStatusRequest) (*GetClusterStatusResponse, error)
 	mustEmbedUnimplementedGoetheServer()
 }
 
@@ -348,6 +371,9 @@ func (UnimplementedGoetheServer) ListTopics(context.Context, *ListTopicsRequest)
 }
 func (UnimplementedGoetheServer) GetTopic(context.Context, *GetTopicRequest) (*GetTopicResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetTopic not implemented")
+}
+func (UnimplementedGoetheServer) GetClusterStatus(context.Context, *GetClusterStatusRequest) (*GetClusterStatusResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetClusterStatus not implemented")
 }
 func (UnimplementedGoetheServer) mustEmbedUnimplementedGoetheServer() {}
 func (UnimplementedGoetheServer) testEmbeddedByValue()                {}
@@ -478,6 +504,24 @@ func _Goethe_GetTopic_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Goethe_GetClusterStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetClusterStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GoetheServer).GetClusterStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Goethe_GetClusterStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GoetheServer).GetClusterStatus(ctx, req.(*GetClusterStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Goethe_ServiceDesc is the grpc.ServiceDesc for Goethe service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -504,6 +548,10 @@ var Goethe_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetTopic",
 			Handler:    _Goethe_GetTopic_Handler,
+		},
+		{
+			MethodName: "GetClusterStatus",
+			Handler:    _Goethe_GetClusterStatus_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
