@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -183,6 +185,13 @@ func clusterLeaderKill(t *testing.T, engine string) {
 	}
 	defer func() { stop(); wg.Wait() }()
 	require.Eventually(t, func() bool { return load.count() >= clusterLoadBefore }, 60*time.Second, pollEvery)
+	// goethectl cluster status through a follower: every member, each
+	// naming the same leader.
+	follower := (leader + 1) % 3
+	for _, m := range c.status(follower) {
+		require.Empty(t, m.Error, "member %s", m.ID)
+		require.Equal(t, c.ids[leader], m.Status.LeaderID, "the leader known to %s", m.ID)
+	}
 	killedAt := time.Now()
 	c.procs[leader].kill()
 	before := load.count()
@@ -220,6 +229,17 @@ func clusterLeaderKill(t *testing.T, engine string) {
 		}
 	}
 
+	// The killed member is unreachable; a new leader is named by both
+	// survivors.
+	for _, m := range c.status(survivors[0]) {
+		if m.ID == c.ids[leader] {
+			require.NotEmpty(t, m.Error)
+			continue
+		}
+		require.Empty(t, m.Error, "member %s", m.ID)
+		require.NotEqual(t, c.ids[leader], m.Status.LeaderID)
+	}
+
 	// The killed member restarts and catches up.
 	var deadline time.Time
 	c.procs[leader], deadline = c.start(leader)
@@ -247,4 +267,31 @@ func (c *goetheCluster) readAll(i int) [][]string {
 		}
 	}
 	return out
+}
+
+// clusterMember is a line of goethectl cluster status --json.
+type clusterMember struct {
+	ID     string `json:"id"`
+	Error  string `json:"error"`
+	Status *struct {
+		NodeID   string `json:"node_id"`
+		State    string `json:"state"`
+		LeaderID string `json:"leader_id"`
+	} `json:"status"`
+}
+
+// status runs goethectl cluster status --json against member i.
+func (c *goetheCluster) status(i int) []clusterMember {
+	cmd := exec.Command(goethectlBin(), "--server", c.clients[i], "cluster", "status", "--json")
+	cmd.Env = binEnv()
+	out, err := cmd.Output()
+	require.NoError(c.t, err, "goethectl cluster status: %s", out)
+	var members []clusterMember
+	for line := range strings.Lines(string(out)) {
+		var m clusterMember
+		require.NoError(c.t, json.Unmarshal([]byte(line), &m), line)
+		members = append(members, m)
+	}
+	require.Len(c.t, members, 3, "%s", out)
+	return members
 }
