@@ -80,6 +80,10 @@ type LogConfig struct {
 //     caller in flight at a time.
 //   - A forwarded SetCursor returns when the leader applied it; a
 //     GetCursor on this follower may see the older cursor a moment longer.
+//   - On the leader, each append in flight has a goroutine (two, with
+//     Node's) waiting for its commit.
+//   - Forwarded writes carry no credentials of the caller: a leader that
+//     checks tokens or client certificates would refuse them.
 //
 // Log owns neither the Node nor the Store: Close closes its connections
 // only; the caller closes the node, then the store.
