@@ -74,7 +74,10 @@ func (s *Server) setWriteHealth(was, err error) {
 	switch {
 	case err == nil:
 		s.health.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_SERVING)
-		if was != nil {
+		switch {
+		case errors.Is(was, cluster.ErrNotLeader):
+			log.Info("cluster leader known: writes are taken, and health of " + ServiceName + " is SERVING")
+		case was != nil:
 			log.Info("writes resumed: health of " + ServiceName + " is SERVING again")
 		}
 	case errors.Is(err, cluster.ErrNotLeader):
