@@ -75,9 +75,10 @@ type LogConfig struct {
 //
 // # Caveats
 //
-//   - AppendAsync on a follower forwards before it returns: it keeps the
-//     order of a caller's appends, with one forwarded append of that
-//     caller in flight at a time.
+//   - AppendAsync on a follower forwards before it returns, and calls
+//     done from a goroutine of its own once this node applied the append:
+//     it keeps the order of a caller's appends, with one of that caller's
+//     appends on its way to the leader at a time.
 //   - A forwarded SetCursor returns when the leader applied it; a
 //     GetCursor on this follower may see the older cursor a moment longer.
 //   - On the leader, each append in flight has a goroutine (two, with
@@ -172,11 +173,42 @@ func (l *Log) AppendAsync(topic string, events []store.Event, expect store.Expec
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
 	defer cancel()
-	done(l.forwardAppend(ctx, topic, events, expect))
+	r, err := l.forward(ctx, topic, events, expect)
+	if err != nil {
+		done(r, err)
+		return
+	}
+	// The leader has committed it: the next append may be forwarded while
+	// this node applies it.
+	go func() {
+		l.awaitApplied(topic, r)
+		done(r, nil)
+	}()
 }
 
-// forwardAppend sends the append to the leader as a Produce.
+// forwardAppend forwards the append to the leader and waits until this
+// node applied it.
 func (l *Log) forwardAppend(ctx context.Context, topic string, events []store.Event, expect store.Expectation) (store.AppendResult, error) {
+	r, err := l.forward(ctx, topic, events, expect)
+	if err != nil {
+		return r, err
+	}
+	l.awaitApplied(topic, r)
+	return r, nil
+}
+
+// awaitApplied waits until this node applied the acknowledged append r,
+// or ForwardTimeout passed: the batch is applied here once the topic holds
+// its first id (a batch is applied in one engine batch). The append is on
+// a majority whatever this finds.
+func (l *Log) awaitApplied(topic string, r store.AppendResult) {
+	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
+	defer cancel()
+	_ = l.st.Wait(ctx, topic, r.FirstID)
+}
+
+// forward sends the append to the leader as a Produce.
+func (l *Log) forward(ctx context.Context, topic string, events []store.Event, expect store.Expectation) (store.AppendResult, error) {
 	c, err := l.leaderClient()
 	if err != nil {
 		return store.AppendResult{}, err
@@ -193,13 +225,7 @@ func (l *Log) forwardAppend(ctx context.Context, topic string, events []store.Ev
 	if err != nil {
 		return store.AppendResult{}, forwardErr(err)
 	}
-	r := store.AppendResult{FirstID: resp.GetFirstId(), FirstSeq: resp.GetFirstSeq(), Count: int(resp.GetCount())}
-	// Read-your-writes on this node: the batch is applied here once the
-	// topic holds its first id (a batch is applied in one engine batch).
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.timeout)
-	defer cancel()
-	_ = l.st.Wait(wctx, topic, r.FirstID) // acknowledged by a majority whatever this says
-	return r, nil
+	return store.AppendResult{FirstID: resp.GetFirstId(), FirstSeq: resp.GetFirstSeq(), Count: int(resp.GetCount())}, nil
 }
 
 // SetCursor records consumer's cursor in topic: on the leader as an
