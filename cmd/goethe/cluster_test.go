@@ -197,6 +197,31 @@ func TestClusterOfThree(t *testing.T) {
 	require.Equal(t, uint64(len(ids)), info.LastSeq)
 }
 
+// A data folder is served in the mode that wrote it: a single-node log
+// does not become a cluster member (its events are in no Raft log), and a
+// member's folder is not served alone.
+func TestClusterModeOfDataFolder(t *testing.T) {
+	single := t.TempDir()
+	in := launch(t, "--data-dir", single, "--listen", "127.0.0.1:0")
+	cl, err := client.Dial(in.addr)
+	require.NoError(t, err)
+	_, err = cl.Produce(context.Background(), "t", []client.EventData{{Payload: []byte("x")}})
+	require.NoError(t, err)
+	require.NoError(t, cl.Close())
+	require.Equal(t, 0, in.stop(t))
+	raft := freePort(t)
+	runFails(t, "holds a single-node log: a cluster member starts from an empty --data-dir",
+		"--data-dir", single, "--listen", "127.0.0.1:0", "--node-id", "n1", "--raft-listen", raft, "--peers", "n1="+raft)
+
+	member := t.TempDir()
+	in = launch(t, "--data-dir", member, "--listen", "127.0.0.1:0", "--node-id", "n1", "--raft-listen", raft, "--peers", "n1="+raft)
+	require.Equal(t, 0, in.stop(t))
+	runFails(t, "belongs to a cluster member", "--data-dir", member, "--listen", "127.0.0.1:0")
+	// Restarted as the member it is, it serves again.
+	in = launch(t, "--data-dir", member, "--listen", "127.0.0.1:0", "--node-id", "n1", "--raft-listen", raft, "--peers", "n1="+raft)
+	require.Equal(t, 0, in.stop(t))
+}
+
 func TestParseClusterConfig(t *testing.T) {
 	c, err := parseConfig([]string{"--node-id", "n1", "--raft-listen", "127.0.0.1:7521",
 		"--peers", "n1=127.0.0.1:7521,n2=127.0.0.1:7522", "--peer-clients", "n1=127.0.0.1:7420,n2=127.0.0.1:7421"}, env(), &strings.Builder{})

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -73,6 +75,32 @@ func (c *clusterConfig) validate() error {
 // synced, and they replay from it).
 func (c *clusterConfig) storeOptions(o *store.Options, engineName string) {
 	o.SyncApplied = engineName == "bolt"
+}
+
+// checkMode refuses a data folder that the other mode wrote: a member's
+// store written by single-node commits would differ from the other
+// members' (its events are in no Raft log), and a single-node server on a
+// member's folder would make it differ. st is the folder's open store.
+func (c *clusterConfig) checkMode(dataDir string, st *store.Store) error {
+	_, err := os.Stat(filepath.Join(dataDir, raftDir))
+	hasRaft := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("data folder %s: %w", dataDir, err)
+	}
+	switch {
+	case !c.enabled() && hasRaft:
+		return fmt.Errorf("data folder %s belongs to a cluster member (it has a %s folder): start it with its --node-id, --raft-listen and --peers",
+			dataDir, raftDir)
+	case c.enabled() && !hasRaft && st.AppliedIndex() == 0:
+		topics, _, err := st.Topics("", 1)
+		if err != nil {
+			return fmt.Errorf("data folder %s: %w", dataDir, err)
+		}
+		if len(topics) > 0 {
+			return fmt.Errorf("data folder %s holds a single-node log: a cluster member starts from an empty --data-dir", dataDir)
+		}
+	}
+	return nil
 }
 
 // open starts the member on st, with its Raft state in dataDir/raft, and

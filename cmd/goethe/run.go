@@ -110,6 +110,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 			err = fmt.Errorf("close data folder %s: %w", cfg.DataDir, cerr)
 		}
 	}()
+	if err := cfg.cluster.checkMode(cfg.DataDir, st); err != nil { // config_cluster.go
+		return err
+	}
 	var logServed server.Log = st
 	if cfg.cluster.enabled() {
 		node, clog, oerr := cfg.cluster.open(cfg.DataDir, st, log) // config_cluster.go
