@@ -168,6 +168,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 		attrs = append(attrs, "node_id", cfg.cluster.NodeID, "raft_listen", cfg.cluster.RaftListen)
 	}
 	log.Info("goethe serving", attrs...)
+	if cfg.cluster.enabled() && !cfg.Sync {
+		log.Warn("--sync=false has no effect in cluster mode: every Raft log entry is fsynced (raft-wal) before it counts toward a commit")
+	}
 	var maddr net.Addr
 	if mlis != nil {
 		maddr = mlis.Addr()
