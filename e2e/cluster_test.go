@@ -218,10 +218,11 @@ func (c *goetheCluster) leaderKillRound(load *clusterLoad, round int) {
 	survivors := []int{(leader + 1) % 3, (leader + 2) % 3}
 	require.Eventually(t, func() bool { return load.count() >= before+clusterLoadAfter }, 60*time.Second, pollEvery,
 		"the survivors take writes again")
-	t.Logf("round %d: %d acks after the kill of %s within %s; failures so far: %v", round, clusterLoadAfter, c.ids[leader],
-		time.Since(killedAt), load.failed)
+	recovered := time.Since(killedAt)
 	stop()
 	wg.Wait()
+	t.Logf("round %d: %d acks after the kill of %s within %s; failures so far: %v", round, clusterLoadAfter, c.ids[leader],
+		recovered, load.failed)
 
 	// Every acknowledged event once, in order; nothing twice; the same
 	// topics on both survivors. (A follower may apply the last writes a
