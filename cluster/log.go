@@ -396,6 +396,10 @@ func forwardErr(err error) error {
 	return fmt.Errorf("%w: forward to the leader: %v", ErrOutcomeUnknown, err)
 }
 
+// Status is this node's view of the group (Node.Status): cheap, for
+// metrics scraped often.
+func (l *Log) Status() Status { return l.node.Status() }
+
 // Member is one voter of the cluster: its Raft server id and address, and
 // its client address from LogConfig.ClientAddrs ("" when not given).
 type Member struct {

@@ -22,6 +22,7 @@ type served struct {
 	*testCluster
 	logs    []*cluster.Log
 	servers []*server.Server
+	metrics []*server.Metrics
 	addrs   map[string]string // member id → gRPC address
 }
 
@@ -38,8 +39,10 @@ func newServed(t *testing.T, engineName string) *served {
 	for i := range c.peers {
 		lg, err := cluster.NewLog(cluster.LogConfig{Node: c.node(i), Store: c.nodes[i].st, ClientAddrs: s.addrs})
 		require.NoError(t, err)
-		srv, err := server.New(lg, server.Options{})
+		m := server.NewMetrics(server.MetricsOptions{Engine: engineName})
+		srv, err := server.New(lg, server.Options{Metrics: m})
 		require.NoError(t, err)
+		s.metrics = append(s.metrics, m)
 		go func() { _ = srv.Serve(lis[i]) }()
 		s.logs = append(s.logs, lg)
 		s.servers = append(s.servers, srv)
@@ -179,4 +182,41 @@ func TestLogWriteErrFollowsLeader(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return lg.WriteErr() != nil }, 10*time.Second, 10*time.Millisecond)
 	require.ErrorIs(t, lg.WriteErr(), cluster.ErrNotLeader)
+}
+
+// gauge returns the value of the metric family name of m (one series).
+func gauge(t *testing.T, m *server.Metrics, name string) float64 {
+	fams, err := m.Registry().Gather()
+	require.NoError(t, err)
+	for _, f := range fams {
+		if f.GetName() == name {
+			require.Len(t, f.GetMetric(), 1)
+			if c := f.GetMetric()[0].GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// The goethe_cluster_* metrics: one leader among the members, the same
+// term, every member's applied index reaching the write's.
+func TestLogMetrics(t *testing.T) {
+	s := newServed(t, "leveldb")
+	leader := s.waitLeader(10 * time.Second)
+	_, err := s.dial((leader+1)%3).Produce(context.Background(), "t", []client.EventData{{Payload: []byte("x")}})
+	require.NoError(t, err)
+	commit := gauge(t, s.metrics[leader], "goethe_cluster_commit_index")
+	require.NotZero(t, commit)
+	leaders := 0.0
+	for i, m := range s.metrics {
+		leaders += gauge(t, m, "goethe_cluster_leader")
+		require.Equal(t, gauge(t, s.metrics[leader], "goethe_cluster_term"), gauge(t, m, "goethe_cluster_term"))
+		require.Eventually(t, func() bool { return gauge(t, m, "goethe_cluster_applied_index") >= commit }, 5*time.Second, 10*time.Millisecond,
+			"member %d applies", i)
+		require.NotZero(t, gauge(t, m, "goethe_cluster_leader_changes_total"), "member %d saw the election", i)
+	}
+	require.Equal(t, 1.0, leaders)
 }

@@ -204,8 +204,9 @@ type Node struct {
 
 	// leaderCh is closed, and replaced, when the leader this node knows
 	// of changes (see LeaderChanged).
-	leaderCh atomic.Pointer[chan struct{}]
-	observer *raft.Observer
+	leaderCh      atomic.Pointer[chan struct{}]
+	observer      *raft.Observer
+	leaderChanges atomic.Uint64 // leader observations, for Status
 }
 
 // Open starts a member: it opens the Raft log in cfg.Dir, bootstraps the
@@ -315,6 +316,7 @@ func (n *Node) watchLeader() {
 			case <-n.fsm.stop:
 				return
 			}
+			n.leaderChanges.Add(1)
 			n.leaderChanged()
 		}
 	}()
@@ -456,6 +458,9 @@ type Status struct {
 	CommitIndex       uint64 // last entry known committed
 	AppliedIndex      uint64 // the store's: last entry whose effects it holds
 	SnapshotsRestored uint64 // snapshots installed into the store since Open
+	// LeaderChanges counts the changes of the leader this node knew of
+	// since Open (a loss of the leader is one, a new leader another).
+	LeaderChanges uint64
 }
 
 // Status returns the node's current view.
@@ -465,6 +470,7 @@ func (n *Node) Status() Status {
 		ID: n.cfg.ID, State: n.raft.State().String(), LeaderID: id, LeaderAddr: addr,
 		Term: n.raft.CurrentTerm(), LastIndex: n.raft.LastIndex(), CommitIndex: n.raft.CommitIndex(),
 		AppliedIndex: n.cfg.Store.AppliedIndex(), SnapshotsRestored: n.fsm.restores.Load(),
+		LeaderChanges: n.leaderChanges.Load(),
 	}
 }
 
