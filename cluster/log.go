@@ -125,7 +125,8 @@ func NewLog(cfg LogConfig) (*Log, error) {
 	return l, nil
 }
 
-// Append appends events to topic: see Log. Once proposed on the leader,
+// Append appends events to topic: see Log. The result's Index is the
+// Raft index of the entry (see WaitIndex). Once proposed on the leader,
 // its outcome is reported whatever ctx does afterwards (server.Log's
 // contract); ctx bounds the wait to propose, and a forward.
 func (l *Log) Append(ctx context.Context, topic string, events []store.Event, expect store.Expectation) (store.AppendResult, error) {
@@ -145,7 +146,10 @@ func (l *Log) appendHere(ctx context.Context, topic string, events []store.Event
 	if err != nil {
 		return store.AppendResult{}, err
 	}
-	r, _, err := l.node.finish(context.WithoutCancel(ctx), f)
+	r, index, err := l.node.finish(context.WithoutCancel(ctx), f)
+	if err == nil {
+		r.Append.Index = index
+	}
 	return r.Append, err
 }
 
@@ -161,7 +165,10 @@ func (l *Log) AppendAsync(topic string, events []store.Event, expect store.Expec
 		switch {
 		case err == nil:
 			go func() {
-				r, _, err := l.node.finish(context.Background(), f)
+				r, index, err := l.node.finish(context.Background(), f)
+				if err == nil {
+					r.Append.Index = index
+				}
 				done(r.Append, l.hint(err))
 			}()
 			return
@@ -225,7 +232,15 @@ func (l *Log) forward(ctx context.Context, topic string, events []store.Event, e
 	if err != nil {
 		return store.AppendResult{}, forwardErr(err)
 	}
-	return store.AppendResult{FirstID: resp.GetFirstId(), FirstSeq: resp.GetFirstSeq(), Count: int(resp.GetCount())}, nil
+	return store.AppendResult{FirstID: resp.GetFirstId(), FirstSeq: resp.GetFirstSeq(), Count: int(resp.GetCount()),
+		Index: resp.GetRaftIndex()}, nil
+}
+
+// WaitIndex waits until this node applied the Raft log up to index (an
+// AppendResult's Index, from any member): reads then see that write. It
+// ends with ctx's error, or store.ErrClosed.
+func (l *Log) WaitIndex(ctx context.Context, index uint64) error {
+	return l.st.WaitApplied(ctx, index)
 }
 
 // SetCursor records consumer's cursor in topic: on the leader as an

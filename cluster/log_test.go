@@ -77,10 +77,14 @@ func TestLogProduceStreamThroughFollower(t *testing.T) {
 		require.NoError(t, err)
 		futures = append(futures, f)
 	}
+	var index uint64
 	for i, f := range futures {
 		r, err := f.Wait(ctx)
 		require.NoError(t, err, "send %d", i)
 		require.Equal(t, uint64(i+1), r.FirstSeq, "send %d in order", i)
+		require.GreaterOrEqual(t, r.RaftIndex, index, "send %d: Raft indexes in order (merged sends share one)", i)
+		require.NotZero(t, r.RaftIndex)
+		index = r.RaftIndex
 	}
 	require.NoError(t, p.Close())
 	page, err := s.nodes[follower].st.Read("t", 0, 1000)

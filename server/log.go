@@ -72,7 +72,16 @@ type ClusterInfo interface {
 	ClusterStatus() (cluster.Status, []cluster.Member, error)
 }
 
+// IndexWaiter is an ability a Log may have beside Log: WaitIndex returns
+// once the Log's reads see every write acknowledged with an
+// AppendResult.Index up to index, or with ctx's error. A Consume or
+// GetTopic with min_raft_index waits with it. *cluster.Log has it.
+type IndexWaiter interface {
+	WaitIndex(ctx context.Context, index uint64) error
+}
+
 var (
+	_ IndexWaiter = (*cluster.Log)(nil)
 	_ ClusterInfo = (*cluster.Log)(nil)
 	_ Log         = (*store.Store)(nil)
 	_ CommitStats = (*store.Store)(nil)

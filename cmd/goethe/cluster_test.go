@@ -125,10 +125,25 @@ func TestClusterOfThree(t *testing.T) {
 			res, err := cl.Produce(ctx, "t", []client.EventData{{Payload: []byte(payload)}, {Payload: []byte(payload + "b")}})
 			require.NoError(t, err, "through %s", c.ids[i])
 			require.Equal(t, 2, res.Count)
+			require.NotZero(t, res.RaftIndex)
+			if len(want) > 0 {
+				require.Greater(t, res.RaftIndex, want[len(want)-1].RaftIndex)
+			}
 			want = append(want, res)
 			info, err := cl.Topic(ctx, "t")
 			require.NoError(t, err)
 			require.Equal(t, res.LastSeq(), info.LastSeq, "read-your-writes on %s", c.ids[i])
+			// On another member, with the write's Raft index: at once.
+			other := clients[(i+1)%3]
+			info, err = other.Topic(ctx, "t", client.MinRaftIndex(res.RaftIndex))
+			require.NoError(t, err)
+			require.GreaterOrEqual(t, info.LastSeq, res.LastSeq(), "read-your-writes on %s", c.ids[(i+1)%3])
+			var last client.Event
+			for ev, err := range clients[(i+2)%3].Consume(ctx, "t", client.ConsumeOptions{MinRaftIndex: res.RaftIndex}) {
+				require.NoError(t, err)
+				last = ev
+			}
+			require.GreaterOrEqual(t, last.Seq, res.LastSeq(), "read-your-writes on %s", c.ids[(i+2)%3])
 		}
 	}
 	require.NoError(t, clients[1].CommitCursor(ctx, "t", "c", want[0].FirstID), "a cursor through n2")
@@ -205,8 +220,12 @@ func TestClusterModeOfDataFolder(t *testing.T) {
 	in := launch(t, "--data-dir", single, "--listen", "127.0.0.1:0")
 	cl, err := client.Dial(in.addr)
 	require.NoError(t, err)
-	_, err = cl.Produce(context.Background(), "t", []client.EventData{{Payload: []byte("x")}})
+	res, err := cl.Produce(context.Background(), "t", []client.EventData{{Payload: []byte("x")}})
 	require.NoError(t, err)
+	require.Zero(t, res.RaftIndex, "no Raft index on a single node")
+	info, err := cl.Topic(context.Background(), "t", client.MinRaftIndex(7))
+	require.NoError(t, err, "a single node ignores a minimum Raft index")
+	require.Equal(t, uint64(1), info.LastSeq)
 	require.NoError(t, cl.Close())
 	require.Equal(t, 0, in.stop(t))
 	raft := freePort(t)

@@ -384,10 +384,14 @@ func (x *ProduceRequest) GetExpectedLastSeq() uint64 {
 // consecutive and so are the seqs: the i-th event of the request (from 0) has
 // id first_id + i and seq first_seq + i.
 type ProduceResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	FirstId       uint64                 `protobuf:"fixed64,1,opt,name=first_id,json=firstId,proto3" json:"first_id,omitempty"`
-	FirstSeq      uint64                 `protobuf:"varint,2,opt,name=first_seq,json=firstSeq,proto3" json:"first_seq,omitempty"`
-	Count         uint32                 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	FirstId  uint64                 `protobuf:"fixed64,1,opt,name=first_id,json=firstId,proto3" json:"first_id,omitempty"`
+	FirstSeq uint64                 `protobuf:"varint,2,opt,name=first_seq,json=firstSeq,proto3" json:"first_seq,omitempty"`
+	Count    uint32                 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	// raft_index, in a cluster, is the index of the Raft log entry that stored
+	// the batch: a Consume or GetTopic on any member with min_raft_index at
+	// least this sees the events. 0 on a single node.
+	RaftIndex     uint64 `protobuf:"varint,4,opt,name=raft_index,json=raftIndex,proto3" json:"raft_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -439,6 +443,13 @@ func (x *ProduceResponse) GetFirstSeq() uint64 {
 func (x *ProduceResponse) GetCount() uint32 {
 	if x != nil {
 		return x.Count
+	}
+	return 0
+}
+
+func (x *ProduceResponse) GetRaftIndex() uint64 {
+	if x != nil {
+		return x.RaftIndex
 	}
 	return 0
 }
@@ -783,7 +794,12 @@ type ConsumeRequest struct {
 	// server stops.
 	Follow bool `protobuf:"varint,7,opt,name=follow,proto3" json:"follow,omitempty"`
 	// limit, when not 0, ends the stream with OK after that many events.
-	Limit         uint64 `protobuf:"varint,8,opt,name=limit,proto3" json:"limit,omitempty"`
+	Limit uint64 `protobuf:"varint,8,opt,name=limit,proto3" json:"limit,omitempty"`
+	// min_raft_index, in a cluster, makes the member wait until it has applied
+	// the Raft log up to this index (a Produce's raft_index) before it reads:
+	// read-your-writes on any member. The wait ends with the call's deadline.
+	// Ignored by a single node.
+	MinRaftIndex  uint64 `protobuf:"varint,9,opt,name=min_raft_index,json=minRaftIndex,proto3" json:"min_raft_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -887,6 +903,13 @@ func (x *ConsumeRequest) GetFollow() bool {
 func (x *ConsumeRequest) GetLimit() uint64 {
 	if x != nil {
 		return x.Limit
+	}
+	return 0
+}
+
+func (x *ConsumeRequest) GetMinRaftIndex() uint64 {
+	if x != nil {
+		return x.MinRaftIndex
 	}
 	return 0
 }
@@ -1324,8 +1347,10 @@ func (x *ListTopicsResponse) GetNextPageToken() string {
 }
 
 type GetTopicRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Topic string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	// min_raft_index: as in ConsumeRequest.
+	MinRaftIndex  uint64 `protobuf:"varint,2,opt,name=min_raft_index,json=minRaftIndex,proto3" json:"min_raft_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1365,6 +1390,13 @@ func (x *GetTopicRequest) GetTopic() string {
 		return x.Topic
 	}
 	return ""
+}
+
+func (x *GetTopicRequest) GetMinRaftIndex() uint64 {
+	if x != nil {
+		return x.MinRaftIndex
+	}
+	return 0
 }
 
 type GetTopicResponse struct {
@@ -1747,11 +1779,13 @@ const file_goethe_v1_goethe_proto_rawDesc = "" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12,\n" +
 	"\x06events\x18\x02 \x03(\v2\x14.goethe.v1.EventDataR\x06events\x12/\n" +
 	"\x11expected_last_seq\x18\x03 \x01(\x04H\x00R\x0fexpectedLastSeq\x88\x01\x01B\x14\n" +
-	"\x12_expected_last_seq\"_\n" +
+	"\x12_expected_last_seq\"~\n" +
 	"\x0fProduceResponse\x12\x19\n" +
 	"\bfirst_id\x18\x01 \x01(\x06R\afirstId\x12\x1b\n" +
 	"\tfirst_seq\x18\x02 \x01(\x04R\bfirstSeq\x12\x14\n" +
-	"\x05count\x18\x03 \x01(\rR\x05count\"j\n" +
+	"\x05count\x18\x03 \x01(\rR\x05count\x12\x1d\n" +
+	"\n" +
+	"raft_index\x18\x04 \x01(\x04R\traftIndex\"j\n" +
 	"\x14ProduceStreamRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x123\n" +
@@ -1771,7 +1805,7 @@ const file_goethe_v1_goethe_proto_rawDesc = "" +
 	"\aoutcome\"`\n" +
 	"\vCursorStart\x12\x1a\n" +
 	"\bconsumer\x18\x01 \x01(\tR\bconsumer\x125\n" +
-	"\bfallback\x18\x02 \x01(\x0e2\x19.goethe.v1.CursorFallbackR\bfallback\"\xad\x02\n" +
+	"\bfallback\x18\x02 \x01(\x0e2\x19.goethe.v1.CursorFallbackR\bfallback\"\xd3\x02\n" +
 	"\x0eConsumeRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x121\n" +
 	"\bposition\x18\x02 \x01(\x0e2\x13.goethe.v1.PositionH\x00R\bposition\x12\x1b\n" +
@@ -1780,7 +1814,8 @@ const file_goethe_v1_goethe_proto_rawDesc = "" +
 	"\aat_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampH\x00R\x06atTime\x120\n" +
 	"\x06cursor\x18\x06 \x01(\v2\x16.goethe.v1.CursorStartH\x00R\x06cursor\x12\x16\n" +
 	"\x06follow\x18\a \x01(\bR\x06follow\x12\x14\n" +
-	"\x05limit\x18\b \x01(\x04R\x05limitB\a\n" +
+	"\x05limit\x18\b \x01(\x04R\x05limit\x12$\n" +
+	"\x0emin_raft_index\x18\t \x01(\x04R\fminRaftIndexB\a\n" +
 	"\x05start\"Q\n" +
 	"\x0fConsumeResponse\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12(\n" +
@@ -1805,9 +1840,10 @@ const file_goethe_v1_goethe_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"f\n" +
 	"\x12ListTopicsResponse\x12(\n" +
 	"\x06topics\x18\x01 \x03(\v2\x10.goethe.v1.TopicR\x06topics\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"'\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"M\n" +
 	"\x0fGetTopicRequest\x12\x14\n" +
-	"\x05topic\x18\x01 \x01(\tR\x05topic\":\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12$\n" +
+	"\x0emin_raft_index\x18\x02 \x01(\x04R\fminRaftIndex\":\n" +
 	"\x10GetTopicResponse\x12&\n" +
 	"\x05topic\x18\x01 \x01(\v2\x10.goethe.v1.TopicR\x05topic\"\xd3\x01\n" +
 	"\x05Topic\x12\x12\n" +
