@@ -12,10 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -262,7 +264,7 @@ func (c *goetheCluster) leaderKillRound(load *clusterLoad, round int) {
 	// The killed member restarts and catches up.
 	var deadline time.Time
 	c.procs[leader], deadline = c.start(leader)
-	c.procs[leader].waitServing(time.Until(deadline))
+	c.waitServing(leader, deadline)
 	require.Eventually(t, func() bool {
 		return fmt.Sprint(c.readAll(leader)) == fmt.Sprint(got)
 	}, 30*time.Second, 50*time.Millisecond, "the restarted member holds the survivors' events")
@@ -312,4 +314,25 @@ func (c *goetheCluster) status(i int) []clusterMember {
 	}
 	require.Len(c.t, members, 3, "%s", out)
 	return members
+}
+
+// waitServing is server.waitServing for member i, saying on failure what
+// the member's Raft status is.
+func (c *goetheCluster) waitServing(i int, deadline time.Time) {
+	conn, err := grpc.NewClient(c.clients[i], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(c.t, err)
+	defer conn.Close()
+	health := healthpb.NewHealthClient(conn)
+	serving := assert.Eventually(c.t, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		res, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: "goethe.v1.Goethe"})
+		return err == nil && res.GetStatus() == healthpb.HealthCheckResponse_SERVING
+	}, time.Until(deadline), pollEvery)
+	if !serving {
+		st, err := goethev1.NewGoetheClient(conn).GetClusterStatus(context.Background(), &goethev1.GetClusterStatusRequest{})
+		other, _ := exec.Command(goethectlBin(), "--server", c.clients[(i+1)%3], "cluster", "status").CombinedOutput()
+		c.t.Fatalf("member %s not serving; its status: %v (%v); as %s sees the cluster:\n%s\nits log:\n%s", c.ids[i], st, err,
+			c.ids[(i+1)%3], other, c.procs[i].stderr.String())
+	}
 }
