@@ -46,20 +46,26 @@ type goetheCluster struct {
 	procs   []*server
 }
 
-func freeLoopback(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	return addr
+// freeLoopback returns n distinct loopback addresses with ports free a
+// moment ago (all held open before any is closed).
+func freeLoopback(t *testing.T, n int) []string {
+	var addrs []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer l.Close()
+		addrs = append(addrs, l.Addr().String())
+	}
+	return addrs
 }
 
 func newGoetheCluster(t *testing.T, engine string) *goetheCluster {
 	c := &goetheCluster{t: t, engine: engine}
+	ports := freeLoopback(t, 6)
 	for i := range 3 {
 		c.ids = append(c.ids, fmt.Sprintf("n%d", i+1))
-		c.raft = append(c.raft, freeLoopback(t))
-		c.clients = append(c.clients, freeLoopback(t))
+		c.raft = append(c.raft, ports[2*i])
+		c.clients = append(c.clients, ports[2*i+1])
 		c.dirs = append(c.dirs, t.TempDir())
 	}
 	c.procs = make([]*server, 3)

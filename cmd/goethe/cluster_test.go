@@ -19,12 +19,19 @@ import (
 )
 
 // freePort returns a loopback address whose port was free a moment ago.
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	return addr
+func freePort(t *testing.T) string { return freePorts(t, 1)[0] }
+
+// freePorts returns n distinct loopback addresses with ports free a moment
+// ago (all held open before any is closed).
+func freePorts(t *testing.T, n int) []string {
+	var addrs []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer l.Close()
+		addrs = append(addrs, l.Addr().String())
+	}
+	return addrs
 }
 
 // threeNodes are the flags of a three-member cluster on loopback.
@@ -35,10 +42,11 @@ type threeNodes struct {
 
 func newThreeNodes(t *testing.T) *threeNodes {
 	c := &threeNodes{}
+	ports := freePorts(t, 6)
 	for i := range 3 {
 		c.ids = append(c.ids, fmt.Sprintf("n%d", i+1))
-		c.raft = append(c.raft, freePort(t))
-		c.clients = append(c.clients, freePort(t))
+		c.raft = append(c.raft, ports[2*i])
+		c.clients = append(c.clients, ports[2*i+1])
 		c.dirs = append(c.dirs, t.TempDir())
 	}
 	return c
