@@ -121,7 +121,7 @@ func NewLog(cfg LogConfig) (*Log, error) {
 	ch := make(chan struct{})
 	l.changed.Store(&ch)
 	l.watched.Add(1)
-	go l.watchWriteState()
+	go l.watchWriteState(l.st.WriteErrChanged(), l.node.LeaderChanged())
 	return l, nil
 }
 
@@ -304,30 +304,27 @@ func (l *Log) WriteErr() error {
 }
 
 // WriteErrChanged returns a channel closed when WriteErr may have changed
-// from nil to an error, between errors, or back. After Close it is never
+// (the store's write state or the leader changed). A caller that takes the
+// channel, then reads WriteErr, misses no change. After Close it is never
 // closed.
 func (l *Log) WriteErrChanged() <-chan struct{} { return *l.changed.Load() }
 
-func (l *Log) watchWriteState() {
+// watchWriteState closes the WriteErrChanged channel at every change of
+// the store's write state or of the leader, from the channels stCh and
+// leaderCh on: NewLog takes them before it returns, so that no change
+// after it is missed. (A wake-up per underlying change, not per change of
+// WriteErr: comparing states here could miss a change that a reader saw
+// and that was undone before this goroutine looked.)
+func (l *Log) watchWriteState(stCh, leaderCh <-chan struct{}) {
 	defer l.watched.Done()
-	kind := func(err error) any {
-		if errors.Is(err, ErrNotLeader) {
-			return ErrNotLeader
-		}
-		return err
-	}
 	for {
-		stCh, leaderCh := l.st.WriteErrChanged(), l.node.LeaderChanged()
-		last := kind(l.WriteErr())
-		for kind(l.WriteErr()) == last {
-			select {
-			case <-stCh:
-				stCh = l.st.WriteErrChanged()
-			case <-leaderCh:
-				leaderCh = l.node.LeaderChanged()
-			case <-l.stop:
-				return
-			}
+		select {
+		case <-stCh:
+			stCh = l.st.WriteErrChanged()
+		case <-leaderCh:
+			leaderCh = l.node.LeaderChanged()
+		case <-l.stop:
+			return
 		}
 		next := make(chan struct{})
 		close(*l.changed.Swap(&next))

@@ -82,6 +82,9 @@ func (s *Server) setWriteHealth(was, err error) {
 		}
 	case errors.Is(err, cluster.ErrNotLeader):
 		s.health.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+		if errors.Is(was, cluster.ErrNotLeader) {
+			return // said already; a cluster's wake-ups may repeat a state
+		}
 		log.Warn("no cluster leader known: writes are refused (UNAVAILABLE, NOT_LEADER) and health of "+ServiceName+
 			" is NOT_SERVING until one is elected; reads go on", "error", err)
 	case errors.Is(err, store.ErrNoSpace):
