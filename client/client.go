@@ -216,6 +216,10 @@ type ProduceResult struct {
 	FirstID  uint64
 	FirstSeq uint64
 	Count    int
+	// RaftIndex, from a cluster, is the index of the Raft log entry that
+	// stored the events: pass it as ConsumeOptions.MinRaftIndex or
+	// MinRaftIndex to read them on any member. 0 from a single node.
+	RaftIndex uint64
 }
 
 // ID is the id of the i-th event of the Produce.
@@ -335,9 +339,24 @@ func topicInfo(t *goethev1.Topic) TopicInfo {
 		FirstSeq: t.GetFirstSeq(), LastID: t.GetLastId(), LastSeq: t.GetLastSeq(), Count: t.GetCount()}
 }
 
+// TopicOption modifies a Topic call.
+type TopicOption func(*goethev1.GetTopicRequest)
+
+// MinRaftIndex makes a cluster member answer Topic only once it has
+// applied its Raft log up to index (a ProduceResult.RaftIndex): it then
+// counts that Produce's events. The wait ends with ctx. A single node
+// ignores it.
+func MinRaftIndex(index uint64) TopicOption {
+	return func(r *goethev1.GetTopicRequest) { r.MinRaftIndex = index }
+}
+
 // Topic describes one topic, or returns ErrNotFound.
-func (c *Client) Topic(ctx context.Context, name string) (TopicInfo, error) {
-	res, err := c.api.GetTopic(ctx, &goethev1.GetTopicRequest{Topic: name})
+func (c *Client) Topic(ctx context.Context, name string, opts ...TopicOption) (TopicInfo, error) {
+	req := &goethev1.GetTopicRequest{Topic: name}
+	for _, o := range opts {
+		o(req)
+	}
+	res, err := c.api.GetTopic(ctx, req)
 	if err != nil {
 		return TopicInfo{}, wrapError(err)
 	}

@@ -120,10 +120,15 @@ type ConsumeOptions struct {
 	Follow bool
 	// Limit, when not 0, ends the stream after that many events.
 	Limit uint64
+	// MinRaftIndex makes a cluster member start the stream only once it
+	// has applied its Raft log up to this index (a ProduceResult.
+	// RaftIndex): the stream then holds that Produce's events. A single
+	// node ignores it.
+	MinRaftIndex uint64
 }
 
 func (o *ConsumeOptions) request(topic string) *goethev1.ConsumeRequest {
-	req := &goethev1.ConsumeRequest{Topic: topic, Follow: o.Follow, Limit: o.Limit}
+	req := &goethev1.ConsumeRequest{Topic: topic, Follow: o.Follow, Limit: o.Limit, MinRaftIndex: o.MinRaftIndex}
 	s := o.From
 	switch s.kind {
 	case startBeginning:

@@ -42,6 +42,7 @@ const (
 	resFirstID   = 1
 	resFirstSeq  = 2
 	resCount     = 3
+	resRaftIndex = 4
 )
 
 // maxStreamHead bounds the bytes of a ProduceStreamRequest before its
@@ -378,6 +379,8 @@ func (r *ProduceResult) decode(buf []byte) error {
 		case num == resCount && typ == protowire.VarintType:
 			v, n = protowire.ConsumeVarint(buf)
 			r.Count = int(uint32(v))
+		case num == resRaftIndex && typ == protowire.VarintType:
+			r.RaftIndex, n = protowire.ConsumeVarint(buf)
 		default:
 			n = protowire.ConsumeFieldValue(num, typ, buf)
 		}

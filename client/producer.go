@@ -719,7 +719,7 @@ func (r *request) finish(res ProduceResult, err error) {
 			continue
 		}
 		off, n := uint64(f.off), f.n
-		f.complete(ProduceResult{FirstID: res.FirstID + off, FirstSeq: res.FirstSeq + off, Count: n}, nil)
+		f.complete(ProduceResult{FirstID: res.FirstID + off, FirstSeq: res.FirstSeq + off, Count: n, RaftIndex: res.RaftIndex}, nil)
 	}
 	for i, w := range r.flushes {
 		r.flushes[i] = nil

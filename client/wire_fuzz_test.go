@@ -130,7 +130,7 @@ func outcome(id uint64, res *goethev1.ProduceResponse, st *spb.Status) answer {
 	a := answer{id: id, status: st}
 	if res != nil {
 		a.result = true
-		a.res = ProduceResult{FirstID: res.GetFirstId(), FirstSeq: res.GetFirstSeq(), Count: int(res.GetCount())}
+		a.res = ProduceResult{FirstID: res.GetFirstId(), FirstSeq: res.GetFirstSeq(), Count: int(res.GetCount()), RaftIndex: res.GetRaftIndex()}
 	}
 	return a
 }

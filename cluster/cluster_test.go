@@ -48,18 +48,27 @@ func forEngine(t *testing.T, f func(t *testing.T, name string)) {
 }
 
 // freeAddr returns a loopback address with a port free a moment ago.
-func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	return addr
+func freeAddr(t testing.TB) string { return freeAddrs(t, 1)[0] }
+
+// freeAddrs returns n distinct loopback addresses with ports free a moment
+// ago: all are held open before any is closed, so that the kernel does not
+// hand out one port twice.
+func freeAddrs(t testing.TB, n int) []string {
+	var addrs []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer l.Close()
+		addrs = append(addrs, l.Addr().String())
+	}
+	return addrs
 }
 
 func newCluster(t testing.TB, engineName string, size int, tweak func(*cluster.Config)) *testCluster {
 	c := &testCluster{t: t, engine: engineName, tweak: tweak}
+	addrs := freeAddrs(t, size)
 	for i := range size {
-		c.peers = append(c.peers, cluster.Peer{ID: fmt.Sprintf("n%d", i+1), Addr: freeAddr(t)})
+		c.peers = append(c.peers, cluster.Peer{ID: fmt.Sprintf("n%d", i+1), Addr: addrs[i]})
 		c.nodes = append(c.nodes, &testNode{dir: t.TempDir()})
 	}
 	c.startAll()

@@ -34,6 +34,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -66,6 +67,9 @@ var (
 type NotLeaderError struct {
 	LeaderID   string
 	LeaderAddr string // the leader's Raft address
+	// LeaderClientAddr is the leader's client (gRPC) address, set by Log
+	// when its configuration knows it; Node leaves it empty.
+	LeaderClientAddr string
 }
 
 func (e *NotLeaderError) Error() string {
@@ -197,6 +201,12 @@ type Node struct {
 	trans raft.Transport
 	wal   *wal.WAL
 	fsm   *fsm
+
+	// leaderCh is closed, and replaced, when the leader this node knows
+	// of changes (see LeaderChanged).
+	leaderCh      atomic.Pointer[chan struct{}]
+	observer      *raft.Observer
+	leaderChanges atomic.Uint64 // leader observations, for Status
 }
 
 // Open starts a member: it opens the Raft log in cfg.Dir, bootstraps the
@@ -279,13 +289,53 @@ func Open(cfg Config) (*Node, error) {
 		}
 	}
 	n.fsm = &fsm{st: cfg.Store, log: cfg.Logger.Named("fsm"), stop: make(chan struct{})}
+	first := make(chan struct{})
+	n.leaderCh.Store(&first)
 	n.raft, err = raft.NewRaft(rc, n.fsm, w, w, snaps, n.trans)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
+	n.watchLeader()
 	ok = true
 	return n, nil
 }
+
+// watchLeader closes the current LeaderChanged channel at each leader
+// observation of Raft's, until Close.
+func (n *Node) watchLeader() {
+	obs := make(chan raft.Observation, 16)
+	n.observer = raft.NewObserver(obs, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	n.raft.RegisterObserver(n.observer)
+	go func() {
+		for {
+			select {
+			case <-obs:
+			case <-n.fsm.stop:
+				return
+			}
+			n.leaderChanges.Add(1)
+			n.leaderChanged()
+		}
+	}()
+	// A leader elected before the observer was registered is not
+	// observed: report the state once it is in place.
+	n.leaderChanged()
+}
+
+func (n *Node) leaderChanged() {
+	next := make(chan struct{})
+	close(*n.leaderCh.Swap(&next))
+}
+
+// LeaderChanged returns a channel that is closed when the leader this
+// node knows of may have changed (a new leader, or none): callers read
+// Leader again then, and take a new channel. Nothing is missed between
+// taking the channel and reading Leader, in that order. After Close it is
+// never closed again.
+func (n *Node) LeaderChanged() <-chan struct{} { return *n.leaderCh.Load() }
 
 // Append proposes an append of events to topic, with expectation expect,
 // and returns its result once the entry is committed and applied on this
@@ -313,21 +363,35 @@ func (n *Node) SetCursor(ctx context.Context, topic, consumer string, id uint64)
 }
 
 func (n *Node) propose(ctx context.Context, cmd store.Command) (store.Result, uint64, error) {
-	if err := ctx.Err(); err != nil {
+	f, err := n.start(ctx, cmd)
+	if err != nil {
 		return store.Result{}, 0, err
+	}
+	return n.finish(ctx, f)
+}
+
+// start validates cmd and hands its entry to Raft's queue (the leader's
+// order of proposals is the log's order).
+func (n *Node) start(ctx context.Context, cmd store.Command) (raft.ApplyFuture, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	if err := cmd.Validate(); err != nil {
-		return store.Result{}, 0, err
+		return nil, err
 	}
 	if n.raft.State() != raft.Leader {
-		return store.Result{}, 0, n.notLeader()
+		return nil, n.notLeader()
 	}
 	timeout := n.cfg.ProposeTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))
 	}
 	data := appendEntry(nil, n.cfg.Clock(), []store.Command{cmd})
-	f := n.raft.Apply(data, timeout)
+	return n.raft.Apply(data, timeout), nil
+}
+
+// finish waits for f's commit and apply and returns its outcome.
+func (n *Node) finish(ctx context.Context, f raft.ApplyFuture) (store.Result, uint64, error) {
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
 	var err error
@@ -394,6 +458,9 @@ type Status struct {
 	CommitIndex       uint64 // last entry known committed
 	AppliedIndex      uint64 // the store's: last entry whose effects it holds
 	SnapshotsRestored uint64 // snapshots installed into the store since Open
+	// LeaderChanges counts the changes of the leader this node knew of
+	// since Open (a loss of the leader is one, a new leader another).
+	LeaderChanges uint64
 }
 
 // Status returns the node's current view.
@@ -403,6 +470,7 @@ func (n *Node) Status() Status {
 		ID: n.cfg.ID, State: n.raft.State().String(), LeaderID: id, LeaderAddr: addr,
 		Term: n.raft.CurrentTerm(), LastIndex: n.raft.LastIndex(), CommitIndex: n.raft.CommitIndex(),
 		AppliedIndex: n.cfg.Store.AppliedIndex(), SnapshotsRestored: n.fsm.restores.Load(),
+		LeaderChanges: n.leaderChanges.Load(),
 	}
 }
 
@@ -494,6 +562,7 @@ func (n *Node) Close() error {
 	default:
 	}
 	close(n.fsm.stop)
+	n.raft.DeregisterObserver(n.observer)
 	err := n.raft.Shutdown().Error()
 	if cerr := n.closeParts(); err == nil {
 		err = cerr

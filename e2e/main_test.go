@@ -100,6 +100,15 @@ type server struct {
 // is killed when the test ends, if it still runs.
 func startServer(t *testing.T, engine, dataDir string, extra ...string) *server {
 	t.Helper()
+	s, deadline := startProcess(t, engine, dataDir, extra...)
+	s.waitServing(time.Until(deadline))
+	return s
+}
+
+// startProcess is startServer without the wait for SERVING: it returns once
+// the server logged its listen address, with the deadline of its start.
+func startProcess(t *testing.T, engine, dataDir string, extra ...string) (*server, time.Time) {
+	t.Helper()
 	args := append([]string{"--engine", engine, "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--log-format", "json"}, extra...)
 	s := &server{t: t, cmd: exec.Command(goetheBin(), args...), stderr: &syncBuffer{}, exited: make(chan struct{})}
 	s.cmd.Env = binEnv()
@@ -129,8 +138,7 @@ func startServer(t *testing.T, engine, dataDir string, extra ...string) *server 
 		}
 		time.Sleep(pollEvery)
 	}
-	s.waitServing(time.Until(deadline))
-	return s
+	return s, deadline
 }
 
 // listenAddr reads the address from the server's "goethe serving" log

@@ -195,6 +195,13 @@ var authRPCs = []struct {
 		_, err := api.ListTopics(ctx, &goethev1.ListTopicsRequest{})
 		return err
 	}},
+	{goethev1.Goethe_GetClusterStatus_FullMethodName, 0, func(ctx context.Context, api goethev1.GoetheClient, _ string) error {
+		res, err := api.GetClusterStatus(ctx, &goethev1.GetClusterStatusRequest{})
+		if err == nil && res.GetClustered() {
+			return errors.New("a single node says it is clustered")
+		}
+		return err
+	}},
 }
 
 // TestAuthTableCoversEveryRPC keeps authRPCs complete: a new method of the

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/goethe-log/goethe/cluster"
 	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
 	"github.com/goethe-log/goethe/store"
 )
@@ -65,6 +66,12 @@ var codeTable = []codeEntry{
 	{store.ErrNoSpace, codes.ResourceExhausted, goethev1.ReasonDiskFull, ""}, // said by diskFullMessage
 	{store.ErrCorrupted, codes.DataLoss, goethev1.ReasonDataLoss, "corrupted record"},
 	{errStopping, codes.Unavailable, goethev1.ReasonServerStopping, ""},
+	// A cluster's (see cluster.Log): before the context entries, as
+	// ErrOutcomeUnknown wraps the error of a context that ended.
+	{cluster.ErrNotLeader, codes.Unavailable, goethev1.ReasonNotLeader, ""},
+	{cluster.ErrUnavailable, codes.Unavailable, goethev1.ReasonLeaderBusy, ""},
+	{cluster.ErrOutcomeUnknown, codes.Unavailable, goethev1.ReasonOutcomeUnknown, ""},
+	{cluster.ErrClosed, codes.Unavailable, goethev1.ReasonServerStopping, ""},
 	{store.ErrClosed, codes.Unavailable, goethev1.ReasonStoreClosed, "store closed"},
 	{store.ErrFailed, codes.Unavailable, goethev1.ReasonStoreFailed, "write failed, store needs restart"},
 	{context.Canceled, codes.Canceled, "", ""},
@@ -193,6 +200,13 @@ func statusMetadata(err error) map[string]string {
 			return map[string]string{"topic": nf.topic, "consumer": nf.consumer}
 		}
 		return map[string]string{"topic": nf.topic}
+	}
+	if nl := (*cluster.NotLeaderError)(nil); errors.As(err, &nl) && nl.LeaderID != "" {
+		md := map[string]string{"leader_id": nl.LeaderID}
+		if nl.LeaderClientAddr != "" {
+			md["leader_address"] = nl.LeaderClientAddr
+		}
+		return md
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/goethe-log/goethe/cluster"
 	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
 	"github.com/goethe-log/goethe/store"
 )
@@ -46,6 +47,16 @@ func TestToStatus(t *testing.T) {
 		{errStopping, codes.Unavailable, goethev1.ReasonServerStopping, "server is stopping", nil},
 		{fmt.Errorf("%w: scan events", store.ErrClosed), codes.Unavailable, goethev1.ReasonStoreClosed, "store closed: scan events", nil},
 		{failed, codes.Unavailable, goethev1.ReasonStoreFailed, "write failed, store needs restart: store: write batch: disk full", nil},
+		{&cluster.NotLeaderError{}, codes.Unavailable, goethev1.ReasonNotLeader, "cluster: not the leader, and no leader is known", nil},
+		{&cluster.NotLeaderError{LeaderID: "n2", LeaderAddr: "127.0.0.1:7522", LeaderClientAddr: "127.0.0.1:7422"}, codes.Unavailable,
+			goethev1.ReasonNotLeader, "cluster: not the leader; the leader is n2 at 127.0.0.1:7522",
+			map[string]string{"leader_id": "n2", "leader_address": "127.0.0.1:7422"}},
+		{fmt.Errorf("%w: %w", cluster.ErrUnavailable, errors.New("timed out enqueuing operation")), codes.Unavailable, goethev1.ReasonLeaderBusy,
+			"cluster: leader busy, write not proposed: timed out enqueuing operation", nil},
+		// An outcome unknown because the caller's context ended is still
+		// OUTCOME_UNKNOWN, not CANCELED.
+		{fmt.Errorf("%w: %w", cluster.ErrOutcomeUnknown, context.Canceled), codes.Unavailable, goethev1.ReasonOutcomeUnknown,
+			"cluster: outcome unknown: context canceled", nil},
 		{context.Canceled, codes.Canceled, "", "context canceled", nil},
 		{context.DeadlineExceeded, codes.DeadlineExceeded, "", "context deadline exceeded", nil},
 		{errors.New("something else"), codes.Internal, goethev1.ReasonInternal, "something else", nil},

@@ -5,6 +5,7 @@ import (
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/goethe-log/goethe/cluster"
 	"github.com/goethe-log/goethe/store"
 )
 
@@ -33,6 +34,8 @@ var _ WriteState = (*store.Store)(nil)
 //     down: reads, consumes and cursor reads still work, and a restart
 //     would free no space, so a liveness check must not restart the
 //     process over it.
+//   - In a cluster (cluster.Log), ServiceName is NOT_SERVING while the
+//     node knows no leader, and SERVING again once it knows one.
 //   - Stop makes both NOT_SERVING for good.
 //
 // watchWrites keeps ServiceName in step with the Log's WriteState, and logs
@@ -72,9 +75,19 @@ func (s *Server) setWriteHealth(was, err error) {
 	switch {
 	case err == nil:
 		s.health.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_SERVING)
-		if was != nil {
+		switch {
+		case errors.Is(was, cluster.ErrNotLeader):
+			log.Info("cluster leader known: writes are taken, and health of " + ServiceName + " is SERVING")
+		case was != nil:
 			log.Info("writes resumed: health of " + ServiceName + " is SERVING again")
 		}
+	case errors.Is(err, cluster.ErrNotLeader):
+		s.health.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+		if errors.Is(was, cluster.ErrNotLeader) {
+			return // said already; a cluster's wake-ups may repeat a state
+		}
+		log.Warn("no cluster leader known: writes are refused (UNAVAILABLE, NOT_LEADER) and health of "+ServiceName+
+			" is NOT_SERVING until one is elected; reads go on", "error", err)
 	case errors.Is(err, store.ErrNoSpace):
 		s.health.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
 		log.Error("disk full: writes are refused (RESOURCE_EXHAUSTED, DISK_FULL) and health of "+ServiceName+

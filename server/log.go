@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 
+	"github.com/goethe-log/goethe/cluster"
 	"github.com/goethe-log/goethe/store"
 )
 
@@ -17,8 +18,13 @@ import (
 //   - Errors wrap the store's sentinels (store.ErrNotFound,
 //     store.ErrConflict as a *store.ConflictError, store.ErrInvalidName,
 //     store.ErrInvalid, store.ErrClosed, store.ErrFailed, store.ErrNoSpace,
-//     store.ErrTopicLimit) or are ctx's error: the service maps them to
-//     status codes and reasons by errors.Is and errors.As, never by text.
+//     store.ErrTopicLimit), the cluster's (cluster.ErrNotLeader as a
+//     *cluster.NotLeaderError, cluster.ErrOutcomeUnknown,
+//     cluster.ErrUnavailable, cluster.ErrClosed), or are ctx's error: the
+//     service maps them to status codes and reasons by errors.Is and
+//     errors.As, never by text. A log that forwards a write to another
+//     server may return that server's gRPC status error, which the service
+//     passes on unchanged.
 //   - AppendAsync calls done exactly once, possibly before it returns,
 //     otherwise from the goroutine that committed the append, once its
 //     events are durable (unless the log was opened unsafe) and visible to
@@ -59,7 +65,27 @@ type CommitStats interface {
 	Stats() store.Stats
 }
 
+// ClusterInfo is an ability a Log may have beside Log: the state of the
+// cluster it replicates through, which GetClusterStatus answers.
+// *cluster.Log has it.
+type ClusterInfo interface {
+	ClusterStatus() (cluster.Status, []cluster.Member, error)
+}
+
+// IndexWaiter is an ability a Log may have beside Log: WaitIndex returns
+// once the Log's reads see every write acknowledged with an
+// AppendResult.Index up to index, or with ctx's error. A Consume or
+// GetTopic with min_raft_index waits with it. *cluster.Log has it.
+type IndexWaiter interface {
+	WaitIndex(ctx context.Context, index uint64) error
+}
+
 var (
+	_ IndexWaiter = (*cluster.Log)(nil)
+	_ ClusterInfo = (*cluster.Log)(nil)
 	_ Log         = (*store.Store)(nil)
 	_ CommitStats = (*store.Store)(nil)
+	_ Log         = (*cluster.Log)(nil)
+	_ CommitStats = (*cluster.Log)(nil)
+	_ WriteState  = (*cluster.Log)(nil)
 )

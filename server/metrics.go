@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/goethe-log/goethe/cluster"
 	"github.com/goethe-log/goethe/internal/buildinfo"
 	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
 	"github.com/goethe-log/goethe/store"
@@ -84,7 +85,8 @@ type Metrics struct {
 	// is down (a full disk, or a failed write until restart).
 	writesUp prometheus.Gauge
 
-	stats *storeStats
+	stats   *storeStats
+	cluster *clusterStats // goethe_cluster_*, from the bound Log's RaftStatus
 }
 
 // MetricsOptions configures NewMetrics.
@@ -177,7 +179,8 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 			Help:        "1 while the store takes writes; 0 while its write path is down (full disk: resumes by itself once space is freed; a failed write: until restart).",
 			ConstLabels: storeLabels,
 		}),
-		stats: newStoreStats(storeLabels),
+		stats:   newStoreStats(storeLabels),
+		cluster: newClusterStats(),
 	}
 	m.writesUp.Set(1)
 	build := buildinfo.Read()
@@ -193,7 +196,7 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.handled, m.handling, m.consumeOpen, m.consumeSent,
 		m.commitRequests, m.commitEvents, m.commitWrite, m.commitFailures,
-		m.damagedReads, m.writesUp, m.stats,
+		m.damagedReads, m.writesUp, m.stats, m.cluster,
 	)
 	return m
 }
@@ -251,6 +254,8 @@ var _ store.CommitObserver = (*Metrics)(nil)
 func (m *Metrics) bind(log Log) {
 	cs, _ := log.(CommitStats)
 	m.stats.src.Store(&statsSource{cs})
+	rs, _ := log.(RaftStatus)
+	m.cluster.src.Store(&raftSource{rs})
 }
 
 // methodMetrics are one method's series for status OK.
@@ -392,4 +397,64 @@ func (c *storeStats) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(s.Bytes))
 	ch <- prometheus.MustNewConstMetric(c.writeSeconds, prometheus.CounterValue, s.WriteTime.Seconds())
 	ch <- prometheus.MustNewConstMetric(c.maxRequests, prometheus.GaugeValue, float64(s.MaxRequests))
+}
+
+// RaftStatus is an ability a Log may have beside Log: its Raft member's
+// view, read when metrics are scraped (the goethe_cluster_* families).
+// *cluster.Log has it.
+type RaftStatus interface {
+	Status() cluster.Status
+}
+
+var _ RaftStatus = (*cluster.Log)(nil)
+
+// clusterStats is a collector of the bound Log's RaftStatus; it reports
+// nothing for a Log without one (a single node).
+type clusterStats struct {
+	src atomic.Pointer[raftSource]
+
+	leader, term, commitIndex, appliedIndex, leaderChanges, snapshotsRestored *prometheus.Desc
+}
+
+// raftSource holds the bound Log's RaftStatus, nil when it has none.
+type raftSource struct{ RaftStatus }
+
+func newClusterStats() *clusterStats {
+	desc := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, "cluster", name), help, nil, nil)
+	}
+	return &clusterStats{
+		leader:            desc("leader", "1 while this member is the Raft leader, else 0."),
+		term:              desc("term", "The Raft term this member is in."),
+		commitIndex:       desc("commit_index", "The last Raft log index this member knows committed."),
+		appliedIndex:      desc("applied_index", "The last Raft log index whose effects this member's store holds; commit_index minus it is the apply lag."),
+		leaderChanges:     desc("leader_changes_total", "Changes of the leader this member knew of (a loss counts, a new leader counts)."),
+		snapshotsRestored: desc("snapshots_restored_total", "Raft snapshots installed into this member's store."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *clusterStats) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.leader, c.term, c.commitIndex, c.appliedIndex, c.leaderChanges, c.snapshotsRestored} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *clusterStats) Collect(ch chan<- prometheus.Metric) {
+	src := c.src.Load()
+	if src == nil || src.RaftStatus == nil {
+		return
+	}
+	s := src.Status()
+	leader := 0.0
+	if s.State == "Leader" {
+		leader = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.leader, prometheus.GaugeValue, leader)
+	ch <- prometheus.MustNewConstMetric(c.term, prometheus.GaugeValue, float64(s.Term))
+	ch <- prometheus.MustNewConstMetric(c.commitIndex, prometheus.GaugeValue, float64(s.CommitIndex))
+	ch <- prometheus.MustNewConstMetric(c.appliedIndex, prometheus.GaugeValue, float64(s.AppliedIndex))
+	ch <- prometheus.MustNewConstMetric(c.leaderChanges, prometheus.CounterValue, float64(s.LeaderChanges))
+	ch <- prometheus.MustNewConstMetric(c.snapshotsRestored, prometheus.CounterValue, float64(s.SnapshotsRestored))
 }

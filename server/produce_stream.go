@@ -428,7 +428,7 @@ func (b *responseBuilder) reset() {
 }
 
 func setResult(m *goethev1.ProduceResponse, r store.AppendResult) {
-	m.FirstId, m.FirstSeq, m.Count = r.FirstID, r.FirstSeq, uint32(r.Count)
+	m.FirstId, m.FirstSeq, m.Count, m.RaftIndex = r.FirstID, r.FirstSeq, uint32(r.Count), r.Index
 }
 
 // streamCall is one request of a ProduceStream handed to the log. Calls are

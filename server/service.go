@@ -64,7 +64,7 @@ func (v *service) Produce(ctx context.Context, req *goethev1.ProduceRequest) (*g
 	if err != nil {
 		return nil, v.status(err)
 	}
-	return &goethev1.ProduceResponse{FirstId: r.FirstID, FirstSeq: r.FirstSeq, Count: uint32(r.Count)}, nil
+	return &goethev1.ProduceResponse{FirstId: r.FirstID, FirstSeq: r.FirstSeq, Count: uint32(r.Count), RaftIndex: r.Index}, nil
 }
 
 // validate checks a Produce against the API's rules and the server's
@@ -122,6 +122,11 @@ func (v *service) consume(req *goethev1.ConsumeRequest, stream grpc.ServerStream
 	ctx := stream.Context()
 	topic := req.GetTopic()
 	if err := store.ValidateName("topic", topic); err != nil {
+		return err
+	}
+	// Before the start is resolved: a start at the end, or at a cursor,
+	// is then one the client's own writes have reached.
+	if err := v.waitIndex(ctx, req.GetMinRaftIndex()); err != nil {
 		return err
 	}
 	pos, exhausted, err := v.start(req)
@@ -407,8 +412,11 @@ func (v *service) listTopics(req *goethev1.ListTopicsRequest) (*goethev1.ListTop
 }
 
 // GetTopic describes one topic.
-func (v *service) GetTopic(_ context.Context, req *goethev1.GetTopicRequest) (*goethev1.GetTopicResponse, error) {
+func (v *service) GetTopic(ctx context.Context, req *goethev1.GetTopicRequest) (*goethev1.GetTopicResponse, error) {
 	if err := store.ValidateName("topic", req.GetTopic()); err != nil {
+		return nil, v.status(err)
+	}
+	if err := v.waitIndex(ctx, req.GetMinRaftIndex()); err != nil {
 		return nil, v.status(err)
 	}
 	ti, err := v.log.Info(req.Topic)
@@ -416,6 +424,36 @@ func (v *service) GetTopic(_ context.Context, req *goethev1.GetTopicRequest) (*g
 		return nil, v.status(topicNotFound(err, req.Topic))
 	}
 	return &goethev1.GetTopicResponse{Topic: topicProto(&ti)}, nil
+}
+
+// waitIndex waits until the Log applied its replicated log up to index
+// (IndexWaiter), for a read's min_raft_index; at once for 0 or a Log
+// without IndexWaiter (a single node).
+func (v *service) waitIndex(ctx context.Context, index uint64) error {
+	iw, ok := v.log.(IndexWaiter)
+	if !ok || index == 0 {
+		return nil
+	}
+	return iw.WaitIndex(ctx, index)
+}
+
+// GetClusterStatus answers the Log's ClusterInfo, or clustered = false
+// for a Log without it (a single node).
+func (v *service) GetClusterStatus(context.Context, *goethev1.GetClusterStatusRequest) (*goethev1.GetClusterStatusResponse, error) {
+	ci, ok := v.log.(ClusterInfo)
+	if !ok {
+		return &goethev1.GetClusterStatusResponse{}, nil
+	}
+	st, members, err := ci.ClusterStatus()
+	if err != nil {
+		return nil, v.status(err)
+	}
+	resp := &goethev1.GetClusterStatusResponse{Clustered: true, NodeId: st.ID, State: st.State, LeaderId: st.LeaderID,
+		Term: st.Term, LastIndex: st.LastIndex, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex}
+	for _, m := range members {
+		resp.Members = append(resp.Members, &goethev1.ClusterMember{Id: m.ID, RaftAddress: m.RaftAddr, ClientAddress: m.ClientAddr})
+	}
+	return resp, nil
 }
 
 func topicProto(ti *store.TopicInfo) *goethev1.Topic {

@@ -212,9 +212,10 @@ func (s *Store) ApplyCommitted(entries []CommittedEntry) ([][]Result, error) {
 		return nil, err
 	}
 	c.nextTopicID = a.nextTopicID
-	s.setApplied(last)
 	s.fillTails(c.cmds, a)
 	s.publish(a)
+	// Last: a reader that WaitApplied lets through must see the batch.
+	s.setApplied(last)
 	for k, sl := range slots {
 		o := a.outcomes[k]
 		results[sl.entry][sl.cmd] = Result{Append: o.res, Err: o.err}
@@ -288,15 +289,24 @@ func (s *Store) releaseCommitter() {
 
 // loadAppliedIndex reads AppliedIndex at Open.
 func (s *Store) loadAppliedIndex() error {
+	index, err := s.readAppliedIndex()
+	if err != nil {
+		return err
+	}
+	s.appliedIndex.Store(index)
+	return nil
+}
+
+// readAppliedIndex reads the applied index the engine holds (0: none).
+func (s *Store) readAppliedIndex() (uint64, error) {
 	v, err := s.eng.Get(appliedKey)
 	switch {
 	case errors.Is(err, engine.ErrNotFound):
-		return nil
+		return 0, nil
 	case err != nil:
-		return fmt.Errorf("store: read applied index: %w", err)
+		return 0, fmt.Errorf("store: read applied index: %w", err)
 	case len(v) != 8:
-		return fmt.Errorf("%w: applied index", ErrCorrupted)
+		return 0, fmt.Errorf("%w: applied index", ErrCorrupted)
 	}
-	s.appliedIndex.Store(binary.BigEndian.Uint64(v))
-	return nil
+	return binary.BigEndian.Uint64(v), nil
 }

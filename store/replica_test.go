@@ -3,6 +3,7 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -274,4 +275,31 @@ func TestWaitApplied(t *testing.T) {
 	go func() { waited <- s.WaitApplied(ctx, 3) }()
 	require.NoError(t, s.Close())
 	require.ErrorIs(t, <-waited, store.ErrClosed)
+}
+
+// A reader that WaitApplied lets through sees what the entries applied:
+// AppliedIndex moves only once the batch is published.
+func TestWaitAppliedSeesTheEntry(t *testing.T) {
+	s := open(t, "leveldb", t.TempDir(), store.DefaultOptions())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := uint64(1); i <= 300; i++ {
+		seen := make(chan uint64, 1)
+		go func() {
+			if err := s.WaitApplied(ctx, i); err != nil {
+				seen <- 0
+				return
+			}
+			info, err := s.Info(fmt.Sprintf("t%d", i))
+			if err != nil {
+				seen <- 0
+				return
+			}
+			seen <- info.LastSeq
+		}()
+		_, err := s.ApplyCommitted([]store.CommittedEntry{{Index: i, Time: int64(i),
+			Commands: []store.Command{appendCmd(fmt.Sprintf("t%d", i), store.ExpectAny, "x")}}})
+		require.NoError(t, err)
+		require.Equal(t, uint64(1), <-seen, "entry %d visible once WaitApplied returned", i)
+	}
 }

@@ -314,11 +314,10 @@ func (s *Store) reloadAll() error {
 	if err != nil {
 		return err
 	}
-	s.appliedIndex.Store(0)
-	if err := s.loadAppliedIndex(); err != nil {
+	index, err := s.readAppliedIndex()
+	if err != nil {
 		return err
 	}
-	s.setApplied(s.appliedIndex.Load())
 	s.c.nextTopicID = next
 
 	s.mu.Lock()
@@ -336,6 +335,9 @@ func (s *Store) reloadAll() error {
 		}
 	}
 	s.mu.Unlock()
+	// Once the topics are in place: a reader that WaitApplied lets
+	// through sees them.
+	s.setApplied(index)
 	for name, t := range old {
 		if s.topics[name] != t {
 			t.tail.drop()

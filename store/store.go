@@ -161,6 +161,9 @@ type AppendResult struct {
 	FirstID  uint64
 	FirstSeq uint64
 	Count    int
+	// Index is set by a replicated log: the index of the log entry that
+	// applied the append (see ApplyCommitted). The Store leaves it 0.
+	Index uint64
 }
 
 // Options configures a Store. The zero Options is durable; zero fields take

@@ -30,6 +30,7 @@ type config struct {
 	limits   limitsConfig   // config_limits.go: memory, streams, connections, slow consumers
 	security securityConfig // config_security.go: TLS, tokens, file modes
 	disk     diskConfig     // config_disk.go: free-space guard
+	cluster  clusterConfig  // config_cluster.go: Raft replication
 }
 
 // Defaults of the flags.
@@ -74,6 +75,7 @@ func parseConfig(args []string, getenv func(string) (string, bool), out io.Write
 	c.limits.register(fs)
 	c.security.register(fs)
 	c.disk.register(fs)
+	c.cluster.register(fs)
 	fs.Usage = func() {} // the flag package calls it on errors too; -h is handled below
 	usage := func() {
 		fmt.Fprintf(out, "Usage: goethe [flags]\n\n"+
@@ -129,5 +131,10 @@ func (c *config) validate() error {
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return fmt.Errorf("--log-format %q: must be text or json", c.LogFormat)
 	}
-	return errors.Join(c.limits.validate(), c.security.validate(), c.disk.validate())
+	if c.cluster.enabled() && (c.security.TLSCert != "" || c.security.AuthFile != "") {
+		// A follower forwards writes with neither the client's token nor
+		// a certificate of its own yet.
+		return errors.New("--node-id (cluster mode) does not work with --tls-cert or --auth-file yet")
+	}
+	return errors.Join(c.limits.validate(), c.security.validate(), c.disk.validate(), c.cluster.validate())
 }

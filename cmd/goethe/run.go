@@ -84,6 +84,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 		_ = eng.Close()
 		return err
 	}
+	if cfg.cluster.enabled() {
+		cfg.cluster.storeOptions(&sopts, cfg.Engine) // config_cluster.go
+	}
 	var metrics *server.Metrics
 	if cfg.MetricsListen != "" {
 		metrics = server.NewMetrics(server.MetricsOptions{Engine: cfg.Engine})
@@ -107,7 +110,26 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 			err = fmt.Errorf("close data folder %s: %w", cfg.DataDir, cerr)
 		}
 	}()
-	srv, err := server.New(st, cfg.limits.apply(server.Options{ // config_limits.go
+	if err := cfg.cluster.checkMode(cfg.DataDir, st); err != nil { // config_cluster.go
+		return err
+	}
+	var logServed server.Log = st
+	if cfg.cluster.enabled() {
+		node, clog, oerr := cfg.cluster.open(cfg.DataDir, st, log) // config_cluster.go
+		if oerr != nil {
+			return oerr
+		}
+		// Runs before the store's close, after the server's stop: the
+		// node stops applying before its store closes.
+		defer func() {
+			cerr := errors.Join(clog.Close(), node.Close())
+			if cerr != nil && err == nil {
+				err = cerr
+			}
+		}()
+		logServed = clog
+	}
+	srv, err := server.New(logServed, cfg.limits.apply(server.Options{ // config_limits.go
 		MaxEventBytes:  cfg.MaxEventBytes,
 		MaxBatchEvents: cfg.MaxBatchEvents,
 		Logger:         log,
@@ -142,7 +164,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 		ms = startMetrics(sec.metricsListener(mlis), metrics, log)
 	}
 	attrs = append(attrs, sec.logAttrs()...)
+	if cfg.cluster.enabled() {
+		attrs = append(attrs, "node_id", cfg.cluster.NodeID, "raft_listen", cfg.cluster.RaftListen)
+	}
 	log.Info("goethe serving", attrs...)
+	if cfg.cluster.enabled() && !cfg.Sync {
+		log.Warn("--sync=false has no effect in cluster mode: every Raft log entry is fsynced (raft-wal) before it counts toward a commit")
+	}
 	var maddr net.Addr
 	if mlis != nil {
 		maddr = mlis.Addr()

@@ -70,17 +70,25 @@ func usagef(cmd, format string, args ...any) error {
 }
 
 // commands lists the subcommands in the order the help shows them.
-var commands = []*command{produceCommand, consumeCommand, topicsCommand, topicCommand, cursorGetCommand, cursorSetCommand}
+var commands = []*command{produceCommand, consumeCommand, topicsCommand, topicCommand, cursorGetCommand, cursorSetCommand,
+	clusterStatusCommand}
+
+// commandGroups are the first words of two-word commands, with their
+// subcommands as the usage error names them.
+var commandGroups = map[string]string{
+	"cursor":  `"cursor get" or "cursor set"`,
+	"cluster": `"cluster status"`,
+}
 
 // lookupCommand finds the command named by the first one or two arguments
 // ("cursor get") and returns it with the arguments that follow its name.
 func lookupCommand(args []string) (*command, []string, error) {
 	name := args[0]
-	if name == "cursor" {
+	if subs, ok := commandGroups[name]; ok {
 		if len(args) < 2 || strings.HasPrefix(args[1], "-") {
-			return nil, nil, usagef("cursor", `"cursor" needs a subcommand: "cursor get" or "cursor set"`)
+			return nil, nil, usagef(name, `%q needs a subcommand: %s`, name, subs)
 		}
-		name, args = "cursor "+args[1], args[1:]
+		name, args = name+" "+args[1], args[1:]
 	}
 	for _, c := range commands {
 		if c.name == name {
@@ -320,6 +328,10 @@ func help(e *env, args []string) error {
 		writeCommandUsage(e.stdout, cursorGetCommand)
 		io.WriteString(e.stdout, "\n")
 		writeCommandUsage(e.stdout, cursorSetCommand)
+		return nil
+	}
+	if len(args) == 1 && args[0] == "cluster" {
+		writeCommandUsage(e.stdout, clusterStatusCommand)
 		return nil
 	}
 	cmd, _, err := lookupCommand(args)

@@ -59,6 +59,16 @@ func explain(err error, server string) error {
 		return fmt.Errorf("the server at %s has closed its store (it is stopping)", server)
 	case goethev1.ReasonStoreFailed:
 		return fmt.Errorf("the server at %s failed a write and takes no more until it is restarted: %s", server, msg)
+	case goethev1.ReasonNotLeader:
+		if md["leader_address"] != "" {
+			return fmt.Errorf("the server at %s cannot forward the write to its cluster's leader %s (at %s); nothing was stored: retry there or later",
+				server, md["leader_id"], md["leader_address"])
+		}
+		return fmt.Errorf("the server at %s knows no cluster leader (an election may be under way); nothing was stored: retry later", server)
+	case goethev1.ReasonLeaderBusy:
+		return fmt.Errorf("the cluster's leader is too busy to take the write; nothing was stored: retry later")
+	case goethev1.ReasonOutcomeUnknown:
+		return fmt.Errorf("the cluster's leader was lost before the write was known committed: it may or may not be stored (%s)", msg)
 	case goethev1.ReasonTopicLimit:
 		return fmt.Errorf("the server at %s cannot create another topic: %s", server, msg)
 	case goethev1.ReasonDataLoss:

@@ -349,6 +349,7 @@ func TestErrors(t *testing.T) {
 		fails(t, addr, "", "--server", dead, "topics"))
 	require.Contains(t, fails(t, addr, "", "topics", "--server", dead), dead, "--server after the command")
 	require.Contains(t, fails(t, dead, "", "produce", "x", "y"), "the events may or may not be stored")
+	require.Equal(t, "goethectl: the server at "+addr+" is a single node, not a cluster member", fails(t, addr, "", "cluster", "status"))
 }
 
 // bench runs each client mode and says which one it used.

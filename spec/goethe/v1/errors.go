@@ -58,6 +58,21 @@ const (
 	// that met it, and every write after it until the server restarts, fail
 	// with this reason. A Produce that failed so may or may not be stored.
 	ReasonStoreFailed = "STORE_FAILED"
+	// ReasonNotLeader (UNAVAILABLE): a cluster node knows no leader it can
+	// forward the write to (an election is under way, or the leader's
+	// client address is not configured). Nothing was written: retry later,
+	// or at the leader. Metadata "leader_id" and "leader_address" (the
+	// leader's gRPC client address) when known.
+	ReasonNotLeader = "NOT_LEADER"
+	// ReasonLeaderBusy (UNAVAILABLE): the cluster's leader could not queue
+	// the write in time. Nothing was written: retry later, with backoff.
+	ReasonLeaderBusy = "LEADER_BUSY"
+	// ReasonOutcomeUnknown (UNAVAILABLE): a cluster write was proposed,
+	// but its leader lost leadership, stopped or became unreachable before
+	// its commit was known. It may or may not be stored (on every node): a
+	// blind retry may store it twice; read the topic, or retry with
+	// expected_last_seq.
+	ReasonOutcomeUnknown = "OUTCOME_UNKNOWN"
 	// ReasonDataLoss (DATA_LOSS): a stored record is damaged; the read
 	// that met it fails, and the server logs it.
 	ReasonDataLoss = "DATA_LOSS"

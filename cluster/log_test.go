@@ -1,0 +1,226 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/goethe-log/goethe/client"
+	"github.com/goethe-log/goethe/cluster"
+	"github.com/goethe-log/goethe/server"
+	"github.com/goethe-log/goethe/store"
+)
+
+// served is a cluster whose members each serve a cluster.Log over gRPC on
+// loopback, as cmd/goethe wires them.
+type served struct {
+	*testCluster
+	logs    []*cluster.Log
+	servers []*server.Server
+	metrics []*server.Metrics
+	addrs   map[string]string // member id → gRPC address
+}
+
+func newServed(t *testing.T, engineName string) *served {
+	c := newCluster(t, engineName, 3, nil)
+	s := &served{testCluster: c, addrs: map[string]string{}}
+	var lis []net.Listener
+	for i := range c.peers {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		lis = append(lis, l)
+		s.addrs[c.peers[i].ID] = l.Addr().String()
+	}
+	for i := range c.peers {
+		lg, err := cluster.NewLog(cluster.LogConfig{Node: c.node(i), Store: c.nodes[i].st, ClientAddrs: s.addrs})
+		require.NoError(t, err)
+		m := server.NewMetrics(server.MetricsOptions{Engine: engineName})
+		srv, err := server.New(lg, server.Options{Metrics: m})
+		require.NoError(t, err)
+		s.metrics = append(s.metrics, m)
+		go func() { _ = srv.Serve(lis[i]) }()
+		s.logs = append(s.logs, lg)
+		s.servers = append(s.servers, srv)
+		t.Cleanup(func() {
+			require.NoError(t, srv.Stop(context.Background()))
+			require.NoError(t, lg.Close())
+		})
+	}
+	return s
+}
+
+func (s *served) dial(i int) *client.Client {
+	cl, err := client.Dial(s.addrs[s.peers[i].ID])
+	require.NoError(s.t, err)
+	s.t.(*testing.T).Cleanup(func() { _ = cl.Close() })
+	return cl
+}
+
+// A Producer (ProduceStream, many requests in flight) on a follower: its
+// requests are forwarded in the order sent, acknowledged, and applied on
+// the follower before they are acknowledged (read-your-writes).
+func TestLogProduceStreamThroughFollower(t *testing.T) {
+	s := newServed(t, "pebble")
+	leader := s.waitLeader(10 * time.Second)
+	follower := (leader + 1) % 3
+	ctx := context.Background()
+	p, err := s.dial(follower).NewProducer(ctx)
+	require.NoError(t, err)
+	var futures []*client.Future
+	for i := range 200 {
+		f, err := p.Send(ctx, "t", []client.EventData{{Payload: fmt.Appendf(nil, "e%d", i)}})
+		require.NoError(t, err)
+		futures = append(futures, f)
+	}
+	var index uint64
+	for i, f := range futures {
+		r, err := f.Wait(ctx)
+		require.NoError(t, err, "send %d", i)
+		require.Equal(t, uint64(i+1), r.FirstSeq, "send %d in order", i)
+		require.GreaterOrEqual(t, r.RaftIndex, index, "send %d: Raft indexes in order (merged sends share one)", i)
+		require.NotZero(t, r.RaftIndex)
+		index = r.RaftIndex
+	}
+	require.NoError(t, p.Close())
+	page, err := s.nodes[follower].st.Read("t", 0, 1000)
+	require.NoError(t, err)
+	require.Len(t, page.Events, 200, "applied on the follower before the last ack")
+	for i, e := range page.Events {
+		require.Equal(t, fmt.Sprintf("e%d", i), string(e.Payload))
+	}
+}
+
+// A write forwarded once is not forwarded again: a follower that receives
+// one refuses it, naming the leader and its client address.
+func TestLogForwardsOneHop(t *testing.T) {
+	s := newServed(t, "leveldb")
+	leader := s.waitLeader(10 * time.Second)
+	follower := (leader + 1) % 3
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs(cluster.ForwardedKey, "1"))
+	_, err := s.logs[follower].Append(ctx, "t", evs("x"), store.ExpectAny)
+	var nle *cluster.NotLeaderError
+	require.ErrorAs(t, err, &nle)
+	require.Equal(t, s.peers[leader].ID, nle.LeaderID)
+	require.Equal(t, s.addrs[s.peers[leader].ID], nle.LeaderClientAddr)
+	require.ErrorIs(t, s.logs[follower].SetCursor(ctx, "t", "c", 1), cluster.ErrNotLeader)
+
+	// Unmarked, the same write is forwarded and lands.
+	r, err := s.logs[follower].Append(context.Background(), "t", evs("x"), store.ExpectAny)
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), r.FirstSeq)
+	require.NoError(t, s.logs[follower].SetCursor(context.Background(), "t", "c", r.FirstID))
+	// A conflict on the leader comes back as the leader's status.
+	_, err = s.dial(follower).Produce(context.Background(), "t", []client.EventData{{Payload: []byte("y")}}, client.ExpectLastSeq(7))
+	require.ErrorIs(t, err, client.ErrConflict)
+}
+
+// A follower that cannot reach the leader's gRPC service answers
+// ErrOutcomeUnknown (the write may have reached it: OUTCOME_UNKNOWN); one
+// that does not know the leader's client address answers a
+// *NotLeaderError with the leader's id (NOT_LEADER), nothing written.
+func TestLogForwardFailures(t *testing.T) {
+	c := newCluster(t, "leveldb", 3, nil)
+	leader := c.waitLeader(10 * time.Second)
+	follower := (leader + 1) % 3
+	leaderID := c.peers[leader].ID
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	dead, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never speaks gRPC
+	require.NoError(t, err)
+	defer dead.Close()
+	go func() {
+		for {
+			conn, err := dead.Accept()
+			if err != nil {
+				return
+			}
+			_ = conn.Close()
+		}
+	}()
+	unreachable, err := cluster.NewLog(cluster.LogConfig{Node: c.node(follower), Store: c.nodes[follower].st,
+		ClientAddrs: map[string]string{leaderID: dead.Addr().String()}})
+	require.NoError(t, err)
+	defer unreachable.Close()
+	_, err = unreachable.Append(ctx, "t", evs("x"), store.ExpectAny)
+	require.ErrorIs(t, err, cluster.ErrOutcomeUnknown)
+
+	unknown, err := cluster.NewLog(cluster.LogConfig{Node: c.node(follower), Store: c.nodes[follower].st})
+	require.NoError(t, err)
+	defer unknown.Close()
+	_, err = unknown.Append(ctx, "t", evs("x"), store.ExpectAny)
+	var nle *cluster.NotLeaderError
+	require.ErrorAs(t, err, &nle)
+	require.Equal(t, leaderID, nle.LeaderID)
+	require.Empty(t, nle.LeaderClientAddr)
+	done := make(chan error, 1)
+	unknown.AppendAsync("t", evs("y"), store.ExpectAny, func(_ store.AppendResult, err error) { done <- err })
+	require.ErrorIs(t, <-done, cluster.ErrNotLeader)
+	_, err = c.nodes[follower].st.Info("t")
+	require.ErrorIs(t, err, store.ErrNotFound, "nothing was written")
+}
+
+// WriteErr follows the leader: nil while one is known, a
+// *NotLeaderError once the member is alone; WriteErrChanged says when.
+func TestLogWriteErrFollowsLeader(t *testing.T) {
+	s := newServed(t, "leveldb")
+	leader := s.waitLeader(10 * time.Second)
+	survivor := (leader + 1) % 3
+	lg := s.logs[survivor]
+	require.Eventually(t, func() bool { return lg.WriteErr() == nil }, 5*time.Second, 10*time.Millisecond)
+	changed := lg.WriteErrChanged()
+	for i := range 3 {
+		if i != survivor {
+			s.stop(i)
+		}
+	}
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("WriteErrChanged not closed when the leader was lost")
+	}
+	require.Eventually(t, func() bool { return lg.WriteErr() != nil }, 10*time.Second, 10*time.Millisecond)
+	require.ErrorIs(t, lg.WriteErr(), cluster.ErrNotLeader)
+}
+
+// gauge returns the value of the metric family name of m (one series).
+func gauge(t *testing.T, m *server.Metrics, name string) float64 {
+	fams, err := m.Registry().Gather()
+	require.NoError(t, err)
+	for _, f := range fams {
+		if f.GetName() == name {
+			require.Len(t, f.GetMetric(), 1)
+			if c := f.GetMetric()[0].GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// The goethe_cluster_* metrics: one leader among the members, the same
+// term, every member's applied index reaching the write's.
+func TestLogMetrics(t *testing.T) {
+	s := newServed(t, "leveldb")
+	leader := s.waitLeader(10 * time.Second)
+	_, err := s.dial((leader+1)%3).Produce(context.Background(), "t", []client.EventData{{Payload: []byte("x")}})
+	require.NoError(t, err)
+	commit := gauge(t, s.metrics[leader], "goethe_cluster_commit_index")
+	require.NotZero(t, commit)
+	leaders := 0.0
+	for i, m := range s.metrics {
+		leaders += gauge(t, m, "goethe_cluster_leader")
+		require.Equal(t, gauge(t, s.metrics[leader], "goethe_cluster_term"), gauge(t, m, "goethe_cluster_term"))
+		require.Eventually(t, func() bool { return gauge(t, m, "goethe_cluster_applied_index") >= commit }, 5*time.Second, 10*time.Millisecond,
+			"member %d applies", i)
+		require.NotZero(t, gauge(t, m, "goethe_cluster_leader_changes_total"), "member %d saw the election", i)
+	}
+	require.Equal(t, 1.0, leaders)
+}
