@@ -37,7 +37,8 @@ FUZZ_TARGETS = \
 	./client:FuzzEncodeProduce \
 	./cmd/goethectl:FuzzParsePosition \
 	./server:FuzzValidateProduce \
-	./server:FuzzScanProduce
+	./server:FuzzScanProduce \
+	./cluster:FuzzEntry
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \
