@@ -47,11 +47,27 @@ func (l latencies) report(b *testing.B) {
 }
 
 // followerSet counts what followers received and checks that each saw the
-// topic's events in order, with dense seqs.
+// topic's events in order, with dense seqs. Use newFollowerSet.
 type followerSet struct {
 	received atomic.Int64
+	wake     chan struct{} // holds a token after a receipt or a failure
 	mu       sync.Mutex
 	err      error
+}
+
+func newFollowerSet() *followerSet { return &followerSet{wake: make(chan struct{}, 1)} }
+
+// add counts n events received and wakes await.
+func (f *followerSet) add(n int64) {
+	f.received.Add(n)
+	f.signal()
+}
+
+func (f *followerSet) signal() {
+	select {
+	case f.wake <- struct{}{}:
+	default: // a wake-up is pending already
+	}
 }
 
 func (f *followerSet) fail(err error) {
@@ -60,25 +76,32 @@ func (f *followerSet) fail(err error) {
 		f.err = err
 	}
 	f.mu.Unlock()
+	f.signal()
 }
 
-// await waits until n events in all were received, or fails b.
+func (f *followerSet) failed() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
+// await waits until n events in all were received, or fails b: on a
+// follower's failure, or after fanoutDrain.
 func (f *followerSet) await(b *testing.B, n int64) {
-	deadline := time.Now().Add(fanoutDrain)
+	deadline := time.NewTimer(fanoutDrain)
+	defer deadline.Stop()
 	for f.received.Load() < n {
-		f.mu.Lock()
-		err := f.err
-		f.mu.Unlock()
-		if err != nil {
+		if err := f.failed(); err != nil {
 			b.Fatal(err)
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-f.wake:
+		case <-deadline.C:
 			b.Fatalf("followers received %d events of %d within %v", f.received.Load(), n, fanoutDrain)
 		}
-		time.Sleep(time.Millisecond) // a benchmark harness, not a test condition
 	}
-	if f.err != nil {
-		b.Fatal(f.err)
+	if err := f.failed(); err != nil {
+		b.Fatal(err)
 	}
 }
 
@@ -107,7 +130,7 @@ func benchFanoutAppend(b *testing.B, eng string, followers int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var fs followerSet
+	fs := newFollowerSet()
 	var wg sync.WaitGroup
 	b.Cleanup(func() { cancel(); wg.Wait() })
 	for range followers {
@@ -137,7 +160,7 @@ func benchFanoutAppend(b *testing.B, eng string, followers int) {
 						return
 					}
 				}
-				fs.received.Add(int64(len(p.Events)))
+				fs.add(int64(len(p.Events)))
 				pos = p.Next
 			}
 		})
@@ -188,7 +211,7 @@ func benchFanoutProduce(b *testing.B, eng string, followers int) {
 	if _, err := producer.Produce(ctx, "fan", events); err != nil {
 		b.Fatal(err)
 	}
-	var fs followerSet
+	fs := newFollowerSet()
 	var wg sync.WaitGroup
 	b.Cleanup(func() { cancel(); wg.Wait() })
 	heap0 := liveHeap()
@@ -217,7 +240,7 @@ func benchFanoutProduce(b *testing.B, eng string, followers int) {
 					return
 				}
 				seq = ev.Seq
-				fs.received.Add(1)
+				fs.add(1)
 			}
 		})
 	}
