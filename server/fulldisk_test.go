@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"math"
-	"net"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -13,9 +11,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
@@ -41,35 +37,15 @@ const diskProbe = 5 * time.Millisecond
 // server's log goes to logs.
 func startDiskServer(t *testing.T, eng, dir string, wrap, reopen bool, logs *testutil.SyncBuffer) *testServer {
 	t.Helper()
-	ts := &testServer{t: t, engine: eng, dir: dir, withFaults: wrap,
-		opts: server.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))}}
-	e, err := engines.Open(eng, dir)
-	require.NoError(t, err)
-	if wrap {
-		ts.fault = faultengine.Wrap(e)
-		e = ts.fault
-	}
 	sopts := store.DefaultOptions()
 	sopts.ProbeInterval = diskProbe
 	if reopen {
 		sopts.Reopen = func() (engine.Engine, error) { return engines.Open(eng, dir) }
 		sopts.FreeBytes = statfsFree(dir)
 	}
-	ts.st, err = store.Open(e, sopts)
-	require.NoError(t, err)
-	ts.srv, err = server.New(ts.st, ts.opts)
-	require.NoError(t, err)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	ts.addr = lis.Addr().String()
-	ts.served = make(chan error, 1)
-	go func(srv *server.Server) { ts.served <- srv.Serve(lis) }(ts.srv)
-	ts.c, err = client.Dial(ts.addr)
-	require.NoError(t, err)
-	ts.conn, err = grpc.NewClient(ts.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)))
-	require.NoError(t, err)
-	ts.raw = goethev1.NewGoetheClient(ts.conn)
+	ts := &testServer{t: t, engine: eng, dir: dir, withFaults: wrap, storeOpts: &sopts,
+		opts: server.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))}}
+	ts.start()
 	t.Cleanup(func() {
 		if ts.srv != nil {
 			if ts.fault != nil {

@@ -42,6 +42,8 @@ type testServer struct {
 	// withFaults wraps the engine in a faultengine.Engine, fault.
 	withFaults bool
 	fault      *faultengine.Engine
+	// storeOpts, if set, are the store's options; else its defaults.
+	storeOpts *store.Options
 
 	st     *store.Store // the server's Log; the test closes it after Stop
 	srv    *server.Server
@@ -87,7 +89,11 @@ func (ts *testServer) start() {
 		ts.fault = faultengine.Wrap(e)
 		e = ts.fault
 	}
-	ts.st, err = store.Open(e, store.DefaultOptions())
+	sopts := store.DefaultOptions()
+	if ts.storeOpts != nil {
+		sopts = *ts.storeOpts
+	}
+	ts.st, err = store.Open(e, sopts)
 	require.NoError(t, err)
 	ts.srv, err = server.New(ts.st, ts.opts)
 	require.NoError(t, err)
