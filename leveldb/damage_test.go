@@ -2,9 +2,6 @@ package leveldb_test
 
 import (
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -14,36 +11,7 @@ import (
 	"github.com/goethe-log/goethe/leveldb"
 )
 
-// newestFile returns the path of the file in dir with the highest number
-// among those named <number><suffix> (or prefix<number> when prefix is set).
-func newestFile(t *testing.T, dir, prefix, suffix string) string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	require.NoError(t, err)
-	best, bestNum := "", int64(-1)
-	for _, e := range entries {
-		name := e.Name()
-		if !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, suffix) {
-			continue
-		}
-		n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(name, prefix), suffix), 10, 64)
-		if err == nil && n > bestNum {
-			best, bestNum = name, n
-		}
-	}
-	require.NotEmpty(t, best, "no %s*%s file in %s", prefix, suffix, dir)
-	return filepath.Join(dir, best)
-}
-
-func journal(t *testing.T, dir string) string { return newestFile(t, dir, "", ".log") }
-
-// reopen moves the journal into a table: goleveldb writes the journal it
-// replays at open out as a level-0 table.
-func reopen(t *testing.T, dir string, open enginetest.OpenFunc) {
-	e, err := open(t, dir)
-	require.NoError(t, err)
-	require.NoError(t, e.Close())
-}
+func journal(t *testing.T, dir string) string { return enginetest.NewestFile(t, dir, "", ".log") }
 
 func TestDamage(t *testing.T) {
 	enginetest.RunDamage(t, open, []enginetest.Damage{
@@ -78,12 +46,12 @@ func TestDamage(t *testing.T) {
 			clear(data[len(data)/2 : len(data)/2+200])
 			require.NoError(t, os.WriteFile(j, data, 0o600))
 		}},
-		{Name: "TableBlockDamaged", Prepare: reopen, Apply: func(t *testing.T, dir string) {
-			tbl := newestFile(t, dir, "", ".ldb")
+		{Name: "TableBlockDamaged", Prepare: enginetest.Reopen, Apply: func(t *testing.T, dir string) {
+			tbl := enginetest.NewestFile(t, dir, "", ".ldb")
 			enginetest.FlipBytes(t, tbl, enginetest.SizeOf(t, tbl)/3, 4)
 		}},
-		{Name: "ManifestDamaged", Prepare: reopen, Apply: func(t *testing.T, dir string) {
-			enginetest.FlipBytes(t, newestFile(t, dir, "MANIFEST-", ""), 20, 4)
+		{Name: "ManifestDamaged", Prepare: enginetest.Reopen, Apply: func(t *testing.T, dir string) {
+			enginetest.FlipBytes(t, enginetest.NewestFile(t, dir, "MANIFEST-", ""), 20, 4)
 		}},
 	})
 }

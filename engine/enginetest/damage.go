@@ -3,6 +3,9 @@ package enginetest
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -193,4 +196,36 @@ func SizeOf(t *testing.T, path string) int64 {
 	st, err := os.Stat(path)
 	require.NoError(t, err)
 	return st.Size()
+}
+
+// NewestFile returns the path of the file in dir with the highest number
+// among those named prefix<number>suffix (the engines' numbered journals,
+// WALs, tables and MANIFESTs), failing t when there is none.
+func NewestFile(t *testing.T, dir, prefix, suffix string) string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	best, bestNum := "", int64(-1)
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, suffix) {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(name, prefix), suffix), 10, 64)
+		if err == nil && n > bestNum {
+			best, bestNum = name, n
+		}
+	}
+	require.NotEmpty(t, best, "no %s*%s file in %s", prefix, suffix, dir)
+	return filepath.Join(dir, best)
+}
+
+// Reopen opens and closes the engine in dir: an LSM engine replays its log
+// at open and writes it out as a table, so that damage can then be aimed at
+// tables (a Damage's Prepare).
+func Reopen(t *testing.T, dir string, open OpenFunc) {
+	t.Helper()
+	e, err := open(t, dir)
+	require.NoError(t, err)
+	require.NoError(t, e.Close())
 }
