@@ -85,6 +85,15 @@ const (
 	// the message names both. Nothing was changed. Metadata "topic" and
 	// "permission" (read, write or admin), when the call names a topic.
 	ReasonPermissionDenied = "PERMISSION_DENIED"
+	// ReasonTopicDeleted (NOT_FOUND): the topic a Consume stream followed
+	// was deleted while it followed it. Metadata "topic" names it.
+	ReasonTopicDeleted = "TOPIC_DELETED"
+	// ReasonNotClustered (FAILED_PRECONDITION): a cluster call (membership
+	// change) reached a single-node server.
+	ReasonNotClustered = "NOT_CLUSTERED"
+	// ReasonMemberNotFound (NOT_FOUND): the cluster has no member with the
+	// id given. Metadata "member_id" names it.
+	ReasonMemberNotFound = "MEMBER_NOT_FOUND"
 	// ReasonInternal (INTERNAL): a fault of the server; the message says
 	// what, and the server logs it.
 	ReasonInternal = "INTERNAL"

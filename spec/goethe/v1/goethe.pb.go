@@ -58,6 +58,7 @@ import (
 	status "google.golang.org/genproto/googleapis/rpc/status"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -263,7 +264,15 @@ type EventData struct {
 	// strings, so they must be valid UTF-8: a request carrying invalid UTF-8
 	// is refused by gRPC's decoding before it reaches the service (grpc-go
 	// reports it as INTERNAL).
-	Headers       map[string]string `protobuf:"bytes,2,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Headers map[string]string `protobuf:"bytes,2,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// dedupe_key, when not empty, makes the event idempotent: if the topic
+	// stored an event with the same key within its dedupe window (the
+	// server's --dedupe-window, 2 minutes by default, or the topic's
+	// dedupe_window), this event is not stored again and the response lists it
+	// in duplicates with the original's id and seq. A key repeated within one
+	// request is stored once too. At most 255 bytes of UTF-8; it counts
+	// towards the event's size limit and is delivered to consumers.
+	DedupeKey     string `protobuf:"bytes,3,opt,name=dedupe_key,json=dedupeKey,proto3" json:"dedupe_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -310,6 +319,13 @@ func (x *EventData) GetHeaders() map[string]string {
 		return x.Headers
 	}
 	return nil
+}
+
+func (x *EventData) GetDedupeKey() string {
+	if x != nil {
+		return x.DedupeKey
+	}
+	return ""
 }
 
 type ProduceRequest struct {
@@ -380,9 +396,13 @@ func (x *ProduceRequest) GetExpectedLastSeq() uint64 {
 	return 0
 }
 
-// ProduceResponse says where the batch landed. The ids of one Produce are
-// consecutive and so are the seqs: the i-th event of the request (from 0) has
-// id first_id + i and seq first_seq + i.
+// ProduceResponse says where the batch landed. The ids of the events one
+// Produce stored are consecutive and so are their seqs: without duplicates,
+// the i-th event of the request (from 0) has id first_id + i and seq
+// first_seq + i. With duplicates (events whose dedupe_key the topic already
+// held), the events not listed in duplicates, in request order, have ids
+// first_id, first_id + 1, ... and count says how many were stored; when every
+// event was a duplicate, count, first_id and first_seq are 0.
 type ProduceResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	FirstId  uint64                 `protobuf:"fixed64,1,opt,name=first_id,json=firstId,proto3" json:"first_id,omitempty"`
@@ -391,7 +411,11 @@ type ProduceResponse struct {
 	// raft_index, in a cluster, is the index of the Raft log entry that stored
 	// the batch: a Consume or GetTopic on any member with min_raft_index at
 	// least this sees the events. 0 on a single node.
-	RaftIndex     uint64 `protobuf:"varint,4,opt,name=raft_index,json=raftIndex,proto3" json:"raft_index,omitempty"`
+	RaftIndex uint64 `protobuf:"varint,4,opt,name=raft_index,json=raftIndex,proto3" json:"raft_index,omitempty"`
+	// duplicates lists the request's events that were not stored because
+	// their dedupe_key was seen within the window, in request order, each
+	// with the id and seq of the event stored under that key.
+	Duplicates    []*Duplicate `protobuf:"bytes,5,rep,name=duplicates,proto3" json:"duplicates,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -454,6 +478,76 @@ func (x *ProduceResponse) GetRaftIndex() uint64 {
 	return 0
 }
 
+func (x *ProduceResponse) GetDuplicates() []*Duplicate {
+	if x != nil {
+		return x.Duplicates
+	}
+	return nil
+}
+
+// Duplicate is one event of a request that was not stored again.
+type Duplicate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// index is the event's position in the request, from 0.
+	Index uint32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// id and seq are the original event's.
+	Id            uint64 `protobuf:"fixed64,2,opt,name=id,proto3" json:"id,omitempty"`
+	Seq           uint64 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Duplicate) Reset() {
+	*x = Duplicate{}
+	mi := &file_goethe_v1_goethe_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Duplicate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Duplicate) ProtoMessage() {}
+
+func (x *Duplicate) ProtoReflect() protoreflect.Message {
+	mi := &file_goethe_v1_goethe_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Duplicate.ProtoReflect.Descriptor instead.
+func (*Duplicate) Descriptor() ([]byte, []int) {
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Duplicate) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *Duplicate) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Duplicate) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
 // ProduceStreamRequest is one Produce sent on a ProduceStream.
 type ProduceStreamRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -470,7 +564,7 @@ type ProduceStreamRequest struct {
 
 func (x *ProduceStreamRequest) Reset() {
 	*x = ProduceStreamRequest{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[4]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -482,7 +576,7 @@ func (x *ProduceStreamRequest) String() string {
 func (*ProduceStreamRequest) ProtoMessage() {}
 
 func (x *ProduceStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[4]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -495,7 +589,7 @@ func (x *ProduceStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceStreamRequest.ProtoReflect.Descriptor instead.
 func (*ProduceStreamRequest) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{4}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ProduceStreamRequest) GetRequestId() uint64 {
@@ -537,7 +631,7 @@ type ProduceStreamResponse struct {
 
 func (x *ProduceStreamResponse) Reset() {
 	*x = ProduceStreamResponse{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[5]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -549,7 +643,7 @@ func (x *ProduceStreamResponse) String() string {
 func (*ProduceStreamResponse) ProtoMessage() {}
 
 func (x *ProduceStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[5]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -562,7 +656,7 @@ func (x *ProduceStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceStreamResponse.ProtoReflect.Descriptor instead.
 func (*ProduceStreamResponse) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{5}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ProduceStreamResponse) GetRequestId() uint64 {
@@ -640,7 +734,7 @@ type ProduceStreamAnswer struct {
 
 func (x *ProduceStreamAnswer) Reset() {
 	*x = ProduceStreamAnswer{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[6]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -652,7 +746,7 @@ func (x *ProduceStreamAnswer) String() string {
 func (*ProduceStreamAnswer) ProtoMessage() {}
 
 func (x *ProduceStreamAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[6]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -665,7 +759,7 @@ func (x *ProduceStreamAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceStreamAnswer.ProtoReflect.Descriptor instead.
 func (*ProduceStreamAnswer) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{6}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ProduceStreamAnswer) GetRequestId() uint64 {
@@ -729,7 +823,7 @@ type CursorStart struct {
 
 func (x *CursorStart) Reset() {
 	*x = CursorStart{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[7]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -741,7 +835,7 @@ func (x *CursorStart) String() string {
 func (*CursorStart) ProtoMessage() {}
 
 func (x *CursorStart) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[7]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -754,7 +848,7 @@ func (x *CursorStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CursorStart.ProtoReflect.Descriptor instead.
 func (*CursorStart) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{7}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CursorStart) GetConsumer() string {
@@ -801,14 +895,24 @@ type ConsumeRequest struct {
 	// the Raft log up to this index (a Produce's raft_index) before it reads:
 	// read-your-writes on any member. The wait ends with the call's deadline.
 	// Ignored by a single node.
-	MinRaftIndex  uint64 `protobuf:"varint,11,opt,name=min_raft_index,json=minRaftIndex,proto3" json:"min_raft_index,omitempty"`
+	MinRaftIndex uint64 `protobuf:"varint,11,opt,name=min_raft_index,json=minRaftIndex,proto3" json:"min_raft_index,omitempty"`
+	// until, when set, ends the stream with OK after the last event at or
+	// before it (at once if the topic's next event is past it), also when
+	// following: a bounded replay. Unset: no end but limit or the client.
+	//
+	// Types that are valid to be assigned to Until:
+	//
+	//	*ConsumeRequest_UntilId
+	//	*ConsumeRequest_UntilSeq
+	//	*ConsumeRequest_UntilTime
+	Until         isConsumeRequest_Until `protobuf_oneof:"until"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConsumeRequest) Reset() {
 	*x = ConsumeRequest{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[8]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -820,7 +924,7 @@ func (x *ConsumeRequest) String() string {
 func (*ConsumeRequest) ProtoMessage() {}
 
 func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[8]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -833,7 +937,7 @@ func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeRequest.ProtoReflect.Descriptor instead.
 func (*ConsumeRequest) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{8}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ConsumeRequest) GetTopic() string {
@@ -934,6 +1038,40 @@ func (x *ConsumeRequest) GetMinRaftIndex() uint64 {
 	return 0
 }
 
+func (x *ConsumeRequest) GetUntil() isConsumeRequest_Until {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *ConsumeRequest) GetUntilId() uint64 {
+	if x != nil {
+		if x, ok := x.Until.(*ConsumeRequest_UntilId); ok {
+			return x.UntilId
+		}
+	}
+	return 0
+}
+
+func (x *ConsumeRequest) GetUntilSeq() uint64 {
+	if x != nil {
+		if x, ok := x.Until.(*ConsumeRequest_UntilSeq); ok {
+			return x.UntilSeq
+		}
+	}
+	return 0
+}
+
+func (x *ConsumeRequest) GetUntilTime() *timestamppb.Timestamp {
+	if x != nil {
+		if x, ok := x.Until.(*ConsumeRequest_UntilTime); ok {
+			return x.UntilTime
+		}
+	}
+	return nil
+}
+
 type isConsumeRequest_Start interface {
 	isConsumeRequest_Start()
 }
@@ -993,18 +1131,50 @@ func (*ConsumeRequest_AtSeq) isConsumeRequest_Start() {}
 
 func (*ConsumeRequest_AfterSeq) isConsumeRequest_Start() {}
 
+type isConsumeRequest_Until interface {
+	isConsumeRequest_Until()
+}
+
+type ConsumeRequest_UntilId struct {
+	// until_id: the last event delivered has an id at or below it.
+	UntilId uint64 `protobuf:"fixed64,12,opt,name=until_id,json=untilId,proto3,oneof"`
+}
+
+type ConsumeRequest_UntilSeq struct {
+	// until_seq: the last event delivered has a seq at or below it.
+	UntilSeq uint64 `protobuf:"varint,13,opt,name=until_seq,json=untilSeq,proto3,oneof"`
+}
+
+type ConsumeRequest_UntilTime struct {
+	// until_time: the last event delivered was committed at or before it.
+	UntilTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=until_time,json=untilTime,proto3,oneof"`
+}
+
+func (*ConsumeRequest_UntilId) isConsumeRequest_Until() {}
+
+func (*ConsumeRequest_UntilSeq) isConsumeRequest_Until() {}
+
+func (*ConsumeRequest_UntilTime) isConsumeRequest_Until() {}
+
 // ConsumeResponse is a batch of consecutive events of one topic, in order.
 type ConsumeResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
-	Events        []*Event               `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Topic  string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Events []*Event               `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
+	// skipped counts the events the stream did not deliver because retention
+	// or a trim removed them before they were read: the stream's position
+	// (its start, or the event after the last one sent) was below the topic's
+	// first event. events, if any, follow that gap; a response may carry
+	// skipped with no events. A consumer that must not miss events watches
+	// it (seqs also show the gap).
+	Skipped       uint64 `protobuf:"varint,3,opt,name=skipped,proto3" json:"skipped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConsumeResponse) Reset() {
 	*x = ConsumeResponse{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[9]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1016,7 +1186,7 @@ func (x *ConsumeResponse) String() string {
 func (*ConsumeResponse) ProtoMessage() {}
 
 func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[9]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1029,7 +1199,7 @@ func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{9}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ConsumeResponse) GetTopic() string {
@@ -1046,6 +1216,13 @@ func (x *ConsumeResponse) GetEvents() []*Event {
 	return nil
 }
 
+func (x *ConsumeResponse) GetSkipped() uint64 {
+	if x != nil {
+		return x.Skipped
+	}
+	return 0
+}
+
 type CommitCursorRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Topic    string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
@@ -1059,7 +1236,7 @@ type CommitCursorRequest struct {
 
 func (x *CommitCursorRequest) Reset() {
 	*x = CommitCursorRequest{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[10]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1071,7 +1248,7 @@ func (x *CommitCursorRequest) String() string {
 func (*CommitCursorRequest) ProtoMessage() {}
 
 func (x *CommitCursorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[10]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1084,7 +1261,7 @@ func (x *CommitCursorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitCursorRequest.ProtoReflect.Descriptor instead.
 func (*CommitCursorRequest) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{10}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CommitCursorRequest) GetTopic() string {
@@ -1116,7 +1293,7 @@ type CommitCursorResponse struct {
 
 func (x *CommitCursorResponse) Reset() {
 	*x = CommitCursorResponse{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[11]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1128,7 +1305,7 @@ func (x *CommitCursorResponse) String() string {
 func (*CommitCursorResponse) ProtoMessage() {}
 
 func (x *CommitCursorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[11]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1141,7 +1318,7 @@ func (x *CommitCursorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitCursorResponse.ProtoReflect.Descriptor instead.
 func (*CommitCursorResponse) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{11}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{12}
 }
 
 type GetCursorRequest struct {
@@ -1154,7 +1331,7 @@ type GetCursorRequest struct {
 
 func (x *GetCursorRequest) Reset() {
 	*x = GetCursorRequest{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[12]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1166,7 +1343,7 @@ func (x *GetCursorRequest) String() string {
 func (*GetCursorRequest) ProtoMessage() {}
 
 func (x *GetCursorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[12]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1179,7 +1356,7 @@ func (x *GetCursorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCursorRequest.ProtoReflect.Descriptor instead.
 func (*GetCursorRequest) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{12}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetCursorRequest) GetTopic() string {
@@ -1206,7 +1383,9 @@ type GetCursorResponse struct {
 	// call (0 when it holds none).
 	LastId  uint64 `protobuf:"fixed64,3,opt,name=last_id,json=lastId,proto3" json:"last_id,omitempty"`
 	LastSeq uint64 `protobuf:"varint,4,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
-	// lag is the number of events in the topic after the cursor.
+	// lag is the number of events in the topic after the cursor: events
+	// removed by retention are not counted, so a cursor below the topic's
+	// first event lags by the topic's count.
 	Lag           uint64 `protobuf:"varint,5,opt,name=lag,proto3" json:"lag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1214,7 +1393,7 @@ type GetCursorResponse struct {
 
 func (x *GetCursorResponse) Reset() {
 	*x = GetCursorResponse{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[13]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1226,7 +1405,7 @@ func (x *GetCursorResponse) String() string {
 func (*GetCursorResponse) ProtoMessage() {}
 
 func (x *GetCursorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[13]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1239,7 +1418,7 @@ func (x *GetCursorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCursorResponse.ProtoReflect.Descriptor instead.
 func (*GetCursorResponse) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{13}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetCursorResponse) GetId() uint64 {
@@ -1292,7 +1471,7 @@ type ListTopicsRequest struct {
 
 func (x *ListTopicsRequest) Reset() {
 	*x = ListTopicsRequest{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[14]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1304,7 +1483,7 @@ func (x *ListTopicsRequest) String() string {
 func (*ListTopicsRequest) ProtoMessage() {}
 
 func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[14]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1317,7 +1496,7 @@ func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsRequest.ProtoReflect.Descriptor instead.
 func (*ListTopicsRequest) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{14}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListTopicsRequest) GetPageSize() uint32 {
@@ -1345,7 +1524,7 @@ type ListTopicsResponse struct {
 
 func (x *ListTopicsResponse) Reset() {
 	*x = ListTopicsResponse{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[15]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1357,7 +1536,7 @@ func (x *ListTopicsResponse) String() string {
 func (*ListTopicsResponse) ProtoMessage() {}
 
 func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[15]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1370,7 +1549,7 @@ func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsResponse.ProtoReflect.Descriptor instead.
 func (*ListTopicsResponse) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{15}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListTopicsResponse) GetTopics() []*Topic {
@@ -1391,14 +1570,20 @@ type GetTopicRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Topic string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
 	// min_raft_index: as in ConsumeRequest.
-	MinRaftIndex  uint64 `protobuf:"varint,2,opt,name=min_raft_index,json=minRaftIndex,proto3" json:"min_raft_index,omitempty"`
+	MinRaftIndex uint64 `protobuf:"varint,2,opt,name=min_raft_index,json=minRaftIndex,proto3" json:"min_raft_index,omitempty"`
+	// linearizable, in a cluster, makes the member confirm with a quorum that
+	// its leader is still the leader and wait until it has applied what that
+	// leader had committed before answering: the answer reflects every
+	// Produce acknowledged before the call began, on any member. Costs a
+	// round trip to the leader and its quorum. Ignored by a single node.
+	Linearizable  bool `protobuf:"varint,3,opt,name=linearizable,proto3" json:"linearizable,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetTopicRequest) Reset() {
 	*x = GetTopicRequest{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[16]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1410,7 +1595,7 @@ func (x *GetTopicRequest) String() string {
 func (*GetTopicRequest) ProtoMessage() {}
 
 func (x *GetTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[16]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1423,7 +1608,7 @@ func (x *GetTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTopicRequest.ProtoReflect.Descriptor instead.
 func (*GetTopicRequest) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{16}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetTopicRequest) GetTopic() string {
@@ -1440,6 +1625,13 @@ func (x *GetTopicRequest) GetMinRaftIndex() uint64 {
 	return 0
 }
 
+func (x *GetTopicRequest) GetLinearizable() bool {
+	if x != nil {
+		return x.Linearizable
+	}
+	return false
+}
+
 type GetTopicResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Topic         *Topic                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
@@ -1449,7 +1641,7 @@ type GetTopicResponse struct {
 
 func (x *GetTopicResponse) Reset() {
 	*x = GetTopicResponse{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[17]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1461,7 +1653,7 @@ func (x *GetTopicResponse) String() string {
 func (*GetTopicResponse) ProtoMessage() {}
 
 func (x *GetTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[17]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1474,7 +1666,7 @@ func (x *GetTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTopicResponse.ProtoReflect.Descriptor instead.
 func (*GetTopicResponse) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{17}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetTopicResponse) GetTopic() *Topic {
@@ -1484,8 +1676,12 @@ func (x *GetTopicResponse) GetTopic() *Topic {
 	return nil
 }
 
-// Topic describes a topic as of its last commit. first_id, first_seq,
-// last_id and last_seq are 0 while the topic holds no event.
+// Topic describes a topic as of its last commit. first_id and first_seq
+// name the first event still stored (retention and trims move them up),
+// last_id and last_seq the last one ever stored; all four are 0 while the
+// topic has never held an event. A topic emptied by retention keeps last_id
+// and last_seq, and first_seq is then last_seq + 1 (first_id 0). Times of
+// the first and last event are their ids read as nanoseconds.
 type Topic struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Name     string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1495,14 +1691,23 @@ type Topic struct {
 	LastId   uint64                 `protobuf:"fixed64,5,opt,name=last_id,json=lastId,proto3" json:"last_id,omitempty"`
 	LastSeq  uint64                 `protobuf:"varint,6,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
 	// count is the number of events stored.
-	Count         uint64 `protobuf:"varint,7,opt,name=count,proto3" json:"count,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Count uint64 `protobuf:"varint,7,opt,name=count,proto3" json:"count,omitempty"`
+	// bytes is the stored size of those events: keys, payloads, headers and
+	// the per-event framing, before the engine's compression.
+	Bytes uint64 `protobuf:"varint,8,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// config is what was set on the topic with SetTopicConfig; a field unset
+	// here takes the server's default.
+	Config *TopicConfig `protobuf:"bytes,9,opt,name=config,proto3" json:"config,omitempty"`
+	// effective_config is what applies: config with the server's defaults
+	// filled in. A 0 limit means none.
+	EffectiveConfig *TopicConfig `protobuf:"bytes,10,opt,name=effective_config,json=effectiveConfig,proto3" json:"effective_config,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Topic) Reset() {
 	*x = Topic{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[18]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1514,7 +1719,7 @@ func (x *Topic) String() string {
 func (*Topic) ProtoMessage() {}
 
 func (x *Topic) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[18]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1527,7 +1732,7 @@ func (x *Topic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Topic.ProtoReflect.Descriptor instead.
 func (*Topic) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{18}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Topic) GetName() string {
@@ -1579,6 +1784,458 @@ func (x *Topic) GetCount() uint64 {
 	return 0
 }
 
+func (x *Topic) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *Topic) GetConfig() *TopicConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *Topic) GetEffectiveConfig() *TopicConfig {
+	if x != nil {
+		return x.EffectiveConfig
+	}
+	return nil
+}
+
+// TopicConfig is a topic's retention and dedupe settings. Retention keeps
+// every event that is within all three limits; 0 means no limit. Events
+// are removed oldest first and in bounded steps, never blocking appends for
+// long.
+type TopicConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// max_age: events committed longer ago than this are removed.
+	MaxAge *durationpb.Duration `protobuf:"bytes,1,opt,name=max_age,json=maxAge,proto3" json:"max_age,omitempty"`
+	// max_events: the oldest events beyond this count are removed.
+	MaxEvents *uint64 `protobuf:"varint,2,opt,name=max_events,json=maxEvents,proto3,oneof" json:"max_events,omitempty"`
+	// max_bytes: the oldest events are removed until the topic's bytes are
+	// at most this.
+	MaxBytes *uint64 `protobuf:"varint,3,opt,name=max_bytes,json=maxBytes,proto3,oneof" json:"max_bytes,omitempty"`
+	// dedupe_window: how long a dedupe_key is remembered (see
+	// EventData.dedupe_key); 0 turns dedupe off for the topic.
+	DedupeWindow  *durationpb.Duration `protobuf:"bytes,4,opt,name=dedupe_window,json=dedupeWindow,proto3" json:"dedupe_window,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopicConfig) Reset() {
+	*x = TopicConfig{}
+	mi := &file_goethe_v1_goethe_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopicConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopicConfig) ProtoMessage() {}
+
+func (x *TopicConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_goethe_v1_goethe_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopicConfig.ProtoReflect.Descriptor instead.
+func (*TopicConfig) Descriptor() ([]byte, []int) {
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *TopicConfig) GetMaxAge() *durationpb.Duration {
+	if x != nil {
+		return x.MaxAge
+	}
+	return nil
+}
+
+func (x *TopicConfig) GetMaxEvents() uint64 {
+	if x != nil && x.MaxEvents != nil {
+		return *x.MaxEvents
+	}
+	return 0
+}
+
+func (x *TopicConfig) GetMaxBytes() uint64 {
+	if x != nil && x.MaxBytes != nil {
+		return *x.MaxBytes
+	}
+	return 0
+}
+
+func (x *TopicConfig) GetDedupeWindow() *durationpb.Duration {
+	if x != nil {
+		return x.DedupeWindow
+	}
+	return nil
+}
+
+type SetTopicConfigRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Topic string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	// config: the settings to change; unset fields keep their value.
+	Config *TopicConfig `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
+	// clear_fields names settings to drop, so that the server's default
+	// applies again: "max_age", "max_events", "max_bytes", "dedupe_window".
+	ClearFields   []string `protobuf:"bytes,3,rep,name=clear_fields,json=clearFields,proto3" json:"clear_fields,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetTopicConfigRequest) Reset() {
+	*x = SetTopicConfigRequest{}
+	mi := &file_goethe_v1_goethe_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetTopicConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetTopicConfigRequest) ProtoMessage() {}
+
+func (x *SetTopicConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_goethe_v1_goethe_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetTopicConfigRequest.ProtoReflect.Descriptor instead.
+func (*SetTopicConfigRequest) Descriptor() ([]byte, []int) {
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *SetTopicConfigRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *SetTopicConfigRequest) GetConfig() *TopicConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *SetTopicConfigRequest) GetClearFields() []string {
+	if x != nil {
+		return x.ClearFields
+	}
+	return nil
+}
+
+type SetTopicConfigResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// topic as of the change.
+	Topic         *Topic `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetTopicConfigResponse) Reset() {
+	*x = SetTopicConfigResponse{}
+	mi := &file_goethe_v1_goethe_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetTopicConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetTopicConfigResponse) ProtoMessage() {}
+
+func (x *SetTopicConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_goethe_v1_goethe_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetTopicConfigResponse.ProtoReflect.Descriptor instead.
+func (*SetTopicConfigResponse) Descriptor() ([]byte, []int) {
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *SetTopicConfigResponse) GetTopic() *Topic {
+	if x != nil {
+		return x.Topic
+	}
+	return nil
+}
+
+type TrimTopicRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Topic string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	// before: events strictly before this position are removed.
+	//
+	// Types that are valid to be assigned to Before:
+	//
+	//	*TrimTopicRequest_BeforeSeq
+	//	*TrimTopicRequest_BeforeId
+	//	*TrimTopicRequest_BeforeTime
+	Before        isTrimTopicRequest_Before `protobuf_oneof:"before"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrimTopicRequest) Reset() {
+	*x = TrimTopicRequest{}
+	mi := &file_goethe_v1_goethe_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrimTopicRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrimTopicRequest) ProtoMessage() {}
+
+func (x *TrimTopicRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_goethe_v1_goethe_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrimTopicRequest.ProtoReflect.Descriptor instead.
+func (*TrimTopicRequest) Descriptor() ([]byte, []int) {
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *TrimTopicRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *TrimTopicRequest) GetBefore() isTrimTopicRequest_Before {
+	if x != nil {
+		return x.Before
+	}
+	return nil
+}
+
+func (x *TrimTopicRequest) GetBeforeSeq() uint64 {
+	if x != nil {
+		if x, ok := x.Before.(*TrimTopicRequest_BeforeSeq); ok {
+			return x.BeforeSeq
+		}
+	}
+	return 0
+}
+
+func (x *TrimTopicRequest) GetBeforeId() uint64 {
+	if x != nil {
+		if x, ok := x.Before.(*TrimTopicRequest_BeforeId); ok {
+			return x.BeforeId
+		}
+	}
+	return 0
+}
+
+func (x *TrimTopicRequest) GetBeforeTime() *timestamppb.Timestamp {
+	if x != nil {
+		if x, ok := x.Before.(*TrimTopicRequest_BeforeTime); ok {
+			return x.BeforeTime
+		}
+	}
+	return nil
+}
+
+type isTrimTopicRequest_Before interface {
+	isTrimTopicRequest_Before()
+}
+
+type TrimTopicRequest_BeforeSeq struct {
+	// before_seq: events with a seq below it.
+	BeforeSeq uint64 `protobuf:"varint,2,opt,name=before_seq,json=beforeSeq,proto3,oneof"`
+}
+
+type TrimTopicRequest_BeforeId struct {
+	// before_id: events with an id below it.
+	BeforeId uint64 `protobuf:"fixed64,3,opt,name=before_id,json=beforeId,proto3,oneof"`
+}
+
+type TrimTopicRequest_BeforeTime struct {
+	// before_time: events committed before it.
+	BeforeTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=before_time,json=beforeTime,proto3,oneof"`
+}
+
+func (*TrimTopicRequest_BeforeSeq) isTrimTopicRequest_Before() {}
+
+func (*TrimTopicRequest_BeforeId) isTrimTopicRequest_Before() {}
+
+func (*TrimTopicRequest_BeforeTime) isTrimTopicRequest_Before() {}
+
+type TrimTopicResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// removed is the number of events this call removed.
+	Removed uint64 `protobuf:"varint,1,opt,name=removed,proto3" json:"removed,omitempty"`
+	// topic as of the trim.
+	Topic         *Topic `protobuf:"bytes,2,opt,name=topic,proto3" json:"topic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrimTopicResponse) Reset() {
+	*x = TrimTopicResponse{}
+	mi := &file_goethe_v1_goethe_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrimTopicResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrimTopicResponse) ProtoMessage() {}
+
+func (x *TrimTopicResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_goethe_v1_goethe_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrimTopicResponse.ProtoReflect.Descriptor instead.
+func (*TrimTopicResponse) Descriptor() ([]byte, []int) {
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *TrimTopicResponse) GetRemoved() uint64 {
+	if x != nil {
+		return x.Removed
+	}
+	return 0
+}
+
+func (x *TrimTopicResponse) GetTopic() *Topic {
+	if x != nil {
+		return x.Topic
+	}
+	return nil
+}
+
+type DeleteTopicRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteTopicRequest) Reset() {
+	*x = DeleteTopicRequest{}
+	mi := &file_goethe_v1_goethe_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteTopicRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteTopicRequest) ProtoMessage() {}
+
+func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_goethe_v1_goethe_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteTopicRequest.ProtoReflect.Descriptor instead.
+func (*DeleteTopicRequest) Descriptor() ([]byte, []int) {
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *DeleteTopicRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+type DeleteTopicResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteTopicResponse) Reset() {
+	*x = DeleteTopicResponse{}
+	mi := &file_goethe_v1_goethe_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteTopicResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteTopicResponse) ProtoMessage() {}
+
+func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_goethe_v1_goethe_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteTopicResponse.ProtoReflect.Descriptor instead.
+func (*DeleteTopicResponse) Descriptor() ([]byte, []int) {
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{26}
+}
+
 type GetClusterStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1587,7 +2244,7 @@ type GetClusterStatusRequest struct {
 
 func (x *GetClusterStatusRequest) Reset() {
 	*x = GetClusterStatusRequest{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[19]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1599,7 +2256,7 @@ func (x *GetClusterStatusRequest) String() string {
 func (*GetClusterStatusRequest) ProtoMessage() {}
 
 func (x *GetClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[19]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1612,7 +2269,7 @@ func (x *GetClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{19}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{27}
 }
 
 // GetClusterStatusResponse is one member's view of its cluster; another
@@ -1643,7 +2300,7 @@ type GetClusterStatusResponse struct {
 
 func (x *GetClusterStatusResponse) Reset() {
 	*x = GetClusterStatusResponse{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[20]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1655,7 +2312,7 @@ func (x *GetClusterStatusResponse) String() string {
 func (*GetClusterStatusResponse) ProtoMessage() {}
 
 func (x *GetClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[20]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1668,7 +2325,7 @@ func (x *GetClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{20}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetClusterStatusResponse) GetClustered() bool {
@@ -1748,7 +2405,7 @@ type ClusterMember struct {
 
 func (x *ClusterMember) Reset() {
 	*x = ClusterMember{}
-	mi := &file_goethe_v1_goethe_proto_msgTypes[21]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1760,7 +2417,7 @@ func (x *ClusterMember) String() string {
 func (*ClusterMember) ProtoMessage() {}
 
 func (x *ClusterMember) ProtoReflect() protoreflect.Message {
-	mi := &file_goethe_v1_goethe_proto_msgTypes[21]
+	mi := &file_goethe_v1_goethe_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1773,7 +2430,7 @@ func (x *ClusterMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMember.ProtoReflect.Descriptor instead.
 func (*ClusterMember) Descriptor() ([]byte, []int) {
-	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{21}
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ClusterMember) GetId() string {
@@ -1797,11 +2454,190 @@ func (x *ClusterMember) GetClientAddress() string {
 	return ""
 }
 
+type AddClusterMemberRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// member: its id (unique in the cluster), Raft address and client
+	// address (the address of its goethe.v1.Goethe service).
+	Member        *ClusterMember `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddClusterMemberRequest) Reset() {
+	*x = AddClusterMemberRequest{}
+	mi := &file_goethe_v1_goethe_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddClusterMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddClusterMemberRequest) ProtoMessage() {}
+
+func (x *AddClusterMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_goethe_v1_goethe_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddClusterMemberRequest.ProtoReflect.Descriptor instead.
+func (*AddClusterMemberRequest) Descriptor() ([]byte, []int) {
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *AddClusterMemberRequest) GetMember() *ClusterMember {
+	if x != nil {
+		return x.Member
+	}
+	return nil
+}
+
+type AddClusterMemberResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// members: the configuration after the change.
+	Members       []*ClusterMember `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddClusterMemberResponse) Reset() {
+	*x = AddClusterMemberResponse{}
+	mi := &file_goethe_v1_goethe_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddClusterMemberResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddClusterMemberResponse) ProtoMessage() {}
+
+func (x *AddClusterMemberResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_goethe_v1_goethe_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddClusterMemberResponse.ProtoReflect.Descriptor instead.
+func (*AddClusterMemberResponse) Descriptor() ([]byte, []int) {
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *AddClusterMemberResponse) GetMembers() []*ClusterMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+type RemoveClusterMemberRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveClusterMemberRequest) Reset() {
+	*x = RemoveClusterMemberRequest{}
+	mi := &file_goethe_v1_goethe_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveClusterMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveClusterMemberRequest) ProtoMessage() {}
+
+func (x *RemoveClusterMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_goethe_v1_goethe_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveClusterMemberRequest.ProtoReflect.Descriptor instead.
+func (*RemoveClusterMemberRequest) Descriptor() ([]byte, []int) {
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *RemoveClusterMemberRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RemoveClusterMemberResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Members       []*ClusterMember       `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveClusterMemberResponse) Reset() {
+	*x = RemoveClusterMemberResponse{}
+	mi := &file_goethe_v1_goethe_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveClusterMemberResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveClusterMemberResponse) ProtoMessage() {}
+
+func (x *RemoveClusterMemberResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_goethe_v1_goethe_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveClusterMemberResponse.ProtoReflect.Descriptor instead.
+func (*RemoveClusterMemberResponse) Descriptor() ([]byte, []int) {
+	return file_goethe_v1_goethe_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *RemoveClusterMemberResponse) GetMembers() []*ClusterMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
 var File_goethe_v1_goethe_proto protoreflect.FileDescriptor
 
 const file_goethe_v1_goethe_proto_rawDesc = "" +
 	"\n" +
-	"\x16goethe/v1/goethe.proto\x12\tgoethe.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\xb8\x01\n" +
+	"\x16goethe/v1/goethe.proto\x12\tgoethe.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\xb8\x01\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x06R\x02id\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x18\n" +
@@ -1809,10 +2645,12 @@ const file_goethe_v1_goethe_proto_rawDesc = "" +
 	"\aheaders\x18\x04 \x03(\v2\x1d.goethe.v1.Event.HeadersEntryR\aheaders\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9e\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbd\x01\n" +
 	"\tEventData\x12\x18\n" +
 	"\apayload\x18\x01 \x01(\fR\apayload\x12;\n" +
-	"\aheaders\x18\x02 \x03(\v2!.goethe.v1.EventData.HeadersEntryR\aheaders\x1a:\n" +
+	"\aheaders\x18\x02 \x03(\v2!.goethe.v1.EventData.HeadersEntryR\aheaders\x12\x1d\n" +
+	"\n" +
+	"dedupe_key\x18\x03 \x01(\tR\tdedupeKey\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9b\x01\n" +
@@ -1820,13 +2658,20 @@ const file_goethe_v1_goethe_proto_rawDesc = "" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12,\n" +
 	"\x06events\x18\x02 \x03(\v2\x14.goethe.v1.EventDataR\x06events\x12/\n" +
 	"\x11expected_last_seq\x18\x03 \x01(\x04H\x00R\x0fexpectedLastSeq\x88\x01\x01B\x14\n" +
-	"\x12_expected_last_seq\"~\n" +
+	"\x12_expected_last_seq\"\xb4\x01\n" +
 	"\x0fProduceResponse\x12\x19\n" +
 	"\bfirst_id\x18\x01 \x01(\x06R\afirstId\x12\x1b\n" +
 	"\tfirst_seq\x18\x02 \x01(\x04R\bfirstSeq\x12\x14\n" +
 	"\x05count\x18\x03 \x01(\rR\x05count\x12\x1d\n" +
 	"\n" +
-	"raft_index\x18\x04 \x01(\x04R\traftIndex\"j\n" +
+	"raft_index\x18\x04 \x01(\x04R\traftIndex\x124\n" +
+	"\n" +
+	"duplicates\x18\x05 \x03(\v2\x14.goethe.v1.DuplicateR\n" +
+	"duplicates\"C\n" +
+	"\tDuplicate\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\x06R\x02id\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\"j\n" +
 	"\x14ProduceStreamRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x123\n" +
@@ -1846,7 +2691,7 @@ const file_goethe_v1_goethe_proto_rawDesc = "" +
 	"\aoutcome\"`\n" +
 	"\vCursorStart\x12\x1a\n" +
 	"\bconsumer\x18\x01 \x01(\tR\bconsumer\x125\n" +
-	"\bfallback\x18\x02 \x01(\x0e2\x19.goethe.v1.CursorFallbackR\bfallback\"\x8b\x03\n" +
+	"\bfallback\x18\x02 \x01(\x0e2\x19.goethe.v1.CursorFallbackR\bfallback\"\x8d\x04\n" +
 	"\x0eConsumeRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x121\n" +
 	"\bposition\x18\x02 \x01(\x0e2\x13.goethe.v1.PositionH\x00R\bposition\x12\x1b\n" +
@@ -1859,11 +2704,17 @@ const file_goethe_v1_goethe_proto_rawDesc = "" +
 	" \x01(\x04H\x00R\bafterSeq\x12\x16\n" +
 	"\x06follow\x18\a \x01(\bR\x06follow\x12\x14\n" +
 	"\x05limit\x18\b \x01(\x04R\x05limit\x12$\n" +
-	"\x0emin_raft_index\x18\v \x01(\x04R\fminRaftIndexB\a\n" +
-	"\x05start\"Q\n" +
+	"\x0emin_raft_index\x18\v \x01(\x04R\fminRaftIndex\x12\x1b\n" +
+	"\buntil_id\x18\f \x01(\x06H\x01R\auntilId\x12\x1d\n" +
+	"\tuntil_seq\x18\r \x01(\x04H\x01R\buntilSeq\x12;\n" +
+	"\n" +
+	"until_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampH\x01R\tuntilTimeB\a\n" +
+	"\x05startB\a\n" +
+	"\x05until\"k\n" +
 	"\x0fConsumeResponse\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12(\n" +
-	"\x06events\x18\x02 \x03(\v2\x10.goethe.v1.EventR\x06events\"W\n" +
+	"\x06events\x18\x02 \x03(\v2\x10.goethe.v1.EventR\x06events\x12\x18\n" +
+	"\askipped\x18\x03 \x01(\x04R\askipped\"W\n" +
 	"\x13CommitCursorRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1a\n" +
 	"\bconsumer\x18\x02 \x01(\tR\bconsumer\x12\x0e\n" +
@@ -1884,12 +2735,13 @@ const file_goethe_v1_goethe_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"f\n" +
 	"\x12ListTopicsResponse\x12(\n" +
 	"\x06topics\x18\x01 \x03(\v2\x10.goethe.v1.TopicR\x06topics\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"M\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"q\n" +
 	"\x0fGetTopicRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12$\n" +
-	"\x0emin_raft_index\x18\x02 \x01(\x04R\fminRaftIndex\":\n" +
+	"\x0emin_raft_index\x18\x02 \x01(\x04R\fminRaftIndex\x12\"\n" +
+	"\flinearizable\x18\x03 \x01(\bR\flinearizable\":\n" +
 	"\x10GetTopicResponse\x12&\n" +
-	"\x05topic\x18\x01 \x01(\v2\x10.goethe.v1.TopicR\x05topic\"\xd3\x01\n" +
+	"\x05topic\x18\x01 \x01(\v2\x10.goethe.v1.TopicR\x05topic\"\xdc\x02\n" +
 	"\x05Topic\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x124\n" +
 	"\acreated\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x12\x19\n" +
@@ -1897,7 +2749,40 @@ const file_goethe_v1_goethe_proto_rawDesc = "" +
 	"\tfirst_seq\x18\x04 \x01(\x04R\bfirstSeq\x12\x17\n" +
 	"\alast_id\x18\x05 \x01(\x06R\x06lastId\x12\x19\n" +
 	"\blast_seq\x18\x06 \x01(\x04R\alastSeq\x12\x14\n" +
-	"\x05count\x18\a \x01(\x04R\x05count\"\x19\n" +
+	"\x05count\x18\a \x01(\x04R\x05count\x12\x14\n" +
+	"\x05bytes\x18\b \x01(\x04R\x05bytes\x12.\n" +
+	"\x06config\x18\t \x01(\v2\x16.goethe.v1.TopicConfigR\x06config\x12A\n" +
+	"\x10effective_config\x18\n" +
+	" \x01(\v2\x16.goethe.v1.TopicConfigR\x0feffectiveConfig\"\xe4\x01\n" +
+	"\vTopicConfig\x122\n" +
+	"\amax_age\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x06maxAge\x12\"\n" +
+	"\n" +
+	"max_events\x18\x02 \x01(\x04H\x00R\tmaxEvents\x88\x01\x01\x12 \n" +
+	"\tmax_bytes\x18\x03 \x01(\x04H\x01R\bmaxBytes\x88\x01\x01\x12>\n" +
+	"\rdedupe_window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\fdedupeWindowB\r\n" +
+	"\v_max_eventsB\f\n" +
+	"\n" +
+	"_max_bytes\"\x80\x01\n" +
+	"\x15SetTopicConfigRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12.\n" +
+	"\x06config\x18\x02 \x01(\v2\x16.goethe.v1.TopicConfigR\x06config\x12!\n" +
+	"\fclear_fields\x18\x03 \x03(\tR\vclearFields\"@\n" +
+	"\x16SetTopicConfigResponse\x12&\n" +
+	"\x05topic\x18\x01 \x01(\v2\x10.goethe.v1.TopicR\x05topic\"\xb1\x01\n" +
+	"\x10TrimTopicRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1f\n" +
+	"\n" +
+	"before_seq\x18\x02 \x01(\x04H\x00R\tbeforeSeq\x12\x1d\n" +
+	"\tbefore_id\x18\x03 \x01(\x06H\x00R\bbeforeId\x12=\n" +
+	"\vbefore_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampH\x00R\n" +
+	"beforeTimeB\b\n" +
+	"\x06before\"U\n" +
+	"\x11TrimTopicResponse\x12\x18\n" +
+	"\aremoved\x18\x01 \x01(\x04R\aremoved\x12&\n" +
+	"\x05topic\x18\x02 \x01(\v2\x10.goethe.v1.TopicR\x05topic\"*\n" +
+	"\x12DeleteTopicRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\"\x15\n" +
+	"\x13DeleteTopicResponse\"\x19\n" +
 	"\x17GetClusterStatusRequest\"\xb3\x02\n" +
 	"\x18GetClusterStatusResponse\x12\x1c\n" +
 	"\tclustered\x18\x01 \x01(\bR\tclustered\x12\x17\n" +
@@ -1913,7 +2798,15 @@ const file_goethe_v1_goethe_proto_rawDesc = "" +
 	"\rClusterMember\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12%\n" +
-	"\x0eclient_address\x18\x03 \x01(\tR\rclientAddress*N\n" +
+	"\x0eclient_address\x18\x03 \x01(\tR\rclientAddress\"K\n" +
+	"\x17AddClusterMemberRequest\x120\n" +
+	"\x06member\x18\x01 \x01(\v2\x18.goethe.v1.ClusterMemberR\x06member\"N\n" +
+	"\x18AddClusterMemberResponse\x122\n" +
+	"\amembers\x18\x01 \x03(\v2\x18.goethe.v1.ClusterMemberR\amembers\",\n" +
+	"\x1aRemoveClusterMemberRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"Q\n" +
+	"\x1bRemoveClusterMemberResponse\x122\n" +
+	"\amembers\x18\x01 \x03(\v2\x18.goethe.v1.ClusterMemberR\amembers*N\n" +
 	"\bPosition\x12\x18\n" +
 	"\x14POSITION_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12POSITION_BEGINNING\x10\x01\x12\x10\n" +
@@ -1921,7 +2814,7 @@ const file_goethe_v1_goethe_proto_rawDesc = "" +
 	"\x0eCursorFallback\x12\x1f\n" +
 	"\x1bCURSOR_FALLBACK_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19CURSOR_FALLBACK_BEGINNING\x10\x01\x12\x17\n" +
-	"\x13CURSOR_FALLBACK_END\x10\x022\xec\x04\n" +
+	"\x13CURSOR_FALLBACK_END\x10\x022\x9c\b\n" +
 	"\x06Goethe\x12@\n" +
 	"\aProduce\x12\x19.goethe.v1.ProduceRequest\x1a\x1a.goethe.v1.ProduceResponse\x12V\n" +
 	"\rProduceStream\x12\x1f.goethe.v1.ProduceStreamRequest\x1a .goethe.v1.ProduceStreamResponse(\x010\x01\x12B\n" +
@@ -1931,7 +2824,12 @@ const file_goethe_v1_goethe_proto_rawDesc = "" +
 	"\n" +
 	"ListTopics\x12\x1c.goethe.v1.ListTopicsRequest\x1a\x1d.goethe.v1.ListTopicsResponse\x12C\n" +
 	"\bGetTopic\x12\x1a.goethe.v1.GetTopicRequest\x1a\x1b.goethe.v1.GetTopicResponse\x12[\n" +
-	"\x10GetClusterStatus\x12\".goethe.v1.GetClusterStatusRequest\x1a#.goethe.v1.GetClusterStatusResponseB6Z4github.com/goethe-log/goethe/spec/goethe/v1;goethev1b\x06proto3"
+	"\x10GetClusterStatus\x12\".goethe.v1.GetClusterStatusRequest\x1a#.goethe.v1.GetClusterStatusResponse\x12U\n" +
+	"\x0eSetTopicConfig\x12 .goethe.v1.SetTopicConfigRequest\x1a!.goethe.v1.SetTopicConfigResponse\x12F\n" +
+	"\tTrimTopic\x12\x1b.goethe.v1.TrimTopicRequest\x1a\x1c.goethe.v1.TrimTopicResponse\x12L\n" +
+	"\vDeleteTopic\x12\x1d.goethe.v1.DeleteTopicRequest\x1a\x1e.goethe.v1.DeleteTopicResponse\x12[\n" +
+	"\x10AddClusterMember\x12\".goethe.v1.AddClusterMemberRequest\x1a#.goethe.v1.AddClusterMemberResponse\x12d\n" +
+	"\x13RemoveClusterMember\x12%.goethe.v1.RemoveClusterMemberRequest\x1a&.goethe.v1.RemoveClusterMemberResponseB6Z4github.com/goethe-log/goethe/spec/goethe/v1;goethev1b\x06proto3"
 
 var (
 	file_goethe_v1_goethe_proto_rawDescOnce sync.Once
@@ -1946,78 +2844,114 @@ func file_goethe_v1_goethe_proto_rawDescGZIP() []byte {
 }
 
 var file_goethe_v1_goethe_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_goethe_v1_goethe_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_goethe_v1_goethe_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_goethe_v1_goethe_proto_goTypes = []any{
-	(Position)(0),                    // 0: goethe.v1.Position
-	(CursorFallback)(0),              // 1: goethe.v1.CursorFallback
-	(*Event)(nil),                    // 2: goethe.v1.Event
-	(*EventData)(nil),                // 3: goethe.v1.EventData
-	(*ProduceRequest)(nil),           // 4: goethe.v1.ProduceRequest
-	(*ProduceResponse)(nil),          // 5: goethe.v1.ProduceResponse
-	(*ProduceStreamRequest)(nil),     // 6: goethe.v1.ProduceStreamRequest
-	(*ProduceStreamResponse)(nil),    // 7: goethe.v1.ProduceStreamResponse
-	(*ProduceStreamAnswer)(nil),      // 8: goethe.v1.ProduceStreamAnswer
-	(*CursorStart)(nil),              // 9: goethe.v1.CursorStart
-	(*ConsumeRequest)(nil),           // 10: goethe.v1.ConsumeRequest
-	(*ConsumeResponse)(nil),          // 11: goethe.v1.ConsumeResponse
-	(*CommitCursorRequest)(nil),      // 12: goethe.v1.CommitCursorRequest
-	(*CommitCursorResponse)(nil),     // 13: goethe.v1.CommitCursorResponse
-	(*GetCursorRequest)(nil),         // 14: goethe.v1.GetCursorRequest
-	(*GetCursorResponse)(nil),        // 15: goethe.v1.GetCursorResponse
-	(*ListTopicsRequest)(nil),        // 16: goethe.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),       // 17: goethe.v1.ListTopicsResponse
-	(*GetTopicRequest)(nil),          // 18: goethe.v1.GetTopicRequest
-	(*GetTopicResponse)(nil),         // 19: goethe.v1.GetTopicResponse
-	(*Topic)(nil),                    // 20: goethe.v1.Topic
-	(*GetClusterStatusRequest)(nil),  // 21: goethe.v1.GetClusterStatusRequest
-	(*GetClusterStatusResponse)(nil), // 22: goethe.v1.GetClusterStatusResponse
-	(*ClusterMember)(nil),            // 23: goethe.v1.ClusterMember
-	nil,                              // 24: goethe.v1.Event.HeadersEntry
-	nil,                              // 25: goethe.v1.EventData.HeadersEntry
-	(*status.Status)(nil),            // 26: google.rpc.Status
-	(*timestamppb.Timestamp)(nil),    // 27: google.protobuf.Timestamp
+	(Position)(0),                       // 0: goethe.v1.Position
+	(CursorFallback)(0),                 // 1: goethe.v1.CursorFallback
+	(*Event)(nil),                       // 2: goethe.v1.Event
+	(*EventData)(nil),                   // 3: goethe.v1.EventData
+	(*ProduceRequest)(nil),              // 4: goethe.v1.ProduceRequest
+	(*ProduceResponse)(nil),             // 5: goethe.v1.ProduceResponse
+	(*Duplicate)(nil),                   // 6: goethe.v1.Duplicate
+	(*ProduceStreamRequest)(nil),        // 7: goethe.v1.ProduceStreamRequest
+	(*ProduceStreamResponse)(nil),       // 8: goethe.v1.ProduceStreamResponse
+	(*ProduceStreamAnswer)(nil),         // 9: goethe.v1.ProduceStreamAnswer
+	(*CursorStart)(nil),                 // 10: goethe.v1.CursorStart
+	(*ConsumeRequest)(nil),              // 11: goethe.v1.ConsumeRequest
+	(*ConsumeResponse)(nil),             // 12: goethe.v1.ConsumeResponse
+	(*CommitCursorRequest)(nil),         // 13: goethe.v1.CommitCursorRequest
+	(*CommitCursorResponse)(nil),        // 14: goethe.v1.CommitCursorResponse
+	(*GetCursorRequest)(nil),            // 15: goethe.v1.GetCursorRequest
+	(*GetCursorResponse)(nil),           // 16: goethe.v1.GetCursorResponse
+	(*ListTopicsRequest)(nil),           // 17: goethe.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),          // 18: goethe.v1.ListTopicsResponse
+	(*GetTopicRequest)(nil),             // 19: goethe.v1.GetTopicRequest
+	(*GetTopicResponse)(nil),            // 20: goethe.v1.GetTopicResponse
+	(*Topic)(nil),                       // 21: goethe.v1.Topic
+	(*TopicConfig)(nil),                 // 22: goethe.v1.TopicConfig
+	(*SetTopicConfigRequest)(nil),       // 23: goethe.v1.SetTopicConfigRequest
+	(*SetTopicConfigResponse)(nil),      // 24: goethe.v1.SetTopicConfigResponse
+	(*TrimTopicRequest)(nil),            // 25: goethe.v1.TrimTopicRequest
+	(*TrimTopicResponse)(nil),           // 26: goethe.v1.TrimTopicResponse
+	(*DeleteTopicRequest)(nil),          // 27: goethe.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),         // 28: goethe.v1.DeleteTopicResponse
+	(*GetClusterStatusRequest)(nil),     // 29: goethe.v1.GetClusterStatusRequest
+	(*GetClusterStatusResponse)(nil),    // 30: goethe.v1.GetClusterStatusResponse
+	(*ClusterMember)(nil),               // 31: goethe.v1.ClusterMember
+	(*AddClusterMemberRequest)(nil),     // 32: goethe.v1.AddClusterMemberRequest
+	(*AddClusterMemberResponse)(nil),    // 33: goethe.v1.AddClusterMemberResponse
+	(*RemoveClusterMemberRequest)(nil),  // 34: goethe.v1.RemoveClusterMemberRequest
+	(*RemoveClusterMemberResponse)(nil), // 35: goethe.v1.RemoveClusterMemberResponse
+	nil,                                 // 36: goethe.v1.Event.HeadersEntry
+	nil,                                 // 37: goethe.v1.EventData.HeadersEntry
+	(*status.Status)(nil),               // 38: google.rpc.Status
+	(*timestamppb.Timestamp)(nil),       // 39: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),         // 40: google.protobuf.Duration
 }
 var file_goethe_v1_goethe_proto_depIdxs = []int32{
-	24, // 0: goethe.v1.Event.headers:type_name -> goethe.v1.Event.HeadersEntry
-	25, // 1: goethe.v1.EventData.headers:type_name -> goethe.v1.EventData.HeadersEntry
+	36, // 0: goethe.v1.Event.headers:type_name -> goethe.v1.Event.HeadersEntry
+	37, // 1: goethe.v1.EventData.headers:type_name -> goethe.v1.EventData.HeadersEntry
 	3,  // 2: goethe.v1.ProduceRequest.events:type_name -> goethe.v1.EventData
-	4,  // 3: goethe.v1.ProduceStreamRequest.produce:type_name -> goethe.v1.ProduceRequest
-	5,  // 4: goethe.v1.ProduceStreamResponse.result:type_name -> goethe.v1.ProduceResponse
-	26, // 5: goethe.v1.ProduceStreamResponse.error:type_name -> google.rpc.Status
-	8,  // 6: goethe.v1.ProduceStreamResponse.more:type_name -> goethe.v1.ProduceStreamAnswer
-	5,  // 7: goethe.v1.ProduceStreamAnswer.result:type_name -> goethe.v1.ProduceResponse
-	26, // 8: goethe.v1.ProduceStreamAnswer.error:type_name -> google.rpc.Status
-	1,  // 9: goethe.v1.CursorStart.fallback:type_name -> goethe.v1.CursorFallback
-	0,  // 10: goethe.v1.ConsumeRequest.position:type_name -> goethe.v1.Position
-	27, // 11: goethe.v1.ConsumeRequest.at_time:type_name -> google.protobuf.Timestamp
-	9,  // 12: goethe.v1.ConsumeRequest.cursor:type_name -> goethe.v1.CursorStart
-	2,  // 13: goethe.v1.ConsumeResponse.events:type_name -> goethe.v1.Event
-	27, // 14: goethe.v1.GetCursorResponse.updated:type_name -> google.protobuf.Timestamp
-	20, // 15: goethe.v1.ListTopicsResponse.topics:type_name -> goethe.v1.Topic
-	20, // 16: goethe.v1.GetTopicResponse.topic:type_name -> goethe.v1.Topic
-	27, // 17: goethe.v1.Topic.created:type_name -> google.protobuf.Timestamp
-	23, // 18: goethe.v1.GetClusterStatusResponse.members:type_name -> goethe.v1.ClusterMember
-	4,  // 19: goethe.v1.Goethe.Produce:input_type -> goethe.v1.ProduceRequest
-	6,  // 20: goethe.v1.Goethe.ProduceStream:input_type -> goethe.v1.ProduceStreamRequest
-	10, // 21: goethe.v1.Goethe.Consume:input_type -> goethe.v1.ConsumeRequest
-	12, // 22: goethe.v1.Goethe.CommitCursor:input_type -> goethe.v1.CommitCursorRequest
-	14, // 23: goethe.v1.Goethe.GetCursor:input_type -> goethe.v1.GetCursorRequest
-	16, // 24: goethe.v1.Goethe.ListTopics:input_type -> goethe.v1.ListTopicsRequest
-	18, // 25: goethe.v1.Goethe.GetTopic:input_type -> goethe.v1.GetTopicRequest
-	21, // 26: goethe.v1.Goethe.GetClusterStatus:input_type -> goethe.v1.GetClusterStatusRequest
-	5,  // 27: goethe.v1.Goethe.Produce:output_type -> goethe.v1.ProduceResponse
-	7,  // 28: goethe.v1.Goethe.ProduceStream:output_type -> goethe.v1.ProduceStreamResponse
-	11, // 29: goethe.v1.Goethe.Consume:output_type -> goethe.v1.ConsumeResponse
-	13, // 30: goethe.v1.Goethe.CommitCursor:output_type -> goethe.v1.CommitCursorResponse
-	15, // 31: goethe.v1.Goethe.GetCursor:output_type -> goethe.v1.GetCursorResponse
-	17, // 32: goethe.v1.Goethe.ListTopics:output_type -> goethe.v1.ListTopicsResponse
-	19, // 33: goethe.v1.Goethe.GetTopic:output_type -> goethe.v1.GetTopicResponse
-	22, // 34: goethe.v1.Goethe.GetClusterStatus:output_type -> goethe.v1.GetClusterStatusResponse
-	27, // [27:35] is the sub-list for method output_type
-	19, // [19:27] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	6,  // 3: goethe.v1.ProduceResponse.duplicates:type_name -> goethe.v1.Duplicate
+	4,  // 4: goethe.v1.ProduceStreamRequest.produce:type_name -> goethe.v1.ProduceRequest
+	5,  // 5: goethe.v1.ProduceStreamResponse.result:type_name -> goethe.v1.ProduceResponse
+	38, // 6: goethe.v1.ProduceStreamResponse.error:type_name -> google.rpc.Status
+	9,  // 7: goethe.v1.ProduceStreamResponse.more:type_name -> goethe.v1.ProduceStreamAnswer
+	5,  // 8: goethe.v1.ProduceStreamAnswer.result:type_name -> goethe.v1.ProduceResponse
+	38, // 9: goethe.v1.ProduceStreamAnswer.error:type_name -> google.rpc.Status
+	1,  // 10: goethe.v1.CursorStart.fallback:type_name -> goethe.v1.CursorFallback
+	0,  // 11: goethe.v1.ConsumeRequest.position:type_name -> goethe.v1.Position
+	39, // 12: goethe.v1.ConsumeRequest.at_time:type_name -> google.protobuf.Timestamp
+	10, // 13: goethe.v1.ConsumeRequest.cursor:type_name -> goethe.v1.CursorStart
+	39, // 14: goethe.v1.ConsumeRequest.until_time:type_name -> google.protobuf.Timestamp
+	2,  // 15: goethe.v1.ConsumeResponse.events:type_name -> goethe.v1.Event
+	39, // 16: goethe.v1.GetCursorResponse.updated:type_name -> google.protobuf.Timestamp
+	21, // 17: goethe.v1.ListTopicsResponse.topics:type_name -> goethe.v1.Topic
+	21, // 18: goethe.v1.GetTopicResponse.topic:type_name -> goethe.v1.Topic
+	39, // 19: goethe.v1.Topic.created:type_name -> google.protobuf.Timestamp
+	22, // 20: goethe.v1.Topic.config:type_name -> goethe.v1.TopicConfig
+	22, // 21: goethe.v1.Topic.effective_config:type_name -> goethe.v1.TopicConfig
+	40, // 22: goethe.v1.TopicConfig.max_age:type_name -> google.protobuf.Duration
+	40, // 23: goethe.v1.TopicConfig.dedupe_window:type_name -> google.protobuf.Duration
+	22, // 24: goethe.v1.SetTopicConfigRequest.config:type_name -> goethe.v1.TopicConfig
+	21, // 25: goethe.v1.SetTopicConfigResponse.topic:type_name -> goethe.v1.Topic
+	39, // 26: goethe.v1.TrimTopicRequest.before_time:type_name -> google.protobuf.Timestamp
+	21, // 27: goethe.v1.TrimTopicResponse.topic:type_name -> goethe.v1.Topic
+	31, // 28: goethe.v1.GetClusterStatusResponse.members:type_name -> goethe.v1.ClusterMember
+	31, // 29: goethe.v1.AddClusterMemberRequest.member:type_name -> goethe.v1.ClusterMember
+	31, // 30: goethe.v1.AddClusterMemberResponse.members:type_name -> goethe.v1.ClusterMember
+	31, // 31: goethe.v1.RemoveClusterMemberResponse.members:type_name -> goethe.v1.ClusterMember
+	4,  // 32: goethe.v1.Goethe.Produce:input_type -> goethe.v1.ProduceRequest
+	7,  // 33: goethe.v1.Goethe.ProduceStream:input_type -> goethe.v1.ProduceStreamRequest
+	11, // 34: goethe.v1.Goethe.Consume:input_type -> goethe.v1.ConsumeRequest
+	13, // 35: goethe.v1.Goethe.CommitCursor:input_type -> goethe.v1.CommitCursorRequest
+	15, // 36: goethe.v1.Goethe.GetCursor:input_type -> goethe.v1.GetCursorRequest
+	17, // 37: goethe.v1.Goethe.ListTopics:input_type -> goethe.v1.ListTopicsRequest
+	19, // 38: goethe.v1.Goethe.GetTopic:input_type -> goethe.v1.GetTopicRequest
+	29, // 39: goethe.v1.Goethe.GetClusterStatus:input_type -> goethe.v1.GetClusterStatusRequest
+	23, // 40: goethe.v1.Goethe.SetTopicConfig:input_type -> goethe.v1.SetTopicConfigRequest
+	25, // 41: goethe.v1.Goethe.TrimTopic:input_type -> goethe.v1.TrimTopicRequest
+	27, // 42: goethe.v1.Goethe.DeleteTopic:input_type -> goethe.v1.DeleteTopicRequest
+	32, // 43: goethe.v1.Goethe.AddClusterMember:input_type -> goethe.v1.AddClusterMemberRequest
+	34, // 44: goethe.v1.Goethe.RemoveClusterMember:input_type -> goethe.v1.RemoveClusterMemberRequest
+	5,  // 45: goethe.v1.Goethe.Produce:output_type -> goethe.v1.ProduceResponse
+	8,  // 46: goethe.v1.Goethe.ProduceStream:output_type -> goethe.v1.ProduceStreamResponse
+	12, // 47: goethe.v1.Goethe.Consume:output_type -> goethe.v1.ConsumeResponse
+	14, // 48: goethe.v1.Goethe.CommitCursor:output_type -> goethe.v1.CommitCursorResponse
+	16, // 49: goethe.v1.Goethe.GetCursor:output_type -> goethe.v1.GetCursorResponse
+	18, // 50: goethe.v1.Goethe.ListTopics:output_type -> goethe.v1.ListTopicsResponse
+	20, // 51: goethe.v1.Goethe.GetTopic:output_type -> goethe.v1.GetTopicResponse
+	30, // 52: goethe.v1.Goethe.GetClusterStatus:output_type -> goethe.v1.GetClusterStatusResponse
+	24, // 53: goethe.v1.Goethe.SetTopicConfig:output_type -> goethe.v1.SetTopicConfigResponse
+	26, // 54: goethe.v1.Goethe.TrimTopic:output_type -> goethe.v1.TrimTopicResponse
+	28, // 55: goethe.v1.Goethe.DeleteTopic:output_type -> goethe.v1.DeleteTopicResponse
+	33, // 56: goethe.v1.Goethe.AddClusterMember:output_type -> goethe.v1.AddClusterMemberResponse
+	35, // 57: goethe.v1.Goethe.RemoveClusterMember:output_type -> goethe.v1.RemoveClusterMemberResponse
+	45, // [45:58] is the sub-list for method output_type
+	32, // [32:45] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_goethe_v1_goethe_proto_init() }
@@ -2026,15 +2960,15 @@ func file_goethe_v1_goethe_proto_init() {
 		return
 	}
 	file_goethe_v1_goethe_proto_msgTypes[2].OneofWrappers = []any{}
-	file_goethe_v1_goethe_proto_msgTypes[5].OneofWrappers = []any{
+	file_goethe_v1_goethe_proto_msgTypes[6].OneofWrappers = []any{
 		(*ProduceStreamResponse_Result)(nil),
 		(*ProduceStreamResponse_Error)(nil),
 	}
-	file_goethe_v1_goethe_proto_msgTypes[6].OneofWrappers = []any{
+	file_goethe_v1_goethe_proto_msgTypes[7].OneofWrappers = []any{
 		(*ProduceStreamAnswer_Result)(nil),
 		(*ProduceStreamAnswer_Error)(nil),
 	}
-	file_goethe_v1_goethe_proto_msgTypes[8].OneofWrappers = []any{
+	file_goethe_v1_goethe_proto_msgTypes[9].OneofWrappers = []any{
 		(*ConsumeRequest_Position)(nil),
 		(*ConsumeRequest_AfterId)(nil),
 		(*ConsumeRequest_AtId)(nil),
@@ -2042,6 +2976,15 @@ func file_goethe_v1_goethe_proto_init() {
 		(*ConsumeRequest_Cursor)(nil),
 		(*ConsumeRequest_AtSeq)(nil),
 		(*ConsumeRequest_AfterSeq)(nil),
+		(*ConsumeRequest_UntilId)(nil),
+		(*ConsumeRequest_UntilSeq)(nil),
+		(*ConsumeRequest_UntilTime)(nil),
+	}
+	file_goethe_v1_goethe_proto_msgTypes[20].OneofWrappers = []any{}
+	file_goethe_v1_goethe_proto_msgTypes[23].OneofWrappers = []any{
+		(*TrimTopicRequest_BeforeSeq)(nil),
+		(*TrimTopicRequest_BeforeId)(nil),
+		(*TrimTopicRequest_BeforeTime)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2049,7 +2992,7 @@ func file_goethe_v1_goethe_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_goethe_v1_goethe_proto_rawDesc), len(file_goethe_v1_goethe_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   24,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

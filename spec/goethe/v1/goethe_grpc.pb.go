@@ -67,14 +67,19 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Goethe_Produce_FullMethodName          = "/goethe.v1.Goethe/Produce"
-	Goethe_ProduceStream_FullMethodName    = "/goethe.v1.Goethe/ProduceStream"
-	Goethe_Consume_FullMethodName          = "/goethe.v1.Goethe/Consume"
-	Goethe_CommitCursor_FullMethodName     = "/goethe.v1.Goethe/CommitCursor"
-	Goethe_GetCursor_FullMethodName        = "/goethe.v1.Goethe/GetCursor"
-	Goethe_ListTopics_FullMethodName       = "/goethe.v1.Goethe/ListTopics"
-	Goethe_GetTopic_FullMethodName         = "/goethe.v1.Goethe/GetTopic"
-	Goethe_GetClusterStatus_FullMethodName = "/goethe.v1.Goethe/GetClusterStatus"
+	Goethe_Produce_FullMethodName             = "/goethe.v1.Goethe/Produce"
+	Goethe_ProduceStream_FullMethodName       = "/goethe.v1.Goethe/ProduceStream"
+	Goethe_Consume_FullMethodName             = "/goethe.v1.Goethe/Consume"
+	Goethe_CommitCursor_FullMethodName        = "/goethe.v1.Goethe/CommitCursor"
+	Goethe_GetCursor_FullMethodName           = "/goethe.v1.Goethe/GetCursor"
+	Goethe_ListTopics_FullMethodName          = "/goethe.v1.Goethe/ListTopics"
+	Goethe_GetTopic_FullMethodName            = "/goethe.v1.Goethe/GetTopic"
+	Goethe_GetClusterStatus_FullMethodName    = "/goethe.v1.Goethe/GetClusterStatus"
+	Goethe_SetTopicConfig_FullMethodName      = "/goethe.v1.Goethe/SetTopicConfig"
+	Goethe_TrimTopic_FullMethodName           = "/goethe.v1.Goethe/TrimTopic"
+	Goethe_DeleteTopic_FullMethodName         = "/goethe.v1.Goethe/DeleteTopic"
+	Goethe_AddClusterMember_FullMethodName    = "/goethe.v1.Goethe/AddClusterMember"
+	Goethe_RemoveClusterMember_FullMethodName = "/goethe.v1.Goethe/RemoveClusterMember"
 )
 
 // GoetheClient is the client API for Goethe service.
@@ -158,6 +163,36 @@ type GoetheClient interface {
 	// single-node server answers clustered = false and nothing else. Any
 	// caller the server authenticates may ask.
 	GetClusterStatus(ctx context.Context, in *GetClusterStatusRequest, opts ...grpc.CallOption) (*GetClusterStatusResponse, error)
+	// SetTopicConfig sets a topic's retention and dedupe settings, creating
+	// the topic (empty) if it does not exist. Only the fields set in config
+	// change; a field set to 0 means "no limit" (or, for dedupe_window, "no
+	// dedupe"); clear_fields names settings to drop so that the server's
+	// default applies again. Retention is enforced in the background, in
+	// bounded steps: events past a limit disappear within seconds, not at
+	// once (use TrimTopic for that). Needs the admin permission.
+	SetTopicConfig(ctx context.Context, in *SetTopicConfigRequest, opts ...grpc.CallOption) (*SetTopicConfigResponse, error)
+	// TrimTopic removes a prefix of a topic at once: every event before the
+	// given position. The events are gone when the call returns OK; a
+	// consumer positioned before them starts at the first event left (see
+	// ConsumeResponse.skipped). Trimming nothing (the position is at or before
+	// the first event) is OK with removed = 0. Needs the admin permission.
+	TrimTopic(ctx context.Context, in *TrimTopicRequest, opts ...grpc.CallOption) (*TrimTopicResponse, error)
+	// DeleteTopic deletes a topic with its events and cursors. Its name is
+	// free at once: a later Produce creates a new, empty topic (its ids and
+	// seqs start afresh). Consume streams following it end with NOT_FOUND
+	// (reason TOPIC_DELETED). The space is reclaimed in the background.
+	// NOT_FOUND when the topic does not exist. Needs the admin permission.
+	DeleteTopic(ctx context.Context, in *DeleteTopicRequest, opts ...grpc.CallOption) (*DeleteTopicResponse, error)
+	// AddClusterMember adds a voter to the cluster (Raft membership change
+	// through the leader; a follower forwards it). The new member must be
+	// started with --join or an empty data folder and the same cluster's
+	// peers. FAILED_PRECONDITION on a single-node server. Needs admin.
+	AddClusterMember(ctx context.Context, in *AddClusterMemberRequest, opts ...grpc.CallOption) (*AddClusterMemberResponse, error)
+	// RemoveClusterMember removes a voter from the cluster. Removing the
+	// leader makes it step down once the change commits. NOT_FOUND for an id
+	// that is not a member; FAILED_PRECONDITION on a single-node server.
+	// Needs admin.
+	RemoveClusterMember(ctx context.Context, in *RemoveClusterMemberRequest, opts ...grpc.CallOption) (*RemoveClusterMemberResponse, error)
 }
 
 type goetheClient struct {
@@ -260,6 +295,56 @@ func (c *goetheClient) GetClusterStatus(ctx context.Context, in *GetClusterStatu
 	return out, nil
 }
 
+func (c *goetheClient) SetTopicConfig(ctx context.Context, in *SetTopicConfigRequest, opts ...grpc.CallOption) (*SetTopicConfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetTopicConfigResponse)
+	err := c.cc.Invoke(ctx, Goethe_SetTopicConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *goetheClient) TrimTopic(ctx context.Context, in *TrimTopicRequest, opts ...grpc.CallOption) (*TrimTopicResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TrimTopicResponse)
+	err := c.cc.Invoke(ctx, Goethe_TrimTopic_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *goetheClient) DeleteTopic(ctx context.Context, in *DeleteTopicRequest, opts ...grpc.CallOption) (*DeleteTopicResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteTopicResponse)
+	err := c.cc.Invoke(ctx, Goethe_DeleteTopic_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *goetheClient) AddClusterMember(ctx context.Context, in *AddClusterMemberRequest, opts ...grpc.CallOption) (*AddClusterMemberResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddClusterMemberResponse)
+	err := c.cc.Invoke(ctx, Goethe_AddClusterMember_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *goetheClient) RemoveClusterMember(ctx context.Context, in *RemoveClusterMemberRequest, opts ...grpc.CallOption) (*RemoveClusterMemberResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveClusterMemberResponse)
+	err := c.cc.Invoke(ctx, Goethe_RemoveClusterMember_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // GoetheServer is the server API for Goethe service.
 // All implementations must embed UnimplementedGoetheServer
 // for forward compatibility.
@@ -341,6 +426,36 @@ type GoetheServer interface {
 	// single-node server answers clustered = false and nothing else. Any
 	// caller the server authenticates may ask.
 	GetClusterStatus(context.Context, *GetClusterStatusRequest) (*GetClusterStatusResponse, error)
+	// SetTopicConfig sets a topic's retention and dedupe settings, creating
+	// the topic (empty) if it does not exist. Only the fields set in config
+	// change; a field set to 0 means "no limit" (or, for dedupe_window, "no
+	// dedupe"); clear_fields names settings to drop so that the server's
+	// default applies again. Retention is enforced in the background, in
+	// bounded steps: events past a limit disappear within seconds, not at
+	// once (use TrimTopic for that). Needs the admin permission.
+	SetTopicConfig(context.Context, *SetTopicConfigRequest) (*SetTopicConfigResponse, error)
+	// TrimTopic removes a prefix of a topic at once: every event before the
+	// given position. The events are gone when the call returns OK; a
+	// consumer positioned before them starts at the first event left (see
+	// ConsumeResponse.skipped). Trimming nothing (the position is at or before
+	// the first event) is OK with removed = 0. Needs the admin permission.
+	TrimTopic(context.Context, *TrimTopicRequest) (*TrimTopicResponse, error)
+	// DeleteTopic deletes a topic with its events and cursors. Its name is
+	// free at once: a later Produce creates a new, empty topic (its ids and
+	// seqs start afresh). Consume streams following it end with NOT_FOUND
+	// (reason TOPIC_DELETED). The space is reclaimed in the background.
+	// NOT_FOUND when the topic does not exist. Needs the admin permission.
+	DeleteTopic(context.Context, *DeleteTopicRequest) (*DeleteTopicResponse, error)
+	// AddClusterMember adds a voter to the cluster (Raft membership change
+	// through the leader; a follower forwards it). The new member must be
+	// started with --join or an empty data folder and the same cluster's
+	// peers. FAILED_PRECONDITION on a single-node server. Needs admin.
+	AddClusterMember(context.Context, *AddClusterMemberRequest) (*AddClusterMemberResponse, error)
+	// RemoveClusterMember removes a voter from the cluster. Removing the
+	// leader makes it step down once the change commits. NOT_FOUND for an id
+	// that is not a member; FAILED_PRECONDITION on a single-node server.
+	// Needs admin.
+	RemoveClusterMember(context.Context, *RemoveClusterMemberRequest) (*RemoveClusterMemberResponse, error)
 	mustEmbedUnimplementedGoetheServer()
 }
 
@@ -374,6 +489,21 @@ func (UnimplementedGoetheServer) GetTopic(context.Context, *GetTopicRequest) (*G
 }
 func (UnimplementedGoetheServer) GetClusterStatus(context.Context, *GetClusterStatusRequest) (*GetClusterStatusResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetClusterStatus not implemented")
+}
+func (UnimplementedGoetheServer) SetTopicConfig(context.Context, *SetTopicConfigRequest) (*SetTopicConfigResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetTopicConfig not implemented")
+}
+func (UnimplementedGoetheServer) TrimTopic(context.Context, *TrimTopicRequest) (*TrimTopicResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method TrimTopic not implemented")
+}
+func (UnimplementedGoetheServer) DeleteTopic(context.Context, *DeleteTopicRequest) (*DeleteTopicResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeleteTopic not implemented")
+}
+func (UnimplementedGoetheServer) AddClusterMember(context.Context, *AddClusterMemberRequest) (*AddClusterMemberResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method AddClusterMember not implemented")
+}
+func (UnimplementedGoetheServer) RemoveClusterMember(context.Context, *RemoveClusterMemberRequest) (*RemoveClusterMemberResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RemoveClusterMember not implemented")
 }
 func (UnimplementedGoetheServer) mustEmbedUnimplementedGoetheServer() {}
 func (UnimplementedGoetheServer) testEmbeddedByValue()                {}
@@ -522,6 +652,96 @@ func _Goethe_GetClusterStatus_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Goethe_SetTopicConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetTopicConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GoetheServer).SetTopicConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Goethe_SetTopicConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GoetheServer).SetTopicConfig(ctx, req.(*SetTopicConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Goethe_TrimTopic_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TrimTopicRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GoetheServer).TrimTopic(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Goethe_TrimTopic_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GoetheServer).TrimTopic(ctx, req.(*TrimTopicRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Goethe_DeleteTopic_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteTopicRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GoetheServer).DeleteTopic(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Goethe_DeleteTopic_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GoetheServer).DeleteTopic(ctx, req.(*DeleteTopicRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Goethe_AddClusterMember_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddClusterMemberRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GoetheServer).AddClusterMember(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Goethe_AddClusterMember_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GoetheServer).AddClusterMember(ctx, req.(*AddClusterMemberRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Goethe_RemoveClusterMember_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveClusterMemberRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GoetheServer).RemoveClusterMember(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Goethe_RemoveClusterMember_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GoetheServer).RemoveClusterMember(ctx, req.(*RemoveClusterMemberRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Goethe_ServiceDesc is the grpc.ServiceDesc for Goethe service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -552,6 +772,26 @@ var Goethe_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetClusterStatus",
 			Handler:    _Goethe_GetClusterStatus_Handler,
+		},
+		{
+			MethodName: "SetTopicConfig",
+			Handler:    _Goethe_SetTopicConfig_Handler,
+		},
+		{
+			MethodName: "TrimTopic",
+			Handler:    _Goethe_TrimTopic_Handler,
+		},
+		{
+			MethodName: "DeleteTopic",
+			Handler:    _Goethe_DeleteTopic_Handler,
+		},
+		{
+			MethodName: "AddClusterMember",
+			Handler:    _Goethe_AddClusterMember_Handler,
+		},
+		{
+			MethodName: "RemoveClusterMember",
+			Handler:    _Goethe_RemoveClusterMember_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
