@@ -10,8 +10,11 @@ import (
 type commandKind uint8
 
 const (
-	cmdAppend    commandKind = iota + 1 // append events, optionally expecting a last seq
-	cmdSetCursor                        // set a consumer's cursor in an existing topic
+	cmdAppend      commandKind = iota + 1 // append events, optionally expecting a last seq
+	cmdSetCursor                          // set a consumer's cursor in an existing topic
+	cmdSetConfig                          // change a topic's config, creating it empty if needed
+	cmdTrim                               // remove a prefix of a topic's events
+	cmdDeleteTopic                        // delete a topic with its config and cursors
 )
 
 // command is one write, as the apply step sees it: what a caller asked for,
@@ -24,6 +27,13 @@ type command struct {
 	expect   Expectation // cmdAppend
 	consumer string      // cmdSetCursor
 	cursorID uint64      // cmdSetCursor
+	// cursorSeq is the seq of the event at cursorID, when the caller
+	// found it (0: unknown); stored with the cursor.
+	cursorSeq uint64
+	config    TopicConfig  // cmdSetConfig: the fields to set
+	clear     ConfigFields // cmdSetConfig: the fields to drop
+	trim      TrimStep     // cmdTrim
+	topicID   uint64       // cmdDeleteTopic: the id of the topic to delete
 	// at, when not 0, is this command's timestamp, overriding the one
 	// apply is given: a replica applies a batch of log entries, each with
 	// its leader's reading, in one group.
@@ -39,9 +49,12 @@ type outcome struct {
 // change is a topic's state as of the commands applied so far in a group;
 // it becomes committed state only once the group's batch is written.
 type change struct {
-	t     *topic // nil for a topic the group creates
-	meta  topicMeta
-	dirty bool // the topic gets written: events appended or created
+	t       *topic // nil for a topic the group creates
+	meta    topicMeta
+	dirty   bool // the topic gets written: events appended, trimmed, or created
+	config  bool // the topic's config record gets written
+	deleted bool // the topic is deleted by this group
+	trimmed bool // events were removed from the topic's start
 }
 
 // applied is the apply step's output and its reusable scratch space: the
@@ -57,6 +70,9 @@ type applied struct {
 	created     bool   // the batch creates topics (and writes the counter)
 	arena       []byte
 	spare       []change // change structs, reused
+	// deletedNames holds the names of committed topics that the group
+	// deleted: a later command of the group naming one starts a new topic.
+	deletedNames map[string]bool
 }
 
 func (a *applied) reset() {
@@ -70,6 +86,7 @@ func (a *applied) reset() {
 	a.arena = a.arena[:0]
 	clear(a.spare)
 	a.spare = a.spare[:0]
+	clear(a.deletedNames)
 }
 
 // apply is the write path's pure step. From the committed topics (read,
@@ -88,6 +105,16 @@ func (a *applied) reset() {
 //     later commands see the topic as if it had not been tried.
 //   - A cursor set needs the topic to exist, committed or created by an
 //     earlier append of the same group; its value records now.
+//   - A config set creates its topic (empty) if needed and merges the
+//     fields it sets and clears into the topic's config record.
+//   - A trim (see TrimStep) removes the prefix its step describes, with one
+//     range delete, if the topic is still the one the step was planned on
+//     (same id, same first seq, same last seq when it empties the topic);
+//     otherwise it fails with ErrStaleTrim and changes nothing.
+//   - A delete removes the topic's catalog entry, metadata, config and
+//     cursors and records its id for reclaim (its events are removed in the
+//     background); the topic must exist with the id given. A later command
+//     of the group that names it starts a new topic, with a new id.
 //   - A topic touched only by failed commands is not written; a topic id
 //     is taken only by a topic that is.
 //
@@ -110,13 +137,16 @@ func apply(topics map[string]*topic, nextTopicID uint64, cmds []command, now int
 		a.outcomes = append(a.outcomes, a.one(topics, &cmds[i], t))
 	}
 	for _, c := range a.changes {
-		if !c.dirty {
-			continue // a topic touched only by failed commands
+		if c.deleted || !c.dirty {
+			continue // deleted, or touched only by failed commands
 		}
 		if c.t == nil {
 			a.batch.Put(catalogKey(c.meta.name), putUint64(a.alloc(8), c.meta.id))
 		}
-		a.batch.Put(metaKey(c.meta.id), c.meta.encode(a.alloc(48+len(c.meta.name))))
+		a.batch.Put(metaKey(c.meta.id), c.meta.encode(a.alloc(58+len(c.meta.name))))
+		if c.config {
+			a.batch.Put(configKey(c.meta.id), encodeConfig(a.alloc(48), &c.meta.cfg))
+		}
 	}
 	if a.created {
 		a.batch.Put(topicIDKey, putUint64(a.alloc(8), a.nextTopicID))
@@ -128,40 +158,134 @@ func (a *applied) one(topics map[string]*topic, cmd *command, now int64) outcome
 	c := a.byName[cmd.topic]
 	if c == nil {
 		t := topics[cmd.topic]
+		if a.deletedNames[cmd.topic] {
+			t = nil // deleted earlier in the group: the name is free
+		}
 		switch {
 		case t != nil:
 			c = a.newChange(t, t.meta)
-		case cmd.kind == cmdSetCursor:
+		case cmd.kind == cmdSetCursor, cmd.kind == cmdTrim, cmd.kind == cmdDeleteTopic:
 			return outcome{err: fmt.Errorf("%w: topic %q", ErrNotFound, cmd.topic)}
 		default:
 			c = a.newChange(nil, topicMeta{name: cmd.topic, created: now})
 		}
 	}
+	exists := c.t != nil || c.dirty // committed, or created by this group
 	switch cmd.kind {
 	case cmdAppend:
 		if cmd.expect.set && cmd.expect.lastSeq != c.meta.lastSeq {
 			return outcome{err: &ConflictError{Topic: cmd.topic, Expected: cmd.expect.lastSeq, Actual: c.meta.lastSeq}}
 		}
-		if c.t == nil && !c.dirty {
-			// The first append that succeeds creates the topic: only
-			// then does it take an id.
-			if a.nextTopicID > MaxTopicID {
-				return outcome{err: ErrTopicLimit}
-			}
-			c.meta.id = a.nextTopicID
-			a.nextTopicID++
-			a.created = true
+		if err := a.create(c); err != nil {
+			return outcome{err: err}
 		}
 		return outcome{res: a.appendEvents(c, cmd.events, now)}
 	case cmdSetCursor:
-		if c.t == nil && !c.dirty {
+		if !exists {
 			// Only failed appends of this group named the topic.
 			return outcome{err: fmt.Errorf("%w: topic %q", ErrNotFound, cmd.topic)}
 		}
-		a.batch.Put(cursorKey(c.meta.id, cmd.consumer), encodeCursor(cmd.cursorID, now))
+		a.batch.Put(cursorKey(c.meta.id, cmd.consumer), encodeCursor(cmd.cursorID, now, cmd.cursorSeq))
+		return outcome{}
+	case cmdSetConfig:
+		if err := cmd.config.Validate(); err != nil {
+			return outcome{err: err}
+		}
+		if err := a.create(c); err != nil {
+			return outcome{err: err}
+		}
+		c.meta.cfg = c.meta.cfg.merge(cmd.config, cmd.clear&AllConfigFields)
+		c.dirty, c.config = true, true
+		return outcome{}
+	case cmdTrim:
+		if !exists {
+			return outcome{err: fmt.Errorf("%w: topic %q", ErrNotFound, cmd.topic)}
+		}
+		return a.trim(c, &cmd.trim)
+	case cmdDeleteTopic:
+		if !exists || c.meta.id != cmd.topicID {
+			return outcome{err: fmt.Errorf("%w: topic %q (id %d)", ErrNotFound, cmd.topic, cmd.topicID)}
+		}
+		a.deleteTopic(c)
 		return outcome{}
 	}
 	return outcome{err: fmt.Errorf("%w: unknown command %d", ErrInvalid, cmd.kind)}
+}
+
+// create gives c, a topic the group creates, its id at the first command
+// that succeeds on it; for an existing topic it does nothing.
+func (a *applied) create(c *change) error {
+	if c.t != nil || c.dirty {
+		return nil
+	}
+	if a.nextTopicID > MaxTopicID {
+		return ErrTopicLimit
+	}
+	c.meta.id = a.nextTopicID
+	a.nextTopicID++
+	a.created = true
+	c.dirty = true
+	return nil
+}
+
+// trim carries out a trim step on c, or fails with ErrStaleTrim when c is
+// no longer the topic state the step was planned on.
+func (a *applied) trim(c *change, st *TrimStep) outcome {
+	m := &c.meta
+	stale := func(what string) outcome {
+		return outcome{err: fmt.Errorf("%w: topic %q: %s", ErrStaleTrim, m.name, what)}
+	}
+	switch {
+	case m.id != st.TopicID:
+		return stale(fmt.Sprintf("topic id %d, the step was planned on id %d", m.id, st.TopicID))
+	case m.empty() || m.firstSeq != st.FirstSeq:
+		return stale(fmt.Sprintf("first seq %d, the step was planned at %d", m.firstSeq, st.FirstSeq))
+	case st.NewFirstSeq <= m.firstSeq || st.NewFirstSeq > m.lastSeq+1 || st.Bytes > m.bytes:
+		return outcome{err: fmt.Errorf("%w: trim step of topic %q to seq %d does not fit seqs %d to %d", ErrInvalid, m.name, st.NewFirstSeq, m.firstSeq, m.lastSeq)}
+	}
+	start := putEventKey(a.alloc(eventKeyLen), m.id, m.firstID)
+	var end []byte
+	if st.NewFirstID == 0 {
+		// Everything: only if nothing was appended since the step was
+		// planned.
+		if st.NewFirstSeq != m.lastSeq+1 {
+			return stale(fmt.Sprintf("last seq %d, the step emptying the topic was planned at %d", m.lastSeq, st.NewFirstSeq-1))
+		}
+		if m.lastID == ^uint64(0) {
+			end = topicEnd(m.id)
+		} else {
+			end = putEventKey(a.alloc(eventKeyLen), m.id, m.lastID+1)
+		}
+	} else {
+		if st.NewFirstID <= m.firstID || st.NewFirstID > m.lastID || st.NewFirstSeq > m.lastSeq {
+			return outcome{err: fmt.Errorf("%w: trim step of topic %q to id %d does not fit ids %d to %d", ErrInvalid, m.name, st.NewFirstID, m.firstID, m.lastID)}
+		}
+		end = putEventKey(a.alloc(eventKeyLen), m.id, st.NewFirstID)
+	}
+	a.batch.DeleteRange(start, end)
+	removed := st.NewFirstSeq - m.firstSeq
+	m.firstID, m.firstSeq = st.NewFirstID, st.NewFirstSeq
+	m.bytes -= st.Bytes
+	c.dirty, c.trimmed = true, true
+	return outcome{res: AppendResult{Count: int(removed)}}
+}
+
+// deleteTopic removes c's records and marks its id for reclaim.
+func (a *applied) deleteTopic(c *change) {
+	id := c.meta.id
+	a.batch.Delete(catalogKey(c.meta.name))
+	a.batch.Delete(metaKey(id))
+	a.batch.Delete(configKey(id))
+	a.batch.DeleteRange(cursorsStart(id), cursorsEnd(id))
+	a.batch.Put(reclaimKey(id), []byte{valueVersion})
+	c.deleted = true
+	delete(a.byName, c.meta.name)
+	if c.t != nil {
+		if a.deletedNames == nil {
+			a.deletedNames = make(map[string]bool)
+		}
+		a.deletedNames[c.meta.name] = true
+	}
 }
 
 func (a *applied) newChange(t *topic, m topicMeta) *change {
@@ -187,6 +311,7 @@ func (a *applied) appendEvents(c *change, events []Event, now int64) AppendResul
 		k := putEventKey(a.alloc(eventKeyLen), m.id, id)
 		v := appendEventValue(a.alloc(eventValueSize(e)), k, m.lastSeq, e.Headers, e.Payload)
 		a.batch.Put(k, v)
+		m.bytes += uint64(len(k) + len(v))
 		if m.firstID == 0 {
 			m.firstID, m.firstSeq = id, m.lastSeq
 		}

@@ -56,6 +56,8 @@ type CheckReport struct {
 	Events          uint64        `json:"events"`           // readable events, all topics
 	Bytes           uint64        `json:"bytes"`            // key and value bytes of every event record
 	Cursors         int           `json:"cursors"`          // cursor records
+	Configs         int           `json:"configs"`          // topic config records
+	Reclaiming      uint64        `json:"reclaiming"`       // event records of deleted topics not yet removed
 	Problems        []Finding     `json:"problems"`         // at most MaxFindings
 	ProblemCount    int           `json:"problem_count"`    // every problem, kept or not
 	Warnings        []Finding     `json:"warnings"`         // at most MaxFindings
@@ -111,6 +113,9 @@ type checker struct {
 	legacy bool
 	metas  map[uint64]topicMeta // metadata by topic id
 	checks map[uint64]*TopicCheck
+	// reclaims holds the ids of deleted topics whose events are still to
+	// be removed: their event records are expected, not orphans.
+	reclaims map[uint64]bool
 }
 
 // Check verifies the whole log kept in e and reports what it found. It is
@@ -215,6 +220,9 @@ func (c *checker) run() error {
 		return err
 	}
 	if err := c.checkCatalog(); err != nil {
+		return err
+	}
+	if err := c.checkLifecycle(); err != nil {
 		return err
 	}
 	if err := c.checkEvents(); err != nil {
@@ -328,7 +336,8 @@ func (c *checker) checkCatalog() error {
 		case name != m.name:
 			c.problem(Finding{Topic: name, Key: key, What: fmt.Sprintf("metadata of topic id %d names %q, the catalog %q", id, m.name, name), Fix: fixRestore})
 		}
-		if m.lastSeq > 0 && (m.firstSeq == 0 || m.firstSeq > m.lastSeq || m.firstID > m.lastID) {
+		emptied := m.firstID == 0 && m.firstSeq == m.lastSeq+1 // trimmed to nothing
+		if m.lastSeq > 0 && !emptied && (m.firstSeq == 0 || m.firstSeq > m.lastSeq || m.firstID > m.lastID) {
 			c.problem(Finding{Topic: m.name, Key: key, What: fmt.Sprintf("metadata of topic id %d is inconsistent: seqs %d to %d, ids %d to %d",
 				id, m.firstSeq, m.lastSeq, m.firstID, m.lastID), Fix: fixRestore})
 		}
@@ -481,6 +490,10 @@ func (c *checker) endTopic(w *topicWalk) {
 		return
 	}
 	if w.meta == nil {
+		if w.orphans > 0 && c.reclaims[w.id] {
+			c.r.Reclaiming += w.orphans // a deleted topic's, removed in the background
+			return
+		}
 		if w.orphans > 0 {
 			c.problem(Finding{Key: fmt.Sprintf("%x", w.lastKey),
 				What: fmt.Sprintf("%d event records under topic id %d, which has no metadata (no such topic)", w.orphans, w.id), Fix: fixRestore})
@@ -507,6 +520,10 @@ func (c *checker) endTopic(w *topicWalk) {
 		c.problem(Finding{Topic: m.name, Seq: tc.LastSeq,
 			What: fmt.Sprintf("topic %q: its metadata records last seq %d at event id %d, but the last stored event has seq %d at id %d",
 				m.name, m.lastSeq, m.lastID, tc.LastSeq, tc.LastID), Fix: fixRestore})
+	}
+	if !m.noBytes && tc.Bytes != m.bytes {
+		c.problem(Finding{Topic: m.name,
+			What: fmt.Sprintf("topic %q: its metadata records %d bytes of events, but its event records hold %d", m.name, m.bytes, tc.Bytes), Fix: fixRestore})
 	}
 	// A first seq other than the recorded one was reported by event; an
 	// id other than the recorded one with the right seq was not.
@@ -556,7 +573,7 @@ func (c *checker) checkUnknown() error {
 		{append(bytes.Clone(formatKey), 0), []byte{prefixFormat + 1}}, // after the format record
 		{[]byte{prefixCounter}, []byte{prefixCounter + 1}},
 		{[]byte{prefixCounter + 1}, []byte{prefixReplica}},
-		{[]byte{prefixReplica + 1}, nil}, // the replica records are this build's
+		{[]byte{prefixReclaim + 1}, nil}, // the replica, config and reclaim records are this build's
 	}
 	for _, rg := range ranges {
 		var prefix byte
@@ -591,3 +608,43 @@ func (c *checker) checkUnknown() error {
 // hexKey is a key as a report shows it; called only for a finding, so that
 // the walk over healthy events allocates nothing per event.
 func hexKey(k []byte) string { return fmt.Sprintf("%x", k) }
+
+// checkLifecycle checks the topic config records (each decodes and belongs
+// to a topic) and the reclaim records of deleted topics (each names a topic
+// id the counter gave out that no topic has any more).
+func (c *checker) checkLifecycle() error {
+	err := c.scan("the topic configs", []byte{prefixConfig}, []byte{prefixConfig + 1}, func(kv engine.KV) {
+		c.r.Configs++
+		key := hexKey(kv.Key)
+		if len(kv.Key) != 9 {
+			c.problem(Finding{Key: key, What: "a topic config record with a malformed key", Fix: fixRestore})
+			return
+		}
+		id := beUint64(kv.Key[1:])
+		m, ok := c.metas[id]
+		if !ok {
+			c.problem(Finding{Key: key, What: fmt.Sprintf("a config record for topic id %d, which does not exist", id), Fix: fixRestore})
+			return
+		}
+		if _, err := decodeConfig(kv.Value); err != nil {
+			c.problem(Finding{Topic: m.name, Key: key, What: fmt.Sprintf("topic %q: its config record does not decode: %v", m.name, err), Fix: fixRestore})
+		}
+	})
+	if err != nil {
+		return err
+	}
+	c.reclaims = map[uint64]bool{}
+	return c.scan("the reclaim records", []byte{prefixReclaim}, []byte{prefixReclaim + 1}, func(kv engine.KV) {
+		key := hexKey(kv.Key)
+		if len(kv.Key) != 9 || len(kv.Value) != 1 || kv.Value[0] != valueVersion {
+			c.problem(Finding{Key: key, What: "a reclaim record of a deleted topic that does not decode", Fix: fixRestore})
+			return
+		}
+		id := beUint64(kv.Key[1:])
+		if m, ok := c.metas[id]; ok {
+			c.problem(Finding{Topic: m.name, Key: key, What: fmt.Sprintf("topic %q (id %d) is marked deleted but still has metadata", m.name, id), Fix: fixRestore})
+			return
+		}
+		c.reclaims[id] = true
+	})
+}

@@ -26,7 +26,7 @@ func TestReadsFormatV1(t *testing.T) {
 			b.Put(formatKey, []byte{formatV1})
 			b.Put(topicIDKey, putUint64(nil, 2))
 			b.Put(catalogKey("old"), putUint64(nil, 1))
-			b.Put(metaKey(1), m.encode(nil))
+			b.Put(metaKey(1), m.encodeV1(nil))
 			b.Put(eventKey(1, 100), append([]byte{valueVersion, 1, 0}, "v1 event"...))
 			require.NoError(t, e.Write(&b, true))
 

@@ -19,6 +19,9 @@ const (
 	prefixCursor  = 0xF3 // {0xF3} topic id, consumer name → cursor
 	prefixCounter = 0xF4 // {0xF4} 't' → next topic id
 	prefixReplica = 0xF5 // {0xF5} 'a' → Raft index applied; {0xF5} 'r' → restore in progress
+	prefixConfig  = 0xF6 // {0xF6} topic id → topic config (retention, dedupe window)
+	prefixReclaim = 0xF7 // {0xF7} topic id → the events of this deleted topic are still to be removed
+	// 0xF8 is reserved for dedupe records.
 
 	prefixSystem = prefixFormat
 )
@@ -43,7 +46,8 @@ const MaxTopicID = uint64(prefixSystem)<<56 - 1
 
 const (
 	eventKeyLen  = 16
-	valueVersion = 1    // leading byte of every meta and cursor value, and of a format-1 event
+	valueVersion = 1    // leading byte of every cursor value, of a meta value without bytes, and of a format-1 event
+	metaVersion  = 2    // leading byte of a meta value that records the topic's stored bytes
 	eventVersion = 0xE2 // leading byte of an event value with a checksum: 5 bits from valueVersion
 	// eventHeaderLen is an event value's version byte and CRC-32C.
 	eventHeaderLen = 5
@@ -81,6 +85,26 @@ func catalogKey(name string) []byte {
 
 func metaKey(tid uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{prefixMeta}, tid)
+}
+
+func configKey(tid uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixConfig}, tid)
+}
+
+func reclaimKey(tid uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixReclaim}, tid)
+}
+
+// cursorsStart and cursorsEnd bound the cursor keys of topic tid.
+func cursorsStart(tid uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixCursor}, tid)
+}
+
+func cursorsEnd(tid uint64) []byte {
+	if tid >= MaxTopicID {
+		return []byte{prefixCursor + 1}
+	}
+	return binary.BigEndian.AppendUint64([]byte{prefixCursor}, tid+1)
 }
 
 func cursorKey(tid uint64, consumer string) []byte {
@@ -202,6 +226,9 @@ func readString(b []byte) (string, []byte, bool) {
 
 // topicMeta is the per-topic record written in the same batch as the events
 // it describes, so that after a crash it agrees with them.
+//
+// A topic emptied by retention or a trim keeps lastID and lastSeq, with
+// firstID 0 and firstSeq lastSeq+1: its next event continues the seqs.
 type topicMeta struct {
 	id       uint64
 	name     string
@@ -210,9 +237,32 @@ type topicMeta struct {
 	firstSeq uint64
 	lastID   uint64
 	lastSeq  uint64
+	// bytes is the stored size (keys and values) of the topic's events.
+	bytes uint64
+	// noBytes: decoded from a meta value of version 1, which does not
+	// record bytes; the loader computes them from the events.
+	noBytes bool
+	// cfg is the topic's config record (see TopicConfig), kept under its
+	// own key (prefixConfig), not in the meta value.
+	cfg TopicConfig
 }
 
+// encode writes the meta value, version 2: created, first id, first seq,
+// last id, last seq, bytes (uvarints), then the name.
 func (m *topicMeta) encode(dst []byte) []byte {
+	dst = append(dst, metaVersion)
+	dst = binary.AppendUvarint(dst, uint64(m.created))
+	dst = binary.AppendUvarint(dst, m.firstID)
+	dst = binary.AppendUvarint(dst, m.firstSeq)
+	dst = binary.AppendUvarint(dst, m.lastID)
+	dst = binary.AppendUvarint(dst, m.lastSeq)
+	dst = binary.AppendUvarint(dst, m.bytes)
+	return append(dst, m.name...)
+}
+
+// encodeV1 writes the meta value of the builds before bytes were recorded
+// (version 1), for tests of folders they wrote.
+func (m *topicMeta) encodeV1(dst []byte) []byte {
 	dst = append(dst, valueVersion)
 	dst = binary.AppendUvarint(dst, uint64(m.created))
 	dst = binary.AppendUvarint(dst, m.firstID)
@@ -222,14 +272,22 @@ func (m *topicMeta) encode(dst []byte) []byte {
 	return append(dst, m.name...)
 }
 
+// decodeMeta decodes a meta value of version 1 (noBytes set: the caller
+// computes bytes from the events) or 2.
 func decodeMeta(tid uint64, v []byte) (topicMeta, error) {
 	m := topicMeta{id: tid}
-	if len(v) < 1 || v[0] != valueVersion {
+	if len(v) < 1 || (v[0] != valueVersion && v[0] != metaVersion) {
 		return m, fmt.Errorf("%w: topic %d metadata", ErrCorrupted, tid)
 	}
+	version := v[0]
 	v = v[1:]
 	var created uint64
 	fields := []*uint64{&created, &m.firstID, &m.firstSeq, &m.lastID, &m.lastSeq}
+	if version == metaVersion {
+		fields = append(fields, &m.bytes)
+	} else {
+		m.noBytes = true
+	}
 	for _, f := range fields {
 		var ok bool
 		if *f, v, ok = uvarint(v); !ok {
@@ -241,25 +299,47 @@ func decodeMeta(tid uint64, v []byte) (topicMeta, error) {
 	return m, nil
 }
 
-func encodeCursor(id uint64, updated int64) []byte {
+// empty reports whether the topic holds no event (never had one, or was
+// emptied by a trim).
+func (m *topicMeta) empty() bool { return m.firstID == 0 }
+
+// encodeCursor writes a cursor value: version, id, updated, and the seq of
+// the event at id when the writer knew it (not 0). Builds before the seq
+// wrote no seq; decodeCursor reads both.
+func encodeCursor(id uint64, updated int64, seq uint64) []byte {
 	dst := []byte{valueVersion}
 	dst = binary.AppendUvarint(dst, id)
-	return binary.AppendUvarint(dst, uint64(updated))
+	dst = binary.AppendUvarint(dst, uint64(updated))
+	if seq != 0 {
+		dst = binary.AppendUvarint(dst, seq)
+	}
+	return dst
 }
 
 func decodeCursor(v []byte) (id uint64, updated int64, err error) {
+	id, updated, _, err = decodeCursorSeq(v)
+	return id, updated, err
+}
+
+// decodeCursorSeq is decodeCursor with the cursor's seq (0: not recorded).
+func decodeCursorSeq(v []byte) (id uint64, updated int64, seq uint64, err error) {
 	if len(v) < 1 || v[0] != valueVersion {
-		return 0, 0, fmt.Errorf("%w: cursor", ErrCorrupted)
+		return 0, 0, 0, fmt.Errorf("%w: cursor", ErrCorrupted)
 	}
 	id, rest, ok := uvarint(v[1:])
 	if !ok {
-		return 0, 0, fmt.Errorf("%w: cursor", ErrCorrupted)
+		return 0, 0, 0, fmt.Errorf("%w: cursor", ErrCorrupted)
 	}
-	u, _, ok := uvarint(rest)
+	u, rest, ok := uvarint(rest)
 	if !ok {
-		return 0, 0, fmt.Errorf("%w: cursor", ErrCorrupted)
+		return 0, 0, 0, fmt.Errorf("%w: cursor", ErrCorrupted)
 	}
-	return id, int64(u), nil
+	if len(rest) > 0 {
+		if seq, rest, ok = uvarint(rest); !ok || len(rest) > 0 {
+			return 0, 0, 0, fmt.Errorf("%w: cursor", ErrCorrupted)
+		}
+	}
+	return id, int64(u), seq, nil
 }
 
 // putUint64 appends v big-endian to dst.

@@ -38,10 +38,16 @@ func At(t time.Time) uint64 {
 }
 
 // Page is one Read's result. Next is the position to continue from: after
-// the page's last event, or the requested position if the page is empty.
+// the page's last event; for an empty page, after the topic's last event
+// when the topic's events up to it were removed (trimmed), otherwise the
+// requested position.
 type Page struct {
 	Events []Event
 	Next   uint64
+	// TopicID is the id of the topic read (TopicInfo.ID): a reader that
+	// sees it change reads another topic of the same name, the one it read
+	// having been deleted (see WaitTopic).
+	TopicID uint64
 }
 
 // Read returns up to limit events of topic from position from, in order,
@@ -59,6 +65,10 @@ type Page struct {
 // append to page.Events (its capacity is capped, so an append copies), but
 // must never modify an event, its Payload bytes or its Headers map (copy
 // them to change them).
+//
+// A position below the topic's first event (its events before were
+// removed by retention or a trim) reads from the first event: the reader
+// compares seqs to learn how many it missed.
 func (s *Store) Read(topicName string, from uint64, limit int) (Page, error) {
 	t, err := s.lookup(topicName)
 	if err != nil {
@@ -69,16 +79,33 @@ func (s *Store) Read(topicName string, from uint64, limit int) (Page, error) {
 	}
 	// Only published events are read: a write in progress, or one that
 	// failed after reaching the engine, is not part of the log.
-	last := t.pub.Load().lastID
+	m := t.pub.Load()
+	last := m.lastID
 	if last == 0 || from > last {
 		t.tail.markFollowed()
-		return Page{Next: from}, nil
+		return Page{Next: from, TopicID: t.id}, nil
 	}
+	if m.empty() {
+		// Emptied by a trim: nothing is left up to the last event.
+		t.tail.markFollowed()
+		return Page{Next: after(from, last), TopicID: t.id}, nil
+	}
+	from = max(from, m.firstID)
 	if p, ok := t.tail.read(from, last, limit, s.opts.PageBytes); ok {
 		t.tail.markFollowed()
+		p.TopicID = t.id
 		return p, nil
 	}
 	return s.readEngine(t, from, last, limit)
+}
+
+// after is the position after last for a reader at from, from itself if
+// no position follows last.
+func after(from, last uint64) uint64 {
+	if last == math.MaxUint64 {
+		return from
+	}
+	return max(from, last+1)
 }
 
 // readEngine is Read from the engine: the events of t at or after from, up
@@ -90,9 +117,9 @@ func (s *Store) readEngine(t *topic, from, last uint64, limit int) (Page, error)
 	}
 	kvs, err := s.eng.Scan(eventKey(t.id, from), end, limit, s.opts.PageBytes)
 	if err != nil {
-		return Page{Next: from}, s.engineErr("scan events", err)
+		return Page{Next: from, TopicID: t.id}, s.engineErr("scan events", err)
 	}
-	p := Page{Events: make([]Event, len(kvs)), Next: from}
+	p := Page{Events: make([]Event, len(kvs)), Next: from, TopicID: t.id}
 	for i, kv := range kvs {
 		if err := decodeEvent(kv.Key, kv.Value, s.legacy, &p.Events[i]); err != nil {
 			return Page{Next: from}, err
@@ -100,6 +127,9 @@ func (s *Store) readEngine(t *topic, from, last uint64, limit int) (Page, error)
 	}
 	if n := len(p.Events); n > 0 {
 		p.Next = p.Events[n-1].ID + 1
+	} else {
+		// No event is left up to last: a trim removed them meanwhile.
+		p.Next = after(from, last)
 	}
 	return p, nil
 }
@@ -173,7 +203,11 @@ func (s *Store) wake(topicName string) {
 	}
 }
 
-// TopicInfo describes a topic as of its last commit.
+// TopicInfo describes a topic as of its last commit. FirstID and FirstSeq
+// name the first event still stored, LastID and LastSeq the last one ever
+// stored; all four are 0 while the topic never held an event. A topic
+// emptied by retention or a trim keeps LastID and LastSeq, with FirstID 0
+// and FirstSeq LastSeq+1.
 type TopicInfo struct {
 	Name     string
 	ID       uint64 // internal topic id, the prefix of its keys
@@ -183,6 +217,14 @@ type TopicInfo struct {
 	LastID   uint64
 	LastSeq  uint64
 	Count    uint64 // events stored
+	// Bytes is the stored size of those events: keys and values as the
+	// engine is given them (before its compression).
+	Bytes uint64
+	// Config is the topic's config as set (SetTopicConfig); Effective is
+	// what applies: Config with Options.Retention filling the fields it
+	// does not set (every field set).
+	Config    TopicConfig
+	Effective TopicConfig
 }
 
 // Info describes topic, or returns ErrNotFound.
@@ -191,15 +233,16 @@ func (s *Store) Info(topicName string) (TopicInfo, error) {
 	if err != nil {
 		return TopicInfo{}, err
 	}
-	return t.info(), nil
+	return s.info(t), nil
 }
 
 // info describes t as of its last published commit.
-func (t *topic) info() TopicInfo {
+func (s *Store) info(t *topic) TopicInfo {
 	m := t.pub.Load()
 	ti := TopicInfo{Name: m.name, ID: m.id, Created: time.Unix(0, m.created), FirstID: m.firstID,
-		FirstSeq: m.firstSeq, LastID: m.lastID, LastSeq: m.lastSeq}
-	if m.lastSeq > 0 {
+		FirstSeq: m.firstSeq, LastID: m.lastID, LastSeq: m.lastSeq, Bytes: m.bytes,
+		Config: m.cfg, Effective: m.cfg.effective(s.opts.Retention)}
+	if m.lastSeq > 0 && !m.empty() {
 		ti.Count = m.lastSeq - m.firstSeq + 1
 	}
 	return ti
@@ -230,7 +273,7 @@ func (s *Store) Topics(after string, limit int) ([]TopicInfo, string, error) {
 		if err != nil {
 			continue // written by a commit that failed: not part of the log
 		}
-		out = append(out, t.info())
+		out = append(out, s.info(t))
 	}
 	next := ""
 	if more {
@@ -243,6 +286,10 @@ func (s *Store) Topics(after string, limit int) ([]TopicInfo, string, error) {
 type Cursor struct {
 	ID      uint64    // the last event the consumer processed
 	Updated time.Time // when the cursor was last set
+	// Seq is the seq of the event at ID when the cursor was set, 0 when
+	// no event had that id (a cursor set at a time) or the cursor was set
+	// by a build that did not record it.
+	Seq uint64
 }
 
 // GetCursor returns consumer's cursor in topic, or ErrNotFound when the
@@ -265,9 +312,9 @@ func (s *Store) GetCursor(topicName, consumer string) (Cursor, error) {
 	if err != nil {
 		return Cursor{}, s.engineErr("read cursor", err)
 	}
-	id, updated, err := decodeCursor(v)
+	id, updated, seq, err := decodeCursorSeq(v)
 	if err != nil {
 		return Cursor{}, err
 	}
-	return Cursor{ID: id, Updated: time.Unix(0, updated)}, nil
+	return Cursor{ID: id, Updated: time.Unix(0, updated), Seq: seq}, nil
 }

@@ -29,10 +29,22 @@ const (
 	// CommandSetCursor records Consumer's cursor CursorID in Topic, which
 	// must exist (see SetCursor).
 	CommandSetCursor CommandKind = 2
+	// CommandSetConfig merges Config and Clear into Topic's config,
+	// creating the topic empty if needed (see SetTopicConfig).
+	CommandSetConfig CommandKind = 3
+	// CommandTrim carries out the trim step Trim on Topic (see TrimStep
+	// and PlanTrim): a step planned on a state the topic is no longer in
+	// fails with ErrStaleTrim on every replica alike.
+	CommandTrim CommandKind = 4
+	// CommandDeleteTopic deletes Topic, which must have id TopicID (see
+	// DeleteTopic and PlanDelete).
+	CommandDeleteTopic CommandKind = 5
 )
 
 // Command is one write as a replicated log entry carries it: what a caller
-// asked for, with nothing of any replica's state in it.
+// asked for, with nothing of any replica's state in it but what a planned
+// step says it found (a trim's or a delete's topic id and first seq), which
+// apply checks.
 type Command struct {
 	Kind     CommandKind
 	Topic    string
@@ -40,6 +52,31 @@ type Command struct {
 	Expect   Expectation // CommandAppend
 	Consumer string      // CommandSetCursor
 	CursorID uint64      // CommandSetCursor
+	// CursorSeq is the seq of the event at CursorID, 0 when unknown
+	// (CommandSetCursor; see Store.CursorSeq).
+	CursorSeq uint64
+	Config    TopicConfig  // CommandSetConfig: the fields Config.Set names are set
+	Clear     ConfigFields // CommandSetConfig: these fields are dropped
+	Trim      TrimStep     // CommandTrim
+	TopicID   uint64       // CommandDeleteTopic
+}
+
+// internal is c as the apply step takes it.
+func (c *Command) internal() command {
+	ic := command{kind: commandKind(c.Kind), topic: c.Topic}
+	switch c.Kind {
+	case CommandAppend:
+		ic.events, ic.expect = c.Events, c.Expect
+	case CommandSetCursor:
+		ic.consumer, ic.cursorID, ic.cursorSeq = c.Consumer, c.CursorID, c.CursorSeq
+	case CommandSetConfig:
+		ic.config, ic.clear = c.Config, c.Clear
+	case CommandTrim:
+		ic.trim = c.Trim
+	case CommandDeleteTopic:
+		ic.topicID = c.TopicID
+	}
+	return ic
 }
 
 // Validate reports what Append or SetCursor would refuse before queueing:
@@ -60,6 +97,20 @@ func (c *Command) Validate() error {
 			return err
 		}
 		if err := ValidateName("consumer", c.Consumer); err != nil {
+			return err
+		}
+	case CommandSetConfig:
+		if err := ValidateName("topic", c.Topic); err != nil {
+			return err
+		}
+		if err := c.Config.Validate(); err != nil {
+			return err
+		}
+		if c.Clear&^AllConfigFields != 0 {
+			return fmt.Errorf("%w: unknown config fields %#x to clear", ErrInvalid, uint8(c.Clear&^AllConfigFields))
+		}
+	case CommandTrim, CommandDeleteTopic:
+		if err := ValidateName("topic", c.Topic); err != nil {
 			return err
 		}
 	default:
@@ -187,12 +238,8 @@ func (s *Store) ApplyCommitted(entries []CommittedEntry) ([][]Result, error) {
 				results[i][j].Err = err
 				continue
 			}
-			ic := command{kind: commandKind(cmd.Kind), topic: cmd.Topic, at: at}
-			if cmd.Kind == CommandAppend {
-				ic.events, ic.expect = cmd.Events, cmd.Expect
-			} else {
-				ic.consumer, ic.cursorID = cmd.Consumer, cmd.CursorID
-			}
+			ic := cmd.internal()
+			ic.at = at
 			c.cmds = append(c.cmds, ic)
 			slots = append(slots, slot{i, j})
 		}

@@ -341,6 +341,7 @@ func (s *Store) reloadAll() error {
 	for name, t := range old {
 		if s.topics[name] != t {
 			t.tail.drop()
+			t.deleted.Store(true)
 			s.notify(t) // followers of a topic that is gone or replaced
 		}
 		s.wake(name)
@@ -350,6 +351,7 @@ func (s *Store) reloadAll() error {
 			s.wake(m.name)
 		}
 	}
+	s.kickReclaim() // the snapshot may hold deleted topics to reclaim
 	return nil
 }
 

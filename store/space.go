@@ -347,6 +347,9 @@ func (s *Store) reloadTopic(name string) error {
 	if err := s.checkTopicEnd(&m); err != nil {
 		return err
 	}
+	if err := s.completeMeta(&m); err != nil {
+		return err
+	}
 	if tid >= s.c.nextTopicID {
 		s.c.nextTopicID = tid + 1
 	}

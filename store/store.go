@@ -236,6 +236,19 @@ type Options struct {
 	// engine may be replaced, so a caller must not keep using the engine it
 	// passed to Open.
 	Reopen func() (engine.Engine, error)
+
+	// Retention holds the server-wide defaults of the topics' configs: a
+	// field a topic's config does not set takes its value here (its Set is
+	// ignored; a 0 limit is none). The zero value keeps every event.
+	Retention TopicConfig
+	// RetentionInterval is how often the maintenance goroutine enforces
+	// retention; 0 takes DefaultRetentionInterval.
+	RetentionInterval time.Duration
+	// RetentionByLog: the store does not enforce retention itself, because
+	// the log that replicates it does (cluster.Log proposes the trims on
+	// its leader, and every replica applies them). The maintenance
+	// goroutine still reclaims deleted topics.
+	RetentionByLog bool
 }
 
 // DefaultOptions returns the defaults, durable.
@@ -253,6 +266,8 @@ func DefaultOptions() Options {
 		FreeBytesMaxAge: DefaultFreeBytesMaxAge,
 		ProbeInterval:   DefaultProbeInterval,
 		ResumeFreeBytes: DefaultResumeFreeBytes,
+
+		RetentionInterval: DefaultRetentionInterval,
 	}
 }
 
@@ -291,6 +306,9 @@ func (o *Options) fill() {
 	if o.ResumeFreeBytes == 0 {
 		o.ResumeFreeBytes = d.ResumeFreeBytes
 	}
+	if o.RetentionInterval <= 0 {
+		o.RetentionInterval = d.RetentionInterval
+	}
 }
 
 // Store is the log. Its methods are safe for concurrent use.
@@ -301,6 +319,9 @@ type Store struct {
 	c    committer
 	quit chan struct{} // closed by Close once the last commit is done
 	done chan struct{} // closed when the writer goroutine has ended
+
+	maintDone   chan struct{} // closed when the maintenance goroutine has ended
+	reclaimKick chan struct{} // wakes it after a delete
 
 	// topics holds every committed topic, loaded at Open. The committer
 	// adds to it under mu; readers look up under mu's read lock, the
@@ -335,6 +356,7 @@ type topic struct {
 	meta    topicMeta                 // the committer's only
 	pub     atomic.Pointer[topicMeta] // as of the last published commit
 	tail    tail                      // last events for followers, and their wake-up
+	deleted atomic.Bool               // set, before its waiters are woken, when the topic is deleted
 }
 
 // Open opens the log kept in e, initialising an empty engine and refusing
@@ -352,6 +374,9 @@ func Open(e engine.Engine, opts Options) (*Store, error) {
 		done:    make(chan struct{}),
 		topics:  make(map[string]*topic),
 		waiters: make(map[string]*waitEntry),
+
+		maintDone:   make(chan struct{}),
+		reclaimKick: make(chan struct{}, 1),
 	}
 	if err := s.checkFormat(); err != nil {
 		return nil, err
@@ -382,6 +407,7 @@ func Open(e engine.Engine, opts Options) (*Store, error) {
 	}
 	s.checkSpaceAtOpen()
 	go s.run()
+	go s.maintain()
 	return s, nil
 }
 
@@ -415,6 +441,9 @@ func (s *Store) scanMetas(next uint64, fn func(topicMeta) error) error {
 				return fmt.Errorf("%w: topic %q has id %d, at or past the topic counter %d", ErrCorrupted, m.name, m.id, next)
 			}
 			if err := s.checkTopicEnd(&m); err != nil {
+				return err
+			}
+			if err := s.completeMeta(&m); err != nil {
 				return err
 			}
 			if err := fn(m); err != nil {
@@ -490,6 +519,7 @@ func (s *Store) Close() error {
 	c.mu.Unlock()
 	close(s.quit)
 	<-s.done
+	<-s.maintDone
 	if err := s.eng.Close(); err != nil {
 		return fmt.Errorf("store: close engine: %w", err)
 	}
@@ -507,6 +537,17 @@ func (s *Store) checkTopicEnd(m *topicMeta) error {
 			"restore it from a backup, or move it aside to start empty", ErrCorrupted, m.name, m.id, m.lastSeq, m.lastID, fmt.Sprintf(format, args...))
 	}
 	if m.lastSeq == 0 {
+		return nil
+	}
+	if m.empty() {
+		// Emptied by a trim: no event may be left.
+		any, err := s.eng.Scan(eventKey(m.id, 0), topicEnd(m.id), 1, 0)
+		if err != nil {
+			return fmt.Errorf("store: check topic %q: %w", m.name, err)
+		}
+		if len(any) > 0 {
+			return damaged("it records no events left, and an event with key %x is stored", any[0].Key)
+		}
 		return nil
 	}
 	key := eventKey(m.id, m.lastID)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"maps"
 	"sort"
 	"sync"
@@ -140,7 +141,7 @@ func (s *Store) fillTails(cmds []command, a *applied) {
 			continue
 		}
 		t := s.topics[cmd.topic] // the committer is the only writer of topics
-		if t == nil {
+		if t == nil || a.deletedNames[cmd.topic] {
 			continue // created by this group: nobody was following it
 		}
 		tl := &t.tail
@@ -282,9 +283,12 @@ func (s *Store) waitTopic(ctx context.Context, t *topic, from uint64) error {
 				continue
 			}
 		}
-		// Checked after the signal is taken: a commit or a Close that
-		// these checks miss closes it. Not selecting on s.quit keeps
-		// thousands of followers off that one channel's lock.
+		// Checked after the signal is taken: a commit, a delete or a
+		// Close that these checks miss closes it. Not selecting on s.quit
+		// keeps thousands of followers off that one channel's lock.
+		if t.deleted.Load() {
+			return fmt.Errorf("%w: topic %q (id %d)", ErrTopicDeleted, t.name, t.id)
+		}
 		if last := t.pub.Load().lastID; last != 0 && last >= from {
 			return nil
 		}

@@ -114,7 +114,7 @@ func TestTailReadsMatchEngine(t *testing.T) {
 					if limit <= 0 || limit > opts.PageEvents {
 						limit = opts.PageEvents
 					}
-					want := Page{Next: from}
+					want := Page{Next: from, TopicID: tp.id}
 					if from <= last {
 						want, err = s.readEngine(tp, from, last, limit)
 						require.NoError(t, err)

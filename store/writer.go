@@ -164,9 +164,21 @@ func (s *Store) SetCursor(ctx context.Context, topicName, consumer string, id ui
 		return err
 	}
 	r := newRequest()
-	r.cmd = command{kind: cmdSetCursor, topic: topicName, consumer: consumer, cursorID: id}
+	r.cmd = command{kind: cmdSetCursor, topic: topicName, consumer: consumer, cursorID: id, cursorSeq: s.CursorSeq(topicName, id)}
 	r.bytes = len(consumer) + 32
 	return s.wait(r).err
+}
+
+// CursorSeq returns the seq of topic's event with id exactly, or 0 when
+// there is none (a cursor set at a time, or past the end): the seq a
+// cursor at id is stored with, so that a consumer resuming from it after
+// events were removed learns how many it missed.
+func (s *Store) CursorSeq(topicName string, id uint64) uint64 {
+	p, err := s.Read(topicName, id, 1)
+	if err != nil || len(p.Events) == 0 || p.Events[0].ID != id {
+		return 0
+	}
+	return p.Events[0].Seq
 }
 
 // wait submits a blocking request and returns its outcome.
@@ -302,33 +314,51 @@ func (s *Store) commit(group []*request, events int) {
 }
 
 // publish makes a written group's topic state current and wakes readers.
+// A deleted topic leaves the topics map before the group's new topics of
+// the same name enter it, and its waiters are woken after it is marked
+// deleted (they return ErrTopicDeleted).
 func (s *Store) publish(a *applied) {
-	var created bool
+	var mapChanged, deleted bool
 	for _, ch := range a.changes {
-		if !ch.dirty {
-			continue
-		}
-		if ch.t != nil {
+		switch {
+		case ch.deleted:
+			mapChanged = mapChanged || ch.t != nil
+			deleted = true
+		case !ch.dirty:
+		case ch.t != nil:
 			ch.t.meta = ch.meta
 			m := ch.meta
 			ch.t.pub.Store(&m)
-		} else {
-			created = true
+		default:
+			mapChanged = true
 		}
 	}
-	if created {
+	if mapChanged {
 		s.mu.Lock()
 		for _, ch := range a.changes {
-			if ch.dirty && ch.t == nil {
+			if ch.deleted && ch.t != nil && s.topics[ch.meta.name] == ch.t {
+				delete(s.topics, ch.meta.name)
+			}
+		}
+		for _, ch := range a.changes {
+			if ch.dirty && !ch.deleted && ch.t == nil {
 				s.topics[ch.meta.name] = newTopic(ch.meta)
 			}
 		}
 		s.mu.Unlock()
 	}
 	for _, ch := range a.changes {
-		if ch.dirty {
+		switch {
+		case ch.deleted && ch.t != nil:
+			ch.t.deleted.Store(true)
+			s.notify(ch.t)
+			s.wake(ch.meta.name)
+		case ch.dirty && !ch.deleted:
 			s.wake(ch.meta.name)
 		}
+	}
+	if deleted {
+		s.kickReclaim()
 	}
 }
 
@@ -341,10 +371,12 @@ type Stats struct {
 	Bytes       uint64        // key and value bytes in them
 	WriteTime   time.Duration // total time in engine writes (and their syncs)
 	MaxRequests uint64        // largest number of requests in one commit
+	Reclaimed   uint64        // event records of deleted topics removed in the background
 }
 
 type statsCounters struct {
 	commits, requests, events, bytes, nanos, maxReqs atomic.Uint64
+	reclaimed                                        atomic.Uint64
 }
 
 func (c *statsCounters) record(reqs, events, bytes int, d time.Duration) {
@@ -362,5 +394,6 @@ func (c *statsCounters) record(reqs, events, bytes int, d time.Duration) {
 func (s *Store) Stats() Stats {
 	c := &s.stats
 	return Stats{Commits: c.commits.Load(), Requests: c.requests.Load(), Events: c.events.Load(),
-		Bytes: c.bytes.Load(), WriteTime: time.Duration(c.nanos.Load()), MaxRequests: c.maxReqs.Load()}
+		Bytes: c.bytes.Load(), WriteTime: time.Duration(c.nanos.Load()), MaxRequests: c.maxReqs.Load(),
+		Reclaimed: c.reclaimed.Load()}
 }
