@@ -35,6 +35,9 @@ func TestReadsFormatV1(t *testing.T) {
 			v, err := e.Get(formatKey)
 			require.NoError(t, err)
 			require.Equal(t, []byte{FormatVersion, formatV1}, v, "format 2, upgraded from 1")
+			ti, err := s.Info("old")
+			require.NoError(t, err)
+			require.Equal(t, uint64(eventKeyLen+3+len("v1 event")), ti.Bytes, "a meta value of version 1: bytes counted at open")
 
 			res, err := s.Append(context.Background(), "old", []Event{{Payload: []byte("v2 event")}}, ExpectLastSeq(1))
 			require.NoError(t, err)

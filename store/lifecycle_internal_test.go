@@ -1,0 +1,121 @@
+package store
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/goethe-log/goethe/engine"
+	"github.com/goethe-log/goethe/engines"
+)
+
+// TestConfigCodec: config values round-trip, and damaged ones are refused.
+func TestConfigCodec(t *testing.T) {
+	for _, c := range []TopicConfig{
+		{},
+		{MaxAge: time.Hour, Set: FieldMaxAge},
+		{MaxAge: 0, MaxEvents: 0, Set: FieldMaxAge | FieldMaxEvents},
+		{MaxAge: 1, MaxEvents: 2, MaxBytes: 3, DedupeWindow: 4, Set: AllConfigFields},
+		{MaxBytes: 1 << 62, Set: FieldMaxBytes},
+	} {
+		got, err := decodeConfig(encodeConfig(nil, &c))
+		require.NoError(t, err)
+		require.Equal(t, c, got)
+	}
+	for _, bad := range [][]byte{nil, {valueVersion}, {2, 0}, {valueVersion, 0x10}, {valueVersion, byte(FieldMaxAge)}, {valueVersion, 0, 1}} {
+		_, err := decodeConfig(bad)
+		require.ErrorIs(t, err, ErrCorrupted, "%x", bad)
+	}
+}
+
+// TestCursorValueVersions: a cursor value without a seq (older builds)
+// and one with a seq both decode.
+func TestCursorValueVersions(t *testing.T) {
+	id, up, seq, err := decodeCursorSeq(encodeCursor(7, 8, 0))
+	require.NoError(t, err)
+	require.Equal(t, []uint64{7, 8, 0}, []uint64{id, uint64(up), seq})
+	id, up, seq, err = decodeCursorSeq(encodeCursor(7, 8, 9))
+	require.NoError(t, err)
+	require.Equal(t, []uint64{7, 8, 9}, []uint64{id, uint64(up), seq})
+	_, _, _, err = decodeCursorSeq(append(encodeCursor(7, 8, 9), 1))
+	require.ErrorIs(t, err, ErrCorrupted)
+}
+
+// TestReclaimResumesAfterRestart: a folder left with a deleted topic's
+// records and its reclaim record (a store stopped before its reclaim
+// finished) is reclaimed once a store opens it, in steps of at most
+// ReclaimStepEvents, and checks clean meanwhile and after.
+func TestReclaimResumesAfterRestart(t *testing.T) {
+	for _, name := range engines.Names {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			e, err := engines.Open(name, dir)
+			require.NoError(t, err)
+			s, err := Open(e, Options{UnsafeNoSync: true})
+			require.NoError(t, err)
+			const n = ReclaimStepEvents + 5
+			evs := make([]Event, n)
+			_, err = s.Append(context.Background(), "r", evs, ExpectAny)
+			require.NoError(t, err)
+			ti, err := s.Info("r")
+			require.NoError(t, err)
+			require.NoError(t, s.Close())
+
+			// The state a delete leaves before its reclaim ran.
+			e, err = engines.Open(name, dir)
+			require.NoError(t, err)
+			var b engine.Batch
+			b.Delete(catalogKey("r"))
+			b.Delete(metaKey(ti.ID))
+			b.Put(reclaimKey(ti.ID), []byte{valueVersion})
+			require.NoError(t, e.Write(&b, true))
+			r, err := Check(e, CheckOptions{})
+			require.NoError(t, err)
+			require.True(t, r.Clean(), "%+v", r.Problems)
+			require.Equal(t, uint64(n), r.Reclaiming)
+
+			s, err = Open(e, Options{})
+			require.NoError(t, err)
+			defer s.Close()
+			require.Eventually(t, func() bool {
+				kvs, err := e.Scan([]byte{prefixReclaim}, []byte{prefixReclaim + 1}, 1, 0)
+				return err == nil && len(kvs) == 0
+			}, 20*time.Second, 5*time.Millisecond)
+			kvs, err := e.Scan(eventKey(ti.ID, 0), topicEnd(ti.ID), 1, 0)
+			require.NoError(t, err)
+			require.Empty(t, kvs)
+			require.Equal(t, uint64(n), s.Stats().Reclaimed)
+			require.NoError(t, s.Close())
+		})
+	}
+}
+
+// TestCheckFindsBytesMismatch: goethe check reports metadata whose bytes
+// do not match the topic's records, and a reclaim record of a topic that
+// still exists.
+func TestCheckFindsBytesMismatch(t *testing.T) {
+	dir := t.TempDir()
+	e, err := engines.Open("pebble", dir)
+	require.NoError(t, err)
+	s, err := Open(e, Options{})
+	require.NoError(t, err)
+	_, err = s.Append(context.Background(), "m", []Event{{Payload: []byte("x")}}, ExpectAny)
+	require.NoError(t, err)
+	ti, err := s.Info("m")
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	e, err = engines.Open("pebble", dir)
+	require.NoError(t, err)
+	defer e.Close()
+	m := topicMeta{id: ti.ID, name: "m", created: ti.Created.UnixNano(), firstID: ti.FirstID, firstSeq: 1, lastID: ti.LastID, lastSeq: 1, bytes: ti.Bytes + 1}
+	var b engine.Batch
+	b.Put(metaKey(ti.ID), m.encode(nil))
+	b.Put(reclaimKey(ti.ID), []byte{valueVersion})
+	b.Put(configKey(ti.ID), []byte{9})
+	require.NoError(t, e.Write(&b, true))
+	r, err := Check(e, CheckOptions{})
+	require.NoError(t, err)
+	require.Equal(t, 3, r.ProblemCount, "%+v", r.Problems)
+}
