@@ -132,7 +132,7 @@ func (c *testCluster) start(i int) {
 	n := c.nodes[i]
 	e, err := engines.Open(c.engine, filepath.Join(n.dir, "store"))
 	require.NoError(t, err)
-	st, err := store.Open(e, store.Options{SyncApplied: c.engine == "bolt"})
+	st, err := store.Open(e, store.Options{SyncApplied: c.engine == "bolt", RetentionByLog: true, RetentionInterval: 10 * time.Millisecond})
 	require.NoError(t, err)
 	cfg := cluster.DefaultConfig()
 	cfg.ID, cfg.Dir, cfg.Bind = c.peers[i].ID, filepath.Join(n.dir, "raft"), c.peers[i].Addr

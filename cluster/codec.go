@@ -4,14 +4,16 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
+	"time"
 
 	"github.com/goethe-log/goethe/store"
 )
 
-// Log entry format, version 1. Every field is a uvarint unless said:
+// Log entry format, versions 1 and 2. Every field is a uvarint unless said:
 //
-//	byte 0x01 (version)
+//	byte version (0x01 or 0x02)
 //	leader time (ns since the Unix epoch, as uint64)
 //	number of commands
 //	per command: byte kind, topic (length, bytes), then
@@ -19,12 +21,45 @@ import (
 //	              number of events, per event: number of headers,
 //	              headers sorted by key (key length, key, value length,
 //	              value), payload length, payload
-//	  set cursor: consumer (length, bytes), cursor id
+//	  set cursor: consumer (length, bytes), cursor id,
+//	              version 2 only: cursor seq (0: unknown)
+//	  version 2 only:
+//	  set config: byte fields set, byte fields cleared (store.ConfigFields),
+//	              then each field set, in flag order: max age (ns), max
+//	              events, max bytes, dedupe window (ns)
+//	  trim:       topic id, first seq, new first id, new first seq, bytes
+//	  delete:     topic id
 //
-// Sorting the headers makes the encoding a function of the commands, so the
-// same proposal always has the same bytes. A decoder refuses unknown
-// versions, kinds and flags, lengths past the data, and trailing bytes.
-const entryVersion = 1
+// An entry is written as version 1 when version 1 can say it (appends, and
+// cursors without a seq), so that a build that reads only version 1 goes on
+// reading what it could before; an entry with a command of a kind added in
+// version 2, or a cursor with a seq, is version 2, which such a build
+// refuses (ErrBadEntry) rather than misread: upgrade every member before
+// using topic config, trims or deletes. Sorting the headers makes the
+// encoding a function of the commands, so the same proposal always has the
+// same bytes. A decoder refuses unknown versions, kinds and flags, kinds
+// of version 2 in a version-1 entry, lengths past the data, and trailing
+// bytes.
+const (
+	entryVersion1 = 1
+	entryVersion2 = 2
+)
+
+// entryVersionOf is the lowest version that can carry cmds.
+func entryVersionOf(cmds []store.Command) byte {
+	for i := range cmds {
+		switch c := &cmds[i]; c.Kind {
+		case store.CommandAppend:
+		case store.CommandSetCursor:
+			if c.CursorSeq != 0 {
+				return entryVersion2
+			}
+		default:
+			return entryVersion2
+		}
+	}
+	return entryVersion1
+}
 
 // ErrBadEntry wraps a log entry that does not decode: damaged, or written
 // by a newer build. Every replica refuses it the same way.
@@ -32,7 +67,8 @@ var ErrBadEntry = errors.New("cluster: undecodable log entry")
 
 // appendEntry encodes a proposal of cmds at the leader's time now.
 func appendEntry(dst []byte, now int64, cmds []store.Command) []byte {
-	dst = append(dst, entryVersion)
+	version := entryVersionOf(cmds)
+	dst = append(dst, version)
 	dst = binary.AppendUvarint(dst, uint64(now))
 	dst = binary.AppendUvarint(dst, uint64(len(cmds)))
 	var keys []string
@@ -66,6 +102,31 @@ func appendEntry(dst []byte, now int64, cmds []store.Command) []byte {
 		case store.CommandSetCursor:
 			dst = appendBytes(dst, c.Consumer)
 			dst = binary.AppendUvarint(dst, c.CursorID)
+			if version >= entryVersion2 {
+				dst = binary.AppendUvarint(dst, c.CursorSeq)
+			}
+		case store.CommandSetConfig:
+			set := c.Config.Set & store.AllConfigFields
+			dst = append(dst, byte(set), byte(c.Clear&store.AllConfigFields))
+			if set&store.FieldMaxAge != 0 {
+				dst = binary.AppendUvarint(dst, uint64(c.Config.MaxAge))
+			}
+			if set&store.FieldMaxEvents != 0 {
+				dst = binary.AppendUvarint(dst, c.Config.MaxEvents)
+			}
+			if set&store.FieldMaxBytes != 0 {
+				dst = binary.AppendUvarint(dst, c.Config.MaxBytes)
+			}
+			if set&store.FieldDedupeWindow != 0 {
+				dst = binary.AppendUvarint(dst, uint64(c.Config.DedupeWindow))
+			}
+		case store.CommandTrim:
+			st := &c.Trim
+			for _, v := range []uint64{st.TopicID, st.FirstSeq, st.NewFirstID, st.NewFirstSeq, st.Bytes} {
+				dst = binary.AppendUvarint(dst, v)
+			}
+		case store.CommandDeleteTopic:
+			dst = binary.AppendUvarint(dst, c.TopicID)
 		}
 	}
 	return dst
@@ -80,8 +141,9 @@ func appendBytes(dst []byte, s string) []byte {
 // which the caller must not modify while the commands are in use.
 func decodeEntry(data []byte) (now int64, cmds []store.Command, err error) {
 	d := decoder{b: data}
-	if v := d.byte(); v != entryVersion {
-		return 0, nil, fmt.Errorf("%w: version %d", ErrBadEntry, v)
+	version := d.byte()
+	if version != entryVersion1 && version != entryVersion2 {
+		return 0, nil, fmt.Errorf("%w: version %d", ErrBadEntry, version)
 	}
 	now = int64(d.uvarint())
 	n := d.count(2) // a command takes at least 2 bytes
@@ -123,6 +185,15 @@ func decodeEntry(data []byte) (now int64, cmds []store.Command, err error) {
 		case store.CommandSetCursor:
 			c.Consumer = string(d.bytes())
 			c.CursorID = d.uvarint()
+			if version >= entryVersion2 {
+				c.CursorSeq = d.uvarint()
+			}
+		case store.CommandSetConfig, store.CommandTrim, store.CommandDeleteTopic:
+			if version < entryVersion2 {
+				d.fail(fmt.Sprintf("command kind %d in a version-1 entry", c.Kind))
+				break
+			}
+			d.lifecycle(c)
 		default:
 			d.fail(fmt.Sprintf("command kind %d", c.Kind))
 		}
@@ -134,6 +205,45 @@ func decodeEntry(data []byte) (now int64, cmds []store.Command, err error) {
 		return 0, nil, d.err
 	}
 	return now, cmds, nil
+}
+
+// lifecycle reads the fields of a set config, trim or delete command.
+func (d *decoder) lifecycle(c *store.Command) {
+	switch c.Kind {
+	case store.CommandSetConfig:
+		set, clear := store.ConfigFields(d.byte()), store.ConfigFields(d.byte())
+		if set&^store.AllConfigFields != 0 || clear&^store.AllConfigFields != 0 {
+			d.fail("config fields")
+			return
+		}
+		c.Config.Set, c.Clear = set, clear
+		duration := func() time.Duration {
+			v := d.uvarint()
+			if v > math.MaxInt64 {
+				d.fail("duration")
+			}
+			return time.Duration(v)
+		}
+		if set&store.FieldMaxAge != 0 {
+			c.Config.MaxAge = duration()
+		}
+		if set&store.FieldMaxEvents != 0 {
+			c.Config.MaxEvents = d.uvarint()
+		}
+		if set&store.FieldMaxBytes != 0 {
+			c.Config.MaxBytes = d.uvarint()
+		}
+		if set&store.FieldDedupeWindow != 0 {
+			c.Config.DedupeWindow = duration()
+		}
+	case store.CommandTrim:
+		st := &c.Trim
+		for _, f := range []*uint64{&st.TopicID, &st.FirstSeq, &st.NewFirstID, &st.NewFirstSeq, &st.Bytes} {
+			*f = d.uvarint()
+		}
+	case store.CommandDeleteTopic:
+		c.TopicID = d.uvarint()
+	}
 }
 
 // decoder reads an entry; the first error sticks and later reads return

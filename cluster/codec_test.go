@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -56,8 +57,45 @@ func TestEntryRoundTrip(t *testing.T) {
 	}
 	_, _, err = decodeEntry(append(data, 0))
 	require.ErrorIs(t, err, ErrBadEntry)
-	bad := append([]byte{2}, data[1:]...)
+	require.Equal(t, byte(entryVersion1), data[0], "appends and cursors without a seq are version 1")
+	bad := append([]byte{3}, data[1:]...)
 	_, _, err = decodeEntry(bad)
+	require.ErrorIs(t, err, ErrBadEntry)
+}
+
+// TestEntryVersion2: the commands of topic config, trims and deletes, and
+// cursors with a seq, round-trip in version-2 entries; a version-1 entry
+// with one of the new kinds is refused.
+func TestEntryVersion2(t *testing.T) {
+	cmds := []store.Command{
+		{Kind: store.CommandAppend, Topic: "t", Events: []store.Event{{Payload: []byte("b")}}},
+		{Kind: store.CommandSetCursor, Topic: "t", Consumer: "c", CursorID: 5, CursorSeq: 3},
+		{Kind: store.CommandSetConfig, Topic: "t", Config: store.TopicConfig{MaxAge: time.Hour, MaxBytes: 1 << 40, Set: store.FieldMaxAge | store.FieldMaxBytes}, Clear: store.FieldDedupeWindow},
+		{Kind: store.CommandSetConfig, Topic: "u", Config: store.TopicConfig{MaxEvents: 9, DedupeWindow: time.Minute, Set: store.FieldMaxEvents | store.FieldDedupeWindow}},
+		{Kind: store.CommandTrim, Topic: "t", Trim: store.TrimStep{TopicID: 4, FirstSeq: 1, NewFirstID: 1 << 63, NewFirstSeq: 10, Bytes: 12345}},
+		{Kind: store.CommandDeleteTopic, Topic: "t", TopicID: 4},
+	}
+	data := appendEntry(nil, 42, cmds)
+	require.Equal(t, byte(entryVersion2), data[0])
+	now, got, err := decodeEntry(data)
+	require.NoError(t, err)
+	require.Equal(t, int64(42), now)
+	require.Equal(t, normalize(cmds), normalize(got))
+	require.Equal(t, data, appendEntry(nil, now, got))
+	for cut := range len(data) {
+		_, _, err := decodeEntry(data[:cut])
+		require.ErrorIs(t, err, ErrBadEntry, "cut at %d", cut)
+	}
+
+	for _, c := range cmds[2:] {
+		one := appendEntry(nil, 1, []store.Command{c})
+		one[0] = entryVersion1
+		_, _, err := decodeEntry(one)
+		require.ErrorIs(t, err, ErrBadEntry, "kind %d in version 1", c.Kind)
+	}
+	flags := appendEntry(nil, 1, []store.Command{{Kind: store.CommandSetConfig, Topic: "t"}})
+	flags[len(flags)-2] = 0x80 // an unknown field flag
+	_, _, err = decodeEntry(flags)
 	require.ErrorIs(t, err, ErrBadEntry)
 }
 
@@ -68,6 +106,10 @@ func FuzzEntry(f *testing.F) {
 	f.Add(appendEntry(nil, 5, []store.Command{{Kind: store.CommandAppend, Topic: "t", Events: []store.Event{{Payload: []byte("p"), Headers: map[string]string{"b": "2", "a": "1"}}}}}))
 	f.Add(appendEntry(nil, 1, []store.Command{{Kind: store.CommandSetCursor, Topic: "t", Consumer: "c", CursorID: 9}}))
 	f.Add([]byte{1, 0, 0})
+	f.Add(appendEntry(nil, 3, []store.Command{{Kind: store.CommandSetCursor, Topic: "t", Consumer: "c", CursorID: 9, CursorSeq: 2}}))
+	f.Add(appendEntry(nil, 3, []store.Command{{Kind: store.CommandSetConfig, Topic: "t", Config: store.TopicConfig{MaxAge: 5, MaxEvents: 6, MaxBytes: 7, DedupeWindow: 8, Set: store.AllConfigFields}, Clear: store.FieldMaxAge}}))
+	f.Add(appendEntry(nil, 3, []store.Command{{Kind: store.CommandTrim, Topic: "t", Trim: store.TrimStep{TopicID: 1, FirstSeq: 2, NewFirstID: 3, NewFirstSeq: 4, Bytes: 5}}}))
+	f.Add(appendEntry(nil, 3, []store.Command{{Kind: store.CommandDeleteTopic, Topic: "t", TopicID: 1}}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		now, cmds, err := decodeEntry(data)
 		if err != nil {

@@ -72,6 +72,17 @@ type LogConfig struct {
 //   - Reads (Read, Wait, Info, Topics, GetCursor) are served by this
 //     node's store: its applied state, which on a follower may lag the
 //     leader's; Wait is woken by applies.
+//   - SetTopicConfig, Trim and DeleteTopic are writes like the others: the
+//     leader plans a trim's bounded steps and a delete from its applied
+//     state and proposes them, and every replica applies the same steps (a
+//     step planned on a state the topic has left fails alike everywhere,
+//     and is planned again). A follower forwards them to the leader's
+//     SetTopicConfig, TrimTopic and DeleteTopic.
+//   - Retention is enforced by the leader only: every
+//     store.Store.RetentionInterval it plans the steps that bring each
+//     topic within its limits and proposes them. A replica's store trims
+//     nothing on its own (store.Options.RetentionByLog); each replica
+//     reclaims the events of deleted topics itself.
 //
 // # Caveats
 //
@@ -104,11 +115,16 @@ type Log struct {
 	watched sync.WaitGroup
 }
 
-// NewLog returns the Log of cfg.Node and cfg.Store. It starts one
-// goroutine, which watches the write state until Close.
+// NewLog returns the Log of cfg.Node and cfg.Store. It starts two
+// goroutines, which watch the write state and enforce retention (see
+// Log) until Close. The store must be opened with
+// store.Options.RetentionByLog: a replica's store must not trim on its own.
 func NewLog(cfg LogConfig) (*Log, error) {
 	if cfg.Node == nil || cfg.Store == nil {
 		return nil, errors.New("cluster: new log: Node and Store are required")
+	}
+	if !cfg.Store.RetentionByLog() {
+		return nil, errors.New("cluster: new log: the store must be opened with RetentionByLog: retention goes through the Raft log")
 	}
 	l := &Log{node: cfg.Node, st: cfg.Store, clients: cfg.ClientAddrs, dial: cfg.DialOptions,
 		timeout: cfg.ForwardTimeout, conns: map[string]*grpc.ClientConn{}, stop: make(chan struct{})}
@@ -120,8 +136,9 @@ func NewLog(cfg LogConfig) (*Log, error) {
 	}
 	ch := make(chan struct{})
 	l.changed.Store(&ch)
-	l.watched.Add(1)
+	l.watched.Add(2)
 	go l.watchWriteState(l.st.WriteErrChanged(), l.node.LeaderChanged())
+	go l.retain()
 	return l, nil
 }
 
@@ -244,10 +261,13 @@ func (l *Log) WaitIndex(ctx context.Context, index uint64) error {
 }
 
 // SetCursor records consumer's cursor in topic: on the leader as an
-// entry, on a follower forwarded as a CommitCursor (see Log).
+// entry (with the seq of the event at id, when the leader holds it), on a
+// follower forwarded as a CommitCursor (see Log).
 func (l *Log) SetCursor(ctx context.Context, topic, consumer string, id uint64) error {
 	if l.node.IsLeader() || forwarded(ctx) {
-		_, err := l.node.SetCursor(ctx, topic, consumer, id)
+		cmd := store.Command{Kind: store.CommandSetCursor, Topic: topic, Consumer: consumer, CursorID: id,
+			CursorSeq: l.st.CursorSeq(topic, id)}
+		_, _, err := l.node.propose(ctx, cmd)
 		if !errors.Is(err, ErrNotLeader) || forwarded(ctx) {
 			return l.hint(err)
 		}

@@ -33,8 +33,8 @@ import (
 //     consumer commits its own position, as Kafka's group commit needs Read);
 //     ListTopics lists only the topics the token may read.
 //   - write: Produce, and each request of a ProduceStream, on a topic.
-//   - admin: everything on a topic (read and write, and the administrative
-//     calls to come, such as deleting a topic); admin over "*" also covers
+//   - admin: everything on a topic: read and write, and the administrative
+//     calls SetTopicConfig, TrimTopic and DeleteTopic; admin over "*" also covers
 //     any call that names no topic, and calls this server does not know yet.
 //
 // Each permission is given over topic name patterns: a name, matched
@@ -355,6 +355,10 @@ var methodRules = map[string]methodRule{
 	goethev1.Goethe_GetCursor_FullMethodName:     {PermissionRead, topicOf},
 	goethev1.Goethe_GetTopic_FullMethodName:      {PermissionRead, topicOf},
 	goethev1.Goethe_ListTopics_FullMethodName:    {},
+	// Retention, trims and deletes change what every reader sees.
+	goethev1.Goethe_SetTopicConfig_FullMethodName: {PermissionAdmin, topicOf},
+	goethev1.Goethe_TrimTopic_FullMethodName:      {PermissionAdmin, topicOf},
+	goethev1.Goethe_DeleteTopic_FullMethodName:    {PermissionAdmin, topicOf},
 	// Any known token: the members' addresses are no topic's data.
 	goethev1.Goethe_GetClusterStatus_FullMethodName: {},
 }

@@ -58,6 +58,8 @@ var codeTable = []codeEntry{
 	{store.ErrInvalidName, codes.InvalidArgument, goethev1.ReasonInvalidName, "invalid name"},
 	{store.ErrInvalid, codes.InvalidArgument, goethev1.ReasonInvalidArgument, "invalid request"},
 	{errCursorNotFound, codes.NotFound, goethev1.ReasonCursorNotFound, ""},
+	// Before ErrNotFound, which it wraps: a followed topic was deleted.
+	{store.ErrTopicDeleted, codes.NotFound, goethev1.ReasonTopicDeleted, "topic deleted"},
 	{store.ErrNotFound, codes.NotFound, goethev1.ReasonTopicNotFound, "not found"},
 	{store.ErrConflict, codes.FailedPrecondition, goethev1.ReasonExpectedLastSeqMismatch, "expectation failed"},
 	{store.ErrTopicLimit, codes.ResourceExhausted, goethev1.ReasonTopicLimit, "topic id space exhausted"},
@@ -103,8 +105,11 @@ type notFoundError struct {
 }
 
 func (e *notFoundError) Error() string {
-	if e.consumer != "" {
+	switch {
+	case e.consumer != "":
 		return fmt.Sprintf("consumer %q has no cursor in topic %q", e.consumer, e.topic)
+	case errors.Is(e.err, store.ErrTopicDeleted):
+		return fmt.Sprintf("topic %q was deleted", e.topic)
 	}
 	return fmt.Sprintf("topic %q not found", e.topic)
 }

@@ -36,6 +36,8 @@ func TestToStatus(t *testing.T) {
 			`topic "x" not found`, map[string]string{"topic": "x"}},
 		{&notFoundError{topic: "x", consumer: "c", err: fmt.Errorf("%w: no cursor", store.ErrNotFound)}, codes.NotFound, goethev1.ReasonCursorNotFound,
 			`consumer "c" has no cursor in topic "x"`, map[string]string{"topic": "x", "consumer": "c"}},
+		{topicNotFound(fmt.Errorf("%w: topic %q (id 3)", store.ErrTopicDeleted, "x"), "x"), codes.NotFound, goethev1.ReasonTopicDeleted,
+			`topic "x" was deleted`, map[string]string{"topic": "x"}},
 		// A NOT_FOUND that no handler named is still a topic's, said as
 		// the store said it.
 		{fmt.Errorf("%w: topic %q", store.ErrNotFound, "x"), codes.NotFound, goethev1.ReasonTopicNotFound, `not found: topic "x"`, nil},

@@ -42,7 +42,15 @@ import (
 //   - Read pages are the caller's to keep but not to modify: their
 //     events, payloads and header maps may be shared with other readers
 //     (the store's live tail). Read and Info see every
-//     acknowledged append.
+//     acknowledged append. A Read below the topic's first event (removed by
+//     retention or a trim) reads from that event; Page.TopicID names the
+//     topic read, so that a reader sees a deleted topic's name taken by a
+//     new one.
+//   - SetTopicConfig, Trim and DeleteTopic change a topic's config, remove
+//     a prefix of its events, and delete it (ErrNotFound when missing), as
+//     writes that every replica applies alike. WaitTopic is Wait on the
+//     topic with the given id: it ends with store.ErrTopicDeleted once that
+//     topic is deleted.
 //
 // The service never closes a Log: whoever opened it closes it, after
 // Server.Stop has returned (cmd/goethe does).
@@ -55,6 +63,10 @@ type Log interface {
 	Topics(after string, limit int) (infos []store.TopicInfo, next string, err error)
 	SetCursor(ctx context.Context, topic, consumer string, id uint64) error
 	GetCursor(topic, consumer string) (store.Cursor, error)
+	SetTopicConfig(ctx context.Context, topic string, cfg store.TopicConfig, clear store.ConfigFields) (store.TopicInfo, error)
+	Trim(ctx context.Context, topic string, before store.TrimPoint) (removed uint64, err error)
+	DeleteTopic(ctx context.Context, topic string) error
+	WaitTopic(ctx context.Context, topic string, topicID, from uint64) error
 }
 
 // CommitStats is an ability a Log may have beside Log: cumulative counters

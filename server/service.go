@@ -129,7 +129,8 @@ func (v *service) consume(req *goethev1.ConsumeRequest, stream grpc.ServerStream
 	if err := v.waitIndex(ctx, req.GetMinRaftIndex()); err != nil {
 		return err
 	}
-	pos, exhausted, err := v.start(req)
+	var want uint64 // the seq the next event delivered should have; 0: unknown
+	pos, exhausted, err := v.start(req, &want)
 	if err != nil {
 		return err
 	}
@@ -166,6 +167,7 @@ func (v *service) consume(req *goethev1.ConsumeRequest, stream grpc.ServerStream
 	// waits: so a Send is bounded by SlowConsumerTimeout without handing
 	// each message to another goroutine (see sendWatch).
 	w := newSendWatch(v.s.opts.SlowConsumerTimeout, ctx.Done(), ctx.Err)
+	var topicID uint64 // the topic read, once a Read found it
 	return w.run(func() error {
 		for {
 			n := pageEvents
@@ -173,22 +175,46 @@ func (v *service) consume(req *goethev1.ConsumeRequest, stream grpc.ServerStream
 				n = int(remaining)
 			}
 			page, err := st.Read(topic, pos, n)
-			if errors.Is(err, store.ErrNotFound) && req.Follow {
+			switch {
+			case errors.Is(err, store.ErrNotFound) && topicID != 0:
+				// The topic this stream read is gone.
+				return topicNotFound(fmt.Errorf("%w: topic %q", store.ErrTopicDeleted, topic), topic)
+			case errors.Is(err, store.ErrNotFound) && req.Follow:
 				err = nil // the topic does not exist yet: wait for it
+			case err == nil && topicID == 0:
+				topicID = page.TopicID
+			case err == nil && page.TopicID != topicID:
+				// Deleted, and a new topic of the same name created:
+				// never its events.
+				return topicNotFound(fmt.Errorf("%w: topic %q", store.ErrTopicDeleted, topic), topic)
 			}
 			if err != nil {
 				return topicNotFound(err, topic)
 			}
 			if len(page.Events) == 0 {
+				if page.Next > pos && want != 0 {
+					// The events up to the topic's end were removed.
+					if err := v.sendSkippedToEnd(w, stream, resp, topic, &want); err != nil {
+						return err
+					}
+				}
+				pos = page.Next
 				if !req.Follow {
 					return nil
 				}
-				if err := st.Wait(ctx, topic, pos); err != nil {
-					return err
+				if topicID != 0 {
+					err = v.log.WaitTopic(ctx, topic, topicID, pos)
+				} else {
+					err = st.Wait(ctx, topic, pos)
+				}
+				if err != nil {
+					return topicNotFound(err, topic)
 				}
 				continue
 			}
-			if len(page.Events) < n {
+			skipped := consumeSkips(want, page.Events[0].Seq)
+			want = page.Events[len(page.Events)-1].Seq + 1
+			if len(page.Events) < n && skipped == 0 {
 				// The page reached the topic's end: the followers woken
 				// by the same commit read the same page (from the store's
 				// ring), so it is built and encoded once for all of them.
@@ -204,9 +230,11 @@ func (v *service) consume(req *goethev1.ConsumeRequest, stream grpc.ServerStream
 					slots = make([]goethev1.Event, 0, min(pageEvents, 1024))
 				}
 				slots = fillResponse(resp, slots, page.Events)
+				resp.Skipped = skipped
 				if err := w.send(sendResp); err != nil {
 					return err // resp may still be in use by the failed Send
 				}
+				resp.Skipped = 0
 				for i := range resp.Events {
 					// Let the page's memory go while the stream waits.
 					resp.Events[i].Payload, resp.Events[i].Headers = nil, nil
@@ -221,6 +249,37 @@ func (v *service) consume(req *goethev1.ConsumeRequest, stream grpc.ServerStream
 			}
 		}
 	})
+}
+
+// consumeSkips is ConsumeResponse.skipped for a page whose first event has
+// seq first, read by a stream whose next event should have seq want (0:
+// not known): the events between, which retention or a trim removed before
+// the stream read them. A stream knows want after each page it sent
+// (mid-stream gaps), and from its start when that is a seq (at_seq,
+// after_seq), the beginning, the end, or a cursor stored with its seq; a
+// start by id or time, or at a cursor stored without a seq, does not know
+// it, and its first page reports 0.
+func consumeSkips(want, first uint64) uint64 {
+	if want == 0 || first <= want {
+		return 0
+	}
+	return first - want
+}
+
+// sendSkippedToEnd sends a response with no events whose skipped counts
+// the events from want to the end of the topic, which a trim emptied
+// before the stream read them, and moves want past them.
+func (v *service) sendSkippedToEnd(w *sendWatch, stream grpc.ServerStreamingServer[goethev1.ConsumeResponse], resp *goethev1.ConsumeResponse, topic string, want *uint64) error {
+	ti, err := v.log.Info(topic)
+	if err != nil || ti.LastSeq+1 <= *want {
+		return nil // deleted meanwhile (the next Read says so), or nothing removed
+	}
+	skipped := ti.LastSeq + 1 - *want
+	*want = ti.LastSeq + 1
+	resp.Events, resp.Skipped = resp.Events[:0], skipped
+	err = w.send(func() error { return stream.Send(resp) })
+	resp.Skipped = 0
+	return err
 }
 
 // fillResponse points resp at events, reusing slots for the messages. The
@@ -243,18 +302,22 @@ func fillResponse(resp *goethev1.ConsumeResponse, slots []goethev1.Event, events
 
 // start resolves a Consume request's start to a store position. exhausted
 // says that no event can exist at or after it (a start after the largest
-// id).
-func (v *service) start(req *goethev1.ConsumeRequest) (pos uint64, exhausted bool, err error) {
+// id). It sets *want to the seq the first event delivered should have, when
+// the start says (see consumeSkips), else 0.
+func (v *service) start(req *goethev1.ConsumeRequest, want *uint64) (pos uint64, exhausted bool, err error) {
 	st, topic := v.log, req.GetTopic()
+	*want = 0
 	switch s := req.GetStart().(type) {
 	case nil:
+		*want = 1
 		return store.FromBeginning, false, nil
 	case *goethev1.ConsumeRequest_Position:
 		switch s.Position {
 		case goethev1.Position_POSITION_UNSPECIFIED, goethev1.Position_POSITION_BEGINNING:
+			*want = 1
 			return store.FromBeginning, false, nil
 		case goethev1.Position_POSITION_END:
-			return v.end(topic, req.Follow)
+			return v.end(topic, req.Follow, want)
 		}
 		return 0, false, fmt.Errorf("%w: unknown start position %d", errBadRequest, s.Position)
 	case *goethev1.ConsumeRequest_AfterId:
@@ -267,11 +330,13 @@ func (v *service) start(req *goethev1.ConsumeRequest) (pos uint64, exhausted boo
 		}
 		return store.At(s.AtTime.AsTime()), false, nil
 	case *goethev1.ConsumeRequest_AtSeq:
+		*want = max(s.AtSeq, 1)
 		return v.seqStart(topic, s.AtSeq, req.Follow)
 	case *goethev1.ConsumeRequest_AfterSeq:
 		if s.AfterSeq == math.MaxUint64 {
 			return math.MaxUint64, true, nil // no seq follows it
 		}
+		*want = s.AfterSeq + 1
 		return v.seqStart(topic, s.AfterSeq+1, req.Follow)
 	case *goethev1.ConsumeRequest_Cursor:
 		consumer := s.Cursor.GetConsumer()
@@ -280,6 +345,9 @@ func (v *service) start(req *goethev1.ConsumeRequest) (pos uint64, exhausted boo
 		}
 		c, err := st.GetCursor(topic, consumer)
 		if err == nil {
+			if c.Seq != 0 {
+				*want = c.Seq + 1
+			}
 			return after(c.ID)
 		}
 		if !errors.Is(err, store.ErrNotFound) {
@@ -287,9 +355,10 @@ func (v *service) start(req *goethev1.ConsumeRequest) (pos uint64, exhausted boo
 		}
 		switch s.Cursor.GetFallback() {
 		case goethev1.CursorFallback_CURSOR_FALLBACK_UNSPECIFIED, goethev1.CursorFallback_CURSOR_FALLBACK_BEGINNING:
+			*want = 1
 			return store.FromBeginning, false, nil
 		case goethev1.CursorFallback_CURSOR_FALLBACK_END:
-			return v.end(topic, req.Follow)
+			return v.end(topic, req.Follow, want)
 		}
 		return 0, false, fmt.Errorf("%w: unknown cursor fallback %d", errBadRequest, s.Cursor.GetFallback())
 	}
@@ -310,16 +379,19 @@ func (v *service) seqStart(topic string, seq uint64, follow bool) (uint64, bool,
 	return pos, exhausted, nil
 }
 
-// end is the position after the topic's last event. A topic that does not
-// exist yet ends at the beginning when following; otherwise it is not found.
-func (v *service) end(topic string, follow bool) (uint64, bool, error) {
+// end is the position after the topic's last event, and *want the seq
+// after the last. A topic that does not exist yet ends at the beginning
+// when following; otherwise it is not found.
+func (v *service) end(topic string, follow bool, want *uint64) (uint64, bool, error) {
 	ti, err := v.log.Info(topic)
 	if errors.Is(err, store.ErrNotFound) && follow {
+		*want = 1
 		return store.FromBeginning, false, nil
 	}
 	if err != nil {
 		return 0, false, topicNotFound(err, topic)
 	}
+	*want = ti.LastSeq + 1
 	return after(ti.LastID)
 }
 
@@ -465,13 +537,17 @@ func topicProto(ti *store.TopicInfo) *goethev1.Topic {
 		LastId:   ti.LastID,
 		LastSeq:  ti.LastSeq,
 		Count:    ti.Count,
+		Bytes:    ti.Bytes,
+
+		Config:          configProto(&ti.Config),
+		EffectiveConfig: configProto(&ti.Effective),
 	}
 }
 
 // cursorNotFound names what GetCursor did not find: the topic, or, when
-// the topic exists, the consumer's cursor in it. Topics are never removed,
-// so a topic that exists after the lookup existed during it, or was created
-// since, without the cursor.
+// the topic exists, the consumer's cursor in it. A topic that exists after
+// the lookup existed during it, was created since, or was deleted and
+// created again: in each case without the cursor.
 func (v *service) cursorNotFound(err error, topic, consumer string) error {
 	if !errors.Is(err, store.ErrNotFound) {
 		return err

@@ -454,3 +454,11 @@ func (s *Store) completeMeta(m *topicMeta) error {
 	}
 	return nil
 }
+
+// RetentionByLog reports Options.RetentionByLog: whether a replicating
+// log, not the store, enforces retention.
+func (s *Store) RetentionByLog() bool { return s.opts.RetentionByLog }
+
+// RetentionInterval is Options.RetentionInterval, with its default filled
+// in: how often retention is enforced.
+func (s *Store) RetentionInterval() time.Duration { return s.opts.RetentionInterval }

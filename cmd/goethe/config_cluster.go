@@ -75,6 +75,7 @@ func (c *clusterConfig) validate() error {
 // synced, and they replay from it).
 func (c *clusterConfig) storeOptions(o *store.Options, engineName string) {
 	o.SyncApplied = engineName == "bolt"
+	o.RetentionByLog = true // the leader proposes the trims (cluster.Log)
 }
 
 // checkMode refuses a data folder that the other mode wrote: a member's
