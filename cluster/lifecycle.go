@@ -154,10 +154,10 @@ func configFromProto(m *goethev1.TopicConfig) store.TopicConfig {
 	if m.GetMaxAge() != nil {
 		c.MaxAge, c.Set = m.GetMaxAge().AsDuration(), c.Set|store.FieldMaxAge
 	}
-	if m.MaxEvents != nil {
+	if m != nil && m.MaxEvents != nil {
 		c.MaxEvents, c.Set = m.GetMaxEvents(), c.Set|store.FieldMaxEvents
 	}
-	if m.MaxBytes != nil {
+	if m != nil && m.MaxBytes != nil {
 		c.MaxBytes, c.Set = m.GetMaxBytes(), c.Set|store.FieldMaxBytes
 	}
 	if m.GetDedupeWindow() != nil {

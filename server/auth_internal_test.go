@@ -14,7 +14,7 @@ import (
 )
 
 // TestUnknownMethodNeedsAdminAll: a method the rules do not name (one added
-// to the service later, such as a topic delete) is refused to every token
+// to the service later) is refused to every token
 // but one with admin over "*", so that a new RPC is closed until it gets a
 // rule.
 func TestUnknownMethodNeedsAdminAll(t *testing.T) {
@@ -23,7 +23,7 @@ func TestUnknownMethodNeedsAdminAll(t *testing.T) {
 		{Name: "prefix", SHA256: HashToken("prefix"), Admin: []string{"a*"}, Read: []string{"*"}, Write: []string{"*"}},
 	})
 	require.NoError(t, err)
-	const future = "/" + ServiceName + "/DeleteTopic"
+	const future = "/" + ServiceName + "/PurgeEverything"
 	all := toks.byHash[sha256.Sum256([]byte("all"))]
 	prefix := toks.byHash[sha256.Sum256([]byte("prefix"))]
 	require.NoError(t, all.check(future, &goethev1.GetTopicRequest{Topic: "a"}))

@@ -195,6 +195,20 @@ var authRPCs = []struct {
 		_, err := api.ListTopics(ctx, &goethev1.ListTopicsRequest{})
 		return err
 	}},
+	{goethev1.Goethe_SetTopicConfig_FullMethodName, server.PermissionAdmin, func(ctx context.Context, api goethev1.GoetheClient, topic string) error {
+		_, err := api.SetTopicConfig(ctx, &goethev1.SetTopicConfigRequest{Topic: topic})
+		return err
+	}},
+	{goethev1.Goethe_TrimTopic_FullMethodName, server.PermissionAdmin, func(ctx context.Context, api goethev1.GoetheClient, topic string) error {
+		_, err := api.TrimTopic(ctx, &goethev1.TrimTopicRequest{Topic: topic, Before: &goethev1.TrimTopicRequest_BeforeSeq{BeforeSeq: 1}})
+		return err
+	}},
+	// Last but for the rows that need no topic: it deletes the topic the
+	// others use (see TestAuthEveryRPC).
+	{goethev1.Goethe_DeleteTopic_FullMethodName, server.PermissionAdmin, func(ctx context.Context, api goethev1.GoetheClient, topic string) error {
+		_, err := api.DeleteTopic(ctx, &goethev1.DeleteTopicRequest{Topic: topic})
+		return err
+	}},
 	{goethev1.Goethe_GetClusterStatus_FullMethodName, 0, func(ctx context.Context, api goethev1.GoetheClient, _ string) error {
 		res, err := api.GetClusterStatus(ctx, &goethev1.GetClusterStatusRequest{})
 		if err == nil && res.GetClustered() {
@@ -244,6 +258,14 @@ func TestAuthEveryRPC(t *testing.T) {
 	}
 	for _, rpc := range authRPCs {
 		name := rpc.method[strings.LastIndexByte(rpc.method, '/')+1:]
+		if rpc.method == goethev1.Goethe_DeleteTopic_FullMethodName {
+			// Nothing that was refused was stored: the admin's event plus
+			// one Produce and one ProduceStream request each of writer and
+			// admin.
+			res, err := api.GetTopic(admin, &goethev1.GetTopicRequest{Topic: "orders"})
+			require.NoError(t, err)
+			require.EqualValues(t, 5, res.Topic.LastSeq)
+		}
 		t.Run(name, func(t *testing.T) {
 			for _, u := range unauthenticated {
 				err := rpc.call(withAuth(ctx, u.header), api, "orders")
@@ -252,6 +274,7 @@ func TestAuthEveryRPC(t *testing.T) {
 			allowed := map[server.Permission][]string{
 				server.PermissionRead:  {tokReader, tokAdmin},
 				server.PermissionWrite: {tokWriter, tokAdmin},
+				server.PermissionAdmin: {tokAdmin},
 				0:                      {tokReader, tokWriter, tokAdmin, tokOther},
 			}[rpc.perm]
 			for _, tok := range []string{tokReader, tokWriter, tokAdmin, tokOther} {
@@ -272,11 +295,9 @@ func TestAuthEveryRPC(t *testing.T) {
 			}
 		})
 	}
-	// Nothing that was refused was stored: the admin's event plus one
-	// Produce and one ProduceStream request each of writer and admin.
-	res, err := api.GetTopic(admin, &goethev1.GetTopicRequest{Topic: "orders"})
-	require.NoError(t, err)
-	require.EqualValues(t, 5, res.Topic.LastSeq)
+	// The admin deleted it.
+	_, err = api.GetTopic(admin, &goethev1.GetTopicRequest{Topic: "orders"})
+	requireReason(t, err, codes.NotFound, goethev1.ReasonTopicNotFound)
 }
 
 func contains(s []string, v string) bool {

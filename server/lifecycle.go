@@ -65,10 +65,10 @@ func configFromProto(m *goethev1.TopicConfig) (store.TopicConfig, error) {
 		}
 		c.MaxAge, c.Set = d.AsDuration(), c.Set|store.FieldMaxAge
 	}
-	if m.MaxEvents != nil {
+	if m != nil && m.MaxEvents != nil {
 		c.MaxEvents, c.Set = m.GetMaxEvents(), c.Set|store.FieldMaxEvents
 	}
-	if m.MaxBytes != nil {
+	if m != nil && m.MaxBytes != nil {
 		c.MaxBytes, c.Set = m.GetMaxBytes(), c.Set|store.FieldMaxBytes
 	}
 	if d := m.GetDedupeWindow(); d != nil {
