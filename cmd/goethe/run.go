@@ -84,6 +84,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 		_ = eng.Close()
 		return err
 	}
+	cfg.retention.storeOptions(&sopts) // config_retention.go
 	if cfg.cluster.enabled() {
 		cfg.cluster.storeOptions(&sopts, cfg.Engine) // config_cluster.go
 	}
