@@ -322,8 +322,11 @@ func (c *Client) GetCursor(ctx context.Context, topic, consumer string) (Cursor,
 	return Cursor{ID: res.Id, Updated: res.Updated.AsTime(), LastID: res.LastId, LastSeq: res.LastSeq, Lag: res.Lag}, nil
 }
 
-// TopicInfo describes a topic as of its last commit. The first and last
-// fields are 0 while it holds no event.
+// TopicInfo describes a topic as of its last commit. FirstID and FirstSeq
+// name the first event still stored (retention and trims move them up),
+// LastID and LastSeq the last one ever stored; all four are 0 while the
+// topic has never held an event. A topic emptied by retention or a trim
+// keeps LastID and LastSeq, with FirstID 0 and FirstSeq LastSeq+1.
 type TopicInfo struct {
 	Name     string    `json:"name"`
 	Created  time.Time `json:"created"`
@@ -332,11 +335,20 @@ type TopicInfo struct {
 	LastID   uint64    `json:"last_id"`
 	LastSeq  uint64    `json:"last_seq"`
 	Count    uint64    `json:"count"`
+	// Bytes is the stored size of the topic's events: keys, payloads,
+	// headers and framing, before the engine's compression.
+	Bytes uint64 `json:"bytes"`
+	// Config is what SetTopicConfig set on the topic (nil fields: the
+	// server's defaults apply); Effective is what applies, every field
+	// present, 0 meaning no limit.
+	Config    TopicConfig `json:"config"`
+	Effective TopicConfig `json:"effective_config"`
 }
 
 func topicInfo(t *goethev1.Topic) TopicInfo {
 	return TopicInfo{Name: t.GetName(), Created: t.GetCreated().AsTime(), FirstID: t.GetFirstId(),
-		FirstSeq: t.GetFirstSeq(), LastID: t.GetLastId(), LastSeq: t.GetLastSeq(), Count: t.GetCount()}
+		FirstSeq: t.GetFirstSeq(), LastID: t.GetLastId(), LastSeq: t.GetLastSeq(), Count: t.GetCount(),
+		Bytes: t.GetBytes(), Config: topicConfig(t.GetConfig()), Effective: topicConfig(t.GetEffectiveConfig())}
 }
 
 // TopicOption modifies a Topic call.
