@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -44,7 +45,7 @@ func (l *Log) SetTopicConfig(ctx context.Context, topic string, cfg store.TopicC
 // follower forwarded to the leader's TrimTopic.
 func (l *Log) Trim(ctx context.Context, topic string, before store.TrimPoint) (uint64, error) {
 	if l.node.IsLeader() || forwarded(ctx) {
-		n, err := store.RunTrim(ctx, func() (store.Command, bool, error) { return l.st.PlanTrim(topic, before) }, l.proposeStep)
+		n, err := store.RunTrim(ctx, func() ([]store.Command, error) { return l.st.PlanTrim(topic, before) }, l.proposeSteps)
 		if !errors.Is(err, ErrNotLeader) || forwarded(ctx) || n > 0 {
 			return n, l.hint(err)
 		}
@@ -97,10 +98,36 @@ func (l *Log) WaitTopic(ctx context.Context, topic string, topicID, from uint64)
 	return l.st.WaitTopic(ctx, topic, topicID, from)
 }
 
-// proposeStep proposes one trim step and returns its result.
-func (l *Log) proposeStep(ctx context.Context, cmd store.Command) (store.Result, error) {
-	r, _, err := l.node.propose(ctx, cmd)
-	return r, err
+// proposeSteps proposes trim steps, each its own entry, all queued before
+// the first is waited for, and returns their results. An error is the
+// first proposal's that failed (not leader, outcome unknown…): the steps
+// after it may or may not have been applied, which the next plan sees.
+func (l *Log) proposeSteps(ctx context.Context, cmds []store.Command) ([]store.Result, error) {
+	futures := make([]raft.ApplyFuture, 0, len(cmds))
+	var err error
+	for _, cmd := range cmds {
+		f, ferr := l.node.start(ctx, cmd)
+		if ferr != nil {
+			err = ferr
+			break
+		}
+		futures = append(futures, f)
+	}
+	results := make([]store.Result, 0, len(futures))
+	for _, f := range futures {
+		r, _, ferr := l.node.finish(context.WithoutCancel(ctx), f)
+		if ferr != nil && !errors.Is(ferr, store.ErrStaleTrim) && r.Err == nil {
+			if err == nil {
+				err = ferr
+			}
+			continue
+		}
+		results = append(results, r)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
 }
 
 // retain enforces retention while this node leads: every
@@ -126,7 +153,7 @@ func (l *Log) retain() {
 		if !l.node.IsLeader() {
 			continue
 		}
-		l.st.RetentionPass(ctx, l.node.cfg.Clock(), l.proposeStep)
+		l.st.RetentionPass(ctx, l.node.cfg.Clock(), l.proposeSteps)
 	}
 }
 

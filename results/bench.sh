@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Records a run of the benchmarks in bench/ (every layer: raw engine, store,
 # gRPC server; every engine) into results/bench/: the raw output, benchstat's
-# summary and the machine it ran on.
+# summary and the machine it ran on. BenchmarkRetention (appends with
+# retention trimming at the same time, against none; its disk-MiB and
+# retained-MiB say what the data folder and the topic hold at the end) is
+# also summarised alone in results/bench/retention.txt.
 #   results/bench.sh [COUNT] [BENCHTIME] [REGEXP]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,4 +46,8 @@ tmp=$(mktemp -d -p "${TMPDIR:-/tmp}")
 rm -rf "$tmp"
 # With -count 5, benchstat gives an interval only at 90% confidence.
 (cd "$out" && "$benchstat" -confidence 0.9 bench.txt >benchstat.txt)
-echo "wrote $out/{machine.txt,bench.txt,benchstat.txt}"
+if grep -q '^BenchmarkRetention' "$out/bench.txt"; then
+  (cd "$out" && grep -E '^(goos|goarch|pkg|cpu|BenchmarkRetention)' bench.txt >retention.raw.txt &&
+    "$benchstat" -confidence 0.9 retention.raw.txt >retention.txt && rm retention.raw.txt)
+fi
+echo "wrote $out/{machine.txt,bench.txt,benchstat.txt,retention.txt}"

@@ -44,8 +44,14 @@ const (
 	// ReclaimStepBytes bounds the stored bytes of the records one reclaim
 	// write removes (the page of keys read first).
 	ReclaimStepBytes = 16 << 20
-	// maxStaleTrims bounds the trim steps in a row that Trim plans again
-	// because the topic changed under them (another trim won).
+	// TrimPipelineSteps bounds the steps planned and submitted together:
+	// consecutive steps, each bounded as above, that are queued at once and
+	// so usually commit in one group, so that retention keeps up with a
+	// topic appended to as fast as the store commits, where one step per
+	// commit would not.
+	TrimPipelineSteps = 4
+	// maxStaleTrims bounds the rounds of steps in a row that Trim plans
+	// again because the topic changed under them (another trim won).
 	maxStaleTrims = 100
 )
 
@@ -128,49 +134,71 @@ func (s *Store) Trim(ctx context.Context, topicName string, before TrimPoint) (u
 	if before.IsZero() {
 		return 0, fmt.Errorf("%w: a trim needs a position", ErrInvalid)
 	}
-	return RunTrim(ctx, func() (Command, bool, error) { return s.PlanTrim(topicName, before) }, s.submitTrim)
+	return RunTrim(ctx, func() ([]Command, error) { return s.PlanTrim(topicName, before) }, s.submitTrim)
 }
 
-// RunTrim submits the steps plan gives until it has none left, planning
-// again after a step that went stale, and returns the events removed.
+// RunTrim submits the rounds of steps plan gives until it gives none,
+// planning again after a round with a step that went stale, and returns
+// the events removed. submit returns one Result per command, in order.
 // Trim runs it with the store's own commit; a replicated log with its
 // proposals.
-func RunTrim(ctx context.Context, plan func() (Command, bool, error), submit func(context.Context, Command) (Result, error)) (uint64, error) {
+func RunTrim(ctx context.Context, plan func() ([]Command, error), submit func(context.Context, []Command) ([]Result, error)) (uint64, error) {
 	var removed uint64
 	stale := 0
 	for {
 		if err := ctx.Err(); err != nil {
 			return removed, err
 		}
-		cmd, ok, err := plan()
-		if err != nil || !ok {
+		cmds, err := plan()
+		if err != nil || len(cmds) == 0 {
 			return removed, err
 		}
-		res, err := submit(ctx, cmd)
-		switch {
-		case errors.Is(err, ErrStaleTrim):
-			if stale++; stale > maxStaleTrims {
-				return removed, err
+		results, err := submit(ctx, cmds)
+		if err != nil {
+			return removed, err
+		}
+		var staleErr error
+		for _, r := range results {
+			switch {
+			case r.Err == nil:
+				removed += uint64(r.Append.Count)
+			case errors.Is(r.Err, ErrStaleTrim):
+				staleErr = r.Err // and so are the steps after it
+			default:
+				return removed, r.Err
 			}
-			continue
-		case err != nil:
-			return removed, err
 		}
-		stale = 0
-		removed += uint64(res.Append.Count)
+		if staleErr == nil {
+			stale = 0
+			continue
+		}
+		if stale++; stale > maxStaleTrims {
+			return removed, staleErr
+		}
 	}
 }
 
-// submitTrim commits one trim command through the store's write path.
-func (s *Store) submitTrim(ctx context.Context, cmd Command) (Result, error) {
+// submitTrim queues trim commands in order through the store's write path
+// and waits for each: they usually commit in one group.
+func (s *Store) submitTrim(ctx context.Context, cmds []Command) ([]Result, error) {
 	if err := ctx.Err(); err != nil {
-		return Result{}, err
+		return nil, err
 	}
-	r := newRequest()
-	r.cmd = cmd.internal()
-	r.bytes = 64
-	o := s.wait(r)
-	return Result{Append: o.res, Err: o.err}, o.err
+	reqs := make([]*request, len(cmds))
+	for i := range cmds {
+		r := newRequest()
+		r.cmd = cmds[i].internal()
+		r.bytes = 64
+		reqs[i] = r
+		s.submit(r, i == len(cmds)-1) // the last may lead the group
+	}
+	results := make([]Result, len(cmds))
+	for i, r := range reqs {
+		<-r.ready
+		results[i] = Result{Append: r.out.res, Err: r.out.err}
+		r.release()
+	}
+	return results, nil
 }
 
 // DeleteTopic deletes topic with its config and cursors: its name is free
@@ -204,50 +232,63 @@ func (s *Store) PlanDelete(topicName string) (Command, error) {
 	return Command{Kind: CommandDeleteTopic, Topic: topicName, TopicID: t.id}, nil
 }
 
-// PlanTrim plans the next step of a trim of topic before the position
-// before: ok is false when no event before it is left.
-func (s *Store) PlanTrim(topicName string, before TrimPoint) (cmd Command, ok bool, err error) {
-	return s.planStep(topicName, func(m *topicMeta, seq, id, _ uint64) bool {
+// PlanTrim plans the next round of a trim of topic before the position
+// before: up to TrimPipelineSteps consecutive steps, none when no event
+// before the position is left.
+func (s *Store) PlanTrim(topicName string, before TrimPoint) ([]Command, error) {
+	return s.planSteps(topicName, func(m *topicMeta, seq, id, _ uint64) bool {
 		return (before.Seq != 0 && seq < before.Seq) || (before.ID != 0 && id < before.ID)
 	})
 }
 
-// PlanRetention plans the next step of retention for topic at time now
-// (ns since the epoch), from its effective config: ok is false when the
-// topic is within its limits.
-func (s *Store) PlanRetention(topicName string, now int64) (cmd Command, ok bool, err error) {
+// PlanRetention plans the next round of retention for topic at time now
+// (ns since the epoch), from its effective config: up to TrimPipelineSteps
+// consecutive steps, none when the topic is within its limits.
+func (s *Store) PlanRetention(topicName string, now int64) ([]Command, error) {
 	t, err := s.lookup(topicName)
 	if err != nil {
-		return Command{}, false, err
+		return nil, err
 	}
 	cfg := t.pub.Load().cfg.effective(s.opts.Retention)
 	if !cfg.hasRetention() {
-		return Command{}, false, nil
+		return nil, nil
 	}
 	var minID uint64
 	if cfg.MaxAge > 0 && now > int64(cfg.MaxAge) {
 		minID = uint64(now - int64(cfg.MaxAge))
 	}
-	return s.planStep(topicName, func(m *topicMeta, seq, id, removedBytes uint64) bool {
+	return s.planSteps(topicName, func(m *topicMeta, seq, id, removedBytes uint64) bool {
 		return (minID != 0 && id < minID) ||
 			(cfg.MaxEvents > 0 && m.lastSeq-seq+1 > cfg.MaxEvents) ||
 			(cfg.MaxBytes > 0 && m.bytes-removedBytes > cfg.MaxBytes)
 	})
 }
 
-// planStep reads topic's first events in order while remove says so of
-// each (its seq, its id, and the bytes of the ones before it that go),
-// bounded by TrimStepEvents and TrimStepBytes, and returns the step that
-// removes them.
-func (s *Store) planStep(topicName string, remove func(m *topicMeta, seq, id, removedBytes uint64) bool) (Command, bool, error) {
+// planSteps plans up to TrimPipelineSteps consecutive steps from topic's
+// published state, each from the state the one before leaves.
+func (s *Store) planSteps(topicName string, remove func(m *topicMeta, seq, id, removedBytes uint64) bool) ([]Command, error) {
 	t, err := s.lookup(topicName)
 	if err != nil {
-		return Command{}, false, err
+		return nil, err
 	}
 	m := *t.pub.Load()
-	if m.empty() {
-		return Command{}, false, nil
+	var cmds []Command
+	for len(cmds) < TrimPipelineSteps && !m.empty() {
+		step, ok, err := s.planStep(&m, remove)
+		if err != nil || !ok {
+			return cmds, err
+		}
+		cmds = append(cmds, Command{Kind: CommandTrim, Topic: topicName, Trim: step})
+		m.firstID, m.firstSeq, m.bytes = step.NewFirstID, step.NewFirstSeq, m.bytes-step.Bytes
 	}
+	return cmds, nil
+}
+
+// planStep reads the first events of the topic in state m, in order, while
+// remove says so of each (its seq, its id, and the bytes of the ones before
+// it that go, counted from m), bounded by TrimStepEvents and TrimStepBytes,
+// and returns the step that removes them.
+func (s *Store) planStep(m *topicMeta, remove func(m *topicMeta, seq, id, removedBytes uint64) bool) (TrimStep, bool, error) {
 	step := TrimStep{TopicID: m.id, FirstSeq: m.firstSeq}
 	end := topicEnd(m.id)
 	if m.lastID < math.MaxUint64 {
@@ -258,19 +299,19 @@ func (s *Store) planStep(topicName string, remove func(m *topicMeta, seq, id, re
 	for {
 		kvs, err := s.eng.Scan(start, end, 1000, 0)
 		if err != nil {
-			return Command{}, false, s.engineErr("plan trim", err)
+			return step, false, s.engineErr("plan trim", err)
 		}
 		for _, kv := range kvs {
 			if len(kv.Key) != eventKeyLen {
-				return Command{}, false, fmt.Errorf("%w: event key %x", ErrCorrupted, kv.Key)
+				return step, false, fmt.Errorf("%w: event key %x", ErrCorrupted, kv.Key)
 			}
 			id, seq := beUint64(kv.Key[8:]), m.firstSeq+n // seqs are dense
-			if n >= TrimStepEvents || (n > 0 && bytes >= TrimStepBytes) || !remove(&m, seq, id, bytes) {
+			if n >= TrimStepEvents || (n > 0 && bytes >= TrimStepBytes) || !remove(m, seq, id, bytes) {
 				if n == 0 {
-					return Command{}, false, nil
+					return step, false, nil
 				}
 				step.NewFirstID, step.NewFirstSeq, step.Bytes = id, seq, bytes
-				return Command{Kind: CommandTrim, Topic: topicName, Trim: step}, true, nil
+				return step, true, nil
 			}
 			n++
 			bytes += uint64(len(kv.Key) + len(kv.Value))
@@ -281,21 +322,21 @@ func (s *Store) planStep(topicName string, remove func(m *topicMeta, seq, id, re
 		start = append(kvs[len(kvs)-1].Key, 0)
 	}
 	if n == 0 {
-		return Command{}, false, nil
+		return step, false, nil
 	}
 	// Every event up to the last goes: the step empties the topic (and
 	// goes stale if events were appended meanwhile).
 	step.NewFirstSeq, step.Bytes = m.firstSeq+n, bytes
-	return Command{Kind: CommandTrim, Topic: topicName, Trim: step}, true, nil
+	return step, true, nil
 }
 
 // RetentionPass enforces retention on every topic at time now, submitting
-// each step with submit until the topic is within its limits, and returns
-// the events removed. It stops at ctx's end; a topic whose step fails is
+// rounds of steps with submit (see RunTrim) until the topic is within its
+// limits, and returns the events removed. It stops at ctx's end; a topic whose step fails is
 // left for the next pass. The maintenance goroutine runs it with the
 // store's commit; a replicated log runs it on its leader with proposals
 // (Options.RetentionByLog).
-func (s *Store) RetentionPass(ctx context.Context, now int64, submit func(context.Context, Command) (Result, error)) uint64 {
+func (s *Store) RetentionPass(ctx context.Context, now int64, submit func(context.Context, []Command) ([]Result, error)) uint64 {
 	s.mu.RLock()
 	names := make([]string, 0, len(s.topics))
 	for name, t := range s.topics {
@@ -306,7 +347,7 @@ func (s *Store) RetentionPass(ctx context.Context, now int64, submit func(contex
 	s.mu.RUnlock()
 	var removed uint64
 	for _, name := range names {
-		n, _ := RunTrim(ctx, func() (Command, bool, error) { return s.PlanRetention(name, now) }, submit)
+		n, _ := RunTrim(ctx, func() ([]Command, error) { return s.PlanRetention(name, now) }, submit)
 		removed += n
 		if ctx.Err() != nil {
 			break

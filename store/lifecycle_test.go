@@ -213,18 +213,29 @@ func TestTrim(t *testing.T) {
 	})
 }
 
-// TestTrimSteps: a trim larger than TrimStepEvents goes in several
-// bounded commits.
+// TestTrimSteps: a trim larger than TrimStepEvents is planned as several
+// bounded steps, at most TrimPipelineSteps in a round, chained; a step at
+// the bound removes exactly TrimStepEvents.
 func TestTrimSteps(t *testing.T) {
 	forEngine(t, func(t *testing.T, name string) {
 		s := open(t, name, t.TempDir(), store.Options{UnsafeNoSync: true})
-		const total = store.TrimStepEvents*2 + 500
+		const total = store.TrimStepEvents*(store.TrimPipelineSteps+1) + 500
 		appendN(t, s, "s", total, 1)
-		before := s.Stats().Commits
+		cmds, err := s.PlanTrim("s", store.TrimPoint{Seq: total})
+		require.NoError(t, err)
+		require.Len(t, cmds, store.TrimPipelineSteps)
+		for i, c := range cmds {
+			require.Equal(t, uint64(i*store.TrimStepEvents+1), c.Trim.FirstSeq)
+			require.Equal(t, uint64((i+1)*store.TrimStepEvents+1), c.Trim.NewFirstSeq, "a step at the bound")
+		}
+		cmds, err = s.PlanTrim("s", store.TrimPoint{Seq: store.TrimStepEvents + 2})
+		require.NoError(t, err)
+		require.Len(t, cmds, 2, "one past the bound: a second step")
+		require.Equal(t, uint64(store.TrimStepEvents+2), cmds[1].Trim.NewFirstSeq)
+
 		n, err := s.Trim(context.Background(), "s", store.TrimPoint{Seq: total})
 		require.NoError(t, err)
 		require.Equal(t, uint64(total-1), n)
-		require.Equal(t, uint64(3), s.Stats().Commits-before, "steps of at most TrimStepEvents")
 		ti, err := s.Info("s")
 		require.NoError(t, err)
 		require.Equal(t, uint64(total), ti.FirstSeq)
@@ -469,17 +480,40 @@ func TestStaleTrim(t *testing.T) {
 	forEngine(t, func(t *testing.T, name string) {
 		s := open(t, name, t.TempDir(), store.Options{})
 		appendN(t, s, "st", 5, 1)
-		cmd, ok, err := s.PlanTrim("st", store.TrimPoint{Seq: 100})
+		cmds, err := s.PlanTrim("st", store.TrimPoint{Seq: 100})
 		require.NoError(t, err)
-		require.True(t, ok)
-		require.Zero(t, cmd.Trim.NewFirstID, "the step empties the topic")
+		require.Len(t, cmds, 1)
+		require.Zero(t, cmds[0].Trim.NewFirstID, "the step empties the topic")
 		appendN(t, s, "st", 1, 1) // an append after the plan
-		res, err := s.ApplyCommitted([]store.CommittedEntry{{Index: 1, Time: 1, Commands: []store.Command{cmd}}})
+		res, err := s.ApplyCommitted([]store.CommittedEntry{{Index: 1, Time: 1, Commands: cmds}})
 		require.NoError(t, err)
 		require.ErrorIs(t, res[0][0].Err, store.ErrStaleTrim)
 		require.ErrorIs(t, res[0][0].Err, store.ErrConflict)
 		ti, err := s.Info("st")
 		require.NoError(t, err)
 		require.Equal(t, uint64(6), ti.Count)
+	})
+}
+
+// TestTrimStepBytes: a step ends once it holds TrimStepBytes: events of
+// exactly 1 MiB stored (key and value) make a step of 16 at the bound, and
+// events one byte smaller one of 17.
+func TestTrimStepBytes(t *testing.T) {
+	forEngine(t, func(t *testing.T, name string) {
+		s := open(t, name, t.TempDir(), store.Options{UnsafeNoSync: true})
+		// Stored size: 16 key bytes, 5 of version and checksum, 1 of seq
+		// and 1 of header count (seqs below 128, no headers), the payload.
+		const exact = 1<<20 - 23
+		for i, size := range []int{exact, exact - 1} {
+			topic := fmt.Sprint("b", i)
+			appendN(t, s, topic, 20, size)
+			ti, err := s.Info(topic)
+			require.NoError(t, err)
+			require.Equal(t, uint64(20*(size+23)), ti.Bytes)
+			cmds, err := s.PlanTrim(topic, store.TrimPoint{Seq: 21})
+			require.NoError(t, err)
+			want := uint64(store.TrimStepBytes/(1<<20) + 1 + i)
+			require.Equal(t, want, cmds[0].Trim.NewFirstSeq, "size %d", size)
+		}
 	})
 }
