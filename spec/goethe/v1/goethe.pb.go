@@ -1165,8 +1165,18 @@ type ConsumeResponse struct {
 	// or a trim removed them before they were read: the stream's position
 	// (its start, or the event after the last one sent) was below the topic's
 	// first event. events, if any, follow that gap; a response may carry
-	// skipped with no events. A consumer that must not miss events watches
-	// it (seqs also show the gap).
+	// skipped with no events (the topic was emptied up to its last event). A
+	// consumer that must not miss events watches it (seqs also show the gap).
+	//
+	// It is exact where the stream knows the seq it should deliver next:
+	// after every response it sent (a gap mid-stream), and from a start at the
+	// beginning (seq 1), at the end, at_seq, after_seq, or at a cursor
+	// committed at the id of an event the server held (the cursor keeps that
+	// event's seq). A start by at_id, after_id or at_time, or at a cursor
+	// committed at an id that was no event's (a time) or by a server before
+	// this field, does not know it: its first response reports 0 for the
+	// events removed before it; compare its first seq with GetTopic's
+	// first_seq, or start by seq, to know.
 	Skipped       uint64 `protobuf:"varint,3,opt,name=skipped,proto3" json:"skipped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
