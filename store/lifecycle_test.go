@@ -190,6 +190,12 @@ func TestTrim(t *testing.T) {
 		require.NoError(t, err)
 		require.Empty(t, p.Events)
 		require.Equal(t, all[19].ID+1, p.Next, "an emptied topic's reader moves past its last event")
+		for _, seq := range []uint64{0, 5, 20, 21, 22} {
+			pos, exhausted, err := store.SeqPosition(s, "t", seq)
+			require.NoError(t, err)
+			require.False(t, exhausted)
+			require.Equal(t, all[19].ID+1, pos, "seq %d of an emptied topic is its end", seq)
+		}
 		n, err = s.Trim(ctx, "t", store.TrimPoint{Seq: 1000})
 		require.NoError(t, err)
 		require.Zero(t, n)

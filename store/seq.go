@@ -19,8 +19,9 @@ const maxSeqProbes = 2*64 + 2
 
 // SeqPosition returns the Read position of the event of topic with seq: its
 // id. A seq below the topic's first (0 included) is the first event's id;
-// seq last_seq+1 and beyond are the position after the last event (the end:
-// what is read from there is committed later, with seqs from last_seq+1).
+// seq last_seq+1 and beyond, and any seq of a topic emptied by a trim, are
+// the position after the last event (the end: what is read from there is
+// committed later, with seqs from last_seq+1).
 // exhausted says that no event can exist at or after the position (the
 // last event has the largest id). ErrNotFound when the topic does not
 // exist.
@@ -47,15 +48,16 @@ func SeqPosition(r SeqReader, topic string, seq uint64) (pos uint64, exhausted b
 	switch {
 	case ti.LastSeq == 0:
 		return FromBeginning, false, nil // no event yet: the first one comes
-	case seq <= ti.FirstSeq:
-		return ti.FirstID, false, nil
-	case seq == ti.LastSeq:
-		return ti.LastID, false, nil
-	case seq > ti.LastSeq:
+	case ti.FirstID == 0 || seq > ti.LastSeq:
+		// Emptied by a trim, or past the end: what comes next.
 		if ti.LastID == ^uint64(0) {
 			return ti.LastID, true, nil
 		}
 		return After(ti.LastID), false, nil
+	case seq <= ti.FirstSeq:
+		return ti.FirstID, false, nil
+	case seq == ti.LastSeq:
+		return ti.LastID, false, nil
 	}
 	// The event sought has an id in (loID, hiID): loSeq < seq is the seq of
 	// the event at loID, and hiSeq > seq the seq of the first event at or

@@ -143,7 +143,7 @@ func (s *Store) goDown(err error, a *applied) {
 			sp.suspects = make(map[string]struct{})
 		}
 		for _, ch := range a.changes {
-			if ch.dirty {
+			if ch.dirty || ch.deleted {
 				sp.suspects[ch.meta.name] = struct{}{}
 			}
 		}
@@ -324,7 +324,10 @@ func (s *Store) reload(all bool) error {
 func (s *Store) reloadTopic(name string) error {
 	v, err := s.eng.Get(catalogKey(name))
 	if errors.Is(err, engine.ErrNotFound) {
-		return nil // the write that would have created it did not land
+		// The write that would have created it did not land, or one that
+		// deleted it did.
+		s.forgetTopic(name, 0)
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("store: reload topic %q: %w", name, err)
@@ -353,6 +356,7 @@ func (s *Store) reloadTopic(name string) error {
 	if tid >= s.c.nextTopicID {
 		s.c.nextTopicID = tid + 1
 	}
+	s.forgetTopic(name, tid) // deleted and created again by the failed write
 	s.mu.Lock()
 	t := s.topics[name]
 	if t == nil {
@@ -367,6 +371,26 @@ func (s *Store) reloadTopic(name string) error {
 	}
 	s.wake(name)
 	return nil
+}
+
+// forgetTopic removes the topic name from memory unless it has id keep,
+// and ends its waiters with ErrTopicDeleted: a failed write deleted it
+// after all. The committer calls it.
+func (s *Store) forgetTopic(name string, keep uint64) {
+	s.mu.Lock()
+	t := s.topics[name]
+	if t != nil && t.id != keep {
+		delete(s.topics, name)
+	} else {
+		t = nil
+	}
+	s.mu.Unlock()
+	if t != nil {
+		t.tail.drop()
+		t.deleted.Store(true)
+		s.notify(t)
+		s.kickReclaim()
+	}
 }
 
 // checkSpaceAtOpen takes the write path down from the start when the

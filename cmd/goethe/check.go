@@ -222,6 +222,9 @@ func (res *checkResult) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "%s: %d topics, %d events (%d bytes), %d cursors checked in %.3fs\n",
 		verdict, len(r.Topics), r.Events, r.Bytes, r.Cursors, r.Duration.Seconds())
+	if r.Reclaiming > 0 {
+		fmt.Fprintf(w, "%d event records of deleted topics are still to be removed: the server does it in the background\n", r.Reclaiming)
+	}
 }
 
 func printFindings(w io.Writer, kind string, fs []store.Finding, total int) {
