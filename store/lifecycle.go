@@ -257,6 +257,14 @@ func (s *Store) PlanRetention(topicName string, now int64) ([]Command, error) {
 	if cfg.MaxAge > 0 && now > int64(cfg.MaxAge) {
 		minID = uint64(now - int64(cfg.MaxAge))
 	}
+	// From the metadata alone, without reading events: most passes find
+	// most topics within their limits.
+	if m := t.pub.Load(); m.empty() ||
+		!((minID != 0 && m.firstID < minID) ||
+			(cfg.MaxEvents > 0 && m.lastSeq-m.firstSeq+1 > cfg.MaxEvents) ||
+			(cfg.MaxBytes > 0 && m.bytes > cfg.MaxBytes)) {
+		return nil, nil
+	}
 	return s.planSteps(topicName, func(m *topicMeta, seq, id, removedBytes uint64) bool {
 		return (minID != 0 && id < minID) ||
 			(cfg.MaxEvents > 0 && m.lastSeq-seq+1 > cfg.MaxEvents) ||
@@ -297,9 +305,12 @@ func (s *Store) planStep(m *topicMeta, remove func(m *topicMeta, seq, id, remove
 	start := eventKey(m.id, m.firstID)
 	var n, bytes uint64
 	for {
-		kvs, err := s.eng.Scan(start, end, 1000, 0)
+		kvs, err := s.eng.Scan(start, end, 1000, s.opts.PageBytes)
 		if err != nil {
 			return step, false, s.engineErr("plan trim", err)
+		}
+		if len(kvs) == 0 {
+			break
 		}
 		for _, kv := range kvs {
 			if len(kv.Key) != eventKeyLen {
@@ -315,9 +326,6 @@ func (s *Store) planStep(m *topicMeta, remove func(m *topicMeta, seq, id, remove
 			}
 			n++
 			bytes += uint64(len(kv.Key) + len(kv.Value))
-		}
-		if len(kvs) < 1000 {
-			break
 		}
 		start = append(kvs[len(kvs)-1].Key, 0)
 	}
