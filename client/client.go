@@ -208,6 +208,10 @@ type Event struct {
 	Time    time.Time         `json:"time"`
 	Headers map[string]string `json:"headers,omitempty"`
 	Payload []byte            `json:"payload"`
+	// Skipped counts the events just before this one that the stream did
+	// not deliver because retention or a trim removed them before it read
+	// them (see Subscription.Skipped for where the count is exact).
+	Skipped uint64 `json:"skipped,omitempty"`
 }
 
 // ProduceResult says where a Produce's events landed: the i-th event (from

@@ -165,6 +165,9 @@ type Subscription struct {
 	batch batch // the batch being handed out
 	i     int
 	err   error
+
+	skipped uint64 // every batch's skipped, so far
+	pending uint64 // skipped not yet given to an event
 }
 
 // consumeDesc is the Consume method's stream description.
@@ -240,8 +243,21 @@ func (s *Subscription) Next() (Event, error) {
 	}
 	ev := s.batch.events[s.i]
 	s.i++
+	if s.pending > 0 {
+		ev.Skipped, s.pending = s.pending, 0
+	}
 	return ev, nil
 }
+
+// Skipped is the number of events the stream has not delivered so far
+// because retention or a trim removed them before it read them: those
+// before its start when that was below the topic's first event, and gaps
+// while it ran (each counted on the event after it, Event.Skipped). The
+// server counts them exactly after every batch it sent and from a start by
+// seq, at the beginning or at the end, or at a cursor committed at an
+// event's id; a start by id or time (AtID, AfterID, AtTime) counts 0 for the
+// events removed before it.
+func (s *Subscription) Skipped() uint64 { return s.skipped }
 
 // recv reads the next batch, or records and returns the stream's end.
 func (s *Subscription) recv() error {
@@ -256,6 +272,8 @@ func (s *Subscription) recv() error {
 		s.cancel()
 		return s.err
 	}
+	s.skipped += s.batch.skipped
+	s.pending += s.batch.skipped
 	return nil
 }
 

@@ -19,6 +19,9 @@ import (
 // events, reused from batch to batch.
 type batch struct {
 	events []Event
+	// skipped is the response's skipped: events removed before the
+	// stream read them, just before events (see goethe.proto).
+	skipped uint64
 }
 
 // codec is wire.Codec, except that it decodes a ConsumeResponse into a
@@ -64,6 +67,7 @@ var errMalformed = errors.New("goethe: malformed ConsumeResponse")
 const (
 	respTopic   = 1
 	respEvents  = 2
+	respSkipped = 3
 	eventID     = 1
 	eventSeq    = 2
 	eventBody   = 3
@@ -77,6 +81,7 @@ const (
 func (b *batch) decode(buf []byte) error {
 	clear(b.events)
 	b.events = b.events[:0]
+	b.skipped = 0
 	var topic string
 	for len(buf) > 0 {
 		num, typ, n := protowire.ConsumeTag(buf)
@@ -101,6 +106,13 @@ func (b *batch) decode(buf []byte) error {
 			if err := decodeEvent(v, &b.events[len(b.events)-1]); err != nil {
 				return err
 			}
+			buf = buf[n:]
+		case num == respSkipped && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(buf)
+			if n < 0 {
+				return fmt.Errorf("%w: skipped: %v", errMalformed, protowire.ParseError(n))
+			}
+			b.skipped = v
 			buf = buf[n:]
 		default:
 			n := protowire.ConsumeFieldValue(num, typ, buf)

@@ -27,12 +27,14 @@ func TestDecodeBatchMatchesProto(t *testing.T) {
 		}
 		resp.Events = append(resp.Events, ev)
 	}
-	for _, m := range []*goethev1.ConsumeResponse{resp, {Topic: "t"}, {}} {
+	skipped := &goethev1.ConsumeResponse{Topic: "t", Skipped: 1 << 40, Events: resp.Events[:2]}
+	for _, m := range []*goethev1.ConsumeResponse{resp, {Topic: "t"}, {}, skipped, {Skipped: 3}} {
 		b, err := proto.Marshal(m)
 		require.NoError(t, err)
 		var got batch
 		require.NoError(t, got.decode(b))
 		requireBatch(t, m, got.events)
+		require.Equal(t, m.GetSkipped(), got.skipped)
 
 		// Through the codec, as gRPC calls it.
 		var viaCodec batch

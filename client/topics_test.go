@@ -64,16 +64,27 @@ func TestTopicLifecycle(t *testing.T) {
 	_, _, err = c.TrimTopic(ctx, "missing", client.BeforeSeq(1))
 	require.ErrorIs(t, err, client.ErrNotFound)
 
-	// A follower of a deleted topic ends with TOPIC_DELETED.
+	// A follower from the beginning is told of the 6 events removed; one
+	// of a deleted topic ends with TOPIC_DELETED.
 	sub, err := c.Subscribe(ctx, "life", client.ConsumeOptions{Follow: true})
 	require.NoError(t, err)
 	defer sub.Close()
 	ev, err := sub.Next()
 	require.NoError(t, err)
 	require.Equal(t, uint64(7), ev.Seq)
+	require.Equal(t, uint64(6), ev.Skipped)
+	require.Equal(t, uint64(6), sub.Skipped())
+	byID, err := c.Subscribe(ctx, "life", client.ConsumeOptions{From: client.AtID(ids[0])})
+	require.NoError(t, err)
+	ev, err = byID.Next()
+	require.NoError(t, err)
+	require.Equal(t, uint64(7), ev.Seq)
+	require.Zero(t, ev.Skipped, "a start by id does not know what it missed")
+	byID.Close()
 	for range 3 {
-		_, err = sub.Next()
+		ev, err = sub.Next()
 		require.NoError(t, err)
+		require.Zero(t, ev.Skipped)
 	}
 	require.NoError(t, c.DeleteTopic(ctx, "life"))
 	_, err = sub.Next()
