@@ -38,6 +38,18 @@
 // takes its timestamp from the caller, a replicated log can apply a
 // leader's commands on every replica with the leader's reading.
 //
+// # Topic lifecycle
+//
+// A topic has a config (SetTopicConfig: retention by age, count and bytes,
+// and a dedupe window), with server-wide defaults in Options.Retention.
+// Retention and Trim remove a prefix of a topic's events in bounded steps
+// through the same pure apply step as appends (see lifecycle.go), so seqs
+// stay dense and the first seq moves up; a reader below the first event
+// reads from it. DeleteTopic frees the name at once and its events are
+// reclaimed in the background. The maintenance goroutine enforces
+// retention every Options.RetentionInterval and reclaims deleted topics;
+// Close stops it.
+//
 // # Replication
 //
 // A replicated store (package cluster) takes no Append or SetCursor of its
