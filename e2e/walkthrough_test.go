@@ -18,19 +18,27 @@ import (
 )
 
 // The README's walk-through is the code blocks that follow a marker line,
-// `<!-- walkthrough -->` for the first terminal and
-// `<!-- walkthrough: second terminal -->` for a second one. In a block, a
-// line "$ CMD" is a shell command (a trailing backslash continues it), the
-// lines after it are its output (standard output and standard error, as a
-// terminal shows them), and "^C" is a Ctrl-C. A second-terminal block
-// without a command continues the command running there.
+// `<!-- walkthrough -->` for the first terminal, and
+// `<!-- walkthrough: second terminal -->` or `<!-- walkthrough: third
+// terminal -->` for terminals where a command runs on while the reader
+// types in the first one, and `<!-- walkthrough: server terminal -->` for
+// the terminal where the server runs. In a block, a line "$ CMD" is a shell
+// command (a trailing backslash continues it), the lines after it are its
+// output (standard output and standard error, as a terminal shows them),
+// and "^C" is a Ctrl-C. A block of a second or third terminal without a
+// command continues the command running there.
 //
 // The test runs every command with sh in a folder whose bin/ holds the
-// built goethe and goethectl (the paths `make build cli` gives them),
-// against a fresh server named by $GOETHE_SERVER. A second-terminal command
-// runs in the background: the test waits until it has printed the lines
-// the README shows before it goes on, and Ctrl-C sends it SIGINT, after
-// which it must exit with status 0.
+// built goethe and goethectl (the paths `make build cli` give them),
+// against a fresh server named by $GOETHE_SERVER. A second- or
+// third-terminal command runs in the background: the test waits until it
+// has printed the lines the README shows before it goes on; ^C sends it
+// SIGINT, after which it must exit with status 0; a command the README does
+// not interrupt must end by itself, with status 0, before its terminal's
+// next command or the walk-through's end. In the server terminal, ^C stops
+// the test's server with SIGINT (it must exit with status 0) and
+// "$ bin/goethe" starts it again on the same data folder and address; the
+// server's log is not compared.
 //
 // Output must match line by line, except for event ids (19 digits) and
 // RFC 3339 times, which differ from run to run. The first time the README
@@ -42,6 +50,8 @@ import (
 const (
 	readmePath       = "../README.md"
 	walkthroughTerm2 = "second terminal"
+	walkthroughTerm3 = "third terminal"
+	serverTerminal   = "server terminal"
 	commandTimeout   = 30 * time.Second
 	outputTimeout    = 15 * time.Second
 )
@@ -75,7 +85,7 @@ func parseWalkthrough(readme string) ([]step, error) {
 			continue
 		}
 		terminal := m[1]
-		if terminal != "" && terminal != walkthroughTerm2 {
+		if terminal != "" && terminal != walkthroughTerm2 && terminal != walkthroughTerm3 && terminal != serverTerminal {
 			return nil, fmt.Errorf("README.md:%d: unknown terminal %q", i+1, terminal)
 		}
 		i++
@@ -105,11 +115,22 @@ func parseWalkthrough(readme string) ([]step, error) {
 				steps = append(steps, step{line: start + 1, terminal: terminal, cmd: cmd})
 				cur = &steps[len(steps)-1]
 			case line == "^C":
-				if cur == nil || terminal == "" {
-					return nil, fmt.Errorf("README.md:%d: ^C is only for a second-terminal command", i+1)
+				switch {
+				case terminal == "":
+					return nil, fmt.Errorf("README.md:%d: ^C is only for a command of another terminal", i+1)
+				case terminal == serverTerminal:
+					// Stops the server, however it was started.
+					steps = append(steps, step{line: i + 1, terminal: terminal, interrupt: true})
+					cur = nil
+					continue
+				case cur == nil:
+					return nil, fmt.Errorf("README.md:%d: ^C with no command running", i+1)
 				}
 				cur.interrupt = true
 			default:
+				if terminal == serverTerminal {
+					return nil, fmt.Errorf("README.md:%d: the server terminal's log is not part of the walk-through", i+1)
+				}
 				if cur == nil {
 					if terminal == "" {
 						return nil, fmt.Errorf("README.md:%d: output before any command", i+1)
@@ -233,33 +254,42 @@ func TestREADMEWalkthrough(t *testing.T) {
 		require.Contains(t, all.String(), want, "the README's walk-through no longer shows %q", want)
 	}
 
-	srv := startServer(t, "leveldb", t.TempDir())
+	dataDir := t.TempDir()
+	srv := startServer(t, "leveldb", dataDir)
 	dir := t.TempDir()
 	require.NoError(t, os.Symlink(binDir, filepath.Join(dir, "bin")))
 	env := append(binEnv(), "GOETHE_SERVER="+srv.addr)
 
-	w := &walker{t: t, dir: dir, env: env, b: newBinder()}
+	w := &walker{t: t, dir: dir, env: env, b: newBinder(), bg: map[string]*background{}, srv: srv, dataDir: dataDir}
 	defer w.stopBackground()
 	for _, s := range steps {
-		if s.terminal == "" {
+		switch s.terminal {
+		case "":
 			w.run(s)
-		} else {
-			w.runSecond(s)
+		case serverTerminal:
+			w.runServer(s)
+		default:
+			w.runBackground(s)
 		}
 	}
-	require.Nil(t, w.bg, "the second terminal's command is still running at the end of the walk-through; end it with ^C")
+	for term, bg := range w.bg {
+		w.waitExit(bg, term)
+	}
+	require.NotNil(t, w.srv, "the walk-through ends with the server stopped; start it again in the server terminal")
 }
 
 // walker runs the steps.
 type walker struct {
-	t   *testing.T
-	dir string
-	env []string
-	b   *binder
-	bg  *background // the second terminal's running command
+	t       *testing.T
+	dir     string
+	env     []string
+	b       *binder
+	bg      map[string]*background // each other terminal's running command
+	srv     *server                // nil while the server terminal has stopped it
+	dataDir string
 }
 
-// background is a command running in the second terminal.
+// background is a command running in another terminal than the first.
 type background struct {
 	step   step
 	cmd    *exec.Cmd
@@ -309,14 +339,50 @@ func (w *walker) compare(s step, want, got []string) {
 	}
 }
 
-// runSecond starts or continues the second terminal's command, waits until
-// it has printed the lines the README shows, and sends ^C when the README
-// does.
-func (w *walker) runSecond(s step) {
+// runServer stops the server (^C) or starts it again ("$ bin/goethe") on
+// the same data folder and address, as a person restarting it in its
+// terminal would.
+func (w *walker) runServer(s step) {
+	t := w.t
+	t.Helper()
+	if s.cmd == "" {
+		require.NotNil(t, w.srv, "%s: the server is not running", s)
+		require.NoError(t, w.srv.cmd.Process.Signal(syscall.SIGINT))
+		select {
+		case <-w.srv.exited:
+			require.NoError(t, w.srv.err, "%s: goethe's exit after ^C:\n%s", s, w.srv.stderr.String())
+		case <-time.After(stopTimeout):
+			t.Fatalf("%s: goethe did not stop within %s of ^C:\n%s", s, stopTimeout, w.srv.stderr.String())
+		}
+		w.srv = nil
+		return
+	}
+	require.True(t, s.cmd == "bin/goethe" || strings.HasPrefix(s.cmd, "bin/goethe "), "%s: the server terminal only starts bin/goethe", s)
+	require.Nil(t, w.srv, "%s: the server still runs; stop it with ^C first", s)
+	w.srv = startServer(t, "leveldb", w.dataDir, "--listen", envValue(w.env, "GOETHE_SERVER"))
+}
+
+// envValue is the value of key in env, "" when unset.
+func envValue(env []string, key string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// runBackground starts or continues a command of another terminal, waits
+// until it has printed the lines the README shows, and sends ^C when the
+// README does.
+func (w *walker) runBackground(s step) {
 	t := w.t
 	t.Helper()
 	if s.cmd != "" {
-		require.Nil(t, w.bg, "%s: the second terminal still runs %s", s, w.bg)
+		if prev := w.bg[s.terminal]; prev != nil {
+			// A command the README did not interrupt ends by itself.
+			w.waitExit(prev, s.terminal)
+		}
 		// An interactive shell survives the Ctrl-C of its foreground job;
 		// sh -c does with a trap (which its commands do not inherit).
 		cmd := w.command(context.Background(), s, "trap : INT\n")
@@ -329,13 +395,13 @@ func (w *walker) runSecond(s step) {
 			bg.err = cmd.Wait()
 			close(bg.exited)
 		}()
-		w.bg = bg
+		w.bg[s.terminal] = bg
 	}
-	bg := w.bg
-	require.NotNil(t, bg, "%s: nothing runs in the second terminal", s)
+	bg := w.bg[s.terminal]
+	require.NotNil(t, bg, "%s: nothing runs in the %s", s, s.terminal)
 	upTo := bg.seen + len(s.output)
 	require.Eventually(t, func() bool { return len(lines(bg.out.String())) >= upTo }, outputTimeout, pollEvery,
-		"%s: the second terminal did not print what the README shows within %s; it printed:\n%s", s, outputTimeout, bg.out.String())
+		"%s: the %s did not print what the README shows within %s; it printed:\n%s", s, s.terminal, outputTimeout, bg.out.String())
 	got := lines(bg.out.String())
 	w.compare(s, s.output, got[bg.seen:upTo])
 	bg.seen = upTo
@@ -346,19 +412,33 @@ func (w *walker) runSecond(s step) {
 	select {
 	case <-bg.exited:
 	case <-time.After(outputTimeout):
-		t.Fatalf("%s: the second terminal's command did not end on ^C", s)
+		t.Fatalf("%s: the %s's command did not end on ^C", s, s.terminal)
 	}
 	require.NoError(t, bg.err, "%s: ^C should end %q with status 0:\n%s", s, bg.step.cmd, bg.out.String())
 	require.Equal(t, bg.seen, len(lines(bg.out.String())), "%s: more output than the README shows:\n%s", s, bg.out.String())
-	w.bg = nil
+	delete(w.bg, s.terminal)
 }
 
-// stopBackground kills a second-terminal command the walk-through left
-// running.
+// waitExit waits for a background command the README did not interrupt to
+// end by itself, with status 0 and no output beyond what the README shows.
+func (w *walker) waitExit(bg *background, terminal string) {
+	t := w.t
+	t.Helper()
+	select {
+	case <-bg.exited:
+	case <-time.After(commandTimeout):
+		t.Fatalf("%s: the %s's command did not end by itself within %s; end it with ^C if it should not", bg.step, terminal, commandTimeout)
+	}
+	require.NoError(t, bg.err, "%s: exit status:\n%s", bg.step, bg.out.String())
+	require.Equal(t, bg.seen, len(lines(bg.out.String())), "%s: more output than the README shows:\n%s", bg.step, bg.out.String())
+	delete(w.bg, terminal)
+}
+
+// stopBackground kills the commands the walk-through left running.
 func (w *walker) stopBackground() {
-	if w.bg != nil {
-		_ = syscall.Kill(-w.bg.cmd.Process.Pid, syscall.SIGKILL)
-		<-w.bg.exited
+	for _, bg := range w.bg {
+		_ = syscall.Kill(-bg.cmd.Process.Pid, syscall.SIGKILL)
+		<-bg.exited
 	}
 }
 
@@ -369,7 +449,9 @@ func TestParseWalkthrough(t *testing.T) {
 		"<!-- walkthrough -->\n```console\n$ a 1\nout 1\n$ b \\\n  --x\n```\n" +
 		"```console\n$ ignored\n```\n" +
 		"<!-- walkthrough: second terminal -->\n\n```console\n$ follow\nf1\n```\n" +
-		"<!-- walkthrough: second terminal -->\n```console\nf2\n^C\n```\n"
+		"<!-- walkthrough: second terminal -->\n```console\nf2\n^C\n```\n" +
+		"<!-- walkthrough: server terminal -->\n```console\n^C\n$ bin/goethe\n```\n" +
+		"<!-- walkthrough: third terminal -->\n```console\n$ produce\n```\n"
 	steps, err := parseWalkthrough(readme)
 	require.NoError(t, err)
 	require.Equal(t, []step{
@@ -377,6 +459,9 @@ func TestParseWalkthrough(t *testing.T) {
 		{line: 6, cmd: "b \n  --x"},
 		{line: 15, terminal: walkthroughTerm2, cmd: "follow", output: []string{"f1"}},
 		{line: 20, terminal: walkthroughTerm2, output: []string{"f2"}, interrupt: true},
+		{line: 25, terminal: serverTerminal, interrupt: true},
+		{line: 26, terminal: serverTerminal, cmd: "bin/goethe"},
+		{line: 30, terminal: walkthroughTerm3, cmd: "produce"},
 	}, steps)
 
 	for _, bad := range []string{
@@ -384,7 +469,9 @@ func TestParseWalkthrough(t *testing.T) {
 		"<!-- walkthrough -->\n```\n$ a\n",
 		"<!-- walkthrough -->\n```\nout\n```\n",
 		"<!-- walkthrough -->\n```\n$ a\n^C\n```\n",
-		"<!-- walkthrough: third terminal -->\n```\n$ a\n```\n",
+		"<!-- walkthrough: fourth terminal -->\n```\n$ a\n```\n",
+		"<!-- walkthrough: second terminal -->\n```\n^C\n```\n",
+		"<!-- walkthrough: server terminal -->\n```\n$ bin/goethe\nlog line\n```\n",
 	} {
 		_, err := parseWalkthrough(bad)
 		require.Error(t, err, bad)
