@@ -10,13 +10,13 @@ import (
 func TestParse(t *testing.T) {
 	for in, want := range map[string]uint64{
 		"0": 0, "1048576": 1 << 20, "1MiB": 1 << 20, "512 KiB": 512 << 10, "3B": 3, " 10GiB ": 10 << 30,
-		"16383TiB": 16383 << 40, "18446744073709551615": math.MaxUint64,
+		"16777215TiB": 16777215 << 40, "18446744073709551615": math.MaxUint64,
 	} {
 		got, err := Parse(in)
 		require.NoError(t, err, in)
 		require.Equal(t, want, got, in)
 	}
-	for _, bad := range []string{"", "-1", "1.5MiB", "1MB", "1 GB", "MiB", "16384TiB", "18446744073709551616", "1KiBB"} {
+	for _, bad := range []string{"", "-1", "1.5MiB", "1MB", "1 GB", "MiB", "16777216TiB", "18446744073709551616", "1KiBB"} {
 		_, err := Parse(bad)
 		require.ErrorIs(t, err, ErrSyntax, bad)
 	}
