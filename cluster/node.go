@@ -28,6 +28,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -82,6 +83,12 @@ func (e *NotLeaderError) Error() string {
 // Is makes errors.Is(err, ErrNotLeader) true.
 func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
 
+// The Raft transport's connection pool per peer and its I/O timeout.
+const (
+	transportMaxPool = 3
+	transportTimeout = 10 * time.Second
+)
+
 // Peer is one initial member: its Raft server id and address.
 type Peer struct {
 	ID   string
@@ -105,6 +112,10 @@ type Config struct {
 	// raft.InmemTransport to cut and heal links. The node closes it if it
 	// has a Close method.
 	Transport raft.Transport
+	// TLS, if set, makes the transport on Bind speak mutual TLS with it
+	// (see MemberTLS): every member must then be given a certificate of
+	// the same CA.
+	TLS *tls.Config
 	// Peers are the initial members, this one included, etcd-style: a
 	// node with no Raft state bootstraps the group with them. Every
 	// initial member must be given the same list. Empty: wait to be added
@@ -248,7 +259,12 @@ func Open(cfg Config) (*Node, error) {
 				return nil, fmt.Errorf("cluster: advertise address: %w", err)
 			}
 		}
-		tcp, err := raft.NewTCPTransportWithLogger(cfg.Bind, advertise, 3, 10*time.Second, cfg.Logger.Named("transport"))
+		var tcp *raft.NetworkTransport
+		if cfg.TLS != nil {
+			tcp, err = newTLSTransport(cfg.Bind, advertise, cfg.TLS, cfg.Logger.Named("transport"))
+		} else {
+			tcp, err = raft.NewTCPTransportWithLogger(cfg.Bind, advertise, transportMaxPool, transportTimeout, cfg.Logger.Named("transport"))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("cluster: listen on %s: %w", cfg.Bind, err)
 		}
