@@ -14,7 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // The README's walk-through is the code blocks that follow a marker line,
@@ -40,6 +44,14 @@ import (
 // "$ bin/goethe" starts it again on the same data folder and address; the
 // server's log is not compared.
 //
+// A `<!-- walkthrough: node N terminal -->` block runs a cluster member as
+// the README starts it ("$ bin/goethe --node-id …"), in the background, its
+// log not compared; ^C stops it (status 0). Before every other command the
+// test waits until each running member serves (knows a leader), as a
+// person would before typing on. Loopback addresses with ports 7000–7999
+// (127.0.0.1:7421) are replaced by free ports, the same one for the same
+// README address throughout, and printed back as the README's.
+//
 // Output must match line by line, except for event ids (19 digits) and
 // RFC 3339 times, which differ from run to run. The first time the README
 // shows such a value, the test binds it to the value the binary printed
@@ -56,7 +68,18 @@ const (
 	outputTimeout    = 15 * time.Second
 )
 
-var markerRE = regexp.MustCompile(`^<!-- walkthrough(?:: (.+?))? -->$`)
+var (
+	markerRE = regexp.MustCompile(`^<!-- walkthrough(?:: (.+?))? -->$`)
+	nodeRE   = regexp.MustCompile(`^node \d+ terminal$`)
+	// portRE matches the README's loopback addresses that the test maps
+	// to free ports.
+	portRE = regexp.MustCompile(`\b127\.0\.0\.1:7\d\d\d\b`)
+	// listenRE finds a member's gRPC address in its command line.
+	listenRE = regexp.MustCompile(`--listen[ =](\S+)`)
+)
+
+// isNode reports whether terminal runs a cluster member.
+func isNode(terminal string) bool { return nodeRE.MatchString(terminal) }
 
 // step is one command of the walk-through, or the continuation of the
 // command running in the second terminal.
@@ -85,7 +108,7 @@ func parseWalkthrough(readme string) ([]step, error) {
 			continue
 		}
 		terminal := m[1]
-		if terminal != "" && terminal != walkthroughTerm2 && terminal != walkthroughTerm3 && terminal != serverTerminal {
+		if terminal != "" && terminal != walkthroughTerm2 && terminal != walkthroughTerm3 && terminal != serverTerminal && !isNode(terminal) {
 			return nil, fmt.Errorf("README.md:%d: unknown terminal %q", i+1, terminal)
 		}
 		i++
@@ -110,7 +133,7 @@ func parseWalkthrough(readme string) ([]step, error) {
 				cmd, start := strings.TrimPrefix(line, "$ "), i
 				for strings.HasSuffix(cmd, `\`) && i+1 < len(lines) {
 					i++
-					cmd = strings.TrimSuffix(cmd, `\`) + "\n" + lines[i]
+					cmd += "\n" + lines[i] // the shell joins the lines, as a terminal's does
 				}
 				steps = append(steps, step{line: start + 1, terminal: terminal, cmd: cmd})
 				cur = &steps[len(steps)-1]
@@ -118,7 +141,7 @@ func parseWalkthrough(readme string) ([]step, error) {
 				switch {
 				case terminal == "":
 					return nil, fmt.Errorf("README.md:%d: ^C is only for a command of another terminal", i+1)
-				case terminal == serverTerminal:
+				case terminal == serverTerminal || isNode(terminal):
 					// Stops the server, however it was started.
 					steps = append(steps, step{line: i + 1, terminal: terminal, interrupt: true})
 					cur = nil
@@ -128,8 +151,8 @@ func parseWalkthrough(readme string) ([]step, error) {
 				}
 				cur.interrupt = true
 			default:
-				if terminal == serverTerminal {
-					return nil, fmt.Errorf("README.md:%d: the server terminal's log is not part of the walk-through", i+1)
+				if terminal == serverTerminal || isNode(terminal) {
+					return nil, fmt.Errorf("README.md:%d: a server's log is not part of the walk-through", i+1)
 				}
 				if cur == nil {
 					if terminal == "" {
@@ -260,15 +283,24 @@ func TestREADMEWalkthrough(t *testing.T) {
 	require.NoError(t, os.Symlink(binDir, filepath.Join(dir, "bin")))
 	env := append(binEnv(), "GOETHE_SERVER="+srv.addr)
 
-	w := &walker{t: t, dir: dir, env: env, b: newBinder(), bg: map[string]*background{}, srv: srv, dataDir: dataDir}
+	w := &walker{t: t, dir: dir, env: env, b: newBinder(), bg: map[string]*background{}, srv: srv, dataDir: dataDir,
+		nodes: map[string]*background{}, ports: map[string]string{}}
 	defer w.stopBackground()
 	for _, s := range steps {
-		switch s.terminal {
-		case "":
-			w.run(s)
-		case serverTerminal:
+		switch {
+		case isNode(s.terminal):
+			w.runNode(s)
+			continue
+		case s.terminal == serverTerminal:
 			w.runServer(s)
-		default:
+			continue
+		}
+		if s.cmd != "" {
+			w.waitNodes()
+		}
+		if s.terminal == "" {
+			w.run(s)
+		} else {
 			w.runBackground(s)
 		}
 	}
@@ -276,6 +308,11 @@ func TestREADMEWalkthrough(t *testing.T) {
 		w.waitExit(bg, term)
 	}
 	require.NotNil(t, w.srv, "the walk-through ends with the server stopped; start it again in the server terminal")
+	for term, bg := range w.nodes {
+		require.NoError(t, syscall.Kill(-bg.cmd.Process.Pid, syscall.SIGINT), term)
+		<-bg.exited
+		require.NoError(t, bg.err, "%s: the member's exit at the end:\n%s", term, bg.out.String())
+	}
 }
 
 // walker runs the steps.
@@ -287,6 +324,8 @@ type walker struct {
 	bg      map[string]*background // each other terminal's running command
 	srv     *server                // nil while the server terminal has stopped it
 	dataDir string
+	nodes   map[string]*background // each node terminal's running member
+	ports   map[string]string      // README address → free loopback address
 }
 
 // background is a command running in another terminal than the first.
@@ -304,6 +343,7 @@ func (w *walker) command(ctx context.Context, s step, prefix string) *exec.Cmd {
 	w.t.Helper()
 	cmdline, err := w.b.substitute(s.cmd)
 	require.NoError(w.t, err, "%s", s)
+	cmdline = portRE.ReplaceAllStringFunc(cmdline, w.port)
 	cmd := exec.CommandContext(ctx, "sh", "-c", prefix+cmdline)
 	cmd.Dir, cmd.Env = w.dir, w.env
 	return cmd
@@ -333,6 +373,11 @@ func (w *walker) run(s step) {
 
 func (w *walker) compare(s step, want, got []string) {
 	w.t.Helper()
+	for i := range got {
+		for readme, actual := range w.ports {
+			got[i] = strings.ReplaceAll(got[i], actual, readme)
+		}
+	}
 	require.Len(w.t, got, len(want), "%s: the README shows\n%s\nthe binary printed\n%s", s, strings.Join(want, "\n"), strings.Join(got, "\n"))
 	for i := range want {
 		require.NoError(w.t, w.b.match(want[i], got[i]), "%s", s)
@@ -360,6 +405,80 @@ func (w *walker) runServer(s step) {
 	require.True(t, s.cmd == "bin/goethe" || strings.HasPrefix(s.cmd, "bin/goethe "), "%s: the server terminal only starts bin/goethe", s)
 	require.Nil(t, w.srv, "%s: the server still runs; stop it with ^C first", s)
 	w.srv = startServer(t, "leveldb", w.dataDir, "--listen", envValue(w.env, "GOETHE_SERVER"))
+}
+
+// port maps a README address to a free loopback one, the same each time.
+func (w *walker) port(readme string) string {
+	if a, ok := w.ports[readme]; ok {
+		return a
+	}
+	a := freeLoopback(w.t, 1)[0]
+	w.ports[readme] = a
+	return a
+}
+
+// runNode starts a cluster member as the README does, in the background,
+// or stops it on ^C.
+func (w *walker) runNode(s step) {
+	t := w.t
+	t.Helper()
+	if s.cmd != "" {
+		require.Nil(t, w.nodes[s.terminal], "%s: the %s still runs a member", s, s.terminal)
+		cmd := w.command(context.Background(), s, "exec ")
+		bg := &background{step: s, cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
+		cmd.Stdout, cmd.Stderr = bg.out, bg.out
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		require.NoError(t, cmd.Start(), "%s", s)
+		go func() {
+			bg.err = cmd.Wait()
+			close(bg.exited)
+		}()
+		w.nodes[s.terminal] = bg
+		t.Cleanup(func() {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-bg.exited
+		})
+	}
+	if !s.interrupt {
+		return
+	}
+	bg := w.nodes[s.terminal]
+	require.NotNil(t, bg, "%s: no member runs in the %s", s, s.terminal)
+	require.NoError(t, syscall.Kill(-bg.cmd.Process.Pid, syscall.SIGINT))
+	select {
+	case <-bg.exited:
+	case <-time.After(stopTimeout):
+		t.Fatalf("%s: the member did not stop within %s of ^C:\n%s", s, stopTimeout, bg.out.String())
+	}
+	require.NoError(t, bg.err, "%s: the member's exit after ^C:\n%s", s, bg.out.String())
+	delete(w.nodes, s.terminal)
+}
+
+// waitNodes waits until every running member serves: it knows a leader.
+func (w *walker) waitNodes() {
+	t := w.t
+	t.Helper()
+	for term, bg := range w.nodes {
+		m := listenRE.FindStringSubmatch(portRE.ReplaceAllStringFunc(bg.step.cmd, w.port))
+		require.NotNil(t, m, "%s: a member's command must give its --listen address", bg.step)
+		conn, err := grpc.NewClient(m[1], grpc.WithTransportCredentials(insecure.NewCredentials()))
+		require.NoError(t, err)
+		ok := assert.Eventually(t, func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			res, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "goethe.v1.Goethe"})
+			return err == nil && res.GetStatus() == healthpb.HealthCheckResponse_SERVING
+		}, startTimeout, pollEvery)
+		conn.Close()
+		if !ok {
+			select {
+			case <-bg.exited:
+				t.Fatalf("%s: the member in the %s exited: %v\n%s", bg.step, term, bg.err, bg.out.String())
+			default:
+			}
+			t.Fatalf("%s: the member in the %s does not serve (no leader?):\n%s", bg.step, term, bg.out.String())
+		}
+	}
 }
 
 // envValue is the value of key in env, "" when unset.
@@ -456,7 +575,7 @@ func TestParseWalkthrough(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []step{
 		{line: 4, cmd: "a 1", output: []string{"out 1"}},
-		{line: 6, cmd: "b \n  --x"},
+		{line: 6, cmd: "b \\\n  --x"},
 		{line: 15, terminal: walkthroughTerm2, cmd: "follow", output: []string{"f1"}},
 		{line: 20, terminal: walkthroughTerm2, output: []string{"f2"}, interrupt: true},
 		{line: 25, terminal: serverTerminal, interrupt: true},
