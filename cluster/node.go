@@ -28,6 +28,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -82,6 +83,12 @@ func (e *NotLeaderError) Error() string {
 // Is makes errors.Is(err, ErrNotLeader) true.
 func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
 
+// The Raft transport's connection pool per peer and its I/O timeout.
+const (
+	transportMaxPool = 3
+	transportTimeout = 10 * time.Second
+)
+
 // Peer is one initial member: its Raft server id and address.
 type Peer struct {
 	ID   string
@@ -105,6 +112,10 @@ type Config struct {
 	// raft.InmemTransport to cut and heal links. The node closes it if it
 	// has a Close method.
 	Transport raft.Transport
+	// TLS, if set, makes the transport on Bind speak mutual TLS with it
+	// (see MemberTLS): every member must then be given a certificate of
+	// the same CA.
+	TLS *tls.Config
 	// Peers are the initial members, this one included, etcd-style: a
 	// node with no Raft state bootstraps the group with them. Every
 	// initial member must be given the same list. Empty: wait to be added
@@ -248,7 +259,12 @@ func Open(cfg Config) (*Node, error) {
 				return nil, fmt.Errorf("cluster: advertise address: %w", err)
 			}
 		}
-		tcp, err := raft.NewTCPTransportWithLogger(cfg.Bind, advertise, 3, 10*time.Second, cfg.Logger.Named("transport"))
+		var tcp *raft.NetworkTransport
+		if cfg.TLS != nil {
+			tcp, err = newTLSTransport(cfg.Bind, advertise, cfg.TLS, cfg.Logger.Named("transport"))
+		} else {
+			tcp, err = raft.NewTCPTransportWithLogger(cfg.Bind, advertise, transportMaxPool, transportTimeout, cfg.Logger.Named("transport"))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("cluster: listen on %s: %w", cfg.Bind, err)
 		}
@@ -555,6 +571,43 @@ func (n *Node) Err() error {
 // Close leaves the group without a handover: Raft stops, pending writes end
 // with ErrOutcomeUnknown, the transport and the Raft log close. The store
 // stays open (its owner closes it). Close is idempotent.
+// HandOver makes another voter the leader if this node leads, so that a
+// planned stop (a restart, an upgrade) costs the cluster a handover of a
+// few heartbeats instead of an election timeout with every write in it
+// failing. It returns once another node leads, at once if this node does
+// not lead or is the only voter, or with an error when ctx ends or the
+// transfer fails; the caller stops the node either way (Close). Close
+// itself never hands over, so that tests of crashes stay crashes.
+func (n *Node) HandOver(ctx context.Context) error {
+	if n.raft.State() != raft.Leader {
+		return nil
+	}
+	cfg := n.raft.GetConfiguration()
+	if err := cfg.Error(); err != nil {
+		return fmt.Errorf("cluster: hand over: %w", err)
+	}
+	voters := 0
+	for _, s := range cfg.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+	}
+	if voters < 2 {
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- n.raft.LeadershipTransfer().Error() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("cluster: hand over: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("cluster: hand over: %w", ctx.Err())
+	}
+}
+
 func (n *Node) Close() error {
 	select {
 	case <-n.fsm.stop:

@@ -14,23 +14,43 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // The README's walk-through is the code blocks that follow a marker line,
-// `<!-- walkthrough -->` for the first terminal and
-// `<!-- walkthrough: second terminal -->` for a second one. In a block, a
-// line "$ CMD" is a shell command (a trailing backslash continues it), the
-// lines after it are its output (standard output and standard error, as a
-// terminal shows them), and "^C" is a Ctrl-C. A second-terminal block
-// without a command continues the command running there.
+// `<!-- walkthrough -->` for the first terminal, and
+// `<!-- walkthrough: second terminal -->` or `<!-- walkthrough: third
+// terminal -->` for terminals where a command runs on while the reader
+// types in the first one, and `<!-- walkthrough: server terminal -->` for
+// the terminal where the server runs. In a block, a line "$ CMD" is a shell
+// command (a trailing backslash continues it), the lines after it are its
+// output (standard output and standard error, as a terminal shows them),
+// and "^C" is a Ctrl-C. A block of a second or third terminal without a
+// command continues the command running there.
 //
 // The test runs every command with sh in a folder whose bin/ holds the
-// built goethe and goethectl (the paths `make build cli` gives them),
-// against a fresh server named by $GOETHE_SERVER. A second-terminal command
-// runs in the background: the test waits until it has printed the lines
-// the README shows before it goes on, and Ctrl-C sends it SIGINT, after
-// which it must exit with status 0.
+// built goethe and goethectl (the paths `make build cli` give them),
+// against a fresh server named by $GOETHE_SERVER. A second- or
+// third-terminal command runs in the background: the test waits until it
+// has printed the lines the README shows before it goes on; ^C sends it
+// SIGINT, after which it must exit with status 0; a command the README does
+// not interrupt must end by itself, with status 0, before its terminal's
+// next command or the walk-through's end. In the server terminal, ^C stops
+// the test's server with SIGINT (it must exit with status 0) and
+// "$ bin/goethe" starts it again on the same data folder and address; the
+// server's log is not compared.
+//
+// A `<!-- walkthrough: node N terminal -->` block runs a cluster member as
+// the README starts it ("$ bin/goethe --node-id …"), in the background, its
+// log not compared; ^C stops it (status 0). Before every other command the
+// test waits until each running member serves (knows a leader), as a
+// person would before typing on. Loopback addresses with ports 7000–7999
+// (127.0.0.1:7421) are replaced by free ports, the same one for the same
+// README address throughout, and printed back as the README's.
 //
 // Output must match line by line, except for event ids (19 digits) and
 // RFC 3339 times, which differ from run to run. The first time the README
@@ -42,11 +62,24 @@ import (
 const (
 	readmePath       = "../README.md"
 	walkthroughTerm2 = "second terminal"
+	walkthroughTerm3 = "third terminal"
+	serverTerminal   = "server terminal"
 	commandTimeout   = 30 * time.Second
 	outputTimeout    = 15 * time.Second
 )
 
-var markerRE = regexp.MustCompile(`^<!-- walkthrough(?:: (.+?))? -->$`)
+var (
+	markerRE = regexp.MustCompile(`^<!-- walkthrough(?:: (.+?))? -->$`)
+	nodeRE   = regexp.MustCompile(`^node \d+ terminal$`)
+	// portRE matches the README's loopback addresses that the test maps
+	// to free ports.
+	portRE = regexp.MustCompile(`\b127\.0\.0\.1:7\d\d\d\b`)
+	// listenRE finds a member's gRPC address in its command line.
+	listenRE = regexp.MustCompile(`--listen[ =](\S+)`)
+)
+
+// isNode reports whether terminal runs a cluster member.
+func isNode(terminal string) bool { return nodeRE.MatchString(terminal) }
 
 // step is one command of the walk-through, or the continuation of the
 // command running in the second terminal.
@@ -75,7 +108,7 @@ func parseWalkthrough(readme string) ([]step, error) {
 			continue
 		}
 		terminal := m[1]
-		if terminal != "" && terminal != walkthroughTerm2 {
+		if terminal != "" && terminal != walkthroughTerm2 && terminal != walkthroughTerm3 && terminal != serverTerminal && !isNode(terminal) {
 			return nil, fmt.Errorf("README.md:%d: unknown terminal %q", i+1, terminal)
 		}
 		i++
@@ -100,16 +133,27 @@ func parseWalkthrough(readme string) ([]step, error) {
 				cmd, start := strings.TrimPrefix(line, "$ "), i
 				for strings.HasSuffix(cmd, `\`) && i+1 < len(lines) {
 					i++
-					cmd = strings.TrimSuffix(cmd, `\`) + "\n" + lines[i]
+					cmd += "\n" + lines[i] // the shell joins the lines, as a terminal's does
 				}
 				steps = append(steps, step{line: start + 1, terminal: terminal, cmd: cmd})
 				cur = &steps[len(steps)-1]
 			case line == "^C":
-				if cur == nil || terminal == "" {
-					return nil, fmt.Errorf("README.md:%d: ^C is only for a second-terminal command", i+1)
+				switch {
+				case terminal == "":
+					return nil, fmt.Errorf("README.md:%d: ^C is only for a command of another terminal", i+1)
+				case terminal == serverTerminal || isNode(terminal):
+					// Stops the server, however it was started.
+					steps = append(steps, step{line: i + 1, terminal: terminal, interrupt: true})
+					cur = nil
+					continue
+				case cur == nil:
+					return nil, fmt.Errorf("README.md:%d: ^C with no command running", i+1)
 				}
 				cur.interrupt = true
 			default:
+				if terminal == serverTerminal || isNode(terminal) {
+					return nil, fmt.Errorf("README.md:%d: a server's log is not part of the walk-through", i+1)
+				}
 				if cur == nil {
 					if terminal == "" {
 						return nil, fmt.Errorf("README.md:%d: output before any command", i+1)
@@ -233,33 +277,58 @@ func TestREADMEWalkthrough(t *testing.T) {
 		require.Contains(t, all.String(), want, "the README's walk-through no longer shows %q", want)
 	}
 
-	srv := startServer(t, "leveldb", t.TempDir())
+	dataDir := t.TempDir()
+	srv := startServer(t, "leveldb", dataDir)
 	dir := t.TempDir()
 	require.NoError(t, os.Symlink(binDir, filepath.Join(dir, "bin")))
 	env := append(binEnv(), "GOETHE_SERVER="+srv.addr)
 
-	w := &walker{t: t, dir: dir, env: env, b: newBinder()}
+	w := &walker{t: t, dir: dir, env: env, b: newBinder(), bg: map[string]*background{}, srv: srv, dataDir: dataDir,
+		nodes: map[string]*background{}, ports: map[string]string{}}
 	defer w.stopBackground()
 	for _, s := range steps {
+		switch {
+		case isNode(s.terminal):
+			w.runNode(s)
+			continue
+		case s.terminal == serverTerminal:
+			w.runServer(s)
+			continue
+		}
+		if s.cmd != "" {
+			w.waitNodes()
+		}
 		if s.terminal == "" {
 			w.run(s)
 		} else {
-			w.runSecond(s)
+			w.runBackground(s)
 		}
 	}
-	require.Nil(t, w.bg, "the second terminal's command is still running at the end of the walk-through; end it with ^C")
+	for term, bg := range w.bg {
+		w.waitExit(bg, term)
+	}
+	require.NotNil(t, w.srv, "the walk-through ends with the server stopped; start it again in the server terminal")
+	for term, bg := range w.nodes {
+		require.NoError(t, syscall.Kill(-bg.cmd.Process.Pid, syscall.SIGINT), term)
+		<-bg.exited
+		require.NoError(t, bg.err, "%s: the member's exit at the end:\n%s", term, bg.out.String())
+	}
 }
 
 // walker runs the steps.
 type walker struct {
-	t   *testing.T
-	dir string
-	env []string
-	b   *binder
-	bg  *background // the second terminal's running command
+	t       *testing.T
+	dir     string
+	env     []string
+	b       *binder
+	bg      map[string]*background // each other terminal's running command
+	srv     *server                // nil while the server terminal has stopped it
+	dataDir string
+	nodes   map[string]*background // each node terminal's running member
+	ports   map[string]string      // README address → free loopback address
 }
 
-// background is a command running in the second terminal.
+// background is a command running in another terminal than the first.
 type background struct {
 	step   step
 	cmd    *exec.Cmd
@@ -274,6 +343,7 @@ func (w *walker) command(ctx context.Context, s step, prefix string) *exec.Cmd {
 	w.t.Helper()
 	cmdline, err := w.b.substitute(s.cmd)
 	require.NoError(w.t, err, "%s", s)
+	cmdline = portRE.ReplaceAllStringFunc(cmdline, w.port)
 	cmd := exec.CommandContext(ctx, "sh", "-c", prefix+cmdline)
 	cmd.Dir, cmd.Env = w.dir, w.env
 	return cmd
@@ -303,20 +373,135 @@ func (w *walker) run(s step) {
 
 func (w *walker) compare(s step, want, got []string) {
 	w.t.Helper()
+	for i := range got {
+		for readme, actual := range w.ports {
+			got[i] = strings.ReplaceAll(got[i], actual, readme)
+		}
+	}
 	require.Len(w.t, got, len(want), "%s: the README shows\n%s\nthe binary printed\n%s", s, strings.Join(want, "\n"), strings.Join(got, "\n"))
 	for i := range want {
 		require.NoError(w.t, w.b.match(want[i], got[i]), "%s", s)
 	}
 }
 
-// runSecond starts or continues the second terminal's command, waits until
-// it has printed the lines the README shows, and sends ^C when the README
-// does.
-func (w *walker) runSecond(s step) {
+// runServer stops the server (^C) or starts it again ("$ bin/goethe") on
+// the same data folder and address, as a person restarting it in its
+// terminal would.
+func (w *walker) runServer(s step) {
+	t := w.t
+	t.Helper()
+	if s.cmd == "" {
+		require.NotNil(t, w.srv, "%s: the server is not running", s)
+		require.NoError(t, w.srv.cmd.Process.Signal(syscall.SIGINT))
+		select {
+		case <-w.srv.exited:
+			require.NoError(t, w.srv.err, "%s: goethe's exit after ^C:\n%s", s, w.srv.stderr.String())
+		case <-time.After(stopTimeout):
+			t.Fatalf("%s: goethe did not stop within %s of ^C:\n%s", s, stopTimeout, w.srv.stderr.String())
+		}
+		w.srv = nil
+		return
+	}
+	require.True(t, s.cmd == "bin/goethe" || strings.HasPrefix(s.cmd, "bin/goethe "), "%s: the server terminal only starts bin/goethe", s)
+	require.Nil(t, w.srv, "%s: the server still runs; stop it with ^C first", s)
+	w.srv = startServer(t, "leveldb", w.dataDir, "--listen", envValue(w.env, "GOETHE_SERVER"))
+}
+
+// port maps a README address to a free loopback one, the same each time.
+func (w *walker) port(readme string) string {
+	if a, ok := w.ports[readme]; ok {
+		return a
+	}
+	a := freeLoopback(w.t, 1)[0]
+	w.ports[readme] = a
+	return a
+}
+
+// runNode starts a cluster member as the README does, in the background,
+// or stops it on ^C.
+func (w *walker) runNode(s step) {
 	t := w.t
 	t.Helper()
 	if s.cmd != "" {
-		require.Nil(t, w.bg, "%s: the second terminal still runs %s", s, w.bg)
+		require.Nil(t, w.nodes[s.terminal], "%s: the %s still runs a member", s, s.terminal)
+		cmd := w.command(context.Background(), s, "exec ")
+		bg := &background{step: s, cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
+		cmd.Stdout, cmd.Stderr = bg.out, bg.out
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		require.NoError(t, cmd.Start(), "%s", s)
+		go func() {
+			bg.err = cmd.Wait()
+			close(bg.exited)
+		}()
+		w.nodes[s.terminal] = bg
+		t.Cleanup(func() {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-bg.exited
+		})
+	}
+	if !s.interrupt {
+		return
+	}
+	bg := w.nodes[s.terminal]
+	require.NotNil(t, bg, "%s: no member runs in the %s", s, s.terminal)
+	require.NoError(t, syscall.Kill(-bg.cmd.Process.Pid, syscall.SIGINT))
+	select {
+	case <-bg.exited:
+	case <-time.After(stopTimeout):
+		t.Fatalf("%s: the member did not stop within %s of ^C:\n%s", s, stopTimeout, bg.out.String())
+	}
+	require.NoError(t, bg.err, "%s: the member's exit after ^C:\n%s", s, bg.out.String())
+	delete(w.nodes, s.terminal)
+}
+
+// waitNodes waits until every running member serves: it knows a leader.
+func (w *walker) waitNodes() {
+	t := w.t
+	t.Helper()
+	for term, bg := range w.nodes {
+		m := listenRE.FindStringSubmatch(portRE.ReplaceAllStringFunc(bg.step.cmd, w.port))
+		require.NotNil(t, m, "%s: a member's command must give its --listen address", bg.step)
+		conn, err := grpc.NewClient(m[1], grpc.WithTransportCredentials(insecure.NewCredentials()))
+		require.NoError(t, err)
+		ok := assert.Eventually(t, func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			res, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "goethe.v1.Goethe"})
+			return err == nil && res.GetStatus() == healthpb.HealthCheckResponse_SERVING
+		}, startTimeout, pollEvery)
+		conn.Close()
+		if !ok {
+			select {
+			case <-bg.exited:
+				t.Fatalf("%s: the member in the %s exited: %v\n%s", bg.step, term, bg.err, bg.out.String())
+			default:
+			}
+			t.Fatalf("%s: the member in the %s does not serve (no leader?):\n%s", bg.step, term, bg.out.String())
+		}
+	}
+}
+
+// envValue is the value of key in env, "" when unset.
+func envValue(env []string, key string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// runBackground starts or continues a command of another terminal, waits
+// until it has printed the lines the README shows, and sends ^C when the
+// README does.
+func (w *walker) runBackground(s step) {
+	t := w.t
+	t.Helper()
+	if s.cmd != "" {
+		if prev := w.bg[s.terminal]; prev != nil {
+			// A command the README did not interrupt ends by itself.
+			w.waitExit(prev, s.terminal)
+		}
 		// An interactive shell survives the Ctrl-C of its foreground job;
 		// sh -c does with a trap (which its commands do not inherit).
 		cmd := w.command(context.Background(), s, "trap : INT\n")
@@ -329,13 +514,13 @@ func (w *walker) runSecond(s step) {
 			bg.err = cmd.Wait()
 			close(bg.exited)
 		}()
-		w.bg = bg
+		w.bg[s.terminal] = bg
 	}
-	bg := w.bg
-	require.NotNil(t, bg, "%s: nothing runs in the second terminal", s)
+	bg := w.bg[s.terminal]
+	require.NotNil(t, bg, "%s: nothing runs in the %s", s, s.terminal)
 	upTo := bg.seen + len(s.output)
 	require.Eventually(t, func() bool { return len(lines(bg.out.String())) >= upTo }, outputTimeout, pollEvery,
-		"%s: the second terminal did not print what the README shows within %s; it printed:\n%s", s, outputTimeout, bg.out.String())
+		"%s: the %s did not print what the README shows within %s; it printed:\n%s", s, s.terminal, outputTimeout, bg.out.String())
 	got := lines(bg.out.String())
 	w.compare(s, s.output, got[bg.seen:upTo])
 	bg.seen = upTo
@@ -346,19 +531,33 @@ func (w *walker) runSecond(s step) {
 	select {
 	case <-bg.exited:
 	case <-time.After(outputTimeout):
-		t.Fatalf("%s: the second terminal's command did not end on ^C", s)
+		t.Fatalf("%s: the %s's command did not end on ^C", s, s.terminal)
 	}
 	require.NoError(t, bg.err, "%s: ^C should end %q with status 0:\n%s", s, bg.step.cmd, bg.out.String())
 	require.Equal(t, bg.seen, len(lines(bg.out.String())), "%s: more output than the README shows:\n%s", s, bg.out.String())
-	w.bg = nil
+	delete(w.bg, s.terminal)
 }
 
-// stopBackground kills a second-terminal command the walk-through left
-// running.
+// waitExit waits for a background command the README did not interrupt to
+// end by itself, with status 0 and no output beyond what the README shows.
+func (w *walker) waitExit(bg *background, terminal string) {
+	t := w.t
+	t.Helper()
+	select {
+	case <-bg.exited:
+	case <-time.After(commandTimeout):
+		t.Fatalf("%s: the %s's command did not end by itself within %s; end it with ^C if it should not", bg.step, terminal, commandTimeout)
+	}
+	require.NoError(t, bg.err, "%s: exit status:\n%s", bg.step, bg.out.String())
+	require.Equal(t, bg.seen, len(lines(bg.out.String())), "%s: more output than the README shows:\n%s", bg.step, bg.out.String())
+	delete(w.bg, terminal)
+}
+
+// stopBackground kills the commands the walk-through left running.
 func (w *walker) stopBackground() {
-	if w.bg != nil {
-		_ = syscall.Kill(-w.bg.cmd.Process.Pid, syscall.SIGKILL)
-		<-w.bg.exited
+	for _, bg := range w.bg {
+		_ = syscall.Kill(-bg.cmd.Process.Pid, syscall.SIGKILL)
+		<-bg.exited
 	}
 }
 
@@ -369,14 +568,19 @@ func TestParseWalkthrough(t *testing.T) {
 		"<!-- walkthrough -->\n```console\n$ a 1\nout 1\n$ b \\\n  --x\n```\n" +
 		"```console\n$ ignored\n```\n" +
 		"<!-- walkthrough: second terminal -->\n\n```console\n$ follow\nf1\n```\n" +
-		"<!-- walkthrough: second terminal -->\n```console\nf2\n^C\n```\n"
+		"<!-- walkthrough: second terminal -->\n```console\nf2\n^C\n```\n" +
+		"<!-- walkthrough: server terminal -->\n```console\n^C\n$ bin/goethe\n```\n" +
+		"<!-- walkthrough: third terminal -->\n```console\n$ produce\n```\n"
 	steps, err := parseWalkthrough(readme)
 	require.NoError(t, err)
 	require.Equal(t, []step{
 		{line: 4, cmd: "a 1", output: []string{"out 1"}},
-		{line: 6, cmd: "b \n  --x"},
+		{line: 6, cmd: "b \\\n  --x"},
 		{line: 15, terminal: walkthroughTerm2, cmd: "follow", output: []string{"f1"}},
 		{line: 20, terminal: walkthroughTerm2, output: []string{"f2"}, interrupt: true},
+		{line: 25, terminal: serverTerminal, interrupt: true},
+		{line: 26, terminal: serverTerminal, cmd: "bin/goethe"},
+		{line: 30, terminal: walkthroughTerm3, cmd: "produce"},
 	}, steps)
 
 	for _, bad := range []string{
@@ -384,7 +588,9 @@ func TestParseWalkthrough(t *testing.T) {
 		"<!-- walkthrough -->\n```\n$ a\n",
 		"<!-- walkthrough -->\n```\nout\n```\n",
 		"<!-- walkthrough -->\n```\n$ a\n^C\n```\n",
-		"<!-- walkthrough: third terminal -->\n```\n$ a\n```\n",
+		"<!-- walkthrough: fourth terminal -->\n```\n$ a\n```\n",
+		"<!-- walkthrough: second terminal -->\n```\n^C\n```\n",
+		"<!-- walkthrough: server terminal -->\n```\n$ bin/goethe\nlog line\n```\n",
 	} {
 		_, err := parseWalkthrough(bad)
 		require.Error(t, err, bad)

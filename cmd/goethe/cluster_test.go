@@ -257,6 +257,7 @@ func TestParseClusterConfig(t *testing.T) {
 	require.Equal(t, []string{"n1", "n2"}, c.cluster.Peers.ids)
 	require.Equal(t, "127.0.0.1:7421", c.cluster.PeerClients.addrs["n2"])
 
+	raftTLS := []string{"--raft-tls-cert", "c", "--raft-tls-key", "k", "--raft-tls-ca", "ca"}
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -267,9 +268,20 @@ func TestParseClusterConfig(t *testing.T) {
 		{[]string{"--node-id", "n1", "--raft-listen", "a:1", "--peers", "n1=a:1,n2=a:2"}, "n2 is missing"},
 		{[]string{"--node-id", "n1", "--raft-listen", "a:1", "--peers", "n1=a:1,n1=a:2"}, "given twice"},
 		{[]string{"--node-id", "n1", "--raft-listen", "a:1", "--peers", "n1"}, "want id=host:port"},
-		{[]string{"--node-id", "n1", "--raft-listen", "a:1", "--auth-file", "x.json"}, "does not work with --tls-cert or --auth-file"},
+		{[]string{"--node-id", "n1", "--raft-listen", "a:1", "--auth-file", "x.json"}, "need --raft-tls-cert, --raft-tls-key and --raft-tls-ca"},
+		{[]string{"--node-id", "n1", "--raft-listen", "a:1", "--tls-cert", "c", "--tls-key", "k"}, "anyone who reaches the Raft port"},
+		{[]string{"--node-id", "n1", "--raft-listen", "a:1", "--raft-tls-cert", "c"}, "go together"},
+		{[]string{"--raft-tls-cert", "c", "--raft-tls-key", "k", "--raft-tls-ca", "ca"}, "need --node-id"},
+		{[]string{"--peer-token-file", "t"}, "need --node-id"},
+		{append(raftTLS, "--node-id", "n1", "--raft-listen", "a:1", "--auth-file", "x.json"), "needs --peer-token-file"},
+		{append(raftTLS, "--node-id", "n1", "--raft-listen", "a:1", "--peers", "n1=a:1,n2=a:2", "--peer-clients", "n2=10.0.0.2:7420",
+			"--auth-file", "x.json", "--peer-token-file", "t"), "in plaintext to 10.0.0.2:7420"},
 	} {
 		_, err := parseConfig(tc.args, env(), &strings.Builder{})
 		require.ErrorContains(t, err, tc.want, "%v", tc.args)
 	}
+	// Loopback members may take the peer token in plaintext.
+	_, err = parseConfig(append(raftTLS, "--node-id", "n1", "--raft-listen", "127.0.0.1:1", "--peers", "n1=127.0.0.1:1,n2=127.0.0.1:2",
+		"--peer-clients", "n2=127.0.0.1:7422", "--auth-file", "x.json", "--peer-token-file", "t"), env(), &strings.Builder{})
+	require.NoError(t, err)
 }

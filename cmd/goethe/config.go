@@ -134,10 +134,6 @@ func (c *config) validate() error {
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return fmt.Errorf("--log-format %q: must be text or json", c.LogFormat)
 	}
-	if c.cluster.enabled() && (c.security.TLSCert != "" || c.security.AuthFile != "") {
-		// A follower forwards writes with neither the client's token nor
-		// a certificate of its own yet.
-		return errors.New("--node-id (cluster mode) does not work with --tls-cert or --auth-file yet")
-	}
-	return errors.Join(c.limits.validate(), c.security.validate(), c.disk.validate(), c.cluster.validate(), c.retention.validate())
+	return errors.Join(c.limits.validate(), c.security.validate(), c.disk.validate(), c.cluster.validate(), c.retention.validate(),
+		c.cluster.Security.validate(c.cluster.enabled(), &c.security, c.cluster.PeerClients.values()))
 }

@@ -30,8 +30,9 @@ const raftDir = "raft"
 type clusterConfig struct {
 	NodeID      string
 	RaftListen  string
-	Peers       peerList // id=raft address
-	PeerClients peerList // id=client address
+	Peers       peerList        // id=raft address
+	PeerClients peerList        // id=client address
+	Security    clusterSecurity // config_cluster_security.go
 }
 
 // register adds the group's flags to fs.
@@ -42,6 +43,7 @@ func (c *clusterConfig) register(fs *flag.FlagSet) {
 		"member), bootstrapped once on first start; empty: join an existing cluster when its leader adds this member")
 	fs.Var(&c.PeerClients, "peer-clients", "cluster mode: each member's gRPC address, id=host:port,…; a follower forwards writes to the\n"+
 		"leader's (a member missing here cannot be forwarded to: writes on followers then fail UNAVAILABLE, NOT_LEADER)")
+	c.Security.register(fs)
 }
 
 // enabled reports whether the flags ask for cluster mode.
@@ -107,8 +109,17 @@ func (c *clusterConfig) checkMode(dataDir string, st *store.Store) error {
 // open starts the member on st, with its Raft state in dataDir/raft, and
 // returns the Log that the server serves. Raft's logs of level warning and
 // above go to log.
-func (c *clusterConfig) open(dataDir string, st *store.Store, log *slog.Logger) (*cluster.Node, *cluster.Log, error) {
+func (c *clusterConfig) open(dataDir string, st *store.Store, log *slog.Logger, sec *securityConfig) (*cluster.Node, *cluster.Log, error) {
+	memberTLS, cert, ca, err := c.Security.memberTLS()
+	if err != nil {
+		return nil, nil, err
+	}
+	dial, err := c.Security.forwardDialOptions(sec, cert, ca)
+	if err != nil {
+		return nil, nil, err
+	}
 	cfg := cluster.DefaultConfig()
+	cfg.TLS = memberTLS
 	cfg.ID = c.NodeID
 	cfg.Dir = filepath.Join(dataDir, raftDir)
 	cfg.Bind = c.RaftListen
@@ -122,7 +133,7 @@ func (c *clusterConfig) open(dataDir string, st *store.Store, log *slog.Logger) 
 	if err != nil {
 		return nil, nil, fmt.Errorf("--node-id %s: %w", c.NodeID, err)
 	}
-	l, err := cluster.NewLog(cluster.LogConfig{Node: node, Store: st, ClientAddrs: c.PeerClients.addrs})
+	l, err := cluster.NewLog(cluster.LogConfig{Node: node, Store: st, ClientAddrs: c.PeerClients.addrs, DialOptions: dial})
 	if err != nil {
 		_ = node.Close()
 		return nil, nil, err
@@ -146,6 +157,15 @@ func (p *peerList) String() string {
 		parts[i] = id + "=" + p.addrs[id]
 	}
 	return strings.Join(parts, ",")
+}
+
+// values are the addresses, in the order given.
+func (p *peerList) values() []string {
+	out := make([]string, len(p.ids))
+	for i, id := range p.ids {
+		out[i] = p.addrs[id]
+	}
+	return out
 }
 
 func (p *peerList) Set(v string) error {

@@ -1,12 +1,12 @@
 package main
 
 import (
+	"github.com/goethe-log/goethe/internal/bytesize"
+
 	"errors"
 	"flag"
 	"fmt"
-	"math"
 	"strconv"
-	"strings"
 	"syscall"
 
 	"github.com/goethe-log/goethe/engine"
@@ -110,27 +110,13 @@ type byteSize struct {
 	set bool
 }
 
-var byteUnits = []struct {
-	suffix string
-	shift  uint
-}{{"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}, {"B", 0}}
-
-var errByteSize = errors.New("want a number of bytes, optionally with a unit: KiB, MiB, GiB, TiB")
-
-// Set parses "1048576", "1MiB", "512 KiB".
+// Set parses "1048576", "1MiB", "512 KiB" (see package bytesize).
 func (b *byteSize) Set(s string) error {
-	num, shift := strings.TrimSpace(s), uint(0)
-	for _, u := range byteUnits {
-		if strings.HasSuffix(num, u.suffix) {
-			num, shift = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.shift
-			break
-		}
+	n, err := bytesize.Parse(s)
+	if err != nil {
+		return err
 	}
-	n, err := strconv.ParseUint(num, 10, 64)
-	if err != nil || n > math.MaxUint64>>shift {
-		return errByteSize
-	}
-	b.n, b.set = n<<shift, true
+	b.n, b.set = n, true
 	return nil
 }
 

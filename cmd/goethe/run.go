@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/goethe-log/goethe/cluster"
 	"github.com/goethe-log/goethe/engine"
 	"github.com/goethe-log/goethe/engines"
 	"github.com/goethe-log/goethe/server"
@@ -115,11 +116,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 		return err
 	}
 	var logServed server.Log = st
+	var node *cluster.Node
 	if cfg.cluster.enabled() {
-		node, clog, oerr := cfg.cluster.open(cfg.DataDir, st, log) // config_cluster.go
+		n, clog, oerr := cfg.cluster.open(cfg.DataDir, st, log, &cfg.security) // config_cluster.go
 		if oerr != nil {
 			return oerr
 		}
+		node = n
 		// Runs before the store's close, after the server's stop: the
 		// node stops applying before its store closes.
 		defer func() {
@@ -198,6 +201,15 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 	log.Info("goethe stopping: finishing calls in flight", "timeout", stopTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
+	if node != nil {
+		// Before the server stops: the writes in flight here, and those
+		// the followers forward, go to the new leader instead of failing.
+		hctx, hcancel := context.WithTimeout(sctx, handOverTimeout)
+		if herr := node.HandOver(hctx); herr != nil {
+			log.Warn("leadership not handed over before stopping: the others elect a leader after their election timeout", "error", herr)
+		}
+		hcancel()
+	}
 	err = srv.Stop(sctx)
 	if serr := <-served; serr != nil && err == nil {
 		err = serr
@@ -210,6 +222,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 	log.Info("goethe stopped")
 	return nil
 }
+
+// handOverTimeout bounds the leadership handover of a stopping cluster
+// member: a few heartbeats normally, an election timeout at worst.
+const handOverTimeout = 3 * time.Second
 
 // unwrapOpError shortens "listen tcp 127.0.0.1:7420: bind: address already
 // in use" to "bind: address already in use": the caller names the address.

@@ -77,6 +77,19 @@ func (ca *CA) Server(tb testing.TB, dir, name string) Pair {
 	})
 }
 
+// Member issues a certificate for both ends of a connection between
+// cluster members (server and client authentication) for 127.0.0.1, ::1
+// and localhost, written under dir as name.pem and name-key.pem.
+func (ca *CA) Member(tb testing.TB, dir, name string) Pair {
+	tb.Helper()
+	return ca.issue(tb, dir, name, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: name},
+		DNSNames:    []string{"localhost"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	})
+}
+
 // Client issues a client certificate with common name cn, written under
 // dir as cn.pem and cn-key.pem.
 func (ca *CA) Client(tb testing.TB, dir, cn string) Pair {
