@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"text/tabwriter"
 
+	"github.com/goethe-log/goethe/internal/bytesize"
+
 	"github.com/goethe-log/goethe/client"
 )
 
@@ -15,10 +17,11 @@ var topicsCommand = &command{
 	name:    "topics",
 	summary: "list the topics",
 	help: `
-Lists every topic in byte order of its name: its number of events, its
-first and last event's seq and time (when they were stored), and its last
-event's id. With --json, one JSON object per topic per line, with first and
-last id (as strings), seq and time, count and creation time.`,
+Lists every topic in byte order of its name: its number of events and
+their size, its first and last event's seq and time (when they were
+stored), and its last event's id. With --json, one JSON object per topic per
+line, with first and last id (as strings), seq and time, count, bytes,
+creation time and the retention and dedupe settings that apply.`,
 	nargs: exactly(0),
 	flags: func(fs *flag.FlagSet, g *globals) func(context.Context, *env, []string) error {
 		asJSON := fs.Bool("json", false, "print one JSON object per topic")
@@ -52,14 +55,14 @@ func listTopics(ctx context.Context, e *env, g *globals, asJSON bool) error {
 			continue
 		}
 		if n == 0 {
-			fmt.Fprintln(tw, "TOPIC\tEVENTS\tFIRST SEQ\tLAST SEQ\tFIRST TIME\tLAST TIME\tLAST ID")
+			fmt.Fprintln(tw, "TOPIC\tEVENTS\tBYTES\tFIRST SEQ\tLAST SEQ\tFIRST TIME\tLAST TIME\tLAST ID")
 		}
 		n++
 		first, last := "-", "-"
 		if t.Count > 0 {
 			first, last = formatTime(idTime(t.FirstID)), formatTime(idTime(t.LastID))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%d\n", t.Name, t.Count, t.FirstSeq, t.LastSeq, first, last, t.LastID)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\t%s\t%d\n", t.Name, t.Count, bytesize.Human(t.Bytes), t.FirstSeq, t.LastSeq, first, last, t.LastID)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -75,8 +78,10 @@ var topicCommand = &command{
 	args:    "TOPIC",
 	summary: "describe a topic: its events, first and last",
 	help: `
-Describes TOPIC: when it was created, how many events it holds, and the
-seq, id and time of its first and last event.`,
+Describes TOPIC: when it was created, how many events it holds and their
+size, the seq, id and time of its first and last event, and its retention
+and dedupe settings (see "topic set"). A topic named set, trim, delete or
+info is described with "topic info TOPIC".`,
 	nargs: exactly(1),
 	flags: func(fs *flag.FlagSet, g *globals) func(context.Context, *env, []string) error {
 		asJSON := fs.Bool("json", false, "print a JSON object")
@@ -109,10 +114,18 @@ func describeTopic(ctx context.Context, e *env, g *globals, name string, asJSON 
 	fmt.Fprintf(tw, "topic\t%s\n", t.Name)
 	fmt.Fprintf(tw, "created\t%s\n", formatTime(t.Created))
 	fmt.Fprintf(tw, "events\t%d\n", t.Count)
+	fmt.Fprintf(tw, "bytes\t%s\n", bytesize.Human(t.Bytes))
 	if t.Count > 0 {
 		fmt.Fprintf(tw, "first\tseq %d\tid %d\t%s\n", t.FirstSeq, t.FirstID, formatTime(idTime(t.FirstID)))
 		fmt.Fprintf(tw, "last\tseq %d\tid %d\t%s\n", t.LastSeq, t.LastID, formatTime(idTime(t.LastID)))
+	} else if t.LastSeq > 0 {
+		fmt.Fprintf(tw, "last\tseq %d\tid %d\t(removed; the next event gets seq %d)\n", t.LastSeq, t.LastID, t.LastSeq+1)
 	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	tw = tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	writeConfig(tw, &t)
 	return tw.Flush()
 }
 

@@ -9,6 +9,9 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
+
+	"github.com/goethe-log/goethe/client"
 
 	"github.com/goethe-log/goethe/loadgen"
 )
@@ -48,7 +51,11 @@ delay (no coordinated omission).
 
 --read-back produces nothing: M consumers read TOTAL events in all from the
 start of the topics, as fast as they can (run a produce bench with the same
---topic-prefix and --topics first).
+--topic-prefix and --topics and --keep first).
+
+A produce run deletes the topics it created when it ends (needs the admin
+permission when the server checks tokens), unless --keep; topics that
+existed before the run are never deleted.
 
 A progress bar is drawn on standard error when it is a terminal; the
 results go to standard output, as a table or, with --json, as one JSON
@@ -61,6 +68,7 @@ type benchOptions struct {
 	mode        string
 	connections int
 	json        bool
+	keep        bool
 }
 
 // runBench runs "goethectl bench" with args, the arguments after "bench",
@@ -106,6 +114,20 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer, g *g
 	}
 	cfg.Label = fmt.Sprintf("goethe at %s, client mode %s: %s", server, mode, shapeOf(mode, o.connections, cfg.ReadBack))
 
+	// The topics a produce run creates are deleted when it ends, unless
+	// --keep: a bench leaves no data behind, and never deletes a topic
+	// that was there before it.
+	var created []string
+	if !cfg.ReadBack && !o.keep {
+		if created, err = absentTopics(ctx, server, copts, cfg); err != nil {
+			return benchError(err, server)
+		}
+		defer func() {
+			if derr := deleteTopics(server, copts, created); derr != nil {
+				fmt.Fprintf(stderr, "goethectl: bench: the run's topics were not all deleted: %v\n", oneLine(derr.Error()))
+			}
+		}()
+	}
 	open := loadgen.GoetheOpenerWith(server, loadgen.GoetheOptions{Mode: mode, Connections: o.connections, Client: copts})
 	res, err := loadgen.Run(ctx, open, cfg, progressWriter(stderr))
 	if res.Started.IsZero() && err != nil {
@@ -123,6 +145,48 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer, g *g
 		return benchError(err, server)
 	}
 	return werr
+}
+
+// absentTopics returns the run's topics that do not exist yet.
+func absentTopics(ctx context.Context, server string, opts []client.Option, cfg loadgen.Config) ([]string, error) {
+	c, err := client.Dial(server, opts...)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	var absent []string
+	for i := range cfg.Topics {
+		_, err := c.Topic(ctx, cfg.Topic(i))
+		switch {
+		case errors.Is(err, client.ErrNotFound):
+			absent = append(absent, cfg.Topic(i))
+		case err != nil:
+			return nil, err
+		}
+	}
+	return absent, nil
+}
+
+// deleteTopics deletes topics, also after an interrupted run: it has a
+// context of its own, bounded.
+func deleteTopics(server string, opts []client.Option, topics []string) error {
+	if len(topics) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := client.Dial(server, opts...)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var errs []error
+	for _, t := range topics {
+		if err := c.DeleteTopic(ctx, t); err != nil && !errors.Is(err, client.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("%s: %w", t, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // shapeOf says in words how a run's producers reach the server.
@@ -175,6 +239,7 @@ func benchFlags(fs *flag.FlagSet, cfg *loadgen.Config, o *benchOptions) {
 	fs.BoolVar(&cfg.ReadBack, "read-back", false, "produce nothing: consumers read back --events from the topics' start")
 	fs.StringVar(&cfg.TopicPrefix, "topic-prefix", cfg.TopicPrefix, "name the topics `PREFIX`-0 … PREFIX-(K-1)")
 	fs.BoolVar(&o.json, "json", false, "write the results as one JSON document")
+	fs.BoolVar(&o.keep, "keep", false, "keep the topics a produce run created (to --read-back them later); by default they are deleted at its end")
 }
 
 func writeBenchUsage(w io.Writer) {

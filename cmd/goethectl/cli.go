@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/goethe-log/goethe/client"
@@ -70,8 +71,8 @@ func usagef(cmd, format string, args ...any) error {
 }
 
 // commands lists the subcommands in the order the help shows them.
-var commands = []*command{produceCommand, consumeCommand, topicsCommand, topicCommand, cursorGetCommand, cursorSetCommand,
-	clusterStatusCommand}
+var commands = []*command{produceCommand, consumeCommand, topicsCommand, topicCommand, topicInfoCommand, topicSetCommand,
+	topicTrimCommand, topicDeleteCommand, cursorGetCommand, cursorSetCommand, clusterStatusCommand}
 
 // commandGroups are the first words of two-word commands, with their
 // subcommands as the usage error names them.
@@ -84,7 +85,9 @@ var commandGroups = map[string]string{
 // ("cursor get") and returns it with the arguments that follow its name.
 func lookupCommand(args []string) (*command, []string, error) {
 	name := args[0]
-	if subs, ok := commandGroups[name]; ok {
+	if name == "topic" && len(args) > 1 && slices.Contains(topicSubcommands, args[1]) {
+		name, args = name+" "+args[1], args[1:]
+	} else if subs, ok := commandGroups[name]; ok {
 		if len(args) < 2 || strings.HasPrefix(args[1], "-") {
 			return nil, nil, usagef(name, `%q needs a subcommand: %s`, name, subs)
 		}

@@ -113,11 +113,37 @@ type jsonTopic struct {
 	LastID    uint64 `json:"last_id,string"`
 	LastSeq   uint64 `json:"last_seq"`
 	LastTime  string `json:"last_time,omitempty"`
+	Bytes     uint64 `json:"bytes"`
+	// Config is what applies: the topic's settings over the server's
+	// defaults; absent settings and 0 are no limit (dedupe: off).
+	Config jsonConfig `json:"config"`
+}
+
+// jsonConfig is a topic's effective retention and dedupe settings: Go
+// duration strings and numbers, 0 (or absent) for none.
+type jsonConfig struct {
+	MaxAge       string `json:"max_age,omitempty"`
+	MaxEvents    uint64 `json:"max_events,omitempty"`
+	MaxBytes     uint64 `json:"max_bytes,omitempty"`
+	DedupeWindow string `json:"dedupe_window,omitempty"`
 }
 
 func newJSONTopic(t *client.TopicInfo) jsonTopic {
 	j := jsonTopic{Name: t.Name, Created: formatTime(t.Created), Count: t.Count,
-		FirstID: t.FirstID, FirstSeq: t.FirstSeq, LastID: t.LastID, LastSeq: t.LastSeq}
+		FirstID: t.FirstID, FirstSeq: t.FirstSeq, LastID: t.LastID, LastSeq: t.LastSeq, Bytes: t.Bytes}
+	eff := t.Effective
+	if eff.MaxAge != nil && *eff.MaxAge > 0 {
+		j.Config.MaxAge = eff.MaxAge.String()
+	}
+	if eff.MaxEvents != nil {
+		j.Config.MaxEvents = *eff.MaxEvents
+	}
+	if eff.MaxBytes != nil {
+		j.Config.MaxBytes = *eff.MaxBytes
+	}
+	if eff.DedupeWindow != nil && *eff.DedupeWindow > 0 {
+		j.Config.DedupeWindow = eff.DedupeWindow.String()
+	}
 	if t.Count > 0 {
 		j.FirstTime, j.LastTime = formatTime(idTime(t.FirstID)), formatTime(idTime(t.LastID))
 	}

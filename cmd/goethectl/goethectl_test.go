@@ -121,7 +121,7 @@ func TestProduceConsume(t *testing.T) {
 
 	// topics and topic.
 	out = ok(t, addr, "", "topics")
-	require.Regexp(t, `^TOPIC +EVENTS +FIRST SEQ +LAST SEQ +FIRST TIME +LAST TIME +LAST ID\nblobs +4 +1 +4 +\S+Z +\S+Z +\d{19}\norders +2 +1 +2 +`+
+	require.Regexp(t, `^TOPIC +EVENTS +BYTES +FIRST SEQ +LAST SEQ +FIRST TIME +LAST TIME +LAST ID\nblobs +4 +\d+B +1 +4 +\S+Z +\S+Z +\d{19}\norders +2 +\d+B +1 +2 +`+
 		formatTime(idTime(got[0]))+` +`+formatTime(idTime(got[1]))+` +`+strconv.FormatUint(got[1], 10)+`\n$`, out)
 	out = ok(t, addr, "", "topics", "--json")
 	require.Equal(t, 2, strings.Count(out, "\n"))
@@ -134,7 +134,8 @@ func TestProduceConsume(t *testing.T) {
 	require.Equal(t, formatTime(idTime(got[1])), jt.LastTime)
 
 	out = ok(t, addr, "", "topic", "orders")
-	require.Regexp(t, `^topic +orders\ncreated +\S+Z\nevents +2\nfirst +seq 1 +id `+strconv.FormatUint(got[0], 10)+` +\S+Z\nlast +seq 2 +id `+strconv.FormatUint(got[1], 10)+` +\S+Z\n$`, out)
+	require.Regexp(t, `^topic +orders\ncreated +\S+Z\nevents +2\nbytes +\d+B\nfirst +seq 1 +id `+strconv.FormatUint(got[0], 10)+` +\S+Z\nlast +seq 2 +id `+strconv.FormatUint(got[1], 10)+` +\S+Z\n`+
+		`max age +no limit +\(server default\)\nmax events +no limit +\(server default\)\nmax bytes +no limit +\(server default\)\ndedupe window +\S+ +\(server default\)\n$`, out)
 	require.NoError(t, json.Unmarshal([]byte(ok(t, addr, "", "topic", "orders", "--json")), &jt))
 	require.Equal(t, uint64(2), jt.LastSeq)
 }
