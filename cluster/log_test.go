@@ -26,7 +26,7 @@ type served struct {
 	addrs   map[string]string // member id → gRPC address
 }
 
-func newServed(t *testing.T, engineName string) *served {
+func newServed(t testing.TB, engineName string) *served {
 	c := newCluster(t, engineName, 3, nil)
 	s := &served{testCluster: c, addrs: map[string]string{}}
 	var lis []net.Listener
@@ -57,7 +57,7 @@ func newServed(t *testing.T, engineName string) *served {
 func (s *served) dial(i int) *client.Client {
 	cl, err := client.Dial(s.addrs[s.peers[i].ID])
 	require.NoError(s.t, err)
-	s.t.(*testing.T).Cleanup(func() { _ = cl.Close() })
+	s.t.Cleanup(func() { _ = cl.Close() })
 	return cl
 }
 
