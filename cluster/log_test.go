@@ -27,6 +27,11 @@ type served struct {
 }
 
 func newServed(t testing.TB, engineName string) *served {
+	return newServedWith(t, engineName, nil)
+}
+
+// newServedWith is newServed with each member's LogConfig changed by tweak.
+func newServedWith(t testing.TB, engineName string, tweak func(*cluster.LogConfig)) *served {
 	c := newCluster(t, engineName, 3, nil)
 	s := &served{testCluster: c, addrs: map[string]string{}}
 	var lis []net.Listener
@@ -37,7 +42,11 @@ func newServed(t testing.TB, engineName string) *served {
 		s.addrs[c.peers[i].ID] = l.Addr().String()
 	}
 	for i := range c.peers {
-		lg, err := cluster.NewLog(cluster.LogConfig{Node: c.node(i), Store: c.nodes[i].st, ClientAddrs: s.addrs})
+		cfg := cluster.LogConfig{Node: c.node(i), Store: c.nodes[i].st, ClientAddrs: s.addrs}
+		if tweak != nil {
+			tweak(&cfg)
+		}
+		lg, err := cluster.NewLog(cfg)
 		require.NoError(t, err)
 		m := server.NewMetrics(server.MetricsOptions{Engine: engineName})
 		srv, err := server.New(lg, server.Options{Metrics: m})
@@ -62,36 +71,44 @@ func (s *served) dial(i int) *client.Client {
 }
 
 // A Producer (ProduceStream, many requests in flight) on a follower: its
-// requests are forwarded in the order sent, acknowledged, and applied on
-// the follower before they are acknowledged (read-your-writes).
+// requests are forwarded in the order sent and acknowledged with their
+// Raft index; the follower's reads see them once it applied that index or,
+// with ApplyBeforeAck, as soon as they are acknowledged (read-your-writes).
 func TestLogProduceStreamThroughFollower(t *testing.T) {
-	s := newServed(t, "pebble")
-	leader := s.waitLeader(10 * time.Second)
-	follower := (leader + 1) % 3
-	ctx := context.Background()
-	p, err := s.dial(follower).NewProducer(ctx)
-	require.NoError(t, err)
-	var futures []*client.Future
-	for i := range 200 {
-		f, err := p.Send(ctx, "t", []client.EventData{{Payload: fmt.Appendf(nil, "e%d", i)}})
-		require.NoError(t, err)
-		futures = append(futures, f)
-	}
-	var index uint64
-	for i, f := range futures {
-		r, err := f.Wait(ctx)
-		require.NoError(t, err, "send %d", i)
-		require.Equal(t, uint64(i+1), r.FirstSeq, "send %d in order", i)
-		require.GreaterOrEqual(t, r.RaftIndex, index, "send %d: Raft indexes in order (merged sends share one)", i)
-		require.NotZero(t, r.RaftIndex)
-		index = r.RaftIndex
-	}
-	require.NoError(t, p.Close())
-	page, err := s.nodes[follower].st.Read("t", 0, 1000)
-	require.NoError(t, err)
-	require.Len(t, page.Events, 200, "applied on the follower before the last ack")
-	for i, e := range page.Events {
-		require.Equal(t, fmt.Sprintf("e%d", i), string(e.Payload))
+	for _, applyBeforeAck := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ApplyBeforeAck=%t", applyBeforeAck), func(t *testing.T) {
+			s := newServedWith(t, "pebble", func(c *cluster.LogConfig) { c.ApplyBeforeAck = applyBeforeAck })
+			leader := s.waitLeader(10 * time.Second)
+			follower := (leader + 1) % 3
+			ctx := context.Background()
+			p, err := s.dial(follower).NewProducer(ctx)
+			require.NoError(t, err)
+			var futures []*client.Future
+			for i := range 200 {
+				f, err := p.Send(ctx, "t", []client.EventData{{Payload: fmt.Appendf(nil, "e%d", i)}})
+				require.NoError(t, err)
+				futures = append(futures, f)
+			}
+			var index uint64
+			for i, f := range futures {
+				r, err := f.Wait(ctx)
+				require.NoError(t, err, "send %d", i)
+				require.Equal(t, uint64(i+1), r.FirstSeq, "send %d in order", i)
+				require.GreaterOrEqual(t, r.RaftIndex, index, "send %d: Raft indexes in order (merged sends share one)", i)
+				require.NotZero(t, r.RaftIndex)
+				index = r.RaftIndex
+			}
+			require.NoError(t, p.Close())
+			if !applyBeforeAck {
+				require.NoError(t, s.logs[follower].WaitIndex(ctx, index))
+			}
+			page, err := s.nodes[follower].st.Read("t", 0, 1000)
+			require.NoError(t, err)
+			require.Len(t, page.Events, 200, "applied on the follower")
+			for i, e := range page.Events {
+				require.Equal(t, fmt.Sprintf("e%d", i), string(e.Payload))
+			}
+		})
 	}
 }
 
@@ -119,8 +136,8 @@ func TestLogForwardsOneHop(t *testing.T) {
 	require.ErrorIs(t, err, client.ErrConflict)
 }
 
-// A follower that cannot reach the leader's gRPC service answers
-// ErrOutcomeUnknown (the write may have reached it: OUTCOME_UNKNOWN); one
+// A follower that cannot open its stream to the leader's gRPC service
+// answers ErrUnavailable (nothing was sent: UNAVAILABLE); one
 // that does not know the leader's client address answers a
 // *NotLeaderError with the leader's id (NOT_LEADER), nothing written.
 func TestLogForwardFailures(t *testing.T) {
@@ -148,7 +165,7 @@ func TestLogForwardFailures(t *testing.T) {
 	require.NoError(t, err)
 	defer unreachable.Close()
 	_, err = unreachable.Append(ctx, "t", evs("x"), store.ExpectAny)
-	require.ErrorIs(t, err, cluster.ErrOutcomeUnknown)
+	require.ErrorIs(t, err, cluster.ErrUnavailable)
 
 	unknown, err := cluster.NewLog(cluster.LogConfig{Node: c.node(follower), Store: c.nodes[follower].st})
 	require.NoError(t, err)
