@@ -38,7 +38,8 @@ type forwardStream struct {
 	cs      grpc.BidiStreamingClient[goethev1.ProduceStreamRequest, goethev1.ProduceStreamResponse]
 	cancel  context.CancelFunc
 	timeout time.Duration
-	ended   chan struct{} // closed when the receive loop has failed every call left
+	ended   chan struct{}      // closed when the receive loop has failed every call left
+	onAck   func(index uint64) // called with each acknowledged append's index, before its done
 
 	// sendMu makes ids and Sends go in the same order (gRPC allows one
 	// Send at a time).
@@ -58,7 +59,7 @@ type forwardCall struct {
 }
 
 // openForwardStream opens a stream to the leader at addr over conn.
-func openForwardStream(conn *grpc.ClientConn, addr string, timeout time.Duration) (*forwardStream, error) {
+func openForwardStream(conn *grpc.ClientConn, addr string, timeout time.Duration, onAck func(uint64)) (*forwardStream, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ctx = metadata.AppendToOutgoingContext(ctx, ForwardedKey, "1", goethev1.HeaderBatchedAnswers, "1")
 	cs, err := goethev1.NewGoetheClient(conn).ProduceStream(ctx)
@@ -67,7 +68,7 @@ func openForwardStream(conn *grpc.ClientConn, addr string, timeout time.Duration
 		return nil, fmt.Errorf("%w: open a stream to the leader at %s: %w", ErrUnavailable, addr, err)
 	}
 	s := &forwardStream{addr: addr, cs: cs, cancel: cancel, timeout: timeout, ended: make(chan struct{}),
-		calls: map[uint64]forwardCall{}}
+		onAck: onAck, calls: map[uint64]forwardCall{}}
 	go s.receive()
 	go s.watch()
 	return s, nil
@@ -150,6 +151,7 @@ func (s *forwardStream) answer(id uint64, res *goethev1.ProduceResponse, st *spb
 	case !ok:
 		// An id this stream did not send: nothing waits for it.
 	case res != nil:
+		s.onAck(res.GetRaftIndex())
 		c.done(store.AppendResult{FirstID: res.GetFirstId(), FirstSeq: res.GetFirstSeq(), Count: int(res.GetCount()),
 			Index: res.GetRaftIndex()}, nil)
 	case st != nil:

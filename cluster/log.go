@@ -47,18 +47,6 @@ type LogConfig struct {
 	DialOptions []grpc.DialOption
 	// ForwardTimeout: see DefaultForwardTimeout (used when ≤ 0).
 	ForwardTimeout time.Duration
-	// ApplyBeforeAck makes a follower acknowledge a write it forwarded
-	// only once it applied the write itself, so that its reads see the
-	// write without a minimum index. It costs the time the leader's commit
-	// index takes to reach the follower, which hashicorp/raft sends with
-	// the next entries or, when none follow, after Config.CommitTimeout
-	// to twice that: a client that waits for each answer before its next
-	// write pays it on every write (0.78k events/s through a follower
-	// against 16-23k through the leader, 16 producers; see
-	// results/bench/cluster). Off by default: an acknowledged write is on a
-	// majority, and a reader that must see it on this node passes its
-	// Index as the minimum index (WaitIndex).
-	ApplyBeforeAck bool
 }
 
 // Log is a replicated log with the contract of server.Log: a
@@ -74,10 +62,17 @@ type LogConfig struct {
 //     ForwardedKey: appends as requests of one ProduceStream that every
 //     caller on this follower shares (many in flight, answers batched), a
 //     SetCursor as a CommitCursor. A forwarded append is acknowledged when
-//     the leader answers: it is on a majority's log, and this node's reads
-//     see it once they reached its Index (WaitIndex); with
-//     LogConfig.ApplyBeforeAck, only once this node applied it (or after
-//     ForwardTimeout if this node falls that far behind).
+//     the leader answers: it is on a majority's log then, and this node's
+//     reads (Read, Info, Topics) wait, if need be, until this node applied
+//     every append it had acknowledged (or ForwardTimeout passed, if this
+//     node falls that far behind), so that they see it. The wait moved
+//     there from the write: waiting to apply before the answer cost the
+//     time the leader's commit index takes to reach a follower, which
+//     hashicorp/raft sends with the next entries or, when none follow,
+//     after Config.CommitTimeout to twice that, on every write of a client
+//     that waits for each answer (0.78k events/s through a follower
+//     against 16-23k through the leader, 16 producers; see
+//     results/bench/cluster).
 //   - The leader's answers come back as they are: errors of a forwarded
 //     write are the leader's gRPC status errors, which a server passes on
 //     unchanged. A forward that fails without the leader's answer (a dead
@@ -94,7 +89,7 @@ type LogConfig struct {
 //   - AppendAsync on a follower sends the append on the forward stream
 //     before it returns (so a caller's appends reach the leader, and
 //     commit, in order) and calls done from the stream's receiving
-//     goroutine (with ApplyBeforeAck, from a goroutine of its own). An
+//     goroutine. An
 //     append without an answer after ForwardTimeout breaks the stream: it
 //     and every other append waiting on it end with ErrOutcomeUnknown.
 //   - A forwarded append larger than the leader's largest request ends
@@ -113,8 +108,9 @@ type Log struct {
 	clients map[string]string
 	dial    []grpc.DialOption
 	timeout time.Duration
-	// applyBeforeAck: see LogConfig.ApplyBeforeAck.
-	applyBeforeAck bool
+	// acked is the highest Raft index of an append this node forwarded
+	// and had acknowledged: reads wait until this node applied it.
+	acked atomic.Uint64
 
 	mu      sync.Mutex
 	conns   map[string]*grpc.ClientConn
@@ -138,7 +134,7 @@ func NewLog(cfg LogConfig) (*Log, error) {
 		return nil, errors.New("cluster: new log: Node and Store are required")
 	}
 	l := &Log{node: cfg.Node, st: cfg.Store, clients: cfg.ClientAddrs, dial: cfg.DialOptions,
-		timeout: cfg.ForwardTimeout, applyBeforeAck: cfg.ApplyBeforeAck, conns: map[string]*grpc.ClientConn{},
+		timeout: cfg.ForwardTimeout, conns: map[string]*grpc.ClientConn{},
 		stop: make(chan struct{})}
 	if l.timeout <= 0 {
 		l.timeout = DefaultForwardTimeout
@@ -225,25 +221,11 @@ func (l *Log) appendAsync(fwd bool, topic string, events []store.Event, expect s
 		}
 		// Leadership moved before the proposal: nothing was written.
 	}
-	if l.applyBeforeAck {
-		inner := done
-		done = func(r store.AppendResult, err error) {
-			if err != nil {
-				inner(r, err)
-				return
-			}
-			// The next append may be forwarded while this node applies.
-			go func() {
-				l.awaitApplied(topic, r)
-				inner(r, nil)
-			}()
-		}
-	}
 	l.forwardAsync(topic, events, expect, done)
 }
 
 // forwardAppend forwards the append to the leader and waits for its
-// answer (and, with ApplyBeforeAck, until this node applied it).
+// answer.
 func (l *Log) forwardAppend(ctx context.Context, topic string, events []store.Event, expect store.Expectation) (store.AppendResult, error) {
 	if err := ctx.Err(); err != nil {
 		return store.AppendResult{}, err
@@ -256,23 +238,35 @@ func (l *Log) forwardAppend(ctx context.Context, topic string, events []store.Ev
 	l.forwardAsync(topic, events, expect, func(r store.AppendResult, err error) { ch <- outcome{r, err} })
 	select {
 	case o := <-ch:
-		if o.err == nil && l.applyBeforeAck {
-			l.awaitApplied(topic, o.r)
-		}
 		return o.r, o.err
 	case <-ctx.Done():
 		return store.AppendResult{}, fmt.Errorf("%w: forward to the leader: %w", ErrOutcomeUnknown, ctx.Err())
 	}
 }
 
-// awaitApplied waits until this node applied the acknowledged append r,
-// or ForwardTimeout passed: the batch is applied here once the topic holds
-// its first id (a batch is applied in one engine batch). The append is on
-// a majority whatever this finds.
-func (l *Log) awaitApplied(topic string, r store.AppendResult) {
+// noteAcked records that an append forwarded by this node was
+// acknowledged with Raft index index.
+func (l *Log) noteAcked(index uint64) {
+	for {
+		cur := l.acked.Load()
+		if index <= cur || l.acked.CompareAndSwap(cur, index) {
+			return
+		}
+	}
+}
+
+// caughtUp waits until this node applied every append it forwarded and
+// had acknowledged, or ForwardTimeout passed: a read that follows the
+// acknowledgment of a write made through this node sees it. One atomic
+// load when there is nothing to wait for.
+func (l *Log) caughtUp() {
+	index := l.acked.Load()
+	if index == 0 || l.st.AppliedIndex() >= index {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
 	defer cancel()
-	_ = l.st.Wait(ctx, topic, r.FirstID)
+	_ = l.st.WaitApplied(ctx, index)
 }
 
 // forwardAsync sends the append to the leader on the forward stream and
@@ -310,7 +304,7 @@ func (l *Log) forwardStream() (*forwardStream, error) {
 		l.fwd.retire()
 	}
 	l.fwd = nil
-	s, err := openForwardStream(conn, addr, l.timeout)
+	s, err := openForwardStream(conn, addr, l.timeout, l.noteAcked)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: forward to leader %s: %w", id, err)
 	}
@@ -361,8 +355,10 @@ func (l *Log) SetCursor(ctx context.Context, topic, consumer string, id uint64) 
 	return nil
 }
 
-// Read reads this node's applied state (store.Read).
+// Read reads this node's applied state (store.Read), once it holds the
+// appends this node acknowledged.
 func (l *Log) Read(topic string, from uint64, limit int) (store.Page, error) {
+	l.caughtUp()
 	return l.st.Read(topic, from, limit)
 }
 
@@ -371,11 +367,17 @@ func (l *Log) Wait(ctx context.Context, topic string, from uint64) error {
 	return l.st.Wait(ctx, topic, from)
 }
 
-// Info reads this node's applied state (store.Info).
-func (l *Log) Info(topic string) (store.TopicInfo, error) { return l.st.Info(topic) }
+// Info reads this node's applied state (store.Info), once it holds the
+// appends this node acknowledged.
+func (l *Log) Info(topic string) (store.TopicInfo, error) {
+	l.caughtUp()
+	return l.st.Info(topic)
+}
 
-// Topics reads this node's applied state (store.Topics).
+// Topics reads this node's applied state (store.Topics), once it holds
+// the appends this node acknowledged.
 func (l *Log) Topics(after string, limit int) ([]store.TopicInfo, string, error) {
+	l.caughtUp()
 	return l.st.Topics(after, limit)
 }
 

@@ -71,44 +71,38 @@ func (s *served) dial(i int) *client.Client {
 }
 
 // A Producer (ProduceStream, many requests in flight) on a follower: its
-// requests are forwarded in the order sent and acknowledged with their
-// Raft index; the follower's reads see them once it applied that index or,
-// with ApplyBeforeAck, as soon as they are acknowledged (read-your-writes).
+// requests are forwarded in the order sent, acknowledged with their Raft
+// index, and a read on the follower after the acknowledgment sees them
+// (read-your-writes).
 func TestLogProduceStreamThroughFollower(t *testing.T) {
-	for _, applyBeforeAck := range []bool{false, true} {
-		t.Run(fmt.Sprintf("ApplyBeforeAck=%t", applyBeforeAck), func(t *testing.T) {
-			s := newServedWith(t, "pebble", func(c *cluster.LogConfig) { c.ApplyBeforeAck = applyBeforeAck })
-			leader := s.waitLeader(10 * time.Second)
-			follower := (leader + 1) % 3
-			ctx := context.Background()
-			p, err := s.dial(follower).NewProducer(ctx)
-			require.NoError(t, err)
-			var futures []*client.Future
-			for i := range 200 {
-				f, err := p.Send(ctx, "t", []client.EventData{{Payload: fmt.Appendf(nil, "e%d", i)}})
-				require.NoError(t, err)
-				futures = append(futures, f)
-			}
-			var index uint64
-			for i, f := range futures {
-				r, err := f.Wait(ctx)
-				require.NoError(t, err, "send %d", i)
-				require.Equal(t, uint64(i+1), r.FirstSeq, "send %d in order", i)
-				require.GreaterOrEqual(t, r.RaftIndex, index, "send %d: Raft indexes in order (merged sends share one)", i)
-				require.NotZero(t, r.RaftIndex)
-				index = r.RaftIndex
-			}
-			require.NoError(t, p.Close())
-			if !applyBeforeAck {
-				require.NoError(t, s.logs[follower].WaitIndex(ctx, index))
-			}
-			page, err := s.nodes[follower].st.Read("t", 0, 1000)
-			require.NoError(t, err)
-			require.Len(t, page.Events, 200, "applied on the follower")
-			for i, e := range page.Events {
-				require.Equal(t, fmt.Sprintf("e%d", i), string(e.Payload))
-			}
-		})
+	s := newServed(t, "pebble")
+	leader := s.waitLeader(10 * time.Second)
+	follower := (leader + 1) % 3
+	ctx := context.Background()
+	p, err := s.dial(follower).NewProducer(ctx)
+	require.NoError(t, err)
+	var futures []*client.Future
+	for i := range 200 {
+		f, err := p.Send(ctx, "t", []client.EventData{{Payload: fmt.Appendf(nil, "e%d", i)}})
+		require.NoError(t, err)
+		futures = append(futures, f)
+	}
+	var index uint64
+	for i, f := range futures {
+		r, err := f.Wait(ctx)
+		require.NoError(t, err, "send %d", i)
+		require.Equal(t, uint64(i+1), r.FirstSeq, "send %d in order", i)
+		require.GreaterOrEqual(t, r.RaftIndex, index, "send %d: Raft indexes in order (merged sends share one)", i)
+		require.NotZero(t, r.RaftIndex)
+		index = r.RaftIndex
+	}
+	require.NoError(t, p.Close())
+	page, err := s.logs[follower].Read("t", 0, 1000)
+	require.NoError(t, err)
+	require.Len(t, page.Events, 200, "read on the follower after the last ack")
+	require.GreaterOrEqual(t, s.nodes[follower].st.AppliedIndex(), index)
+	for i, e := range page.Events {
+		require.Equal(t, fmt.Sprintf("e%d", i), string(e.Payload))
 	}
 }
 
