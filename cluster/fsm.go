@@ -20,6 +20,7 @@ type fsm struct {
 	log    hclog.Logger
 	stop   chan struct{} // closed when the node shuts down: a blocked apply gives up
 	failed atomic.Pointer[error]
+	props  *proposals // completed as their entries are applied
 
 	restores atomic.Uint64 // snapshots restored, for Status
 }
@@ -68,6 +69,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			resp[i] = results[i]
 		}
 	}
+	f.props.applied(logs, resp)
 	return resp
 }
 

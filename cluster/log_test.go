@@ -26,7 +26,12 @@ type served struct {
 	addrs   map[string]string // member id → gRPC address
 }
 
-func newServed(t *testing.T, engineName string) *served {
+func newServed(t testing.TB, engineName string) *served {
+	return newServedWith(t, engineName, nil)
+}
+
+// newServedWith is newServed with each member's LogConfig changed by tweak.
+func newServedWith(t testing.TB, engineName string, tweak func(*cluster.LogConfig)) *served {
 	c := newCluster(t, engineName, 3, nil)
 	s := &served{testCluster: c, addrs: map[string]string{}}
 	var lis []net.Listener
@@ -37,7 +42,11 @@ func newServed(t *testing.T, engineName string) *served {
 		s.addrs[c.peers[i].ID] = l.Addr().String()
 	}
 	for i := range c.peers {
-		lg, err := cluster.NewLog(cluster.LogConfig{Node: c.node(i), Store: c.nodes[i].st, ClientAddrs: s.addrs})
+		cfg := cluster.LogConfig{Node: c.node(i), Store: c.nodes[i].st, ClientAddrs: s.addrs}
+		if tweak != nil {
+			tweak(&cfg)
+		}
+		lg, err := cluster.NewLog(cfg)
 		require.NoError(t, err)
 		m := server.NewMetrics(server.MetricsOptions{Engine: engineName})
 		srv, err := server.New(lg, server.Options{Metrics: m})
@@ -57,13 +66,14 @@ func newServed(t *testing.T, engineName string) *served {
 func (s *served) dial(i int) *client.Client {
 	cl, err := client.Dial(s.addrs[s.peers[i].ID])
 	require.NoError(s.t, err)
-	s.t.(*testing.T).Cleanup(func() { _ = cl.Close() })
+	s.t.Cleanup(func() { _ = cl.Close() })
 	return cl
 }
 
 // A Producer (ProduceStream, many requests in flight) on a follower: its
-// requests are forwarded in the order sent, acknowledged, and applied on
-// the follower before they are acknowledged (read-your-writes).
+// requests are forwarded in the order sent, acknowledged with their Raft
+// index, and a read on the follower after the acknowledgment sees them
+// (read-your-writes).
 func TestLogProduceStreamThroughFollower(t *testing.T) {
 	s := newServed(t, "pebble")
 	leader := s.waitLeader(10 * time.Second)
@@ -87,9 +97,10 @@ func TestLogProduceStreamThroughFollower(t *testing.T) {
 		index = r.RaftIndex
 	}
 	require.NoError(t, p.Close())
-	page, err := s.nodes[follower].st.Read("t", 0, 1000)
+	page, err := s.logs[follower].Read("t", 0, 1000)
 	require.NoError(t, err)
-	require.Len(t, page.Events, 200, "applied on the follower before the last ack")
+	require.Len(t, page.Events, 200, "read on the follower after the last ack")
+	require.GreaterOrEqual(t, s.nodes[follower].st.AppliedIndex(), index)
 	for i, e := range page.Events {
 		require.Equal(t, fmt.Sprintf("e%d", i), string(e.Payload))
 	}
@@ -119,8 +130,8 @@ func TestLogForwardsOneHop(t *testing.T) {
 	require.ErrorIs(t, err, client.ErrConflict)
 }
 
-// A follower that cannot reach the leader's gRPC service answers
-// ErrOutcomeUnknown (the write may have reached it: OUTCOME_UNKNOWN); one
+// A follower that cannot open its stream to the leader's gRPC service
+// answers ErrUnavailable (nothing was sent: UNAVAILABLE); one
 // that does not know the leader's client address answers a
 // *NotLeaderError with the leader's id (NOT_LEADER), nothing written.
 func TestLogForwardFailures(t *testing.T) {
@@ -148,7 +159,7 @@ func TestLogForwardFailures(t *testing.T) {
 	require.NoError(t, err)
 	defer unreachable.Close()
 	_, err = unreachable.Append(ctx, "t", evs("x"), store.ExpectAny)
-	require.ErrorIs(t, err, cluster.ErrOutcomeUnknown)
+	require.ErrorIs(t, err, cluster.ErrUnavailable)
 
 	unknown, err := cluster.NewLog(cluster.LogConfig{Node: c.node(follower), Store: c.nodes[follower].st})
 	require.NoError(t, err)

@@ -212,6 +212,7 @@ type Node struct {
 	trans raft.Transport
 	wal   *wal.WAL
 	fsm   *fsm
+	props *proposals // the writes this node proposed, waiting for their outcome
 
 	// leaderCh is closed, and replaced, when the leader this node knows
 	// of changes (see LeaderChanged).
@@ -304,7 +305,8 @@ func Open(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("cluster: bootstrap: %w", err)
 		}
 	}
-	n.fsm = &fsm{st: cfg.Store, log: cfg.Logger.Named("fsm"), stop: make(chan struct{})}
+	n.props = newProposals()
+	n.fsm = &fsm{st: cfg.Store, log: cfg.Logger.Named("fsm"), stop: make(chan struct{}), props: n.props}
 	first := make(chan struct{})
 	n.leaderCh.Store(&first)
 	n.raft, err = raft.NewRaft(rc, n.fsm, w, w, snaps, n.trans)
@@ -312,6 +314,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
 	n.watchLeader()
+	go n.props.watch(n.fsm.stop)
 	ok = true
 	return n, nil
 }
@@ -379,68 +382,21 @@ func (n *Node) SetCursor(ctx context.Context, topic, consumer string, id uint64)
 }
 
 func (n *Node) propose(ctx context.Context, cmd store.Command) (store.Result, uint64, error) {
-	f, err := n.start(ctx, cmd)
+	type result struct {
+		r     store.Result
+		index uint64
+		err   error
+	}
+	ch := make(chan result, 1)
+	err := n.startAsync(ctx, cmd, func(r store.Result, index uint64, err error) { ch <- result{r, index, err} })
 	if err != nil {
 		return store.Result{}, 0, err
 	}
-	return n.finish(ctx, f)
-}
-
-// start validates cmd and hands its entry to Raft's queue (the leader's
-// order of proposals is the log's order).
-func (n *Node) start(ctx context.Context, cmd store.Command) (raft.ApplyFuture, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := cmd.Validate(); err != nil {
-		return nil, err
-	}
-	if n.raft.State() != raft.Leader {
-		return nil, n.notLeader()
-	}
-	timeout := n.cfg.ProposeTimeout
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = min(timeout, time.Until(dl))
-	}
-	data := appendEntry(nil, n.cfg.Clock(), []store.Command{cmd})
-	return n.raft.Apply(data, timeout), nil
-}
-
-// finish waits for f's commit and apply and returns its outcome.
-func (n *Node) finish(ctx context.Context, f raft.ApplyFuture) (store.Result, uint64, error) {
-	done := make(chan error, 1)
-	go func() { done <- f.Error() }()
-	var err error
 	select {
-	case err = <-done:
+	case res := <-ch:
+		return res.r, res.index, res.err
 	case <-ctx.Done():
 		return store.Result{}, 0, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
-	case <-n.fsm.stop:
-		// With BatchApplyCh a proposal can sit in raft's buffered apply
-		// channel when it shuts down, and raft never answers it.
-		return store.Result{}, 0, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ErrClosed)
-	}
-	switch {
-	case err == nil:
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
-		return store.Result{}, 0, n.notLeader() // refused before reaching the log
-	case errors.Is(err, raft.ErrEnqueueTimeout):
-		return store.Result{}, 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
-	default:
-		// raft.ErrLeadershipLost, or raft.ErrRaftShutdown, which a
-		// proposal already in the log gets too.
-		return store.Result{}, 0, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
-	}
-	switch resp := f.Response().(type) {
-	case []store.Result:
-		return resp[0], f.Index(), resp[0].Err
-	case error:
-		if errors.Is(resp, ErrClosed) {
-			return store.Result{}, 0, fmt.Errorf("%w: %w", ErrOutcomeUnknown, resp)
-		}
-		return store.Result{}, 0, resp
-	default:
-		return store.Result{}, 0, fmt.Errorf("cluster: unexpected apply response %T", resp)
 	}
 }
 
@@ -617,6 +573,8 @@ func (n *Node) Close() error {
 	close(n.fsm.stop)
 	n.raft.DeregisterObserver(n.observer)
 	err := n.raft.Shutdown().Error()
+	// Raft does not answer the proposals still in its queues.
+	n.props.failAll(fmt.Errorf("%w: %w", ErrOutcomeUnknown, ErrClosed))
 	if cerr := n.closeParts(); err == nil {
 		err = cerr
 	}

@@ -92,12 +92,23 @@ type IndexWaiter interface {
 	WaitIndex(ctx context.Context, index uint64) error
 }
 
+// ContextAppender is an ability a Log may have beside Log:
+// AppendAsyncContext is AppendAsync for a request of the call whose
+// context is ctx, whose metadata the log may read (a replicated log does
+// not forward again a write that a follower forwarded to it). ctx does not
+// bound the append. A ProduceStream appends with it when the Log has it.
+// *cluster.Log has it.
+type ContextAppender interface {
+	AppendAsyncContext(ctx context.Context, topic string, events []store.Event, expect store.Expectation, done func(store.AppendResult, error))
+}
+
 var (
-	_ IndexWaiter = (*cluster.Log)(nil)
-	_ ClusterInfo = (*cluster.Log)(nil)
-	_ Log         = (*store.Store)(nil)
-	_ CommitStats = (*store.Store)(nil)
-	_ Log         = (*cluster.Log)(nil)
-	_ CommitStats = (*cluster.Log)(nil)
-	_ WriteState  = (*cluster.Log)(nil)
+	_ ContextAppender = (*cluster.Log)(nil)
+	_ IndexWaiter     = (*cluster.Log)(nil)
+	_ ClusterInfo     = (*cluster.Log)(nil)
+	_ Log             = (*store.Store)(nil)
+	_ CommitStats     = (*store.Store)(nil)
+	_ Log             = (*cluster.Log)(nil)
+	_ CommitStats     = (*cluster.Log)(nil)
+	_ WriteState      = (*cluster.Log)(nil)
 )

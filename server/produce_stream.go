@@ -225,7 +225,11 @@ func (s *produceSession) start(req *goethev1.ProduceStreamRequest) bool {
 	s.mu.Unlock()
 	c.session, c.id = s, req.GetRequestId()
 	// The events point into req, which the log may read until done.
-	s.v.log.AppendAsync(p.Topic, c.events, expect, c.done)
+	if ca, ok := s.v.log.(ContextAppender); ok {
+		ca.AppendAsyncContext(s.ctx, p.Topic, c.events, expect, c.done)
+	} else {
+		s.v.log.AppendAsync(p.Topic, c.events, expect, c.done)
+	}
 	return true
 }
 
