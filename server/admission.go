@@ -1,10 +1,12 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync/atomic"
 
+	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
@@ -34,14 +36,50 @@ import (
 // token may not write its topic, marked by authStream so that the session
 // answers it alone and goes on).
 //
-// What admission does not bound: gRPC reads a request's encoded bytes
-// whole (as received HTTP/2 frames) before it calls the codec, whatever
-// the budget, so each call in progress may hold up to MaxRequestBytes
-// before the codec refuses it and frees them at once. That memory is
-// bounded by the calls open at once (MaxConnections ×
-// MaxConcurrentStreams), not by MaxInflightBytes; bounding it by bytes
-// would take a hook in gRPC's transport between a message's length
-// prefix and its body, which grpc-go v1.85 does not offer.
+// The door: before gRPC reads a request. gRPC reads a request message
+// whole (as received HTTP/2 frames, its flow-control window raised to the
+// message's length once its 5-byte prefix is read) before it calls the
+// codec; grpc-go v1.85 has no hook between a message's length prefix and
+// its body. What it does have is a tap (grpc.InTapHandle) that runs when a
+// call's HEADERS arrive, before any of its messages is read. Server.door
+// is that tap: a new Produce or ProduceStream call is refused there, with
+// RESOURCE_EXHAUSTED (MEMORY_BUDGET, the status carrying its ErrorInfo as
+// any other), while the budget is exhausted (budget.doorClosed):
+//
+//   - less than DoorFreeBytes of it is free, or
+//   - a request was refused for lack of room (the codec's markBudget) and
+//     no request has given bytes back since.
+//
+// A call refused at the door is never read: gRPC answers its HEADERS with
+// the status and resets the stream, and the DATA frames the client had
+// already sent are dropped as they arrive (they count against the
+// connection's 4 MiB flow-control window only).
+//
+// The bound, exactly. The bytes of produce requests the server holds are
+// at most
+//
+//	MaxInflightBytes                 requests taken (decoded, or being decoded)
+//	+ P × MaxRequestBytes            requests being read, not yet decoded
+//	+ S × windowSize (4 MiB)         what follows them in open ProduceStreams
+//
+// where P is the number of produce calls let in at the door whose current
+// request has not reached the codec yet (at most one request per call:
+// gRPC reads a call's messages one at a time, and a ProduceStream reads
+// its next request only once it has room for it, MaxStreamInFlight), and S
+// the number of open ProduceStreams. While the door is closed P and S do
+// not grow: calls already let in can each still have one request read,
+// then refused by the codec, which frees it at once. P and S are bounded
+// by the calls open at once (MaxConnections × MaxConcurrentStreams), not
+// by bytes: a call let in while the budget had room may send a request of
+// up to MaxRequestBytes, or half of one, and hold it until it completes or
+// the call ends (a client that cancels, or its connection closing, frees
+// it). Bounding P × MaxRequestBytes by bytes would take that missing hook.
+
+// DoorFreeBytes is how much of the in-flight budget must be free for the
+// door to let a new Produce or ProduceStream call in: below it, the budget
+// is exhausted for any request but the smallest, and the call's request
+// would most likely be read whole only to be refused.
+const DoorFreeBytes = 64 << 10
 
 // Errors of admission. Handlers return them through toStatus.
 var (
@@ -145,13 +183,20 @@ func readMark(m any) mark {
 type budget struct {
 	limit int64
 	used  atomic.Int64
+	// gen counts the releases; full is gen+1 as it was when a request was
+	// last refused for lack of room: equal to gen+1 while no release has
+	// come since (see doorClosed).
+	gen, full atomic.Uint64
 }
 
-// tryTake takes n bytes if they fit under the limit.
+// tryTake takes n bytes if they fit under the limit. A refusal closes the
+// door until the next release.
 func (b *budget) tryTake(n int64) bool {
+	g := b.gen.Load() // before the check: a release after it reopens the door
 	for {
 		u := b.used.Load()
 		if u+n > b.limit {
+			b.full.Store(g + 1)
 			return false
 		}
 		if b.used.CompareAndSwap(u, u+n) {
@@ -164,7 +209,37 @@ func (b *budget) tryTake(n int64) bool {
 func (b *budget) release(n int64) {
 	if n != 0 {
 		b.used.Add(-n)
+		b.gen.Add(1)
 	}
+}
+
+// doorClosed reports whether the budget is exhausted for a new call: less
+// than DoorFreeBytes free, or a request refused for lack of room since the
+// last release. A refusal needs bytes held (no request is larger than the
+// limit), whose release reopens the door.
+func (b *budget) doorClosed() bool {
+	return b.limit-b.used.Load() < DoorFreeBytes || b.full.Load() == b.gen.Load()+1
+}
+
+// door is the server's tap (grpc.InTapHandle), run on the connection's
+// reading goroutine when a call's HEADERS arrive, before any message of it
+// is read: it refuses a new Produce or ProduceStream call while the
+// budget's door is closed (see the door above), with s.doorRefusal. It
+// costs two atomic loads per call.
+func (s *Server) door(ctx context.Context, info *tap.Info) (context.Context, error) {
+	switch info.FullMethodName {
+	case goethev1.Goethe_Produce_FullMethodName, goethev1.Goethe_ProduceStream_FullMethodName:
+		if s.budget.doorClosed() {
+			return ctx, s.doorRefusal
+		}
+	}
+	return ctx, nil
+}
+
+// doorRefusalStatus is the status of a call refused at the door, made once.
+func doorRefusalStatus(limit int64) error {
+	return toStatus(fmt.Errorf("%w: the server holds its limit of %d bytes of produce requests in flight, "+
+		"and refused this call before reading it; retry later, or raise --max-inflight-bytes", errMemoryBudget, limit))
 }
 
 // Wire numbers of the messages the prescan walks (spec/goethe/v1/goethe.proto).

@@ -151,3 +151,24 @@ func FuzzScanProduce(f *testing.F) {
 		}
 	})
 }
+
+// The door closes at DoorFreeBytes free and past it, and after a refusal
+// until the next release; a release before the refusal's check does not
+// reopen it.
+func TestBudgetDoor(t *testing.T) {
+	b := budget{limit: 1 << 20}
+	require.False(t, b.doorClosed())
+	require.True(t, b.tryTake(b.limit-DoorFreeBytes))
+	require.False(t, b.doorClosed(), "exactly DoorFreeBytes free")
+	require.True(t, b.tryTake(1))
+	require.True(t, b.doorClosed(), "one byte less")
+	b.release(1)
+	require.False(t, b.doorClosed())
+
+	require.False(t, b.tryTake(DoorFreeBytes+1), "refused for lack of room")
+	require.True(t, b.doorClosed(), "closed after a refusal, with DoorFreeBytes free")
+	require.True(t, b.tryTake(10), "the codec still takes what fits")
+	require.True(t, b.doorClosed(), "a take does not reopen it")
+	b.release(10)
+	require.False(t, b.doorClosed(), "a release reopens it")
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -278,47 +279,164 @@ func LoadAuthFile(path string) (*Tokens, error) {
 func (t *Tokens) Len() int { return len(t.byHash) }
 
 // Auth holds the Tokens a server checks calls against, and lets them be
-// replaced while it serves (e.g. when the auth file is reloaded): a call
-// is checked against the Tokens current when it starts (a stream, every
-// request of it included, against those current when it opened). Safe for
-// concurrent use.
+// replaced while it serves (e.g. when the auth file is reloaded). A unary
+// call is checked against the Tokens current when it starts. A stream is
+// checked when it opens and then follows every Replace:
+//
+//   - each request a stream receives (a Consume's request, every request
+//     of a ProduceStream) is checked against the Tokens current when it is
+//     received;
+//   - Replace itself re-checks every open stream against the new Tokens,
+//     before it returns, and ends each one that they no longer allow:
+//     UNAUTHENTICATED when its token is gone; PERMISSION_DENIED (with the
+//     topic and permission as ErrorInfo metadata) when a Consume's token
+//     may no longer read its topic. A following Consume idle at the end of
+//     its topic is ended by Replace too, not at its next event: nothing
+//     polls. A ProduceStream whose token stays but loses a topic goes on,
+//     and each later request to that topic fails alone with
+//     PERMISSION_DENIED, as a request the token could never write does
+//     (the spec's "a request that fails, fails alone").
+//
+// Once Replace has returned, no Send of an ended stream starts; one that
+// had begun may complete. In-flight ProduceStream requests that were
+// already handed to the log are still answered before the stream ends.
+// Safe for concurrent use.
 type Auth struct {
 	tokens atomic.Pointer[Tokens]
+
+	mu      sync.Mutex
+	streams map[*streamAuth]struct{} // open streams, re-checked by Replace
 }
 
 // NewAuth returns an Auth of t, which must not be nil.
 func NewAuth(t *Tokens) *Auth {
-	a := &Auth{}
+	a := &Auth{streams: make(map[*streamAuth]struct{})}
 	a.tokens.Store(t)
 	return a
 }
 
-// Replace makes t, which must not be nil, the tokens of calls from now on.
-func (a *Auth) Replace(t *Tokens) { a.tokens.Store(t) }
+// Replace makes t, which must not be nil, the tokens of calls from now on,
+// and ends the open streams that t no longer allows (see Auth). It returns
+// how many it ended.
+func (a *Auth) Replace(t *Tokens) (ended int) {
+	a.tokens.Store(t)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for sa := range a.streams {
+		if sa.recheck(t) != nil {
+			ended++
+		}
+	}
+	return ended
+}
+
+// watch registers sa, so that Replace re-checks it, until unwatch.
+func (a *Auth) watch(sa *streamAuth) {
+	a.mu.Lock()
+	a.streams[sa] = struct{}{}
+	a.mu.Unlock()
+}
+
+func (a *Auth) unwatch(sa *streamAuth) {
+	a.mu.Lock()
+	delete(a.streams, sa)
+	a.mu.Unlock()
+}
+
+// grantOf returns the grant of the token whose digest is d in the tokens
+// current now, or errUnauthenticated if they no longer hold it.
+func (a *Auth) grantOf(d [sha256.Size]byte) (*grant, error) {
+	g, ok := a.tokens.Load().byHash[d]
+	if !ok {
+		return nil, errTokenRemoved
+	}
+	return g, nil
+}
+
+// errTokenRemoved: a stream's token was known when the stream opened and
+// is not any more (a reload of the auth file removed it).
+var errTokenRemoved = fmt.Errorf("%w: the token is no longer known (the auth file was reloaded)", errUnauthenticated)
+
+// streamAuth is one open stream as Auth sees it: its token's digest, its
+// method, its topic once known (a Consume's; a ProduceStream has none, its
+// requests name theirs), and how to end it.
+type streamAuth struct {
+	digest [sha256.Size]byte
+	method string
+	end    context.CancelCauseFunc // cancels the stream's context with the reason
+
+	mu    sync.Mutex
+	topic string // "" until the request naming it is received
+	req   any    // that request, for the method's rule
+}
+
+// recheck checks the stream against t and, if t does not allow it, ends it
+// with the reason (the cause of its context) and returns that reason.
+func (sa *streamAuth) recheck(t *Tokens) error {
+	err := sa.verdict(t)
+	if err != nil {
+		sa.end(err)
+	}
+	return err
+}
+
+// verdict is nil if t allows the stream, else why not.
+func (sa *streamAuth) verdict(t *Tokens) error {
+	g, ok := t.byHash[sa.digest]
+	if !ok {
+		return errTokenRemoved
+	}
+	sa.mu.Lock()
+	req := sa.req
+	sa.mu.Unlock()
+	if _, known := methodRules[sa.method]; !known {
+		return g.check(sa.method, nil) // admin over "*"
+	}
+	if req == nil || sa.method == goethev1.Goethe_ProduceStream_FullMethodName {
+		return nil // checked request by request
+	}
+	return g.check(sa.method, req)
+}
+
+// setRequest records the stream's request, for the re-checks of Replace.
+func (sa *streamAuth) setRequest(req any) {
+	sa.mu.Lock()
+	sa.req = req
+	sa.mu.Unlock()
+}
+
+// revoked reports whether err, a stream context's cause, is a reason
+// Replace ended the stream for.
+func revoked(err error) bool {
+	return errors.Is(err, errUnauthenticated) || errors.Is(err, errPermissionDenied)
+}
 
 // authHeader is the request metadata key of the bearer token.
 const authHeader = "authorization"
 
-// authenticate returns the grant of the call's bearer token.
-func (a *Auth) authenticate(ctx context.Context) (*grant, error) {
+// authenticate returns the grant of the call's bearer token, and its
+// digest.
+func (a *Auth) authenticate(ctx context.Context) (*grant, [sha256.Size]byte, error) {
+	var d [sha256.Size]byte
 	md, _ := metadata.FromIncomingContext(ctx)
 	vals := md.Get(authHeader)
 	switch len(vals) {
 	case 0:
-		return nil, fmt.Errorf("%w: the call carries no bearer token (metadata %q)", errUnauthenticated, authHeader)
+		return nil, d, fmt.Errorf("%w: the call carries no bearer token (metadata %q)", errUnauthenticated, authHeader)
 	case 1:
 	default:
-		return nil, fmt.Errorf("%w: the call carries %d %q values, one is allowed", errUnauthenticated, len(vals), authHeader)
+		return nil, d, fmt.Errorf("%w: the call carries %d %q values, one is allowed", errUnauthenticated, len(vals), authHeader)
 	}
 	scheme, token, ok := strings.Cut(vals[0], " ")
 	if !ok || !strings.EqualFold(scheme, "bearer") || token == "" {
-		return nil, fmt.Errorf("%w: %q must be \"Bearer <token>\"", errUnauthenticated, authHeader)
+		return nil, d, fmt.Errorf("%w: %q must be \"Bearer <token>\"", errUnauthenticated, authHeader)
 	}
-	g, ok := a.tokens.Load().byHash[sha256.Sum256([]byte(token))]
+	d = sha256.Sum256([]byte(token))
+	g, ok := a.tokens.Load().byHash[d]
 	if !ok {
-		return nil, fmt.Errorf("%w: unknown bearer token", errUnauthenticated)
+		return nil, d, fmt.Errorf("%w: unknown bearer token", errUnauthenticated)
 	}
-	return g, nil
+	return g, d, nil
 }
 
 // methodRule says what a Goethe method needs: perm on the topic that
@@ -443,7 +561,7 @@ func (ag *authGuard) unaryInterceptor(ctx context.Context, req any, info *grpc.U
 	if !guarded(info.FullMethod) {
 		return handler(ctx, req)
 	}
-	g, err := ag.auth.authenticate(ctx)
+	g, _, err := ag.auth.authenticate(ctx)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -608,56 +726,88 @@ func listRanges(log Log, ranges []topicRange, after string, n int) ([]store.Topi
 // streamInterceptor authenticates every streaming call of the Goethe
 // service when it opens, and authorises each request it receives: a
 // Consume before it starts, each request of a ProduceStream before it is
-// started. A refused ProduceStream request fails alone, as every request
-// of a ProduceStream does (spec: "A request that fails, fails alone"): the
+// started, against the tokens current when the request is received. A
+// refused ProduceStream request fails alone, as every request of a
+// ProduceStream does (spec: "A request that fails, fails alone"): the
 // session answers it PERMISSION_DENIED, with the topic and the permission
 // as ErrorInfo metadata as a unary Produce would have, and the stream goes
 // on, so that one caller's misconfigured topic does not fail the other
-// callers whose requests a client merges into the same stream.
+// callers whose requests a client merges into the same stream. The stream
+// is registered with the Auth while it is open, so that a Replace that
+// revokes it ends it (see Auth): its context is cancelled with the reason,
+// and the stream ends with that reason's status, whatever its handler
+// returned.
 func (ag *authGuard) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	if !guarded(info.FullMethod) {
 		return handler(srv, ss)
 	}
-	g, err := ag.auth.authenticate(ss.Context())
+	_, d, err := ag.auth.authenticate(ss.Context())
 	if err != nil {
 		return toStatus(err)
 	}
-	if _, known := methodRules[info.FullMethod]; !known {
-		if err := g.check(info.FullMethod, nil); err != nil {
-			return toStatus(err)
-		}
+	ctx, cancel := context.WithCancelCause(ss.Context())
+	defer cancel(nil)
+	sa := &streamAuth{digest: d, method: info.FullMethod, end: cancel}
+	// Registered before the check against the current tokens, so that a
+	// Replace either came before the check or re-checks the stream.
+	ag.auth.watch(sa)
+	defer ag.auth.unwatch(sa)
+	if err := sa.verdict(ag.auth.tokens.Load()); err != nil {
+		return authStatus(err)
 	}
-	return handler(srv, &authStream{ServerStream: ss, grant: g, method: info.FullMethod, budget: ag.budget})
+	err = handler(srv, &authStream{ServerStream: ss, ctx: ctx, sa: sa, auth: ag.auth, budget: ag.budget})
+	if cause := context.Cause(ctx); revoked(cause) {
+		return authStatus(cause)
+	}
+	return err
 }
 
-// authStream checks each request a stream receives.
+// authStream checks each request a stream receives, and ends with the
+// stream's registration (its context is cancelled when a Replace revokes
+// it).
 type authStream struct {
 	grpc.ServerStream
-	grant  *grant
-	method string
+	ctx    context.Context
+	sa     *streamAuth
+	auth   *Auth
 	budget *budget
 }
 
-// RecvMsg receives m and fails with PERMISSION_DENIED if the token may not
-// make that request. A ProduceStream request the codec already refused
-// (over a limit or the budget; its content is not decoded) is left to the
-// session, which answers it and goes on; so is one the token may not
-// write: RecvMsg gives back the budget it holds, empties it but for its
-// request_id and marks it denied (markDenied), and the session answers it
-// PERMISSION_DENIED alone.
+// Context is the stream's context, cancelled (cause: the reason) when a
+// Replace of the tokens revokes the stream.
+func (s *authStream) Context() context.Context { return s.ctx }
+
+// RecvMsg receives m and fails with UNAUTHENTICATED if the stream's token
+// is no longer known, or PERMISSION_DENIED if it may not make that request
+// (checked against the tokens current now). A ProduceStream request the
+// codec already refused (over a limit or the budget; its content is not
+// decoded) is left to the session, which answers it and goes on; so is one
+// the token may not write: RecvMsg gives back the budget it holds, empties
+// it but for its request_id and marks it denied (markDenied), and the
+// session answers it PERMISSION_DENIED alone.
 func (s *authStream) RecvMsg(m any) error {
 	if err := s.ServerStream.RecvMsg(m); err != nil {
 		return err
 	}
-	if _, known := methodRules[s.method]; !known {
-		return nil // checked when the stream opened: admin over "*"
+	method := s.sa.method
+	if _, known := methodRules[method]; !known {
+		return nil // checked when the stream opened, and by Replace: admin over "*"
 	}
 	_, stream := m.(*goethev1.ProduceStreamRequest)
 	mk := readMark(m)
 	if stream && mk.err != nil {
 		return nil
 	}
-	if err := s.grant.check(s.method, m); err != nil {
+	if !stream {
+		// The topic is recorded before the check, so that a Replace
+		// either came before the check or re-checks it.
+		s.sa.setRequest(m)
+	}
+	g, err := s.auth.grantOf(s.sa.digest)
+	if err == nil {
+		err = g.check(method, m)
+	}
+	if err != nil {
 		if !stream {
 			return authStatus(err)
 		}

@@ -56,7 +56,7 @@ func BenchmarkAuthorize(b *testing.B) {
 			req := &goethev1.ProduceRequest{Topic: "team-0.payments"}
 			b.ReportAllocs()
 			for b.Loop() {
-				g, err := a.authenticate(ctx)
+				g, _, err := a.authenticate(ctx)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -125,7 +125,11 @@ type Options struct {
 	// flight: the encoded bytes of every Produce and ProduceStream request
 	// decoded and not yet completed by the log. A request that does not fit
 	// is refused before it is decoded, with RESOURCE_EXHAUSTED (reason
-	// MEMORY_BUDGET); the client retries later. It must be at least
+	// MEMORY_BUDGET); the client retries later. While it is exhausted
+	// (less than DoorFreeBytes free, or a request refused since the last
+	// release), new Produce and ProduceStream calls are refused before any
+	// of their bytes is read (see the door in admission.go, which states
+	// what can still be read beyond it). It must be at least
 	// MaxRequestBytes (as raised by New), so that any valid request can be
 	// taken by an idle server; when zero, it is the default or
 	// MaxRequestBytes, whichever is larger. The memory a taken request holds is a small

@@ -50,7 +50,10 @@
 //     checks a Produce's event count and sizes on its encoded bytes, and
 //     takes its encoded size from a server-wide budget of in-flight
 //     produce bytes (Options.MaxInflightBytes; RESOURCE_EXHAUSTED,
-//     MEMORY_BUDGET past it) until its append completes; calls per
+//     MEMORY_BUDGET past it) until its append completes; while that
+//     budget is exhausted, new Produce and ProduceStream calls are refused
+//     before any of their bytes is read (the door, admission.go, which
+//     states the bound exactly); calls per
 //     connection, connections, handshakes and keepalive are capped; a
 //     Consume stream whose client has not read for
 //     Options.SlowConsumerTimeout ends with RESOURCE_EXHAUSTED
@@ -98,8 +101,10 @@ type Server struct {
 
 	storeFailed sync.Once // logs the first STORE_FAILED
 
-	budget budget      // in-flight produce bytes (admission.go)
-	calls  callTracker // running calls of the service, for Stop (limits.go)
+	budget budget // in-flight produce bytes (admission.go)
+	// doorRefusal is the status of a produce call refused at the door.
+	doorRefusal error
+	calls       callTracker // running calls of the service, for Stop (limits.go)
 	// graceOver is closed when Stop's grace period ends (awaitStop).
 	graceOver chan struct{}
 }
@@ -115,6 +120,7 @@ func New(log Log, opts Options) (*Server, error) {
 	base, cancel := context.WithCancelCause(context.Background())
 	s := &Server{log: log, opts: opts, base: base, cancel: cancel, health: health.NewServer()}
 	s.budget.limit = opts.MaxInflightBytes
+	s.doorRefusal = doorRefusalStatus(opts.MaxInflightBytes)
 	s.graceOver = make(chan struct{})
 	// Metrics, when on, are the outermost interceptors: they time and count
 	// every call as its client sees it.
@@ -157,6 +163,9 @@ func New(log Log, opts Options) (*Server, error) {
 		// Pooled encode buffers sized to the message (see wire.Codec), and
 		// admission before a request is materialised (see serverCodec).
 		grpc.ForceServerCodecV2(&serverCodec{budget: &s.budget, maxEvents: opts.MaxBatchEvents, maxEventBytes: opts.MaxEventBytes}),
+		// Produce calls refused before a byte of them is read while the
+		// budget is exhausted (see the door in admission.go).
+		grpc.InTapHandle(s.door),
 		grpc.MaxConcurrentStreams(opts.MaxConcurrentStreams),
 		grpc.ConnectionTimeout(opts.HandshakeTimeout),
 		keepaliveEnforcement(&opts),

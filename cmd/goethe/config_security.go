@@ -193,8 +193,8 @@ func (c *securityConfig) load(log *slog.Logger) (*security, error) {
 					log.Error("auth file not reloaded: the tokens loaded before stay in force", "error", err)
 					continue
 				}
-				s.auth.Replace(t)
-				log.Info("auth file reloaded", "auth_file", c.AuthFile, "tokens", t.Len())
+				ended := s.auth.Replace(t)
+				log.Info("auth file reloaded", "auth_file", c.AuthFile, "tokens", t.Len(), "streams_ended", ended)
 			case <-done:
 				return
 			}
