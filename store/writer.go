@@ -142,6 +142,9 @@ func (s *Store) prepareAppend(r *request, topicName string, events []Event, expe
 	if len(events) == 0 {
 		return fmt.Errorf("%w: an append needs at least one event", ErrInvalid)
 	}
+	if err := validateDedupeKeys(events); err != nil {
+		return err
+	}
 	r.cmd = command{kind: cmdAppend, topic: topicName, events: events, expect: expect}
 	for i := range events {
 		r.bytes += eventValueSize(&events[i]) + eventKeyLen
@@ -303,6 +306,7 @@ func (s *Store) commit(group []*request, events int) {
 
 // publish makes a written group's topic state current and wakes readers.
 func (s *Store) publish(a *applied) {
+	s.stats.forgotten.Add(a.forgotten)
 	var created bool
 	for _, ch := range a.changes {
 		if !ch.dirty {
@@ -312,6 +316,7 @@ func (s *Store) publish(a *applied) {
 			ch.t.meta = ch.meta
 			m := ch.meta
 			ch.t.pub.Store(&m)
+			commitDedupe(ch.t, ch)
 		} else {
 			created = true
 		}
@@ -320,7 +325,9 @@ func (s *Store) publish(a *applied) {
 		s.mu.Lock()
 		for _, ch := range a.changes {
 			if ch.dirty && ch.t == nil {
-				s.topics[ch.meta.name] = newTopic(ch.meta)
+				t := newTopic(ch.meta)
+				commitDedupe(t, ch)
+				s.topics[ch.meta.name] = t
 			}
 		}
 		s.mu.Unlock()
@@ -341,10 +348,14 @@ type Stats struct {
 	Bytes       uint64        // key and value bytes in them
 	WriteTime   time.Duration // total time in engine writes (and their syncs)
 	MaxRequests uint64        // largest number of requests in one commit
+	// DedupeForgotten counts dedupe keys forgotten before their window
+	// ended because their topic held Options.MaxDedupeKeys newer ones.
+	DedupeForgotten uint64
 }
 
 type statsCounters struct {
 	commits, requests, events, bytes, nanos, maxReqs atomic.Uint64
+	forgotten                                        atomic.Uint64
 }
 
 func (c *statsCounters) record(reqs, events, bytes int, d time.Duration) {
@@ -362,5 +373,6 @@ func (c *statsCounters) record(reqs, events, bytes int, d time.Duration) {
 func (s *Store) Stats() Stats {
 	c := &s.stats
 	return Stats{Commits: c.commits.Load(), Requests: c.requests.Load(), Events: c.events.Load(),
-		Bytes: c.bytes.Load(), WriteTime: time.Duration(c.nanos.Load()), MaxRequests: c.maxReqs.Load()}
+		Bytes: c.bytes.Load(), WriteTime: time.Duration(c.nanos.Load()), MaxRequests: c.maxReqs.Load(),
+		DedupeForgotten: c.forgotten.Load()}
 }
