@@ -211,6 +211,11 @@ func (l *Log) forwardAppend(ctx context.Context, topic string, events []store.Ev
 func (l *Log) awaitApplied(topic string, r store.AppendResult) {
 	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
 	defer cancel()
+	if r.Count == 0 {
+		// Every event was a duplicate: nothing new to see but the entry.
+		_ = l.st.WaitApplied(ctx, r.Index)
+		return
+	}
 	_ = l.st.Wait(ctx, topic, r.FirstID)
 }
 
@@ -222,7 +227,7 @@ func (l *Log) forward(ctx context.Context, topic string, events []store.Event, e
 	}
 	req := &goethev1.ProduceRequest{Topic: topic, Events: make([]*goethev1.EventData, len(events))}
 	for i := range events {
-		req.Events[i] = &goethev1.EventData{Payload: events[i].Payload, Headers: events[i].Headers}
+		req.Events[i] = &goethev1.EventData{Payload: events[i].Payload, Headers: events[i].Headers, DedupeKey: events[i].DedupeKey}
 	}
 	if expect.IsSet() {
 		n := expect.LastSeq()
@@ -232,8 +237,12 @@ func (l *Log) forward(ctx context.Context, topic string, events []store.Event, e
 	if err != nil {
 		return store.AppendResult{}, forwardErr(err)
 	}
-	return store.AppendResult{FirstID: resp.GetFirstId(), FirstSeq: resp.GetFirstSeq(), Count: int(resp.GetCount()),
-		Index: resp.GetRaftIndex()}, nil
+	r := store.AppendResult{FirstID: resp.GetFirstId(), FirstSeq: resp.GetFirstSeq(), Count: int(resp.GetCount()),
+		Index: resp.GetRaftIndex()}
+	for _, d := range resp.GetDuplicates() {
+		r.Duplicates = append(r.Duplicates, store.Duplicate{Index: int(d.GetIndex()), ID: d.GetId(), Seq: d.GetSeq()})
+	}
+	return r, nil
 }
 
 // WaitIndex waits until this node applied the Raft log up to index (an
