@@ -31,6 +31,7 @@ type config struct {
 	security securityConfig // config_security.go: TLS, tokens, file modes
 	disk     diskConfig     // config_disk.go: free-space guard
 	cluster  clusterConfig  // config_cluster.go: Raft replication
+	dedupe   dedupeConfig   // config_dedupe.go: idempotent produce
 }
 
 // Defaults of the flags.
@@ -76,6 +77,7 @@ func parseConfig(args []string, getenv func(string) (string, bool), out io.Write
 	c.security.register(fs)
 	c.disk.register(fs)
 	c.cluster.register(fs)
+	c.dedupe.register(fs)
 	fs.Usage = func() {} // the flag package calls it on errors too; -h is handled below
 	usage := func() {
 		fmt.Fprintf(out, "Usage: goethe [flags]\n\n"+
@@ -136,5 +138,5 @@ func (c *config) validate() error {
 		// a certificate of its own yet.
 		return errors.New("--node-id (cluster mode) does not work with --tls-cert or --auth-file yet")
 	}
-	return errors.Join(c.limits.validate(), c.security.validate(), c.disk.validate(), c.cluster.validate())
+	return errors.Join(c.limits.validate(), c.security.validate(), c.disk.validate(), c.cluster.validate(), c.dedupe.validate())
 }
