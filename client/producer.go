@@ -2,8 +2,6 @@ package client
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -235,13 +233,11 @@ type Producer struct {
 	lim    limits
 
 	// For Reliable mode: the client and context streams are opened with,
-	// the current stream's own cancel, the prefix of the keys the
-	// Producer makes and their counter.
+	// the current stream's own cancel, and the maker of its keys.
 	c            *Client
 	ctx          context.Context
 	streamCancel context.CancelFunc
-	keyPrefix    string
-	keySeq       atomic.Uint64
+	newKey       func() string
 
 	// sendMu serializes SendMsg and CloseSend (gRPC allows one at a time).
 	sendMu     sync.Mutex
@@ -394,9 +390,7 @@ func (c *Client) NewProducerWith(ctx context.Context, opts ProducerOptions) (*Pr
 		return nil, err
 	}
 	if opts.Reliable {
-		var b [8]byte
-		_, _ = rand.Read(b[:]) // never fails (crypto/rand)
-		p.keyPrefix = hex.EncodeToString(b[:]) + "-"
+		p.newKey = NewKeys()
 	}
 	go p.receive()
 	return p, nil
@@ -544,7 +538,7 @@ func (p *Producer) withKeys(events []EventData) []EventData {
 		if out == nil {
 			out = append([]EventData(nil), events...)
 		}
-		out[i].DedupeKey = p.keyPrefix + strconv.FormatUint(p.keySeq.Add(1), 36)
+		out[i].DedupeKey = p.newKey()
 	}
 	if out == nil {
 		return events

@@ -2,8 +2,12 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
-	"math/rand/v2"
+	mrand "math/rand/v2"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -68,7 +72,7 @@ func retry(ctx context.Context, b Backoff, conn grpc.ClientConnInterface, first 
 		if b.MaxElapsed > 0 && time.Since(start) >= b.MaxElapsed {
 			return err
 		}
-		d := wait/2 + rand.N(wait/2+1)
+		d := wait/2 + mrand.N(wait/2+1)
 		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
@@ -91,4 +95,31 @@ func retry(ctx context.Context, b Backoff, conn grpc.ClientConnInterface, first 
 // (ErrUnavailable), which a broken connection is too.
 func reconnectable(err error) bool {
 	return errors.Is(err, ErrUnavailable)
+}
+
+// Retry calls attempt until it returns nil or an error other than
+// ErrUnavailable, or until b gives up or ctx ends (then it returns the last
+// error, joined with ctx's), waiting between attempts as b says and
+// asking the connection to reconnect at once each time. It is how a
+// caller retries a Produce whose events carry dedupe keys: such a retry
+// never stores an event twice while it stays within the server's dedupe
+// window, which b.MaxElapsed should be well within. goethectl produce does
+// this.
+func (c *Client) Retry(ctx context.Context, b Backoff, attempt func() error) error {
+	err := attempt()
+	if err == nil {
+		return nil
+	}
+	return retry(ctx, b, c.cc, err, reconnectable, attempt)
+}
+
+// NewKeys returns a generator of dedupe keys unique to it: a random
+// prefix of 16 hex digits, a dash and a counter in base 36 ("3f2a…-1b"),
+// about 20 bytes. Safe for concurrent use.
+func NewKeys() func() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	prefix := hex.EncodeToString(b[:]) + "-"
+	var n atomic.Uint64
+	return func() string { return prefix + strconv.FormatUint(n.Add(1), 36) }
 }
