@@ -166,7 +166,7 @@ func (a *applied) one(topics map[string]*topic, cmd *command, now int64) outcome
 		if err := a.create(c); err != nil {
 			return outcome{err: err}
 		}
-		if c.t != nil && len(c.t.dd.live()) > c.dd.drop {
+		if c.t != nil && len(c.t.dd.live()) > c.dd.drop || len(c.dd.add) > c.dd.addDrop {
 			cutoff := int64(math.MaxInt64) // dedupe off: forget every key
 			if window > 0 {
 				cutoff = now - window

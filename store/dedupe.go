@@ -172,16 +172,26 @@ func (a *applied) dedupeLookup(c *change, key string, cutoff int64) (dedupeRec, 
 	return r, true
 }
 
-// dedupeExpire drops, in c, at most DedupeExpireStep committed records
-// older than cutoff.
+// dedupeExpire drops, in c, at most DedupeExpireStep records older than
+// cutoff: committed ones, then those of earlier commands of the group (so
+// that a log applied in one group or in several ends with the same
+// records).
 func (a *applied) dedupeExpire(c *change, cutoff int64) {
-	if c.t == nil {
-		return
+	var live []dedupeRec
+	if c.t != nil {
+		live = c.t.dd.live()
 	}
-	live := c.t.dd.live()
-	for n := 0; n < DedupeExpireStep && c.dd.drop < len(live) && int64(live[c.dd.drop].id) < cutoff; n++ {
-		c.dd.dropEnd = live[c.dd.drop].id + 1
-		c.dd.drop++
+	dc := &c.dd
+	for n := 0; n < DedupeExpireStep; n++ {
+		switch {
+		case dc.drop < len(live) && int64(live[dc.drop].id) < cutoff:
+			dc.dropEnd = live[dc.drop].id + 1
+			dc.drop++
+		case dc.drop == len(live) && dc.addDrop < len(dc.add) && int64(dc.add[dc.addDrop].id) < cutoff:
+			dc.addDrop++
+		default:
+			return
+		}
 	}
 }
 

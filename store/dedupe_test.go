@@ -215,3 +215,41 @@ func TestDedupeKeyLimit(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrInvalid)
 	require.NoError(t, store.ValidateDedupeKey(""))
 }
+
+// TestApplyCommittedDedupe: replicas decide duplicates alike from the
+// leader's times, whether they apply the log at once or entry by entry
+// with a restart in between, whatever their own clocks say.
+func TestApplyCommittedDedupe(t *testing.T) {
+	forEngine(t, func(t *testing.T, name string) {
+		base := int64(1_700_000_000_000_000_000)
+		cmd := func(keys ...string) store.Command {
+			return store.Command{Kind: store.CommandAppend, Topic: "d", Events: keyed(keys...)}
+		}
+		log := []store.CommittedEntry{
+			{Index: 1, Time: base, Commands: []store.Command{cmd("k1", "k2", "k1")}},
+			{Index: 2, Time: base + 10, Commands: []store.Command{cmd("k1", "k3"), cmd("k3")}},
+			{Index: 3, Time: base + int64(window) + 5, Commands: []store.Command{cmd("k1", "k2", "k3")}},
+		}
+		a, ea := openEngine(t, name, t.TempDir(), store.Options{DedupeWindow: window})
+		resA, err := a.ApplyCommitted(log)
+		require.NoError(t, err)
+
+		dirB := t.TempDir()
+		future := func() int64 { return base + int64(time.Hour) }
+		b := open(t, name, dirB, store.Options{DedupeWindow: window, Clock: future})
+		resB, err := b.ApplyCommitted(log[:2])
+		require.NoError(t, err)
+		require.NoError(t, b.Close())
+		b2, eb := openEngine(t, name, dirB, store.Options{DedupeWindow: window, Clock: future})
+		more, err := b2.ApplyCommitted(log[2:])
+		require.NoError(t, err)
+		resB = append(resB, more...)
+		require.Equal(t, resA, resB)
+		require.Equal(t, dump(t, ea), dump(t, eb))
+
+		require.Equal(t, []store.Duplicate{{Index: 2, ID: uint64(base), Seq: 1}}, resA[0][0].Append.Duplicates)
+		require.Equal(t, 1, resA[1][0].Append.Count)
+		require.Zero(t, resA[1][1].Append.Count, "k3 of the same entry's first command")
+		require.Equal(t, 2, resA[2][0].Append.Count, "k1 and k2 expired, k3 (10 ns younger) did not")
+	})
+}
