@@ -104,6 +104,13 @@ type dedupeState struct {
 	recs  []dedupeRec
 	head  int
 	byKey map[string]dedupeRec
+	// swept: no record older than recs[head] is on disk. Open loads only
+	// a topic's last window; its first range delete then starts at the
+	// topic's first possible key, to take what is older, and the later
+	// ones start at their first record, so that an engine that expands a
+	// range delete by a scan (goleveldb) does not walk over the
+	// tombstones of the earlier ones again.
+	swept bool
 }
 
 func (d *dedupeState) live() []dedupeRec {
@@ -223,11 +230,15 @@ func (a *applied) dedupeRemember(c *change, r dedupeRec) {
 func (a *applied) dedupeWrite(c *change) {
 	dc := &c.dd
 	if dc.drop > 0 {
-		end := dc.dropEnd
-		if live := c.t.dd.live(); dc.drop < len(live) {
+		live := c.t.dd.live()
+		start, end := live[0].id, dc.dropEnd
+		if !c.t.dd.swept {
+			start = 0
+		}
+		if dc.drop < len(live) {
 			end = live[dc.drop].id
 		}
-		a.batch.DeleteRange(dedupeKey(a.alloc(17), c.meta.id, 0), dedupeKey(a.alloc(17), c.meta.id, end))
+		a.batch.DeleteRange(dedupeKey(a.alloc(17), c.meta.id, start), dedupeKey(a.alloc(17), c.meta.id, end))
 	}
 	for _, r := range dc.add[dc.addDrop:] {
 		k := dedupeKey(a.alloc(17), c.meta.id, r.id)
@@ -238,6 +249,9 @@ func (a *applied) dedupeWrite(c *change) {
 // commitDedupe makes c's dedupe change current in t, once c's batch is
 // written.
 func commitDedupe(t *topic, c *change) {
+	if c.dd.drop > 0 || c.t == nil { // a new topic has no older records
+		t.dd.swept = true
+	}
 	for range c.dd.drop {
 		t.dd.pop()
 	}
@@ -359,6 +373,9 @@ func eventChecksumKeyed(key, rest []byte) uint32 {
 // wherever a topic's state is re-read from the engine.
 func (s *Store) loadDedupe(t *topic) error {
 	t.dd = dedupeState{}
+	if t.meta.lastSeq == 0 {
+		t.dd.swept = true // a topic without events has no records
+	}
 	window := s.c.applied.window
 	if window == 0 {
 		return nil
