@@ -93,7 +93,11 @@ type committer struct {
 // events are stored only if the topic's last seq equals it when the group
 // commits; otherwise the error is a *ConflictError. On success the events
 // have ids FirstID…FirstID+n-1 and seqs FirstSeq…FirstSeq+n-1 and, unless
-// Options.UnsafeNoSync, are on disk. ctx is checked before the request is
+// Options.UnsafeNoSync, are on disk. Events with a DedupeKey the topic
+// stored within its window are not stored again (see dedupe.go): the
+// result lists them in Duplicates, the others get the consecutive ids, and
+// an Append whose events are all duplicates succeeds without checking its
+// expectation (the retry of one that succeeded). ctx is checked before the request is
 // queued; once queued, its outcome is decided within one commit and Append
 // waits for it, so a caller always learns what happened to its events.
 // events are not retained after Append returns.
