@@ -192,7 +192,19 @@ func (c *Client) Close() error {
 type EventData struct {
 	Payload []byte
 	Headers map[string]string
+	// DedupeKey, when not empty, makes the event idempotent: if the
+	// topic stored an event with the same key within its dedupe window
+	// (the server's --dedupe-window, 2 minutes by default), it is not
+	// stored again and the ProduceResult lists it in Duplicates with the
+	// original's id and seq. At most MaxDedupeKeyLen bytes of UTF-8,
+	// counted in the event's size limit. A reliable Producer fills it in
+	// for events that have none (see ProducerOptions.Reliable).
+	DedupeKey string
 }
+
+// MaxDedupeKeyLen bounds EventData.DedupeKey, in bytes (the server's
+// limit).
+const MaxDedupeKeyLen = 255
 
 // Event is an event as stored. Its Payload and Headers belong to the
 // caller; events received in one Consume batch share one buffer for their
@@ -212,10 +224,15 @@ type Event struct {
 	// not deliver because retention or a trim removed them before it read
 	// them (see Subscription.Skipped for where the count is exact).
 	Skipped uint64 `json:"skipped,omitempty"`
+	// DedupeKey is the key the event was produced with, if any.
+	DedupeKey string `json:"dedupe_key,omitempty"`
 }
 
-// ProduceResult says where a Produce's events landed: the i-th event (from
-// 0) has id FirstID+i and seq FirstSeq+i.
+// ProduceResult says where a Produce's events landed. Without
+// Duplicates, the i-th event (from 0) has id FirstID+i and seq FirstSeq+i.
+// With them, the Count events stored (those not in Duplicates, in order)
+// have ids FirstID, FirstID+1, … and Position gives any event's id and
+// seq; when every event was a duplicate, FirstID, FirstSeq and Count are 0.
 type ProduceResult struct {
 	FirstID  uint64
 	FirstSeq uint64
@@ -224,17 +241,50 @@ type ProduceResult struct {
 	// stored the events: pass it as ConsumeOptions.MinRaftIndex or
 	// MinRaftIndex to read them on any member. 0 from a single node.
 	RaftIndex uint64
+	// Duplicates lists, in request order, the events not stored because
+	// their DedupeKey was stored within the topic's window.
+	Duplicates []Duplicate
 }
 
-// ID is the id of the i-th event of the Produce.
+// Duplicate is an event of a Produce that was not stored again: Index is
+// its position in the Produce (from 0), ID and Seq the original event's.
+type Duplicate struct {
+	Index   int
+	ID, Seq uint64
+}
+
+// ID is the id of the i-th event of a Produce without duplicates (see
+// Position).
 func (r ProduceResult) ID(i int) uint64 { return r.FirstID + uint64(i) }
 
-// Seq is the seq of the i-th event of the Produce.
+// Seq is the seq of the i-th event of a Produce without duplicates (see
+// Position).
 func (r ProduceResult) Seq(i int) uint64 { return r.FirstSeq + uint64(i) }
 
-// LastSeq is the seq of the Produce's last event: what the next
-// conditional Produce of the same writer expects.
-func (r ProduceResult) LastSeq() uint64 { return r.FirstSeq + uint64(r.Count) - 1 }
+// Position is the id and seq of the i-th event of the Produce (from 0):
+// where it was stored, or, for a duplicate, where the original is.
+func (r ProduceResult) Position(i int) (id, seq uint64) {
+	before := 0
+	for _, d := range r.Duplicates {
+		if d.Index == i {
+			return d.ID, d.Seq
+		}
+		if d.Index < i {
+			before++
+		}
+	}
+	k := uint64(i - before)
+	return r.FirstID + k, r.FirstSeq + k
+}
+
+// LastSeq is the seq of the Produce's last stored event: what the next
+// conditional Produce of the same writer expects (0 when it stored none).
+func (r ProduceResult) LastSeq() uint64 {
+	if r.Count == 0 {
+		return 0
+	}
+	return r.FirstSeq + uint64(r.Count) - 1
+}
 
 // ProduceOption modifies a Produce.
 type ProduceOption func(*goethev1.ProduceRequest)

@@ -125,10 +125,67 @@ type ConsumeOptions struct {
 	// RaftIndex): the stream then holds that Produce's events. A single
 	// node ignores it.
 	MinRaftIndex uint64
+	// Until, when set, ends the stream (io.EOF, as at the end of a topic
+	// without Follow) after the last event at or before it, also with
+	// Follow, and at once if the next event is past it.
+	Until Until
+	// Reconnect makes the Subscription open its stream again when it
+	// breaks with ErrUnavailable (the server stopped or restarted, the
+	// connection failed), waiting as Backoff says, and resume just after
+	// the last event it delivered (or at the position the first stream
+	// started from, if it delivered none): no event is delivered twice or
+	// skipped, and Limit counts over every stream. Next blocks while it
+	// reconnects; the error it returns once Backoff gives up (or ctx
+	// ends) is the last stream's. Without Reconnect, a broken stream ends
+	// the Subscription with ErrUnavailable. It is off by default because a
+	// caller that restarts its own consumer (with a cursor) would
+	// otherwise wait without learning of the outage; goethectl consume
+	// turns it on.
+	Reconnect bool
+	// Backoff is how Reconnect waits (zero fields: DefaultBackoff's).
+	Backoff Backoff
 }
+
+// Until is where a Consume ends; the zero Until is no end.
+type Until struct {
+	kind untilKind
+	v    uint64
+	t    time.Time
+}
+
+type untilKind uint8
+
+const (
+	untilNone untilKind = iota
+	untilID
+	untilSeq
+	untilTime
+)
+
+// UntilID ends a Consume after the last event whose id is id or lower.
+func UntilID(id uint64) Until { return Until{kind: untilID, v: id} }
+
+// UntilSeq ends a Consume after the last event whose seq is seq or lower.
+func UntilSeq(seq uint64) Until { return Until{kind: untilSeq, v: seq} }
+
+// UntilTime ends a Consume after the last event committed at or before t.
+// A follower at the end of the topic waits until t (and a grace of about
+// two seconds, see server.UntilTimeGrace) has passed.
+func UntilTime(t time.Time) Until { return Until{kind: untilTime, t: t} }
+
+// IsSet reports whether u is an end.
+func (u Until) IsSet() bool { return u.kind != untilNone }
 
 func (o *ConsumeOptions) request(topic string) *goethev1.ConsumeRequest {
 	req := &goethev1.ConsumeRequest{Topic: topic, Follow: o.Follow, Limit: o.Limit, MinRaftIndex: o.MinRaftIndex}
+	switch o.Until.kind {
+	case untilID:
+		req.Until = &goethev1.ConsumeRequest_UntilId{UntilId: o.Until.v}
+	case untilSeq:
+		req.Until = &goethev1.ConsumeRequest_UntilSeq{UntilSeq: o.Until.v}
+	case untilTime:
+		req.Until = &goethev1.ConsumeRequest_UntilTime{UntilTime: timestamppb.New(o.Until.t)}
+	}
 	s := o.From
 	switch s.kind {
 	case startBeginning:
@@ -159,8 +216,17 @@ func (o *ConsumeOptions) request(topic string) *goethev1.ConsumeRequest {
 // Close it when done. Only Close may be called concurrently with the others.
 type Subscription struct {
 	stream grpc.ClientStream
+	ctx    context.Context
 	cancel context.CancelFunc
 	start  uint64
+
+	// For Reconnect: what to open again, and where the stream is.
+	c          *Client
+	topic      string
+	opts       ConsumeOptions
+	delivered  uint64 // events Next returned
+	lastSeq    uint64 // the last one's seq
+	reconnects uint64
 
 	batch batch // the batch being handed out
 	i     int
@@ -185,38 +251,82 @@ var consumeDesc = func() *grpc.StreamDesc {
 // delivered (if it is at or after the start), also from End(). The stream
 // is bound to ctx; Close ends it sooner. Errors of the request itself (a
 // bad name, a missing topic without Follow) are returned here.
+//
+// With opts.Reconnect, Subscribe also waits for a server that is
+// unavailable, as Backoff says.
 func (c *Client) Subscribe(ctx context.Context, topic string, opts ConsumeOptions) (*Subscription, error) {
 	ctx, cancel := context.WithCancel(ctx)
+	s := &Subscription{ctx: ctx, cancel: cancel, c: c, topic: topic, opts: opts}
+	err := s.open(opts)
+	if err != nil && opts.Reconnect {
+		err = retry(ctx, opts.Backoff, c.cc, err, reconnectable, func() error { return s.open(opts) })
+	}
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	return s, nil
+}
+
+// open opens a Consume stream with opts and waits for its start.
+func (s *Subscription) open(opts ConsumeOptions) error {
 	// The stream decodes each message straight into a batch of Events
 	// (see codec), rather than into goethev1 messages first.
-	stream, err := c.cc.NewStream(ctx, consumeDesc, goethev1.Goethe_Consume_FullMethodName, useCodec)
+	stream, err := s.c.cc.NewStream(s.ctx, consumeDesc, goethev1.Goethe_Consume_FullMethodName, useCodec)
 	if err == nil {
-		err = stream.SendMsg(opts.request(topic))
+		err = stream.SendMsg(opts.request(s.topic))
 	}
 	if err == nil {
 		err = stream.CloseSend()
 	}
 	if err != nil {
-		cancel()
-		return nil, wrapError(err)
+		return wrapError(err)
 	}
-	s := &Subscription{stream: stream, cancel: cancel}
+	s.stream = stream
 	md, err := stream.Header()
 	if err == nil && md == nil {
-		// The stream ended before the server started it: a request error.
-		if err = s.recv(); errors.Is(err, io.EOF) {
+		// The stream ended before the server started it: a request
+		// error (or an empty stream).
+		s.i = 0
+		if err = stream.RecvMsg(&s.batch); errors.Is(err, io.EOF) {
 			err = nil
+			s.err = io.EOF
 		}
 	}
 	if err != nil {
-		cancel()
-		return nil, wrapError(err)
+		return wrapError(err)
 	}
-	if v := md.Get(StartPositionHeader); len(v) == 1 {
+	if v := md.Get(StartPositionHeader); len(v) == 1 && s.start == 0 {
 		s.start, _ = strconv.ParseUint(v[0], 10, 64)
 	}
-	return s, nil
+	return nil
 }
+
+// reopen opens the stream again after it broke with err, resuming after
+// the last event delivered.
+func (s *Subscription) reopen(err error) error {
+	opts := s.opts
+	switch {
+	case s.delivered > 0:
+		// By seq, not id: a server counts the events retention removed
+		// meanwhile (Skipped) from a seq, not from an id.
+		opts.From = AfterSeq(s.lastSeq)
+	case s.start != 0:
+		opts.From = AtID(s.start)
+	}
+	if opts.Limit > 0 {
+		opts.Limit -= s.delivered // > 0: the stream would have ended
+	}
+	return retry(s.ctx, opts.Backoff, s.c.cc, err, reconnectable, func() error {
+		s.err = nil
+		s.reconnects++
+		return s.open(opts)
+	})
+}
+
+// Reconnects counts the times the Subscription opened its stream again
+// (see ConsumeOptions.Reconnect): attempts, successful or not.
+func (s *Subscription) Reconnects() uint64 { return s.reconnects }
 
 // Start is the position the server started the stream from: the first
 // event delivered has an id at or after it. It is 0 if the server sent none
@@ -246,6 +356,8 @@ func (s *Subscription) Next() (Event, error) {
 	if s.pending > 0 {
 		ev.Skipped, s.pending = s.pending, 0
 	}
+	s.delivered++
+	s.lastSeq = ev.Seq
 	return ev, nil
 }
 
@@ -259,22 +371,36 @@ func (s *Subscription) Next() (Event, error) {
 // events removed before it.
 func (s *Subscription) Skipped() uint64 { return s.skipped }
 
-// recv reads the next batch, or records and returns the stream's end.
+// recv reads the next batch, or records and returns the stream's end,
+// reconnecting first if the Subscription does.
 func (s *Subscription) recv() error {
-	s.i = 0
-	if err := s.stream.RecvMsg(&s.batch); err != nil {
+	for {
+		s.i = 0
+		err := s.stream.RecvMsg(&s.batch)
+		if err == nil {
+			s.skipped += s.batch.skipped
+			s.pending += s.batch.skipped
+			return nil
+		}
 		s.batch.events = s.batch.events[:0]
 		if errors.Is(err, io.EOF) {
 			s.err = io.EOF
 		} else {
 			s.err = wrapError(err)
 		}
+		if s.opts.Reconnect && reconnectable(s.err) && s.ctx.Err() == nil {
+			rerr := s.reopen(s.err)
+			if rerr == nil {
+				if s.err == nil {
+					continue
+				}
+				return s.err // the new stream ended at once (io.EOF)
+			}
+			s.err = rerr
+		}
 		s.cancel()
 		return s.err
 	}
-	s.skipped += s.batch.skipped
-	s.pending += s.batch.skipped
-	return nil
 }
 
 // Events iterates over the rest of the stream: each event with a nil error,

@@ -72,6 +72,7 @@ const (
 	eventSeq    = 2
 	eventBody   = 3
 	eventHeader = 4
+	eventDedupe = 5
 	mapKey      = 1
 	mapValue    = 2
 )
@@ -147,6 +148,11 @@ func decodeEvent(buf []byte, e *Event) error {
 			v, n = protowire.ConsumeBytes(buf)
 			if n >= 0 {
 				e.Payload = v[:len(v):len(v)]
+			}
+		case num == eventDedupe && typ == protowire.BytesType:
+			var v []byte
+			if v, n = protowire.ConsumeBytes(buf); n >= 0 {
+				e.DedupeKey = string(v)
 			}
 		case num == eventHeader && typ == protowire.BytesType:
 			var v []byte

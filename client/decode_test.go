@@ -53,6 +53,7 @@ func requireBatch(t *testing.T, want *goethev1.ConsumeResponse, got []Event) {
 		require.Equal(t, w.Seq, g.Seq)
 		require.Equal(t, time.Unix(0, int64(w.Id)), g.Time)
 		require.Equal(t, string(w.Payload), string(g.Payload))
+		require.Equal(t, w.DedupeKey, g.DedupeKey)
 		if len(w.Headers) == 0 {
 			require.Empty(t, g.Headers)
 		} else {

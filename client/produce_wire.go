@@ -35,6 +35,7 @@ const (
 	prodExpect   = 3
 	dataPayload  = 1
 	dataHeaders  = 2
+	dataDedupe   = 3
 	psRespID     = 1 // also ProduceStreamAnswer's
 	psRespResult = 2 // also ProduceStreamAnswer's
 	psRespError  = 3 // also ProduceStreamAnswer's
@@ -43,6 +44,10 @@ const (
 	resFirstSeq  = 2
 	resCount     = 3
 	resRaftIndex = 4
+	resDuplicate = 5
+	dupIndex     = 1
+	dupID        = 2
+	dupSeq       = 3
 )
 
 // maxStreamHead bounds the bytes of a ProduceStreamRequest before its
@@ -98,7 +103,13 @@ func eventSize(e *EventData) (encoded, counted int, err error) {
 	if len(e.Payload) > 0 {
 		encoded += 1 + protowire.SizeBytes(len(e.Payload))
 	}
-	counted = len(e.Payload)
+	counted = len(e.Payload) + len(e.DedupeKey)
+	if e.DedupeKey != "" {
+		if !utf8.ValidString(e.DedupeKey) {
+			return 0, 0, invalidf("dedupe key %q is not valid UTF-8", e.DedupeKey)
+		}
+		encoded += 1 + protowire.SizeBytes(len(e.DedupeKey))
+	}
 	for k, v := range e.Headers {
 		if !utf8.ValidString(k) || !utf8.ValidString(v) {
 			return 0, 0, invalidf("header %q is not valid UTF-8", k)
@@ -186,6 +197,10 @@ func appendEvents(buf []byte, events []EventData) []byte {
 			buf = protowire.AppendString(buf, k)
 			buf = protowire.AppendTag(buf, mapValue, protowire.BytesType)
 			buf = protowire.AppendString(buf, v)
+		}
+		if e.DedupeKey != "" {
+			buf = protowire.AppendTag(buf, dataDedupe, protowire.BytesType)
+			buf = protowire.AppendString(buf, e.DedupeKey)
 		}
 	}
 	return buf
@@ -381,6 +396,15 @@ func (r *ProduceResult) decode(buf []byte) error {
 			r.Count = int(uint32(v))
 		case num == resRaftIndex && typ == protowire.VarintType:
 			r.RaftIndex, n = protowire.ConsumeVarint(buf)
+		case num == resDuplicate && typ == protowire.BytesType:
+			var b []byte
+			if b, n = protowire.ConsumeBytes(buf); n >= 0 {
+				d, err := decodeDuplicate(b)
+				if err != nil {
+					return err
+				}
+				r.Duplicates = append(r.Duplicates, d)
+			}
 		default:
 			n = protowire.ConsumeFieldValue(num, typ, buf)
 		}
@@ -390,4 +414,33 @@ func (r *ProduceResult) decode(buf []byte) error {
 		buf = buf[n:]
 	}
 	return nil
+}
+
+// decodeDuplicate parses a Duplicate message.
+func decodeDuplicate(buf []byte) (Duplicate, error) {
+	var d Duplicate
+	for len(buf) > 0 {
+		num, typ, n := protowire.ConsumeTag(buf)
+		if n < 0 {
+			return d, fmt.Errorf("%w: duplicate: %v", errMalformedAnswer, protowire.ParseError(n))
+		}
+		buf = buf[n:]
+		var v uint64
+		switch {
+		case num == dupIndex && typ == protowire.VarintType:
+			v, n = protowire.ConsumeVarint(buf)
+			d.Index = int(uint32(v))
+		case num == dupID && typ == protowire.Fixed64Type:
+			d.ID, n = protowire.ConsumeFixed64(buf)
+		case num == dupSeq && typ == protowire.VarintType:
+			d.Seq, n = protowire.ConsumeVarint(buf)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, buf)
+		}
+		if n < 0 {
+			return d, fmt.Errorf("%w: duplicate field %d: %v", errMalformedAnswer, num, protowire.ParseError(n))
+		}
+		buf = buf[n:]
+	}
+	return d, nil
 }

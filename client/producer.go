@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -74,6 +75,24 @@ type ProducerOptions struct {
 	MaxInFlightEvents int
 	// MaxInFlightBytes bounds the encoded bytes of those events.
 	MaxInFlightBytes int
+	// Reliable makes the Producer survive a broken stream without storing
+	// an event twice (see Producer, "Reliable mode"): every event sent
+	// without a DedupeKey gets one (the Producer's random id and a
+	// counter), and when the stream breaks with ErrUnavailable the
+	// Producer opens a new one, waiting as Backoff says, and sends again,
+	// in order, the requests that were in flight. It is off by default,
+	// as NATS JetStream's clients leave Msg-Id to the caller: it costs a
+	// key of about 30 bytes per event (counted in the event's size
+	// limit), a copy of each request kept until it is answered, and a
+	// dedupe record per event on the server; Kafka's idempotent producer,
+	// on by default since 3.0, pays the like with its sequence numbers.
+	// goethectl produce turns it on.
+	Reliable bool
+	// Backoff is how a Reliable Producer waits between attempts to
+	// reconnect. A zero MaxElapsed takes DefaultProducerRetryTime: the
+	// Producer must give up within the server's dedupe window, or a resend
+	// could store its events a second time.
+	Backoff Backoff
 }
 
 // DefaultProducerOptions returns the documented defaults.
@@ -96,6 +115,10 @@ func (o *ProducerOptions) fill() {
 	if o.MaxInFlightBytes <= 0 {
 		o.MaxInFlightBytes = d.MaxInFlightBytes
 	}
+	if o.Backoff.MaxElapsed <= 0 {
+		o.Backoff.MaxElapsed = DefaultProducerRetryTime
+	}
+	o.Backoff.fill()
 }
 
 // ProducerStats are a Producer's cumulative counters since it opened.
@@ -110,6 +133,9 @@ type ProducerStats struct {
 	// Responses counts the response messages received; with batched
 	// answers one message answers every request of one server commit.
 	Responses uint64
+	// Reconnects counts the streams a Reliable Producer opened after its
+	// first, and Resent the requests it sent again on them.
+	Reconnects, Resent uint64
 }
 
 // Producer is the asynchronous way to produce, and the way for concurrent
@@ -170,6 +196,26 @@ type ProducerStats struct {
 //     reconnect: make a new one.
 //   - A Producer is safe for concurrent use.
 //
+// # Reliable mode
+//
+// With ProducerOptions.Reliable, a broken stream is not the end: every
+// event carries a dedupe key (the caller's, or one the Producer makes), and
+// when the stream breaks with ErrUnavailable (the server stopped or
+// restarted, the connection failed) the Producer opens a new stream with
+// backoff and sends again the requests that were in flight, each topic's in
+// order, before the requests that waited. The server stores an event whose
+// key it stored within its dedupe window once: a request that had been
+// stored before the break is answered with duplicates, and its Futures
+// complete with the original ids and seqs (ProduceResult.Duplicates and
+// Position). Sends made while it reconnects wait in the Producer, within
+// the in-flight bounds. It gives up after Backoff.MaxElapsed (by default
+// DefaultProducerRetryTime, within the server's default window of two
+// minutes), or when the context given to NewProducer ends, and then fails
+// as a Producer that is not reliable does. A request refused for another
+// reason (a conflict, a limit) is not retried. Keys are unique to one
+// Producer: a new Producer's resends of another's events are not
+// recognised.
+//
 // # Caveats
 //
 //   - Send's context bounds only its wait for room under the in-flight
@@ -180,11 +226,18 @@ type ProducerStats struct {
 //   - A request's events are held until it is answered: a caller that
 //     keeps Sending without ever Waiting is held back by the bounds only.
 type Producer struct {
-	stream grpc.ClientStream
+	stream grpc.ClientStream // replaced by a reconnect, under sendMu
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the receiver has ended
 	opts   ProducerOptions
 	lim    limits
+
+	// For Reliable mode: the client and context streams are opened with,
+	// the current stream's own cancel, and the maker of its keys.
+	c            *Client
+	ctx          context.Context
+	streamCancel context.CancelFunc
+	newKey       func() string
 
 	// sendMu serializes SendMsg and CloseSend (gRPC allows one at a time).
 	sendMu     sync.Mutex
@@ -198,17 +251,20 @@ type Producer struct {
 	// receiver, which sends it, merged with the other Sends of the
 	// goroutines it woke, once it is done.
 	answering bool
-	nextID    uint64
-	topics    map[string]*topicQueue // topics with a request queued or in flight
-	ready     []*topicQueue          // topics whose next request waits for a slot, FIFO
-	pending   map[uint64]*request    // sent, unanswered, by request id
-	events    int                    // accepted and unanswered
-	bytes     int                    // their encoded size
-	room      chan struct{}          // closed when room frees up; nil if nobody waits
-	stats     ProducerStats
-	idle      []*topicQueue     // topicQueues to reuse, at most maxIdleTopics
-	toSend    []*encodedRequest // the receiver's, reused
-	finished  []finished        // the receiver's, reused
+	// reconnecting is set while a Reliable Producer opens a new stream:
+	// requests wait in their topics.
+	reconnecting bool
+	nextID       uint64
+	topics       map[string]*topicQueue // topics with a request queued or in flight
+	ready        []*topicQueue          // topics whose next request waits for a slot, FIFO
+	pending      map[uint64]*request    // sent, unanswered, by request id
+	events       int                    // accepted and unanswered
+	bytes        int                    // their encoded size
+	room         chan struct{}          // closed when room frees up; nil if nobody waits
+	stats        ProducerStats
+	idle         []*topicQueue     // topicQueues to reuse, at most maxIdleTopics
+	toSend       []*encodedRequest // the receiver's, reused
+	finished     []finished        // the receiver's, reused
 }
 
 // limits are the server's, as stated in the stream's header.
@@ -237,6 +293,9 @@ type request struct {
 	events    int
 	futures   []*Future
 	flushes   []*flushWait
+	// body is the encoded ProduceRequest of a Reliable Producer's request
+	// in flight, kept to send it again.
+	body []byte
 }
 
 var requestPool = sync.Pool{New: func() any { return new(request) }}
@@ -313,8 +372,36 @@ func (c *Client) NewProducer(ctx context.Context) (*Producer, error) {
 func (c *Client) NewProducerWith(ctx context.Context, opts ProducerOptions) (*Producer, error) {
 	opts.fill()
 	ctx, cancel := context.WithCancel(ctx)
+	p := &Producer{
+		cancel:  cancel,
+		done:    make(chan struct{}),
+		opts:    opts,
+		topics:  make(map[string]*topicQueue),
+		pending: make(map[uint64]*request),
+		c:       c,
+		ctx:     ctx,
+	}
+	err := p.openStream()
+	if err != nil && opts.Reliable {
+		err = retry(ctx, opts.Backoff, c.cc, err, reconnectable, p.openStream)
+	}
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if opts.Reliable {
+		p.newKey = NewKeys()
+	}
+	go p.receive()
+	return p, nil
+}
+
+// openStream opens a ProduceStream and, once the server has accepted it,
+// makes it the Producer's, with the limits its header states.
+func (p *Producer) openStream() error {
+	ctx, cancel := context.WithCancel(p.ctx)
 	sctx := metadata.AppendToOutgoingContext(ctx, goethev1.HeaderBatchedAnswers, "1")
-	stream, err := c.cc.NewStream(sctx, produceStreamDesc, goethev1.Goethe_ProduceStream_FullMethodName, useCodec)
+	stream, err := p.c.cc.NewStream(sctx, produceStreamDesc, goethev1.Goethe_ProduceStream_FullMethodName, useCodec)
 	var md metadata.MD
 	if err == nil {
 		md, err = stream.Header()
@@ -328,22 +415,19 @@ func (c *Client) NewProducerWith(ctx context.Context, opts ProducerOptions) (*Pr
 	}
 	if err != nil {
 		cancel()
-		return nil, wrapError(err)
+		return wrapError(err)
 	}
-	p := &Producer{
-		stream:  stream,
-		cancel:  cancel,
-		done:    make(chan struct{}),
-		opts:    opts,
-		lim:     limits{assumedMaxEventBytes, assumedMaxBatchEvents, assumedMaxRequestBytes},
-		topics:  make(map[string]*topicQueue),
-		pending: make(map[uint64]*request),
-	}
-	headerInt(md, goethev1.HeaderMaxEventBytes, &p.lim.maxEventBytes)
-	headerInt(md, goethev1.HeaderMaxBatchEvents, &p.lim.maxBatchEvents)
-	headerInt(md, goethev1.HeaderMaxRequestBytes, &p.lim.maxRequestBytes)
-	go p.receive()
-	return p, nil
+	lim := limits{assumedMaxEventBytes, assumedMaxBatchEvents, assumedMaxRequestBytes}
+	headerInt(md, goethev1.HeaderMaxEventBytes, &lim.maxEventBytes)
+	headerInt(md, goethev1.HeaderMaxBatchEvents, &lim.maxBatchEvents)
+	headerInt(md, goethev1.HeaderMaxRequestBytes, &lim.maxRequestBytes)
+	p.sendMu.Lock()
+	p.stream, p.streamCancel = stream, cancel
+	p.sendMu.Unlock()
+	p.mu.Lock()
+	p.lim = lim
+	p.mu.Unlock()
+	return nil
 }
 
 // headerInt sets *v to the positive decimal value of header key, if md has
@@ -372,6 +456,9 @@ func (p *Producer) Send(ctx context.Context, topic string, events []EventData, o
 		return nil, wrapError(err)
 	}
 	expect := expectation(opts)
+	if p.opts.Reliable {
+		events = p.withKeys(events)
+	}
 	c, size, err := p.encode(topic, events, expect)
 	if err != nil {
 		return nil, err
@@ -415,7 +502,7 @@ func (p *Producer) Send(ctx context.Context, topic string, events []EventData, o
 	if tq.sent == nil && !tq.ready {
 		// The topic was idle: r is its only request. It goes now if a
 		// slot is free, else when one frees up.
-		if !p.answering && p.requestsInFlight() < p.opts.MaxInFlightRequests {
+		if !p.answering && !p.reconnecting && p.requestsInFlight() < p.opts.MaxInFlightRequests {
 			send = p.start(tq)
 		} else {
 			tq.ready = true
@@ -438,6 +525,25 @@ func (p *Producer) Produce(ctx context.Context, topic string, events []EventData
 		return ProduceResult{}, err
 	}
 	return f.Wait(ctx)
+}
+
+// withKeys returns events, copied with a key made for each event that has
+// none if there is one (the caller's slice is not changed).
+func (p *Producer) withKeys(events []EventData) []EventData {
+	var out []EventData
+	for i := range events {
+		if events[i].DedupeKey != "" {
+			continue
+		}
+		if out == nil {
+			out = append([]EventData(nil), events...)
+		}
+		out[i].DedupeKey = p.newKey()
+	}
+	if out == nil {
+		return events
+	}
+	return out
 }
 
 // expectation is the expected last seq that opts set, or nil.
@@ -530,7 +636,36 @@ func (p *Producer) start(tq *topicQueue) *encodedRequest {
 	p.nextID++
 	p.pending[p.nextID] = r
 	p.stats.Requests++
+	if p.opts.Reliable {
+		r.keep()
+		return r.resend(p.nextID)
+	}
 	return r.message(p.nextID)
+}
+
+// keep encodes r's ProduceRequest into r.body, to be sent (and sent again)
+// by resend, and frees its chunks.
+func (r *request) keep() {
+	var expect *uint64
+	if r.hasExpect {
+		expect = &r.expect
+	}
+	body := appendProduceHead(make([]byte, 0, produceHeadSize(r.tq.name, expect)+r.size), r.tq.name, expect)
+	for i, c := range r.chunks {
+		body = append(body, c.b[c.reserve:]...)
+		c.free()
+		r.chunks[i] = chunk{}
+	}
+	r.chunks = r.chunks[:0]
+	r.body = body
+}
+
+// resend is the message of a request kept by keep, under id. gRPC only
+// reads the body (a SliceBuffer, whose Free does nothing), so it stays r's.
+func (r *request) resend(id uint64) *encodedRequest {
+	m := newEncodedRequest(2)
+	m.data = append(m.data, mem.SliceBuffer(appendStreamHead(nil, id, len(r.body))), mem.SliceBuffer(r.body))
+	return m
 }
 
 // send sends messages of requests that start put in flight, in order.
@@ -539,9 +674,10 @@ func (p *Producer) send(msgs ...*encodedRequest) {
 	p.sendMu.Lock()
 	for _, m := range msgs {
 		var err error
-		if p.sendClosed {
+		switch {
+		case p.sendClosed:
 			err = io.EOF // cannot happen: Close half-closes once nothing is queued
-		} else {
+		default:
 			err = p.stream.SendMsg(m)
 		}
 		if m.data != nil {
@@ -554,8 +690,13 @@ func (p *Producer) send(msgs ...*encodedRequest) {
 			failed = err
 		}
 	}
+	cancelStream := p.streamCancel
 	p.sendMu.Unlock()
 	if failed != nil {
+		if p.opts.Reliable && reconnectable(wrapError(failed)) {
+			cancelStream() // the receiver sees the stream end, and reconnects
+			return
+		}
 		p.fail(wrapError(failed))
 		p.cancel()
 	}
@@ -600,18 +741,70 @@ func (p *Producer) receive() {
 	defer close(p.done)
 	var m produceAnswers
 	for {
-		if err := p.stream.RecvMsg(&m); err != nil {
+		p.sendMu.Lock()
+		stream := p.stream
+		p.sendMu.Unlock()
+		if err := stream.RecvMsg(&m); err != nil {
 			if errors.Is(err, io.EOF) {
 				// The server ended the stream with OK: only after Close,
 				// once every request was answered.
 				p.fail(ErrProducerClosed)
-			} else {
-				p.fail(wrapError(err))
+				return
 			}
+			err = wrapError(err)
+			if p.opts.Reliable && reconnectable(err) && p.ctx.Err() == nil && p.reconnect(err) {
+				continue
+			}
+			p.fail(err)
 			return
 		}
 		p.answer(m.list)
 	}
+}
+
+// reconnect opens a new stream after the current one broke with err, and
+// sends again, in the order they were first sent, the requests in flight,
+// then those that waited. It reports false if it gave up (the caller
+// fails the Producer).
+func (p *Producer) reconnect(err error) bool {
+	p.mu.Lock()
+	p.reconnecting = true
+	closed := p.closing && len(p.pending) == 0 && len(p.topics) == 0
+	p.mu.Unlock()
+	p.sendMu.Lock()
+	p.streamCancel()
+	closed = closed || p.sendClosed
+	p.sendMu.Unlock()
+	if closed {
+		return false // Close is done with the stream
+	}
+	if err := retry(p.ctx, p.opts.Backoff, p.c.cc, err, reconnectable, p.openStream); err != nil {
+		return false
+	}
+	p.mu.Lock()
+	ids := make([]uint64, 0, len(p.pending))
+	for id := range p.pending {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	old := p.pending
+	p.pending = make(map[uint64]*request, len(old))
+	msgs := p.toSend[:0]
+	for _, id := range ids {
+		r := old[id]
+		p.nextID++
+		p.pending[p.nextID] = r
+		msgs = append(msgs, r.resend(p.nextID))
+	}
+	p.stats.Reconnects++
+	p.stats.Resent += uint64(len(ids))
+	p.reconnecting = false
+	msgs = p.fillSlots(msgs)
+	p.mu.Unlock()
+	p.send(msgs...)
+	clear(msgs)
+	p.toSend = msgs
+	return true
 }
 
 // answer takes the answered requests out of flight, completes their
@@ -644,9 +837,10 @@ func (p *Producer) answer(list []answer) {
 			f.err = fromStatus(status.FromProto(a.status))
 		case !a.result:
 			f.err = newError(codes.Internal, goethev1.ReasonInternal, "produce stream: answer %d has no outcome", a.id)
-		case a.res.Count != r.events:
+		case a.res.Count+len(a.res.Duplicates) != r.events:
 			f.err = newError(codes.Internal, goethev1.ReasonInternal,
-				"produce stream: answer %d counts %d events, its request had %d", a.id, a.res.Count, r.events)
+				"produce stream: answer %d counts %d events and %d duplicates, its request had %d events",
+				a.id, a.res.Count, len(a.res.Duplicates), r.events)
 		default:
 			f.res = a.res
 		}
@@ -718,8 +912,7 @@ func (r *request) finish(res ProduceResult, err error) {
 			f.complete(ProduceResult{}, err)
 			continue
 		}
-		off, n := uint64(f.off), f.n
-		f.complete(ProduceResult{FirstID: res.FirstID + off, FirstSeq: res.FirstSeq + off, Count: n, RaftIndex: res.RaftIndex}, nil)
+		f.complete(res.slice(f.off, f.n), nil)
 	}
 	for i, w := range r.flushes {
 		r.flushes[i] = nil
@@ -731,6 +924,36 @@ func (r *request) finish(res ProduceResult, err error) {
 	}
 	*r = request{chunks: r.chunks[:0], futures: r.futures[:0], flushes: r.flushes[:0]}
 	requestPool.Put(r)
+}
+
+// slice is the result of the n events from off of a request whose result
+// is res: a Send's share of a merged request.
+func (res ProduceResult) slice(off, n int) ProduceResult {
+	out := ProduceResult{RaftIndex: res.RaftIndex}
+	if len(res.Duplicates) == 0 {
+		out.FirstID, out.FirstSeq, out.Count = res.FirstID+uint64(off), res.FirstSeq+uint64(off), n
+		return out
+	}
+	d, stored := 0, uint64(0)
+	for i := 0; i < off+n; i++ {
+		if d < len(res.Duplicates) && res.Duplicates[d].Index == i {
+			if i >= off {
+				dup := res.Duplicates[d]
+				dup.Index -= off
+				out.Duplicates = append(out.Duplicates, dup)
+			}
+			d++
+			continue
+		}
+		if i >= off {
+			if out.Count == 0 {
+				out.FirstID, out.FirstSeq = res.FirstID+stored, res.FirstSeq+stored
+			}
+			out.Count++
+		}
+		stored++
+	}
+	return out
 }
 
 // fail ends the Producer with err (the first error wins): every request

@@ -55,6 +55,7 @@ func FuzzDecodeConsumeResponse(f *testing.F) {
 		{Id: 1_700_000_000_000_000_000, Seq: 1, Payload: []byte("created")},
 		{Id: 1_700_000_000_000_000_001, Seq: 2, Headers: map[string]string{"": "empty key", "k": "", "a": "b"}},
 		{Id: 1<<64 - 1, Seq: 1<<64 - 1, Payload: []byte{0, 0xff}},
+		{Id: 1_700_000_000_000_000_002, Seq: 3, Payload: []byte("k"), DedupeKey: "order-17"},
 	}}))
 	// Fields out of order, unknown fields of every wire type, a group, a
 	// repeated scalar (the last wins), a header entry without a key, a
@@ -131,6 +132,9 @@ func outcome(id uint64, res *goethev1.ProduceResponse, st *spb.Status) answer {
 	if res != nil {
 		a.result = true
 		a.res = ProduceResult{FirstID: res.GetFirstId(), FirstSeq: res.GetFirstSeq(), Count: int(res.GetCount()), RaftIndex: res.GetRaftIndex()}
+		for _, d := range res.GetDuplicates() {
+			a.res.Duplicates = append(a.res.Duplicates, Duplicate{Index: int(d.GetIndex()), ID: d.GetId(), Seq: d.GetSeq()})
+		}
 	}
 	return a
 }
@@ -163,6 +167,8 @@ func FuzzDecodeProduceStreamResponse(f *testing.F) {
 	require.NoError(f, err)
 	res := &goethev1.ProduceResponse{FirstId: 1_700_000_000_000_000_123, FirstSeq: 9, Count: 3}
 	f.Add([]byte{})
+	f.Add(marshalSeed(f, &goethev1.ProduceStreamResponse{RequestId: 41, Outcome: &goethev1.ProduceStreamResponse_Result{Result: &goethev1.ProduceResponse{
+		FirstId: 7, FirstSeq: 2, Count: 1, Duplicates: []*goethev1.Duplicate{{Index: 0, Id: 3, Seq: 1}, {Index: 2, Id: 1<<64 - 1, Seq: 9}}}}}))
 	f.Add(marshalSeed(f, &goethev1.ProduceStreamResponse{RequestId: 42, Outcome: &goethev1.ProduceStreamResponse_Result{Result: res}}))
 	f.Add(marshalSeed(f, &goethev1.ProduceStreamResponse{RequestId: 43, Outcome: &goethev1.ProduceStreamResponse_Error{Error: st.Proto()}}))
 	f.Add(marshalSeed(f, &goethev1.ProduceStreamResponse{RequestId: 44, Outcome: &goethev1.ProduceStreamResponse_Result{Result: res},
@@ -254,6 +260,9 @@ func fuzzEvents(spec, text []byte) (events []EventData, splits []int) {
 			k := string(take(max(next(), 0) % 8))
 			e.Headers[k] = string(take(max(next(), 0) % 8))
 		}
+		if pl%3 == 0 {
+			e.DedupeKey = string(take(max(next(), 0) % 12))
+		}
 		events = append(events, e)
 		if pl%2 == 1 {
 			splits = append(splits, len(events))
@@ -264,6 +273,9 @@ func fuzzEvents(spec, text []byte) (events []EventData, splits []int) {
 
 func validEvents(events []EventData) bool {
 	for _, e := range events {
+		if !utf8.ValidString(e.DedupeKey) {
+			return false
+		}
 		for k, v := range e.Headers {
 			if !utf8.ValidString(k) || !utf8.ValidString(v) {
 				return false
@@ -278,6 +290,7 @@ func requireEventData(t *testing.T, want []EventData, got []*goethev1.EventData)
 	require.Len(t, got, len(want))
 	for i, w := range want {
 		require.Equal(t, string(w.Payload), string(got[i].GetPayload()), "event %d", i)
+		require.Equal(t, w.DedupeKey, got[i].GetDedupeKey(), "event %d", i)
 		if len(w.Headers) == 0 {
 			require.Empty(t, got[i].GetHeaders(), "event %d", i)
 		} else {

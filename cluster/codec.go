@@ -17,10 +17,12 @@ import (
 //	leader time (ns since the Unix epoch, as uint64)
 //	number of commands
 //	per command: byte kind, topic (length, bytes), then
-//	  append:     byte flags (bit 0: expectation set), [expected last seq],
+//	  append:     byte flags (bit 0: expectation set; bit 1: events carry
+//	              dedupe keys), [expected last seq],
 //	              number of events, per event: number of headers,
 //	              headers sorted by key (key length, key, value length,
-//	              value), payload length, payload
+//	              value), payload length, payload, [dedupe key (length,
+//	              bytes), when flag bit 1]
 //	  set cursor: consumer (length, bytes), cursor id,
 //	              version 2 only: cursor seq (0: unknown)
 //	  version 2 only:
@@ -29,6 +31,10 @@ import (
 //	              events, max bytes, dedupe window (ns)
 //	  trim:       topic id, first seq, new first id, new first seq, bytes
 //	  delete:     topic id
+//
+// Flag bit 1 of an append is set exactly when some event has a dedupe key
+// (a decoder refuses it otherwise), so entries of builds before dedupe keys
+// decode unchanged and the encoding stays canonical.
 //
 // An entry is written as version 1 when version 1 can say it (appends, and
 // cursors without a seq), so that a build that reads only version 1 goes on
@@ -61,6 +67,12 @@ func entryVersionOf(cmds []store.Command) byte {
 	return entryVersion1
 }
 
+// Append flags.
+const (
+	flagExpect = 1 << 0 // an expected last seq follows
+	flagDedupe = 1 << 1 // each event ends with its dedupe key
+)
+
 // ErrBadEntry wraps a log entry that does not decode: damaged, or written
 // by a newer build. Every replica refuses it the same way.
 var ErrBadEntry = errors.New("cluster: undecodable log entry")
@@ -78,11 +90,17 @@ func appendEntry(dst []byte, now int64, cmds []store.Command) []byte {
 		dst = appendBytes(dst, c.Topic)
 		switch c.Kind {
 		case store.CommandAppend:
+			var flags byte
 			if c.Expect.IsSet() {
-				dst = append(dst, 1)
+				flags |= flagExpect
+			}
+			dedupe := hasDedupeKeys(c.Events)
+			if dedupe {
+				flags |= flagDedupe
+			}
+			dst = append(dst, flags)
+			if c.Expect.IsSet() {
 				dst = binary.AppendUvarint(dst, c.Expect.LastSeq())
-			} else {
-				dst = append(dst, 0)
 			}
 			dst = binary.AppendUvarint(dst, uint64(len(c.Events)))
 			for j := range c.Events {
@@ -98,6 +116,9 @@ func appendEntry(dst []byte, now int64, cmds []store.Command) []byte {
 					dst = appendBytes(dst, e.Headers[k])
 				}
 				dst = appendBytes(dst, string(e.Payload))
+				if dedupe {
+					dst = appendBytes(dst, e.DedupeKey)
+				}
 			}
 		case store.CommandSetCursor:
 			dst = appendBytes(dst, c.Consumer)
@@ -132,6 +153,15 @@ func appendEntry(dst []byte, now int64, cmds []store.Command) []byte {
 	return dst
 }
 
+func hasDedupeKeys(events []store.Event) bool {
+	for i := range events {
+		if events[i].DedupeKey != "" {
+			return true
+		}
+	}
+	return false
+}
+
 func appendBytes(dst []byte, s string) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s)))
 	return append(dst, s...)
@@ -156,12 +186,12 @@ func decodeEntry(data []byte) (now int64, cmds []store.Command, err error) {
 		c.Topic = string(d.bytes())
 		switch c.Kind {
 		case store.CommandAppend:
-			switch d.byte() {
-			case 0:
-			case 1:
-				c.Expect = store.ExpectLastSeq(d.uvarint())
-			default:
+			flags := d.byte()
+			if flags&^(flagExpect|flagDedupe) != 0 {
 				d.fail("append flags")
+			}
+			if flags&flagExpect != 0 {
+				c.Expect = store.ExpectLastSeq(d.uvarint())
 			}
 			ne := d.count(2)
 			if d.err != nil {
@@ -181,6 +211,12 @@ func decodeEntry(data []byte) (now int64, cmds []store.Command, err error) {
 					}
 				}
 				e.Payload = d.bytes()
+				if flags&flagDedupe != 0 {
+					e.DedupeKey = string(d.bytes())
+				}
+			}
+			if d.err == nil && flags&flagDedupe != 0 && !hasDedupeKeys(c.Events) {
+				d.fail("dedupe flag without dedupe keys")
 			}
 		case store.CommandSetCursor:
 			c.Consumer = string(d.bytes())

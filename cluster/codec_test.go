@@ -42,6 +42,9 @@ func TestEntryRoundTrip(t *testing.T) {
 		}},
 		{Kind: store.CommandAppend, Topic: "t", Expect: store.ExpectLastSeq(0), Events: []store.Event{{Payload: []byte{0xFF}}}},
 		{Kind: store.CommandAppend, Topic: "t", Events: []store.Event{{Payload: []byte("b")}}},
+		{Kind: store.CommandAppend, Topic: "t", Expect: store.ExpectLastSeq(3), Events: []store.Event{
+			{Payload: []byte("k"), DedupeKey: "order-17"}, {Payload: []byte("no key")},
+		}},
 		{Kind: store.CommandSetCursor, Topic: "orders", Consumer: "billing", CursorID: 1<<64 - 1},
 	}
 	data := appendEntry(nil, 1_700_000_000_123_456_789, cmds)
@@ -60,6 +63,17 @@ func TestEntryRoundTrip(t *testing.T) {
 	require.Equal(t, byte(entryVersion1), data[0], "appends and cursors without a seq are version 1")
 	bad := append([]byte{3}, data[1:]...)
 	_, _, err = decodeEntry(bad)
+	require.ErrorIs(t, err, ErrBadEntry)
+
+	// An entry of a build before dedupe keys (flags 0 or 1) decodes as
+	// before; the dedupe flag without a key is refused.
+	old := []byte{1, 5, 1, byte(store.CommandAppend), 1, 't', 1, 3, 1, 0, 1, 'p'}
+	_, got, err = decodeEntry(old)
+	require.NoError(t, err)
+	require.Equal(t, store.ExpectLastSeq(3), got[0].Expect)
+	require.Equal(t, []byte("p"), got[0].Events[0].Payload)
+	withFlag := []byte{1, 5, 1, byte(store.CommandAppend), 1, 't', 2, 1, 0, 1, 'p', 0}
+	_, _, err = decodeEntry(withFlag)
 	require.ErrorIs(t, err, ErrBadEntry)
 }
 
@@ -105,6 +119,8 @@ func TestEntryVersion2(t *testing.T) {
 func FuzzEntry(f *testing.F) {
 	f.Add(appendEntry(nil, 5, []store.Command{{Kind: store.CommandAppend, Topic: "t", Events: []store.Event{{Payload: []byte("p"), Headers: map[string]string{"b": "2", "a": "1"}}}}}))
 	f.Add(appendEntry(nil, 1, []store.Command{{Kind: store.CommandSetCursor, Topic: "t", Consumer: "c", CursorID: 9}}))
+	f.Add(appendEntry(nil, 7, []store.Command{{Kind: store.CommandAppend, Topic: "t", Expect: store.ExpectLastSeq(2),
+		Events: []store.Event{{Payload: []byte("p"), DedupeKey: "k1"}, {Payload: []byte("q")}}}}))
 	f.Add([]byte{1, 0, 0})
 	f.Add(appendEntry(nil, 3, []store.Command{{Kind: store.CommandSetCursor, Topic: "t", Consumer: "c", CursorID: 9, CursorSeq: 2}}))
 	f.Add(appendEntry(nil, 3, []store.Command{{Kind: store.CommandSetConfig, Topic: "t", Config: store.TopicConfig{MaxAge: 5, MaxEvents: 6, MaxBytes: 7, DedupeWindow: 8, Set: store.AllConfigFields}, Clear: store.FieldMaxAge}}))

@@ -82,7 +82,7 @@ func (s *forwardStream) send(topic string, events []store.Event, expect store.Ex
 	req := &goethev1.ProduceStreamRequest{Produce: &goethev1.ProduceRequest{Topic: topic,
 		Events: make([]*goethev1.EventData, len(events))}}
 	for i := range events {
-		req.Produce.Events[i] = &goethev1.EventData{Payload: events[i].Payload, Headers: events[i].Headers}
+		req.Produce.Events[i] = &goethev1.EventData{Payload: events[i].Payload, Headers: events[i].Headers, DedupeKey: events[i].DedupeKey}
 	}
 	if expect.IsSet() {
 		n := expect.LastSeq()
@@ -152,8 +152,12 @@ func (s *forwardStream) answer(id uint64, res *goethev1.ProduceResponse, st *spb
 		// An id this stream did not send: nothing waits for it.
 	case res != nil:
 		s.onAck(res.GetRaftIndex())
-		c.done(store.AppendResult{FirstID: res.GetFirstId(), FirstSeq: res.GetFirstSeq(), Count: int(res.GetCount()),
-			Index: res.GetRaftIndex()}, nil)
+		r := store.AppendResult{FirstID: res.GetFirstId(), FirstSeq: res.GetFirstSeq(), Count: int(res.GetCount()),
+			Index: res.GetRaftIndex()}
+		for _, d := range res.GetDuplicates() {
+			r.Duplicates = append(r.Duplicates, store.Duplicate{Index: int(d.GetIndex()), ID: d.GetId(), Seq: d.GetSeq()})
+		}
+		c.done(r, nil)
 	case st != nil:
 		c.done(store.AppendResult{}, forwardErr(status.ErrorProto(st)))
 	default:

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -103,26 +102,33 @@ func (l *Log) WaitTopic(ctx context.Context, topic string, topicID, from uint64)
 // first proposal's that failed (not leader, outcome unknown…): the steps
 // after it may or may not have been applied, which the next plan sees.
 func (l *Log) proposeSteps(ctx context.Context, cmds []store.Command) ([]store.Result, error) {
-	futures := make([]raft.ApplyFuture, 0, len(cmds))
+	type outcome struct {
+		r   store.Result
+		err error
+	}
+	chans := make([]chan outcome, 0, len(cmds))
 	var err error
 	for _, cmd := range cmds {
-		f, ferr := l.node.start(ctx, cmd)
-		if ferr != nil {
-			err = ferr
+		ch := make(chan outcome, 1)
+		serr := l.node.startAsync(ctx, cmd, func(r store.Result, _ uint64, err error) { ch <- outcome{r, err} })
+		if serr != nil {
+			err = serr
 			break
 		}
-		futures = append(futures, f)
+		chans = append(chans, ch)
 	}
-	results := make([]store.Result, 0, len(futures))
-	for _, f := range futures {
-		r, _, ferr := l.node.finish(context.WithoutCancel(ctx), f)
-		if ferr != nil && !errors.Is(ferr, store.ErrStaleTrim) && r.Err == nil {
+	results := make([]store.Result, 0, len(chans))
+	for _, ch := range chans {
+		// Every queued step is answered (committed, failed, or the node
+		// closed), whatever ctx does: wait for all of them.
+		o := <-ch
+		if o.err != nil && !errors.Is(o.err, store.ErrStaleTrim) && o.r.Err == nil {
 			if err == nil {
-				err = ferr
+				err = o.err
 			}
 			continue
 		}
-		results = append(results, r)
+		results = append(results, o.r)
 	}
 	if err != nil {
 		return nil, err

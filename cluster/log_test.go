@@ -235,3 +235,35 @@ func TestLogMetrics(t *testing.T) {
 	}
 	require.Equal(t, 1.0, leaders)
 }
+
+// Dedupe keys through Raft: on the leader and through a follower's
+// forward, a retry of keyed events is answered with the originals' ids and
+// seqs, and every member holds each event once, with its key.
+func TestLogDedupe(t *testing.T) {
+	s := newServed(t, "leveldb")
+	leader := s.waitLeader(10 * time.Second)
+	follower := (leader + 1) % 3
+	ctx := context.Background()
+	keyed := []client.EventData{{Payload: []byte("a"), DedupeKey: "ka"}, {Payload: []byte("b"), DedupeKey: "kb"}}
+	first, err := s.dial(leader).Produce(ctx, "d", keyed)
+	require.NoError(t, err)
+	require.Equal(t, 2, first.Count)
+	for _, i := range []int{leader, follower} {
+		again, err := s.dial(i).Produce(ctx, "d", keyed, client.ExpectLastSeq(0))
+		require.NoError(t, err, "member %d", i)
+		require.Zero(t, again.Count)
+		require.Equal(t, []client.Duplicate{{Index: 0, ID: first.FirstID, Seq: 1}, {Index: 1, ID: first.FirstID + 1, Seq: 2}}, again.Duplicates)
+		require.NotZero(t, again.RaftIndex)
+	}
+	r, err := s.dial(follower).Produce(ctx, "d", []client.EventData{{Payload: []byte("c"), DedupeKey: "kc"}, keyed[0]})
+	require.NoError(t, err)
+	require.Equal(t, 1, r.Count)
+	require.Equal(t, uint64(3), r.FirstSeq)
+	s.waitConverged(r.RaftIndex)
+	for i := range s.nodes {
+		page, err := s.nodes[i].st.Read("d", 0, 10)
+		require.NoError(t, err)
+		require.Len(t, page.Events, 3, "member %d", i)
+		require.Equal(t, "kc", page.Events[2].DedupeKey)
+	}
+}

@@ -247,6 +247,7 @@ const (
 	produceEventsField   = 2 // ProduceRequest.events
 	eventPayloadField    = 1 // EventData.payload
 	eventHeadersField    = 2 // EventData.headers (map entries)
+	eventDedupeKeyField  = 3 // EventData.dedupe_key
 	mapKeyField          = 1
 	mapValueField        = 2
 	streamRequestIDField = 1 // ProduceStreamRequest.request_id
@@ -329,9 +330,10 @@ func scanProduceFrom(b []byte, events *int, maxEvents, maxEventBytes int) error 
 }
 
 // scanEvent returns the counted size of an encoded EventData: its last
-// payload's length plus the lengths of every header key and value.
+// payload's length plus the lengths of every header key and value plus its
+// last dedupe key's length.
 func scanEvent(b []byte) (int, error) {
-	payload, headers := 0, 0
+	payload, headers, key := 0, 0, 0
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -345,6 +347,12 @@ func scanEvent(b []byte) (int, error) {
 				return 0, errMalformed
 			}
 			payload, b = len(v), b[n:]
+		case num == eventDedupeKeyField && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return 0, errMalformed
+			}
+			key, b = len(v), b[n:]
 		case num == eventHeadersField && typ == protowire.BytesType:
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
@@ -363,7 +371,7 @@ func scanEvent(b []byte) (int, error) {
 			b = b[n:]
 		}
 	}
-	return payload + headers, nil
+	return payload + headers + key, nil
 }
 
 // scanMapEntry returns the key and value lengths of an encoded map entry.

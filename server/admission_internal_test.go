@@ -125,6 +125,7 @@ func FuzzScanProduce(f *testing.F) {
 		{Topic: "t"},
 		{Topic: "t", Events: []*goethev1.EventData{{Payload: make([]byte, 8)}, {Headers: map[string]string{"k": "vvvv"}}}},
 		{Topic: "t", Events: []*goethev1.EventData{{}, {}, {}, {}, {}}},
+		{Topic: "t", Events: []*goethev1.EventData{{Payload: []byte("pp"), DedupeKey: "kkkkkkkk"}, {DedupeKey: "kkkkkkkkkkk"}}},
 	} {
 		b, err := proto.Marshal(m)
 		require.NoError(f, err)
@@ -143,7 +144,7 @@ func FuzzScanProduce(f *testing.F) {
 		}
 		require.LessOrEqual(t, len(m.Events), maxEvents)
 		for _, e := range m.Events {
-			size := len(e.Payload)
+			size := len(e.Payload) + len(e.DedupeKey)
 			for k, v := range e.Headers {
 				size += len(k) + len(v)
 			}

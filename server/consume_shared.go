@@ -141,7 +141,7 @@ func (p *sharedPage) build(events []store.Event) {
 	resp := &goethev1.ConsumeResponse{Topic: p.topic, Events: make([]*goethev1.Event, len(events))}
 	for i := range events {
 		e := &events[i]
-		msgs[i].Id, msgs[i].Seq, msgs[i].Payload, msgs[i].Headers = e.ID, e.Seq, e.Payload, e.Headers
+		msgs[i].Id, msgs[i].Seq, msgs[i].Payload, msgs[i].Headers, msgs[i].DedupeKey = e.ID, e.Seq, e.Payload, e.Headers, e.DedupeKey
 		resp.Events[i] = &msgs[i]
 	}
 	unshare, err := wire.Share(resp)

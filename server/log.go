@@ -32,6 +32,11 @@ import (
 //     retained after. Appends made one after another by one goroutine are
 //     committed in that order: a ProduceStream relies on it to keep a
 //     client's requests in order.
+//   - An append's result lists the events not stored because their
+//     DedupeKey was stored within the topic's window
+//     (store.AppendResult.Duplicates): the service answers them as
+//     ProduceResponse.duplicates. A replicated log decides them from the
+//     leader's time, alike on every member.
 //   - Append is AppendAsync and a wait for done. Once an append is queued
 //     its outcome is reported, whatever ctx does afterwards.
 //   - A topic is created by its first append; Read, Info and SetCursor of a

@@ -42,6 +42,8 @@ import (
 //     goethe_store_appended_events_total, goethe_store_appended_bytes_total,
 //     goethe_store_write_seconds_total (counters) and
 //     goethe_store_commit_requests_max (gauge): the log's group commits,
+//     and goethe_store_dedupe_forgotten_keys_total (counter): dedupe keys
+//     forgotten early, past a topic's limit (see store/dedupe.go),
 //     read from its Stats at scrape time when it has them (CommitStats;
 //     *store.Store does).
 //   - goethe_store_commit_requests, goethe_store_commit_events and
@@ -357,7 +359,7 @@ func (s *consumeStream) SendMsg(msg any) error {
 type storeStats struct {
 	src atomic.Pointer[statsSource]
 
-	commits, requests, events, bytes, writeSeconds, maxRequests *prometheus.Desc
+	commits, requests, events, bytes, writeSeconds, maxRequests, forgotten *prometheus.Desc
 }
 
 // statsSource holds the bound Log's CommitStats, nil when it has none.
@@ -374,12 +376,14 @@ func newStoreStats(labels prometheus.Labels) *storeStats {
 		bytes:        desc("appended_bytes_total", "Key and value bytes written by group commits: events, with their keys, topic metadata and cursors."),
 		writeSeconds: desc("write_seconds_total", "Time spent in engine batch writes, their syncs included."),
 		maxRequests:  desc("commit_requests_max", "Most requests in one group commit since the store opened."),
+		forgotten: desc("dedupe_forgotten_keys_total", "Dedupe keys a topic forgot before its window ended, "+
+			"because it held the most keys a topic remembers (store.DefaultMaxDedupeKeys): a retry of such an event is stored again."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *storeStats) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.commits, c.requests, c.events, c.bytes, c.writeSeconds, c.maxRequests} {
+	for _, d := range []*prometheus.Desc{c.commits, c.requests, c.events, c.bytes, c.writeSeconds, c.maxRequests, c.forgotten} {
 		ch <- d
 	}
 }
@@ -397,6 +401,7 @@ func (c *storeStats) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(s.Bytes))
 	ch <- prometheus.MustNewConstMetric(c.writeSeconds, prometheus.CounterValue, s.WriteTime.Seconds())
 	ch <- prometheus.MustNewConstMetric(c.maxRequests, prometheus.GaugeValue, float64(s.MaxRequests))
+	ch <- prometheus.MustNewConstMetric(c.forgotten, prometheus.CounterValue, float64(s.DedupeForgotten))
 }
 
 // RaftStatus is an ability a Log may have beside Log: its Raft member's

@@ -433,6 +433,10 @@ func (b *responseBuilder) reset() {
 
 func setResult(m *goethev1.ProduceResponse, r store.AppendResult) {
 	m.FirstId, m.FirstSeq, m.Count, m.RaftIndex = r.FirstID, r.FirstSeq, uint32(r.Count), r.Index
+	m.Duplicates = nil
+	if len(r.Duplicates) > 0 {
+		m.Duplicates = produceResponse(r).Duplicates
+	}
 }
 
 // streamCall is one request of a ProduceStream handed to the log. Calls are

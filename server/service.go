@@ -64,7 +64,20 @@ func (v *service) Produce(ctx context.Context, req *goethev1.ProduceRequest) (*g
 	if err != nil {
 		return nil, v.status(err)
 	}
-	return &goethev1.ProduceResponse{FirstId: r.FirstID, FirstSeq: r.FirstSeq, Count: uint32(r.Count), RaftIndex: r.Index}, nil
+	return produceResponse(r), nil
+}
+
+// produceResponse is the answer to an append that succeeded, with its
+// duplicates.
+func produceResponse(r store.AppendResult) *goethev1.ProduceResponse {
+	resp := &goethev1.ProduceResponse{FirstId: r.FirstID, FirstSeq: r.FirstSeq, Count: uint32(r.Count), RaftIndex: r.Index}
+	if len(r.Duplicates) > 0 {
+		resp.Duplicates = make([]*goethev1.Duplicate, len(r.Duplicates))
+		for i, d := range r.Duplicates {
+			resp.Duplicates[i] = &goethev1.Duplicate{Index: uint32(d.Index), Id: d.ID, Seq: d.Seq}
+		}
+	}
+	return resp
 }
 
 // validate checks a Produce against the API's rules and the server's
@@ -89,7 +102,7 @@ func (v *service) validate(req *goethev1.ProduceRequest, buf []store.Event) ([]s
 		copy(events, buf)
 	}
 	for i, e := range req.Events {
-		size := len(e.GetPayload())
+		size := len(e.GetPayload()) + len(e.GetDedupeKey())
 		for k, hv := range e.GetHeaders() {
 			size += len(k) + len(hv)
 		}
@@ -97,7 +110,11 @@ func (v *service) validate(req *goethev1.ProduceRequest, buf []store.Event) ([]s
 			clear(events[len(buf):])
 			return buf, store.ExpectAny, fmt.Errorf("%w: event %d is %d bytes (payload and headers), the limit is %d", errLimitExceeded, i, size, o.MaxEventBytes)
 		}
-		events = append(events, store.Event{Payload: e.GetPayload(), Headers: e.GetHeaders()})
+		if err := store.ValidateDedupeKey(e.GetDedupeKey()); err != nil {
+			clear(events[len(buf):])
+			return buf, store.ExpectAny, fmt.Errorf("event %d: %w", i, err)
+		}
+		events = append(events, store.Event{Payload: e.GetPayload(), Headers: e.GetHeaders(), DedupeKey: e.GetDedupeKey()})
 	}
 	expect := store.ExpectAny
 	if req.ExpectedLastSeq != nil {
@@ -131,6 +148,10 @@ func (v *service) consume(req *goethev1.ConsumeRequest, stream grpc.ServerStream
 	}
 	var want uint64 // the seq the next event delivered should have; 0: unknown
 	pos, exhausted, err := v.start(req, &want)
+	if err != nil {
+		return err
+	}
+	end, err := parseUntil(req)
 	if err != nil {
 		return err
 	}
@@ -199,19 +220,25 @@ func (v *service) consume(req *goethev1.ConsumeRequest, stream grpc.ServerStream
 					}
 				}
 				pos = page.Next
-				if !req.Follow {
+				if !req.Follow || end.reached(st, topic, pos) {
 					return nil
 				}
-				if topicID != 0 {
-					err = v.log.WaitTopic(ctx, topic, topicID, pos)
-				} else {
-					err = st.Wait(ctx, topic, pos)
-				}
+				err := end.wait(ctx, func(ctx context.Context) error {
+					if topicID != 0 {
+						return v.log.WaitTopic(ctx, topic, topicID, pos)
+					}
+					return st.Wait(ctx, topic, pos)
+				})
 				if err != nil {
 					return topicNotFound(err, topic)
 				}
 				continue
 			}
+			k, last := end.cut(page.Events)
+			if k == 0 {
+				return nil // the next event is past the bound
+			}
+			page.Events = page.Events[:k]
 			skipped := consumeSkips(want, page.Events[0].Seq)
 			want = page.Events[len(page.Events)-1].Seq + 1
 			if len(page.Events) < n && skipped == 0 {
@@ -237,8 +264,11 @@ func (v *service) consume(req *goethev1.ConsumeRequest, stream grpc.ServerStream
 				resp.Skipped = 0
 				for i := range resp.Events {
 					// Let the page's memory go while the stream waits.
-					resp.Events[i].Payload, resp.Events[i].Headers = nil, nil
+					resp.Events[i].Payload, resp.Events[i].Headers, resp.Events[i].DedupeKey = nil, nil, ""
 				}
+			}
+			if last {
+				return nil
 			}
 			pos = page.Next
 			if remaining > 0 {
@@ -293,7 +323,7 @@ func fillResponse(resp *goethev1.ConsumeResponse, slots []goethev1.Event, events
 	ptrs := resp.Events[:0]
 	for i := range events {
 		e, m := &events[i], &slots[i]
-		m.Id, m.Seq, m.Payload, m.Headers = e.ID, e.Seq, e.Payload, e.Headers
+		m.Id, m.Seq, m.Payload, m.Headers, m.DedupeKey = e.ID, e.Seq, e.Payload, e.Headers, e.DedupeKey
 		ptrs = append(ptrs, m)
 	}
 	resp.Events = ptrs

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -19,7 +18,8 @@ import (
 // nil event, which only an in-process caller can send) and a header count,
 // each header a key length and a value length, all bytes taken from text
 // in turn (so that keys repeat, and run out to ""). Events past the end of
-// spec are empty.
+// spec are empty. A payload length byte with bit 6 set (and not 0x7f)
+// gives the event a dedupe key, of the length the next byte says (0-15).
 func fuzzProduce(topic string, count int, spec, text []byte) *goethev1.ProduceRequest {
 	take := func(n int) []byte {
 		n = min(n, len(text))
@@ -42,6 +42,9 @@ func fuzzProduce(topic string, count int, spec, text []byte) *goethev1.ProduceRe
 			continue // nil
 		}
 		e := &goethev1.EventData{Payload: take(b % 64)}
+		if b&0x40 != 0 {
+			e.DedupeKey = string(take(next() % 16))
+		}
 		for h := next() % 4; h > 0; h-- {
 			if e.Headers == nil {
 				e.Headers = map[string]string{}
@@ -82,7 +85,9 @@ func FuzzValidateProduce(f *testing.F) {
 	f.Add(fmt.Sprintf("%0255d", 0), uint16(10), uint8(3), uint8(1), uint8(0), false, uint64(0), []byte{}, []byte{})  // 255 bytes
 	f.Add(fmt.Sprintf("%0256d", 0), uint16(10), uint8(3), uint8(1), uint8(0), false, uint64(0), []byte{}, []byte{})  // 256 bytes
 	f.Add("tö/pic", uint16(8), uint8(5), uint8(3), uint8(3), true, uint64(0), []byte{2, 2, 1, 2, 2, 3, 0x7f, 0, 1, 3, 3}, []byte("pkvkwabcdef"))
-	f.Add("t", uint16(0), uint8(0), uint8(1), uint8(0), false, uint64(0), []byte{0}, []byte{}) // limits of 0
+	f.Add("t", uint16(0), uint8(0), uint8(1), uint8(0), false, uint64(0), []byte{0}, []byte{})                                       // limits of 0
+	f.Add("t", uint16(10), uint8(3), uint8(2), uint8(0), false, uint64(0), []byte{0x40 | 4, 6, 0, 0x40, 2}, []byte("pppkkkkkk\xff")) // keys: at the event limit, then not UTF-8
+	f.Add("t", uint16(10), uint8(3), uint8(1), uint8(0), false, uint64(0), []byte{0x40 | 5, 6}, []byte("pppppkkkkkk"))               // key one byte over
 	f.Fuzz(func(t *testing.T, topic string, maxEventBytes uint16, maxBatchEvents, count, prefix uint8, hasExpect bool, expect uint64, spec, text []byte) {
 		o := Options{MaxEventBytes: int(maxEventBytes), MaxBatchEvents: int(maxBatchEvents)}
 		v := &service{s: &Server{opts: o}}
@@ -101,14 +106,19 @@ func FuzzValidateProduce(f *testing.F) {
 		events, x, err := v.validate(req, buf)
 
 		var want error
-		over := -1 // the first event over MaxEventBytes
+		over := -1 // the first event over MaxEventBytes, or with a bad key
+		var overErr error
 		for i, e := range req.Events {
-			size := len(e.GetPayload())
+			size := len(e.GetPayload()) + len(e.GetDedupeKey())
 			for k, hv := range e.GetHeaders() {
 				size += len(k) + len(hv)
 			}
-			if size > o.MaxEventBytes && over < 0 {
-				over = i
+			switch {
+			case over >= 0:
+			case size > o.MaxEventBytes:
+				over, overErr = i, errLimitExceeded
+			case store.ValidateDedupeKey(e.GetDedupeKey()) != nil:
+				over, overErr = i, store.ErrInvalid
 			}
 		}
 		switch n := len(req.Events); {
@@ -119,13 +129,13 @@ func FuzzValidateProduce(f *testing.F) {
 		case n > o.MaxBatchEvents:
 			want = errLimitExceeded
 		case over >= 0:
-			want = errLimitExceeded
+			want = overErr
 		}
 		if want != nil {
 			require.ErrorIs(t, err, want)
 			require.Equal(t, codes.InvalidArgument, status.Code(toStatus(err)))
-			if over >= 0 && errors.Is(want, errLimitExceeded) && len(req.Events) <= o.MaxBatchEvents {
-				require.Contains(t, err.Error(), fmt.Sprintf("event %d is", over))
+			if over >= 0 && want == overErr && len(req.Events) <= o.MaxBatchEvents {
+				require.Contains(t, err.Error(), fmt.Sprintf("event %d", over))
 			}
 			require.Equal(t, before, events, "buf as it was")
 			require.Equal(t, store.ExpectAny, x)
@@ -146,6 +156,7 @@ func FuzzValidateProduce(f *testing.F) {
 				require.Same(t, &e.GetPayload()[0], &got.Payload[0], "event %d shares its payload", i)
 			}
 			require.Equal(t, e.GetHeaders(), got.Headers, "event %d", i)
+			require.Equal(t, e.GetDedupeKey(), got.DedupeKey, "event %d", i)
 		}
 		if hasExpect {
 			require.Equal(t, store.ExpectLastSeq(expect), x)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/goethe-log/goethe/engine"
 )
@@ -51,10 +52,11 @@ type outcome struct {
 type change struct {
 	t       *topic // nil for a topic the group creates
 	meta    topicMeta
-	dirty   bool // the topic gets written: events appended, trimmed, or created
-	config  bool // the topic's config record gets written
-	deleted bool // the topic is deleted by this group
-	trimmed bool // events were removed from the topic's start
+	dirty   bool         // the topic gets written: events appended, trimmed, or created
+	config  bool         // the topic's config record gets written
+	deleted bool         // the topic is deleted by this group
+	trimmed bool         // events were removed from the topic's start
+	dd      dedupeChange // its remembered dedupe keys (see dedupe.go)
 }
 
 // applied is the apply step's output and its reusable scratch space: the
@@ -73,6 +75,14 @@ type applied struct {
 	// deletedNames holds the names of committed topics that the group
 	// deleted: a later command of the group naming one starts a new topic.
 	deletedNames map[string]bool
+
+	// Dedupe settings, set by the store once (see dedupe.go): the window
+	// in ns (0: off) and the keys a topic remembers at most.
+	window  int64
+	maxKeys int
+	// forgotten counts the keys this group forgot early, past maxKeys.
+	forgotten uint64
+	localKeys map[string]int // scratch of appendDeduped
 }
 
 func (a *applied) reset() {
@@ -87,6 +97,7 @@ func (a *applied) reset() {
 	clear(a.spare)
 	a.spare = a.spare[:0]
 	clear(a.deletedNames)
+	a.forgotten = 0
 }
 
 // apply is the write path's pure step. From the committed topics (read,
@@ -124,6 +135,10 @@ func apply(topics map[string]*topic, nextTopicID uint64, cmds []command, now int
 	a.reset()
 	if a.byName == nil {
 		a.byName = make(map[string]*change)
+		a.localKeys = make(map[string]int)
+	}
+	if a.maxKeys <= 0 {
+		a.maxKeys = DefaultMaxDedupeKeys
 	}
 	if cap(a.spare) < len(cmds) {
 		a.spare = make([]change, 0, len(cmds))
@@ -143,6 +158,7 @@ func apply(topics map[string]*topic, nextTopicID uint64, cmds []command, now int
 		if c.t == nil {
 			a.batch.Put(catalogKey(c.meta.name), putUint64(a.alloc(8), c.meta.id))
 		}
+		a.dedupeWrite(c)
 		a.batch.Put(metaKey(c.meta.id), c.meta.encode(a.alloc(58+len(c.meta.name))))
 		if c.config {
 			a.batch.Put(configKey(c.meta.id), encodeConfig(a.alloc(48), &c.meta.cfg))
@@ -173,11 +189,23 @@ func (a *applied) one(topics map[string]*topic, cmd *command, now int64) outcome
 	exists := c.t != nil || c.dirty // committed, or created by this group
 	switch cmd.kind {
 	case cmdAppend:
+		window := a.dedupeWindow(c)
+		if window > 0 && hasDedupeKeys(cmd.events) {
+			res, err := a.appendDeduped(c, cmd, now, window)
+			return outcome{res: res, err: err}
+		}
 		if cmd.expect.set && cmd.expect.lastSeq != c.meta.lastSeq {
 			return outcome{err: &ConflictError{Topic: cmd.topic, Expected: cmd.expect.lastSeq, Actual: c.meta.lastSeq}}
 		}
 		if err := a.create(c); err != nil {
 			return outcome{err: err}
+		}
+		if c.t != nil && len(c.t.dd.live()) > c.dd.drop || len(c.dd.add) > c.dd.addDrop {
+			cutoff := int64(math.MaxInt64) // dedupe off: forget every key
+			if window > 0 {
+				cutoff = now - window
+			}
+			a.dedupeExpire(c, cutoff)
 		}
 		return outcome{res: a.appendEvents(c, cmd.events, now)}
 	case cmdSetCursor:
@@ -277,6 +305,9 @@ func (a *applied) deleteTopic(c *change) {
 	a.batch.Delete(metaKey(id))
 	a.batch.Delete(configKey(id))
 	a.batch.DeleteRange(cursorsStart(id), cursorsEnd(id))
+	// Its dedupe records: at most Options.MaxDedupeKeys, so one bounded
+	// range (goleveldb expands it into that many deletes at most).
+	a.batch.DeleteRange(dedupeKey(a.alloc(17), id, 0), dedupeTopicEnd(id))
 	a.batch.Put(reclaimKey(id), []byte{valueVersion})
 	c.deleted = true
 	delete(a.byName, c.meta.name)
@@ -286,6 +317,15 @@ func (a *applied) deleteTopic(c *change) {
 		}
 		a.deletedNames[c.meta.name] = true
 	}
+}
+
+func hasDedupeKeys(events []Event) bool {
+	for i := range events {
+		if events[i].DedupeKey != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *applied) newChange(t *topic, m topicMeta) *change {
@@ -299,27 +339,40 @@ func (a *applied) newChange(t *topic, m topicMeta) *change {
 // appendEvents gives events their ids and seqs in c and adds them to the
 // batch.
 func (a *applied) appendEvents(c *change, events []Event, now int64) AppendResult {
-	m := &c.meta
-	id := uint64(now)
-	if id <= m.lastID {
-		id = m.lastID + 1
-	}
-	res := AppendResult{FirstID: id, FirstSeq: m.lastSeq + 1, Count: len(events)}
+	var res AppendResult
 	for i := range events {
-		e := &events[i]
-		m.lastSeq++
-		k := putEventKey(a.alloc(eventKeyLen), m.id, id)
-		v := appendEventValue(a.alloc(eventValueSize(e)), k, m.lastSeq, e.Headers, e.Payload)
-		a.batch.Put(k, v)
-		m.bytes += uint64(len(k) + len(v))
-		if m.firstID == 0 {
-			m.firstID, m.firstSeq = id, m.lastSeq
+		id, seq := a.putEvent(c, &events[i], now)
+		if i == 0 {
+			res = AppendResult{FirstID: id, FirstSeq: seq, Count: len(events)}
 		}
-		m.lastID = id
-		id++
 	}
 	c.dirty = true
 	return res
+}
+
+// putEvent gives e the next id and seq of c, adds it to the batch and
+// returns them.
+func (a *applied) putEvent(c *change, e *Event, now int64) (id, seq uint64) {
+	m := &c.meta
+	id = uint64(now)
+	if id <= m.lastID {
+		id = m.lastID + 1
+	}
+	m.lastSeq++
+	k := putEventKey(a.alloc(eventKeyLen), m.id, id)
+	var v []byte
+	if e.DedupeKey != "" {
+		v = appendEventValueKey(a.alloc(eventValueSize(e)), k, m.lastSeq, e.DedupeKey, e.Headers, e.Payload)
+	} else {
+		v = appendEventValue(a.alloc(eventValueSize(e)), k, m.lastSeq, e.Headers, e.Payload)
+	}
+	a.batch.Put(k, v)
+	m.bytes += uint64(len(k) + len(v))
+	if m.firstID == 0 {
+		m.firstID, m.firstSeq = id, m.lastSeq
+	}
+	m.lastID = id
+	return id, m.lastSeq
 }
 
 // alloc returns n bytes of capacity from the arena as an empty slice.
@@ -335,7 +388,7 @@ func (a *applied) alloc(n int) []byte {
 
 // eventValueSize bounds the encoded size of e's stored value.
 func eventValueSize(e *Event) int {
-	n := eventHeaderLen + 2*10 + len(e.Payload)
+	n := eventHeaderLen + 3*10 + len(e.Payload) + len(e.DedupeKey)
 	for k, v := range e.Headers {
 		n += 2*10 + len(k) + len(v)
 	}

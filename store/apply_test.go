@@ -30,8 +30,11 @@ func (m *model) commit(a *applied) {
 		}
 		if c.t != nil {
 			c.t.meta = c.meta
+			commitDedupe(c.t, c)
 		} else {
-			m.topics[c.meta.name] = newTopic(c.meta)
+			t := newTopic(c.meta)
+			commitDedupe(t, c)
+			m.topics[c.meta.name] = t
 		}
 	}
 	m.next = a.nextTopicID

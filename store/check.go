@@ -101,6 +101,7 @@ type Finding struct {
 const (
 	fixRestore   = "restore the data folder from a backup; serving it as it is may lose or change events"
 	fixCursor    = "commit the consumer's cursor again (goethectl cursor set), or restore the folder from a backup"
+	fixDedupe    = "none needed: Open loads what decodes; a retry of an event whose record is lost may store it again"
 	fixUnknown   = "none needed if a newer goethe build or a tool wrote it; otherwise inspect it, this build ignores it"
 	fixLegacyFmt = "none: the next goethe start raises the format record to version 2"
 )
@@ -137,6 +138,8 @@ type checker struct {
 //   - every cursor: its topic exists and its value decodes; a cursor past
 //     the topic's last event is a warning, not a problem, because a client
 //     may set one (a time in the future, or after the last event);
+//   - every dedupe record decodes and belongs to a known topic (warnings:
+//     a lost dedupe record only lets a retry store its event again);
 //   - keys under prefixes this build does not write are warnings.
 //
 // The error is non-nil only when the check could not be done (an engine
@@ -229,6 +232,9 @@ func (c *checker) run() error {
 		return err
 	}
 	if err := c.checkCursors(); err != nil {
+		return err
+	}
+	if err := c.checkDedupe(); err != nil {
 		return err
 	}
 	return c.checkUnknown()
@@ -533,6 +539,28 @@ func (c *checker) endTopic(w *topicWalk) {
 	}
 }
 
+// checkDedupe checks the dedupe records (see dedupe.go): each decodes and
+// names an event id of a known topic. Damage here is a warning: Open
+// loads them, and a record lost only lets a retried event be stored again.
+func (c *checker) checkDedupe() error {
+	return c.scan("the dedupe records", []byte{prefixDedupe}, []byte{prefixDedupe + 1}, func(kv engine.KV) {
+		tid, r, err := decodeDedupe(kv.Key, kv.Value)
+		if err != nil {
+			c.warning(Finding{Key: hexKey(kv.Key), What: fmt.Sprintf("a dedupe record does not decode: %v", err), Fix: fixDedupe})
+			return
+		}
+		m, ok := c.metas[tid]
+		if !ok {
+			c.warning(Finding{Key: hexKey(kv.Key), What: fmt.Sprintf("a dedupe record of topic id %d, which does not exist", tid), Fix: fixDedupe})
+			return
+		}
+		if r.id > m.lastID {
+			c.warning(Finding{Topic: m.name, Key: hexKey(kv.Key),
+				What: fmt.Sprintf("topic %q: a dedupe record names event id %d, past the topic's last event (id %d)", m.name, r.id, m.lastID), Fix: fixDedupe})
+		}
+	})
+}
+
 // checkCursors checks every cursor against the topics.
 func (c *checker) checkCursors() error {
 	return c.scan("the cursors", []byte{prefixCursor}, []byte{prefixCursor + 1}, func(kv engine.KV) {
@@ -573,7 +601,7 @@ func (c *checker) checkUnknown() error {
 		{append(bytes.Clone(formatKey), 0), []byte{prefixFormat + 1}}, // after the format record
 		{[]byte{prefixCounter}, []byte{prefixCounter + 1}},
 		{[]byte{prefixCounter + 1}, []byte{prefixReplica}},
-		{[]byte{prefixReclaim + 1}, nil}, // the replica, config and reclaim records are this build's
+		{[]byte{prefixDedupe + 1}, nil}, // the replica, config, reclaim and dedupe records are this build's
 	}
 	for _, rg := range ranges {
 		var prefix byte

@@ -17,6 +17,7 @@ func FuzzEventCodec(f *testing.F) {
 	f.Add(uint64(1), []byte("payload"), "type", "created", uint16(3), byte(0x01), []byte{0xE2, 0, 0})
 	f.Add(uint64(1<<40), []byte{}, "", "", uint16(0), byte(0xFF), []byte{0x01, 0x05, 0x00})
 	f.Add(uint64(7), bytes.Repeat([]byte{0xAB}, 300), "k", "", uint16(200), byte(0x80), []byte{})
+	f.Add(uint64(9), []byte("p"), "order-17", "v", uint16(0), byte(0x9C^0xE2), []byte{0x9C, 0, 0}) // keyed, version flipped to 0xE2
 	f.Fuzz(func(t *testing.T, seq uint64, payload []byte, hk, hv string, at uint16, flip byte, junk []byte) {
 		key := eventKey(3, 1_000_000+seq)
 		// Arbitrary bytes: an error or an event, never a panic.
@@ -30,7 +31,14 @@ func FuzzEventCodec(f *testing.F) {
 			headers = map[string]string{hk: hv, "second": hv}
 		}
 		v := appendEventValue(nil, key, seq, headers, payload)
+		dedupe := ""
+		if hk != "" && len(hk) <= MaxDedupeKeyLen {
+			// An event with a dedupe key has its own version.
+			dedupe = hk
+			v = appendEventValueKey(nil, key, seq, dedupe, headers, payload)
+		}
 		require.NoError(t, decodeEvent(key, v, false, &e))
+		require.Equal(t, dedupe, e.DedupeKey)
 		require.Equal(t, seq, e.Seq)
 		require.Equal(t, 1_000_000+seq, e.ID)
 		require.True(t, bytes.Equal(payload, e.Payload))

@@ -21,7 +21,7 @@ const (
 	prefixReplica = 0xF5 // {0xF5} 'a' → Raft index applied; {0xF5} 'r' → restore in progress
 	prefixConfig  = 0xF6 // {0xF6} topic id → topic config (retention, dedupe window)
 	prefixReclaim = 0xF7 // {0xF7} topic id → the events of this deleted topic are still to be removed
-	// 0xF8 is reserved for dedupe records.
+	prefixDedupe  = 0xF8 // {0xF8} topic id, event id → seq, dedupe key (see dedupe.go)
 
 	prefixSystem = prefixFormat
 )
@@ -49,6 +49,10 @@ const (
 	valueVersion = 1    // leading byte of every cursor value, of a meta value without bytes, and of a format-1 event
 	metaVersion  = 2    // leading byte of a meta value that records the topic's stored bytes
 	eventVersion = 0xE2 // leading byte of an event value with a checksum: 5 bits from valueVersion
+	// eventVersionKey leads an event value with a checksum and a dedupe
+	// key (see appendEventValueKey): 5 bits from valueVersion, 6 from
+	// eventVersion. Events without a key keep eventVersion, byte for byte.
+	eventVersionKey = 0x9C
 	// eventHeaderLen is an event value's version byte and CRC-32C.
 	eventHeaderLen = 5
 )
@@ -127,7 +131,11 @@ func appendEventValue(dst, key []byte, seq uint64, headers map[string]string, pa
 
 // appendEventBody encodes what follows an event value's header.
 func appendEventBody(dst []byte, seq uint64, headers map[string]string, payload []byte) []byte {
-	dst = binary.AppendUvarint(dst, seq)
+	return appendEventRest(binary.AppendUvarint(dst, seq), headers, payload)
+}
+
+// appendEventRest encodes an event value's headers and payload.
+func appendEventRest(dst []byte, headers map[string]string, payload []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(headers)))
 	switch len(headers) {
 	case 0:
@@ -164,13 +172,19 @@ func decodeEvent(key, value []byte, legacy bool, e *Event) error {
 		return fmt.Errorf("%w: event %x", ErrCorrupted, key)
 	}
 	var v []byte
+	keyed := false
 	switch value[0] {
-	case eventVersion:
+	case eventVersion, eventVersionKey:
+		keyed = value[0] == eventVersionKey
 		if len(value) < eventHeaderLen {
 			return fmt.Errorf("%w: event %x: value of %d bytes", ErrCorrupted, key, len(value))
 		}
 		v = value[eventHeaderLen:]
-		if binary.LittleEndian.Uint32(value[1:]) != eventChecksum(key, v) {
+		sum := eventChecksum(key, v)
+		if keyed {
+			sum = eventChecksumKeyed(key, v)
+		}
+		if binary.LittleEndian.Uint32(value[1:]) != sum {
 			return fmt.Errorf("%w: event %x: checksum mismatch", ErrCorrupted, key)
 		}
 	case valueVersion: // format 1: no checksum
@@ -185,6 +199,12 @@ func decodeEvent(key, value []byte, legacy bool, e *Event) error {
 	var ok bool
 	if e.Seq, v, ok = uvarint(v); !ok {
 		return fmt.Errorf("%w: event %x: seq", ErrCorrupted, key)
+	}
+	e.DedupeKey = ""
+	if keyed {
+		if e.DedupeKey, v, ok = readString(v); !ok || e.DedupeKey == "" {
+			return fmt.Errorf("%w: event %x: dedupe key", ErrCorrupted, key)
+		}
 	}
 	n, v, ok := uvarint(v)
 	if !ok || n > uint64(len(v)) {

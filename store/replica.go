@@ -92,6 +92,9 @@ func (c *Command) Validate() error {
 		if len(c.Events) == 0 {
 			return fmt.Errorf("%w: an append needs at least one event", ErrInvalid)
 		}
+		if err := validateDedupeKeys(c.Events); err != nil {
+			return err
+		}
 	case CommandSetCursor:
 		if err := ValidateName("topic", c.Topic); err != nil {
 			return err

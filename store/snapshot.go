@@ -335,6 +335,11 @@ func (s *Store) reloadAll() error {
 		}
 	}
 	s.mu.Unlock()
+	for _, t := range s.topics { // the committer's: no lock needed to read
+		if err := s.loadDedupe(t); err != nil {
+			return err
+		}
+	}
 	// Once the topics are in place: a reader that WaitApplied lets
 	// through sees them.
 	s.setApplied(index)

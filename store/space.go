@@ -359,15 +359,20 @@ func (s *Store) reloadTopic(name string) error {
 	s.forgetTopic(name, tid) // deleted and created again by the failed write
 	s.mu.Lock()
 	t := s.topics[name]
-	if t == nil {
-		s.topics[name] = newTopic(m)
+	created := t == nil
+	if created {
+		t = newTopic(m)
+		s.topics[name] = t
 	}
 	s.mu.Unlock()
-	if t != nil {
+	if !created {
 		t.tail.drop() // the ring may end before events the failed write landed
 		t.meta = m
 		pub := m
 		t.pub.Store(&pub)
+	}
+	if err := s.loadDedupe(t); err != nil { // the failed write may have landed keys too
+		return err
 	}
 	s.wake(name)
 	return nil

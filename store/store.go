@@ -134,15 +134,20 @@ func (e *ConflictError) Error() string {
 // Is makes errors.Is(err, ErrConflict) true.
 func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 
-// Event is one stored event. On Append only Headers and Payload are read;
-// reads fill every field. Events returned by Read, their Payload and their
-// Headers may be shared with other readers: the caller may keep them but
-// must not modify them (see Read).
+// Event is one stored event. On Append only Headers, Payload and DedupeKey
+// are read; reads fill every field. Events returned by Read, their Payload
+// and their Headers may be shared with other readers: the caller may keep
+// them but must not modify them (see Read).
 type Event struct {
 	ID      uint64 // ns since the Unix epoch at commit, unique in its topic
 	Seq     uint64 // 1-based position in the topic, dense
 	Headers map[string]string
 	Payload []byte
+	// DedupeKey, when not empty, makes the append of this event
+	// idempotent within the topic's dedupe window (see dedupe.go): at
+	// most MaxDedupeKeyLen bytes of UTF-8. It is stored with the event
+	// and read back with it.
+	DedupeKey string
 }
 
 // Time is the event's receive time, read from its id.
@@ -168,11 +173,17 @@ func (x Expectation) IsSet() bool { return x.set }
 func (x Expectation) LastSeq() uint64 { return x.lastSeq }
 
 // AppendResult says where an Append's events landed: ids FirstID,
-// FirstID+1, … and seqs FirstSeq, FirstSeq+1, …, Count of each.
+// FirstID+1, … and seqs FirstSeq, FirstSeq+1, …, Count of each. Without
+// Duplicates, Count is the number of events appended; with them, the
+// events not listed in Duplicates, in order, got those ids and seqs, and
+// when every event was a duplicate FirstID, FirstSeq and Count are 0.
 type AppendResult struct {
 	FirstID  uint64
 	FirstSeq uint64
 	Count    int
+	// Duplicates lists, in order, the events not stored because their
+	// dedupe key was stored within the topic's window (see dedupe.go).
+	Duplicates []Duplicate
 	// Index is set by a replicated log: the index of the log entry that
 	// applied the append (see ApplyCommitted). The Store leaves it 0.
 	Index uint64
@@ -206,6 +217,14 @@ type Options struct {
 	Observer CommitObserver
 	// Clock returns nanoseconds since the Unix epoch; tests set it.
 	Clock func() int64
+	// DedupeWindow is how long a topic remembers the dedupe key of an
+	// event it stored (see dedupe.go): 0 takes DefaultDedupeWindow, a
+	// negative window turns dedupe off (keys are still stored with their
+	// events). A replicated store's members must all use the same one.
+	DedupeWindow time.Duration
+	// MaxDedupeKeys bounds the keys one topic remembers; past it the
+	// oldest are forgotten early. 0 takes DefaultMaxDedupeKeys.
+	MaxDedupeKeys int
 	// TailEvents and TailBytes bound, per topic, the ring of last events
 	// kept in memory for the readers that follow the topic's end (see
 	// tail.go); TailIdle is how long a ring is kept once nobody reads at
@@ -271,6 +290,8 @@ func DefaultOptions() Options {
 		PageEvents:     DefaultPageEvents,
 		PageBytes:      DefaultPageBytes,
 		Clock:          func() int64 { return time.Now().UnixNano() },
+		DedupeWindow:   DefaultDedupeWindow,
+		MaxDedupeKeys:  DefaultMaxDedupeKeys,
 		TailEvents:     DefaultTailEvents,
 		TailBytes:      DefaultTailBytes,
 		TailIdle:       DefaultTailIdle,
@@ -299,6 +320,12 @@ func (o *Options) fill() {
 	}
 	if o.Clock == nil {
 		o.Clock = d.Clock
+	}
+	if o.DedupeWindow == 0 {
+		o.DedupeWindow = d.DedupeWindow
+	}
+	if o.MaxDedupeKeys <= 0 {
+		o.MaxDedupeKeys = d.MaxDedupeKeys
 	}
 	if o.TailEvents == 0 {
 		o.TailEvents = d.TailEvents
@@ -369,6 +396,7 @@ type topic struct {
 	pub     atomic.Pointer[topicMeta] // as of the last published commit
 	tail    tail                      // last events for followers, and their wake-up
 	deleted atomic.Bool               // set, before its waiters are woken, when the topic is deleted
+	dd      dedupeState               // remembered dedupe keys: the committer's only
 }
 
 // Open opens the log kept in e, initialising an empty engine and refusing
@@ -402,6 +430,10 @@ func Open(e engine.Engine, opts Options) (*Store, error) {
 	applied := make(chan struct{})
 	s.appliedCh.Store(&applied)
 	s.c.idle.L = &s.c.mu
+	if opts.DedupeWindow > 0 {
+		s.c.applied.window = int64(opts.DedupeWindow)
+	}
+	s.c.applied.maxKeys = opts.MaxDedupeKeys
 	s.c.kick = make(chan struct{}, 1)
 	v, err := e.Get(topicIDKey)
 	switch {
@@ -427,8 +459,9 @@ func Open(e engine.Engine, opts Options) (*Store, error) {
 // needs the whole committed state, and lookups then need no I/O.
 func (s *Store) loadTopics() error {
 	return s.scanMetas(s.c.nextTopicID, func(m topicMeta) error {
-		s.topics[m.name] = newTopic(m)
-		return nil
+		t := newTopic(m)
+		s.topics[m.name] = t
+		return s.loadDedupe(t)
 	})
 }
 

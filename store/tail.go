@@ -197,7 +197,7 @@ func (s *Store) fillTails(cmds []command, a *applied) {
 	var touched []*topic
 	for i := range cmds {
 		cmd := &cmds[i]
-		if cmd.kind != cmdAppend || a.outcomes[i].err != nil {
+		if cmd.kind != cmdAppend || a.outcomes[i].err != nil || a.outcomes[i].res.Count == 0 {
 			continue
 		}
 		t := s.topics[cmd.topic] // the committer is the only writer of topics
@@ -217,7 +217,7 @@ func (s *Store) fillTails(cmds []command, a *applied) {
 			tl.drop()
 			continue
 		}
-		tl.add(t, cmd.events, a.outcomes[i].res, s.opts.TailEvents, s.opts.TailBytes)
+		tl.add(t, storedEvents(cmd.events, a.outcomes[i].res.Duplicates), a.outcomes[i].res, s.opts.TailEvents, s.opts.TailBytes)
 		if len(touched) == 0 || touched[len(touched)-1] != t {
 			touched = append(touched, t)
 		}
@@ -275,7 +275,7 @@ func (tl *tail) add(t *topic, events []Event, res AppendResult, maxEvents, maxBy
 	for i := k; i < len(events); i++ {
 		e := &events[i]
 		n := copy(arena, e.Payload)
-		ev := Event{ID: res.FirstID + uint64(i), Seq: res.FirstSeq + uint64(i), Payload: arena[:n:n]}
+		ev := Event{ID: res.FirstID + uint64(i), Seq: res.FirstSeq + uint64(i), Payload: arena[:n:n], DedupeKey: e.DedupeKey}
 		arena = arena[n:]
 		if len(e.Headers) > 0 {
 			ev.Headers = maps.Clone(e.Headers)
@@ -318,6 +318,9 @@ func (tl *tail) publish() {
 // its value as appendEventValue encodes it.
 func storedSize(e *Event, seq uint64) int {
 	n := eventKeyLen + eventHeaderLen + uvarintLen(seq) + uvarintLen(uint64(len(e.Headers))) + len(e.Payload)
+	if e.DedupeKey != "" {
+		n += uvarintLen(uint64(len(e.DedupeKey))) + len(e.DedupeKey)
+	}
 	for k, v := range e.Headers {
 		n += uvarintLen(uint64(len(k))) + len(k) + uvarintLen(uint64(len(v))) + len(v)
 	}

@@ -93,7 +93,11 @@ type committer struct {
 // events are stored only if the topic's last seq equals it when the group
 // commits; otherwise the error is a *ConflictError. On success the events
 // have ids FirstID…FirstID+n-1 and seqs FirstSeq…FirstSeq+n-1 and, unless
-// Options.UnsafeNoSync, are on disk. ctx is checked before the request is
+// Options.UnsafeNoSync, are on disk. Events with a DedupeKey the topic
+// stored within its window are not stored again (see dedupe.go): the
+// result lists them in Duplicates, the others get the consecutive ids, and
+// an Append whose events are all duplicates succeeds without checking its
+// expectation (the retry of one that succeeded). ctx is checked before the request is
 // queued; once queued, its outcome is decided within one commit and Append
 // waits for it, so a caller always learns what happened to its events.
 // events are not retained after Append returns.
@@ -141,6 +145,9 @@ func (s *Store) prepareAppend(r *request, topicName string, events []Event, expe
 	}
 	if len(events) == 0 {
 		return fmt.Errorf("%w: an append needs at least one event", ErrInvalid)
+	}
+	if err := validateDedupeKeys(events); err != nil {
+		return err
 	}
 	r.cmd = command{kind: cmdAppend, topic: topicName, events: events, expect: expect}
 	for i := range events {
@@ -318,6 +325,7 @@ func (s *Store) commit(group []*request, events int) {
 // the same name enter it, and its waiters are woken after it is marked
 // deleted (they return ErrTopicDeleted).
 func (s *Store) publish(a *applied) {
+	s.stats.forgotten.Add(a.forgotten)
 	var mapChanged, deleted bool
 	for _, ch := range a.changes {
 		switch {
@@ -329,6 +337,7 @@ func (s *Store) publish(a *applied) {
 			ch.t.meta = ch.meta
 			m := ch.meta
 			ch.t.pub.Store(&m)
+			commitDedupe(ch.t, ch)
 		default:
 			mapChanged = true
 		}
@@ -342,7 +351,9 @@ func (s *Store) publish(a *applied) {
 		}
 		for _, ch := range a.changes {
 			if ch.dirty && !ch.deleted && ch.t == nil {
-				s.topics[ch.meta.name] = newTopic(ch.meta)
+				t := newTopic(ch.meta)
+				commitDedupe(t, ch)
+				s.topics[ch.meta.name] = t
 			}
 		}
 		s.mu.Unlock()
@@ -372,11 +383,15 @@ type Stats struct {
 	WriteTime   time.Duration // total time in engine writes (and their syncs)
 	MaxRequests uint64        // largest number of requests in one commit
 	Reclaimed   uint64        // event records of deleted topics removed in the background
+	// DedupeForgotten counts dedupe keys forgotten before their window
+	// ended because their topic held Options.MaxDedupeKeys newer ones.
+	DedupeForgotten uint64
 }
 
 type statsCounters struct {
 	commits, requests, events, bytes, nanos, maxReqs atomic.Uint64
 	reclaimed                                        atomic.Uint64
+	forgotten                                        atomic.Uint64
 }
 
 func (c *statsCounters) record(reqs, events, bytes int, d time.Duration) {
@@ -395,5 +410,5 @@ func (s *Store) Stats() Stats {
 	c := &s.stats
 	return Stats{Commits: c.commits.Load(), Requests: c.requests.Load(), Events: c.events.Load(),
 		Bytes: c.bytes.Load(), WriteTime: time.Duration(c.nanos.Load()), MaxRequests: c.maxReqs.Load(),
-		Reclaimed: c.reclaimed.Load()}
+		Reclaimed: c.reclaimed.Load(), DedupeForgotten: c.forgotten.Load()}
 }

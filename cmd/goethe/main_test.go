@@ -30,18 +30,19 @@ func TestParseConfigDefaults(t *testing.T) {
 	c, err := parseConfig(nil, env(), &bytes.Buffer{})
 	require.NoError(t, err)
 	require.Equal(t, config{Engine: "leveldb", DataDir: "./goethe-data", Listen: "127.0.0.1:7420", Sync: true,
-		MaxEventBytes: 1 << 20, MaxBatchEvents: 10_000, LogFormat: "text"}, c)
+		MaxEventBytes: 1 << 20, MaxBatchEvents: 10_000, LogFormat: "text", dedupe: dedupeConfig{Window: 2 * time.Minute}}, c)
 }
 
 func TestParseConfigEnvAndFlags(t *testing.T) {
 	e := env("GOETHE_ENGINE", "pebble", "GOETHE_DATA_DIR", "/env/dir", "GOETHE_LISTEN", "127.0.0.1:1",
-		"GOETHE_SYNC", "false", "GOETHE_MAX_EVENT_BYTES", "2048", "GOETHE_MAX_BATCH_EVENTS", "7", "GOETHE_LOG_FORMAT", "json")
+		"GOETHE_SYNC", "false", "GOETHE_MAX_EVENT_BYTES", "2048", "GOETHE_MAX_BATCH_EVENTS", "7", "GOETHE_LOG_FORMAT", "json",
+		"GOETHE_DEDUPE_WINDOW", "30s")
 	c, err := parseConfig(nil, e, &bytes.Buffer{})
 	require.NoError(t, err)
 	require.Equal(t, config{Engine: "pebble", DataDir: "/env/dir", Listen: "127.0.0.1:1", Sync: false,
-		MaxEventBytes: 2048, MaxBatchEvents: 7, LogFormat: "json"}, c, "the environment sets every flag")
+		MaxEventBytes: 2048, MaxBatchEvents: 7, LogFormat: "json", dedupe: dedupeConfig{Window: 30 * time.Second}}, c, "the environment sets every flag")
 
-	c, err = parseConfig([]string{"--engine", "bolt", "--sync", "--data-dir=/flag/dir", "-max-batch-events", "9"}, e, &bytes.Buffer{})
+	c, err = parseConfig([]string{"--engine", "bolt", "--sync", "--data-dir=/flag/dir", "-max-batch-events", "9", "--dedupe-window", "0"}, e, &bytes.Buffer{})
 	require.NoError(t, err)
 	require.Equal(t, config{Engine: "bolt", DataDir: "/flag/dir", Listen: "127.0.0.1:1", Sync: true,
 		MaxEventBytes: 2048, MaxBatchEvents: 9, LogFormat: "json"}, c, "flags win over the environment")
@@ -64,6 +65,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{[]string{"--data-dir", ""}, env(), "--data-dir: must not be empty"},
 		{[]string{"--listen="}, env(), "--listen: must not be empty"},
 		{[]string{"--bogus"}, env(), "-bogus"},
+		{[]string{"--dedupe-window", "-1s"}, env(), "--dedupe-window -1s: must not be negative"},
 		{[]string{"serve"}, env(), `unexpected argument "serve"`},
 	}
 	for _, c := range cases {

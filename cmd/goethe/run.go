@@ -80,6 +80,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 	sopts := store.DefaultOptions()
 	sopts.UnsafeNoSync = !cfg.Sync
 	sopts.MustExist = initialized
+	cfg.dedupe.storeOptions(&sopts)                                                   // config_dedupe.go
 	minFree, err := cfg.disk.storeOptions(&sopts, cfg.Engine, cfg.DataDir, engineDir) // config_disk.go
 	if err != nil {
 		_ = eng.Close()

@@ -57,8 +57,9 @@ seq:N, id:N (or a long bare id), a time ago, an RFC 3339 time, or now. The
 bound is inclusive: --until seq:5 prints seq 5 and stops. Without --follow,
 consume also stops at the end of the topic; with it, consume waits for the
 bound: it stops at once after the event with that seq or id, and for a
-time once that time is a second past (ids are the server's clock, which
-may lag) and the events stored until then are printed.
+time once that time is two seconds past (ids are the server's clock, and a
+commit takes a moment) and the events stored until then are printed. The
+server ends the stream there (ConsumeRequest.until).
 
 --consumer NAME without --from resumes after NAME's cursor, the id of the
 last event it processed, stored by the server; from the beginning if NAME
@@ -69,7 +70,12 @@ printed.
 
 Without --follow, consume stops at the end of the topic. With --follow it
 waits for new events and prints them as they are stored, until Ctrl-C, which
-ends it cleanly (exit status 0, after storing the cursor with --commit).`,
+ends it cleanly (exit status 0, after storing the cursor with --commit).
+
+When the server restarts or the connection fails, consume reconnects with
+backoff (50 ms doubling to 2 s, jittered) and goes on after the last event
+it printed, so that no event is printed twice or skipped; --reconnect=false
+makes it fail instead (UNAVAILABLE).`,
 	nargs: exactly(1),
 	flags: func(fs *flag.FlagSet, g *globals) func(context.Context, *env, []string) error {
 		o := &consumeOptions{}
@@ -81,6 +87,7 @@ ends it cleanly (exit status 0, after storing the cursor with --commit).`,
 		fs.BoolVar(&o.commit, "commit", false, "store the --consumer's cursor as events are printed")
 		fs.BoolVar(&o.follow, "follow", false, "wait for new events at the end of the topic, until Ctrl-C")
 		fs.BoolVar(&o.follow, "f", false, "short for --follow")
+		fs.BoolVar(&o.reconnect, "reconnect", true, "when the server restarts or the connection fails, reconnect with backoff and go on after the last event printed (--reconnect=false: fail)")
 		fs.Uint64Var(&o.limit, "limit", 0, "stop after `N` events (0: no limit)")
 		fs.Uint64Var(&o.limit, "n", 0, "short for --limit")
 		fs.BoolVar(&o.json, "json", false, "print one JSON object per event, with topic, id, seq, time, headers and payload")
@@ -92,13 +99,14 @@ ends it cleanly (exit status 0, after storing the cursor with --commit).`,
 }
 
 type consumeOptions struct {
-	from     string
-	until    string
-	consumer string
-	commit   bool
-	follow   bool
-	limit    uint64
-	json     bool
+	from      string
+	until     string
+	consumer  string
+	commit    bool
+	follow    bool
+	reconnect bool
+	limit     uint64
+	json      bool
 }
 
 // start is where the stream begins, from --from and --consumer.
@@ -138,7 +146,8 @@ func (o *consumeOptions) run(ctx context.Context, e *env, g *globals, topic stri
 	// final commit, which must not be cancelled by the interrupt.
 	streamCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sub, err := c.Subscribe(streamCtx, topic, client.ConsumeOptions{From: start, Follow: o.follow, Limit: o.limit})
+	copts := client.ConsumeOptions{From: start, Follow: o.follow, Limit: o.limit, Reconnect: o.reconnect, Until: until.option()}
+	sub, err := c.Subscribe(streamCtx, topic, copts)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // interrupted before the stream started
@@ -151,22 +160,7 @@ func (o *consumeOptions) run(ctx context.Context, e *env, g *globals, topic stri
 	if o.commit {
 		cm = newCommitter(c, topic, o.consumer)
 	}
-	p := &printer{w: bufio.NewWriterSize(e.stdout, 64<<10), json: o.json, cm: cm, until: until, next: sub.Start()}
-	if until != nil && until.isTime && o.follow {
-		// The server stamps ids with its clock: once past the bound (and
-		// a grace for the clocks' difference), the topic's last event
-		// says what is left to print.
-		timer := time.NewTimer(time.Until(until.at) + untilGrace)
-		defer timer.Stop()
-		p.timeUp = timer.C
-		p.lastID = func() (uint64, error) {
-			t, err := c.Topic(ctx, topic)
-			if errors.Is(err, client.ErrNotFound) {
-				return 0, nil
-			}
-			return t.LastID, err
-		}
-	}
+	p := &printer{w: bufio.NewWriterSize(e.stdout, 64<<10), json: o.json, cm: cm, until: until}
 	streamErr := p.loop(ctx, events, cm)
 	cancel()
 	stop()
@@ -237,13 +231,7 @@ type printer struct {
 	last      uint64 // the id of the last event printed
 	printed   bool   // whether any event was printed
 	unflushed int    // events printed since the last flush
-	until     *bound // nil without --until
-	next      uint64 // the position after the last event printed
-
-	// With --follow and a time --until: timeUp fires once the bound has
-	// passed, and lastID then reads the topic's last id (0: none).
-	timeUp <-chan time.Time
-	lastID func() (uint64, error)
+	until     *bound // nil without --until: the server ends the stream there
 }
 
 // loop prints events until the stream ends (nil at its normal end, its
@@ -283,17 +271,6 @@ func (p *printer) loop(ctx context.Context, events <-chan received, cm *committe
 					return fmt.Errorf("writing the output: %w", err)
 				}
 			}
-		case <-p.timeUp:
-			last, err := p.lastID()
-			if err != nil {
-				return err
-			}
-			// Events stored from now on have larger ids than last: the
-			// ones left to print are those up to it.
-			p.until.n = min(p.until.n, last)
-			if last == 0 || len(events) == 0 && p.next > p.until.n {
-				return nil
-			}
 		case <-ctx.Done():
 			return nil
 		case <-commitFailed:
@@ -313,7 +290,7 @@ func (p *printer) print(ev *client.Event) error {
 		p.w.Write(ev.Payload)
 		p.w.WriteByte('\n')
 	}
-	p.last, p.printed, p.next = ev.ID, true, ev.ID+1
+	p.last, p.printed = ev.ID, true
 	p.unflushed++
 	return nil
 }
@@ -423,10 +400,20 @@ type bound struct {
 	at     time.Time // isTime's time
 }
 
-// untilGrace is how long after a time --until a following consume asks the
-// server for the topic's end, to end once it has printed it: the server's
-// clock stamps the ids, and may be behind the local one by this much.
-const untilGrace = time.Second
+// option is the bound as the server takes it (ConsumeRequest.until): the
+// server ends the stream after the last event at or before it, also when
+// following (a time bound once it is server.UntilTimeGrace past).
+func (b *bound) option() client.Until {
+	switch {
+	case b == nil:
+		return client.Until{}
+	case b.bySeq:
+		return client.UntilSeq(b.n)
+	case b.isTime:
+		return client.UntilTime(b.at)
+	}
+	return client.UntilID(b.n)
+}
 
 // bound reads --until; nil without it.
 func (o *consumeOptions) bound() (*bound, error) {

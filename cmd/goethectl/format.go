@@ -67,6 +67,9 @@ type jsonInput struct {
 	Headers       map[string]string `json:"headers"`
 	Payload       *string           `json:"payload"`
 	PayloadBase64 *[]byte           `json:"payload_base64"`
+	// DedupeKey, if present, is the event's dedupe key (consume --json
+	// does not print the keys: produce --retry makes one per event).
+	DedupeKey string `json:"dedupe_key"`
 }
 
 // errNotJSONEvent is a produce --json line that is not an event.
@@ -89,7 +92,7 @@ func readJSONEvent(line []byte) (client.EventData, error) {
 	if err := dec.Decode(new(json.RawMessage)); !errors.Is(err, io.EOF) {
 		return client.EventData{}, fmt.Errorf("%w: more than one JSON value on the line", errNotJSONEvent)
 	}
-	ev := client.EventData{Headers: in.Headers}
+	ev := client.EventData{Headers: in.Headers, DedupeKey: in.DedupeKey}
 	switch {
 	case in.Payload != nil && in.PayloadBase64 != nil:
 		return client.EventData{}, fmt.Errorf("%w: both payload and payload_base64", errNotJSONEvent)

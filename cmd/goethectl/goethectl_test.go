@@ -335,9 +335,9 @@ func TestErrors(t *testing.T) {
 	require.Empty(t, ok(t, addr, "", "consume", "nope", "--follow", "--until", "now"), "a follower of no topic ends at a time bound")
 	require.Equal(t, `goethectl: topic "nope" not found`, fails(t, addr, "", "topic", "nope"))
 	require.Equal(t, `goethectl: invalid name: topic name has control character U+0007 at byte 1`, fails(t, addr, "", "produce", "a\ab", "x"))
-	require.Contains(t, fails(t, addr, "", "produce", "big", strings.Repeat("x", server.DefaultMaxEventBytes+1)),
+	require.Contains(t, fails(t, addr, "", "produce", "big", "--retry=false", strings.Repeat("x", server.DefaultMaxEventBytes+1)),
 		"event 0 is 1048577 bytes (payload and headers), the limit is 1048576")
-	msg := fails(t, addr, "ok\n"+strings.Repeat("y", server.DefaultMaxEventBytes+1)+"\n", "produce", "big", "--linger", "1h", "--batch", "2")
+	msg := fails(t, addr, "ok\n"+strings.Repeat("y", server.DefaultMaxEventBytes+1)+"\n", "produce", "big", "--retry=false", "--linger", "1h", "--batch", "2")
 	require.True(t, strings.HasPrefix(msg, "goethectl: lines 1-2 not stored: "), msg)
 	require.Contains(t, msg, "event 1 is 1048577 bytes")
 

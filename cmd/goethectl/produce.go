@@ -51,7 +51,16 @@ the same key. PAYLOAD arguments are payloads, with or without --json.
 new or empty topic); otherwise nothing is stored and the error says the
 actual last seq. With standard input, the first batch expects N and each
 following batch the last seq of the one before, so that the input is
-appended as a whole only while no one else writes to the topic.`,
+appended as a whole only while no one else writes to the topic.
+
+Safe retries: every event gets a dedupe key (a random prefix of this run
+and a counter; a line read with --json keeps its own "dedupe_key"), and a
+batch the server could not be reached for (UNAVAILABLE: a restart, a
+broken connection) is sent again with backoff, 50 ms doubling to 2 s,
+jittered, for up to a minute. The server stores an event whose key it
+stored within its --dedupe-window (2 minutes by default) once, and answers
+with the original's id: so a retry never stores a line twice, and the ids
+printed are those stored. --retry=false sends no keys and fails at once.`,
 	nargs: atLeast(1),
 	flags: func(fs *flag.FlagSet, g *globals) func(context.Context, *env, []string) error {
 		o := &produceOptions{headers: headerFlag{}}
@@ -62,6 +71,8 @@ appended as a whole only while no one else writes to the topic.`,
 		fs.BoolVar(&o.json, "j", false, "short for --json")
 		fs.IntVar(&o.batch, "batch", defaultBatchLines, "send standard input in batches of up to `N` lines, at most 10000")
 		fs.DurationVar(&o.linger, "linger", defaultLinger, "send a batch of standard input at the latest `DURATION` after its first line")
+		fs.BoolVar(&o.retry, "retry", true, "give every event a dedupe key and, when the server is unavailable, retry a batch with backoff\n"+
+			"until it is stored once (--retry=false: no keys, fail at once)")
 		return func(ctx context.Context, e *env, args []string) error {
 			return o.run(ctx, e, g, args[0], args[1:])
 		}
@@ -74,6 +85,7 @@ type produceOptions struct {
 	json    bool
 	batch   int
 	linger  time.Duration
+	retry   bool
 }
 
 // producer sends batches and prints their ids.
@@ -82,8 +94,15 @@ type producer struct {
 	topic  string
 	o      *produceOptions
 	out    *bufio.Writer
-	expect seqFlag // the expectation of the next batch
+	expect seqFlag       // the expectation of the next batch
+	key    func() string // with --retry: makes the events' dedupe keys
 }
+
+// retryBackoff is how produce --retry waits: 50 ms doubling to 2 s,
+// jittered, for at most a minute, well within the server's default dedupe
+// window of two minutes.
+var retryBackoff = client.Backoff{Initial: client.DefaultBackoffInitial, Max: client.DefaultBackoffMax,
+	MaxElapsed: client.DefaultProducerRetryTime}
 
 func (o *produceOptions) run(ctx context.Context, e *env, g *globals, topic string, payloads []string) error {
 	if o.batch < 1 || o.batch > maxBatchLines {
@@ -98,6 +117,9 @@ func (o *produceOptions) run(ctx context.Context, e *env, g *globals, topic stri
 	}
 	defer c.Close()
 	p := &producer{c: c, topic: topic, o: o, out: bufio.NewWriter(e.stdout), expect: o.expect}
+	if o.retry {
+		p.key = client.NewKeys()
+	}
 	if len(payloads) > 0 {
 		events := make([]client.EventData, len(payloads))
 		for i, s := range payloads {
@@ -122,6 +144,9 @@ func (p *producer) event(payload []byte) client.EventData {
 	if len(p.o.headers) > 0 {
 		ev.Headers = p.o.headers
 	}
+	if p.key != nil {
+		ev.DedupeKey = p.key()
+	}
 	return ev
 }
 
@@ -131,20 +156,37 @@ func (p *producer) send(ctx context.Context, events []client.EventData) error {
 	if p.expect.set {
 		opts = append(opts, client.ExpectLastSeq(p.expect.n))
 	}
-	res, err := p.c.Produce(ctx, p.topic, events, opts...)
+	var res client.ProduceResult
+	attempt := func() error {
+		var err error
+		res, err = p.c.Produce(ctx, p.topic, events, opts...)
+		return err
+	}
+	var err error
+	if p.key != nil {
+		// The events carry keys: a retry of a batch stored before the
+		// connection broke is answered with its events' ids, not stored
+		// again.
+		err = p.c.Retry(ctx, retryBackoff, attempt)
+	} else {
+		err = attempt()
+	}
 	if err != nil {
 		return err
 	}
-	for i := range res.Count {
+	var last uint64
+	for i := range events {
+		id, seq := res.Position(i) // a duplicate's is the original's
+		last = max(last, seq)
 		if p.o.json {
-			fmt.Fprintf(p.out, `{"id":"%d","seq":%d}`+"\n", res.ID(i), res.Seq(i))
+			fmt.Fprintf(p.out, `{"id":"%d","seq":%d}`+"\n", id, seq)
 		} else {
-			p.out.WriteString(strconv.FormatUint(res.ID(i), 10))
+			p.out.WriteString(strconv.FormatUint(id, 10))
 			p.out.WriteByte('\n')
 		}
 	}
 	if p.expect.set {
-		p.expect.n = res.LastSeq()
+		p.expect.n = last
 	}
 	return p.out.Flush()
 }
@@ -310,6 +352,9 @@ func (p *producer) lineEvent(line []byte) (client.EventData, error) {
 			ev.Headers = make(map[string]string, len(p.o.headers))
 		}
 		maps.Copy(ev.Headers, p.o.headers)
+	}
+	if ev.DedupeKey == "" && p.key != nil {
+		ev.DedupeKey = p.key()
 	}
 	return ev, nil
 }

@@ -191,7 +191,10 @@ type Event struct {
 	// payload is the event's opaque body, as produced.
 	Payload []byte `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
 	// headers are the event's string headers, as produced.
-	Headers       map[string]string `protobuf:"bytes,4,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Headers map[string]string `protobuf:"bytes,4,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// dedupe_key is the event's EventData.dedupe_key, as produced (empty when
+	// it had none).
+	DedupeKey     string `protobuf:"bytes,5,opt,name=dedupe_key,json=dedupeKey,proto3" json:"dedupe_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -252,6 +255,13 @@ func (x *Event) GetHeaders() map[string]string {
 		return x.Headers
 	}
 	return nil
+}
+
+func (x *Event) GetDedupeKey() string {
+	if x != nil {
+		return x.DedupeKey
+	}
+	return ""
 }
 
 // EventData is one event to produce: what the producer says. The server
@@ -2647,12 +2657,14 @@ var File_goethe_v1_goethe_proto protoreflect.FileDescriptor
 
 const file_goethe_v1_goethe_proto_rawDesc = "" +
 	"\n" +
-	"\x16goethe/v1/goethe.proto\x12\tgoethe.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\xb8\x01\n" +
+	"\x16goethe/v1/goethe.proto\x12\tgoethe.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\xd7\x01\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x06R\x02id\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x18\n" +
 	"\apayload\x18\x03 \x01(\fR\apayload\x127\n" +
-	"\aheaders\x18\x04 \x03(\v2\x1d.goethe.v1.Event.HeadersEntryR\aheaders\x1a:\n" +
+	"\aheaders\x18\x04 \x03(\v2\x1d.goethe.v1.Event.HeadersEntryR\aheaders\x12\x1d\n" +
+	"\n" +
+	"dedupe_key\x18\x05 \x01(\tR\tdedupeKey\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbd\x01\n" +
