@@ -18,7 +18,9 @@ import (
 //	number of commands
 //	per command: byte kind, topic (length, bytes), then
 //	  append:     byte flags (bit 0: expectation set; bit 1: events carry
-//	              dedupe keys), [expected last seq],
+//	              dedupe keys; bit 2: a dedupe window follows),
+//	              [expected last seq], [the leader's dedupe window, ns,
+//	              0 for off],
 //	              number of events, per event: number of headers,
 //	              headers sorted by key (key length, key, value length,
 //	              value), payload length, payload, [dedupe key (length,
@@ -34,7 +36,11 @@ import (
 //
 // Flag bit 1 of an append is set exactly when some event has a dedupe key
 // (a decoder refuses it otherwise), so entries of builds before dedupe keys
-// decode unchanged and the encoding stays canonical.
+// decode unchanged and the encoding stays canonical. Bit 2 carries the
+// dedupe window the leader decided for topics without their own (see
+// store.Command.DedupeWindow); a leader of this build sets it on every
+// append, which a member of a build before it refuses (ErrBadEntry) rather
+// than apply with a window of its own: upgrade every member first.
 //
 // An entry is written as version 1 when version 1 can say it (appends, and
 // cursors without a seq), so that a build that reads only version 1 goes on
@@ -71,6 +77,7 @@ func entryVersionOf(cmds []store.Command) byte {
 const (
 	flagExpect = 1 << 0 // an expected last seq follows
 	flagDedupe = 1 << 1 // each event ends with its dedupe key
+	flagWindow = 1 << 2 // the leader's dedupe window follows (ns, 0: off)
 )
 
 // ErrBadEntry wraps a log entry that does not decode: damaged, or written
@@ -98,9 +105,15 @@ func appendEntry(dst []byte, now int64, cmds []store.Command) []byte {
 			if dedupe {
 				flags |= flagDedupe
 			}
+			if c.DedupeWindow != 0 {
+				flags |= flagWindow
+			}
 			dst = append(dst, flags)
 			if c.Expect.IsSet() {
 				dst = binary.AppendUvarint(dst, c.Expect.LastSeq())
+			}
+			if c.DedupeWindow != 0 {
+				dst = binary.AppendUvarint(dst, uint64(max(c.DedupeWindow, 0)))
 			}
 			dst = binary.AppendUvarint(dst, uint64(len(c.Events)))
 			for j := range c.Events {
@@ -187,11 +200,21 @@ func decodeEntry(data []byte) (now int64, cmds []store.Command, err error) {
 		switch c.Kind {
 		case store.CommandAppend:
 			flags := d.byte()
-			if flags&^(flagExpect|flagDedupe) != 0 {
+			if flags&^(flagExpect|flagDedupe|flagWindow) != 0 {
 				d.fail("append flags")
 			}
 			if flags&flagExpect != 0 {
 				c.Expect = store.ExpectLastSeq(d.uvarint())
+			}
+			if flags&flagWindow != 0 {
+				w := d.uvarint()
+				if w > math.MaxInt64 {
+					d.fail("dedupe window")
+				}
+				c.DedupeWindow = time.Duration(w)
+				if w == 0 {
+					c.DedupeWindow = -1 // off
+				}
 			}
 			ne := d.count(2)
 			if d.err != nil {

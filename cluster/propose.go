@@ -210,6 +210,15 @@ func (n *Node) startAsync(ctx context.Context, cmd store.Command, done func(stor
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))
 	}
+	if cmd.Kind == store.CommandAppend && cmd.DedupeWindow == 0 {
+		// The leader decides the dedupe window of topics without one of
+		// their own, as it decides the time: every replica then keeps
+		// each key equally long, whatever its own --dedupe-window.
+		cmd.DedupeWindow = n.cfg.Store.DedupeWindow()
+		if cmd.DedupeWindow == 0 {
+			cmd.DedupeWindow = -1 // off
+		}
+	}
 	data := appendEntry(nil, n.cfg.Clock(), []store.Command{cmd})
 	notLeader := func(r store.Result, index uint64, err error) {
 		if nle := (*NotLeaderError)(nil); errors.As(err, &nle) && nle.LeaderID == "" {

@@ -22,12 +22,16 @@ const (
 // with nothing of the store's state in it. Under replication a command is
 // what a log entry carries.
 type command struct {
-	kind     commandKind
-	topic    string
-	events   []Event     // cmdAppend
-	expect   Expectation // cmdAppend
-	consumer string      // cmdSetCursor
-	cursorID uint64      // cmdSetCursor
+	kind   commandKind
+	topic  string
+	events []Event     // cmdAppend
+	expect Expectation // cmdAppend
+	// window (cmdAppend), when not 0, is the leader's dedupe window in ns
+	// for topics without one of their own, overriding the store's:
+	// negative is off (see Command.DedupeWindow).
+	window   int64
+	consumer string // cmdSetCursor
+	cursorID uint64 // cmdSetCursor
 	// cursorSeq is the seq of the event at cursorID, when the caller
 	// found it (0: unknown); stored with the cursor.
 	cursorSeq uint64
@@ -189,7 +193,7 @@ func (a *applied) one(topics map[string]*topic, cmd *command, now int64) outcome
 	exists := c.t != nil || c.dirty // committed, or created by this group
 	switch cmd.kind {
 	case cmdAppend:
-		window := a.dedupeWindow(c)
+		window := a.dedupeWindow(c, cmd)
 		if window > 0 && hasDedupeKeys(cmd.events) {
 			res, err := a.appendDeduped(c, cmd, now, window)
 			return outcome{res: res, err: err}

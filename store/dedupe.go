@@ -155,7 +155,16 @@ type dedupeChange struct {
 
 // dedupeWindow is the dedupe window of the topic c, in ns; 0 means off.
 // The one place that decides it (a per-topic setting goes here).
-func (a *applied) dedupeWindow(c *change) int64 {
+func (a *applied) dedupeWindow(c *change, cmd *command) int64 {
+	switch {
+	case c.meta.cfg.Set&FieldDedupeWindow != 0:
+		// The topic's own, set through the log: the same everywhere.
+		return int64(c.meta.cfg.DedupeWindow)
+	case cmd.window < 0:
+		return 0
+	case cmd.window > 0:
+		return cmd.window
+	}
 	return a.window
 }
 
@@ -377,6 +386,11 @@ func eventChecksumKeyed(key, rest []byte) uint32 {
 	return crc32.Update(sum, castagnoli, rest)
 }
 
+// DedupeWindow is the dedupe window of topics without one of their own
+// (Options.DedupeWindow); 0 when dedupe is off. A cluster's leader puts it
+// in the appends it proposes (Command.DedupeWindow).
+func (s *Store) DedupeWindow() time.Duration { return time.Duration(s.c.applied.window) }
+
 // loadDedupe reads t's dedupe records of its last window (with a margin)
 // into memory, the newest MaxDedupeKeys of them. Called at Open and
 // wherever a topic's state is re-read from the engine.
@@ -386,6 +400,9 @@ func (s *Store) loadDedupe(t *topic) error {
 		t.dd.swept = true // a topic without events has no records
 	}
 	window := s.c.applied.window
+	if cfg := t.meta.cfg; cfg.Set&FieldDedupeWindow != 0 {
+		window = int64(cfg.DedupeWindow) // the topic's own
+	}
 	if window == 0 {
 		return nil
 	}

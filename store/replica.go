@@ -46,12 +46,18 @@ const (
 // step says it found (a trim's or a delete's topic id and first seq), which
 // apply checks.
 type Command struct {
-	Kind     CommandKind
-	Topic    string
-	Events   []Event     // CommandAppend: only Headers and Payload are read
-	Expect   Expectation // CommandAppend
-	Consumer string      // CommandSetCursor
-	CursorID uint64      // CommandSetCursor
+	Kind   CommandKind
+	Topic  string
+	Events []Event     // CommandAppend: only Headers and Payload are read
+	Expect Expectation // CommandAppend
+	// DedupeWindow (CommandAppend) is the dedupe window the leader
+	// decided for topics with no window of their own (its
+	// Options.DedupeWindow, see Store.DedupeWindow), so that every replica
+	// keeps a key equally long whatever its own options: negative is off,
+	// 0 takes the applying store's own (an entry of a build before it).
+	DedupeWindow time.Duration
+	Consumer     string // CommandSetCursor
+	CursorID     uint64 // CommandSetCursor
 	// CursorSeq is the seq of the event at CursorID, 0 when unknown
 	// (CommandSetCursor; see Store.CursorSeq).
 	CursorSeq uint64
@@ -66,7 +72,7 @@ func (c *Command) internal() command {
 	ic := command{kind: commandKind(c.Kind), topic: c.Topic}
 	switch c.Kind {
 	case CommandAppend:
-		ic.events, ic.expect = c.Events, c.Expect
+		ic.events, ic.expect, ic.window = c.Events, c.Expect, int64(c.DedupeWindow)
 	case CommandSetCursor:
 		ic.consumer, ic.cursorID, ic.cursorSeq = c.Consumer, c.CursorID, c.CursorSeq
 	case CommandSetConfig:

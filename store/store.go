@@ -324,6 +324,8 @@ func (o *Options) fill() {
 	if o.DedupeWindow == 0 {
 		o.DedupeWindow = d.DedupeWindow
 	}
+	// The default a topic's effective config shows: the store's window.
+	o.Retention.DedupeWindow = max(o.DedupeWindow, 0)
 	if o.MaxDedupeKeys <= 0 {
 		o.MaxDedupeKeys = d.MaxDedupeKeys
 	}
