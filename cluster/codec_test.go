@@ -45,6 +45,8 @@ func TestEntryRoundTrip(t *testing.T) {
 		{Kind: store.CommandAppend, Topic: "t", Expect: store.ExpectLastSeq(3), Events: []store.Event{
 			{Payload: []byte("k"), DedupeKey: "order-17"}, {Payload: []byte("no key")},
 		}},
+		{Kind: store.CommandAppend, Topic: "w", DedupeWindow: 2 * time.Minute, Events: []store.Event{{Payload: []byte("c")}}},
+		{Kind: store.CommandAppend, Topic: "w", DedupeWindow: -1, Expect: store.ExpectLastSeq(1), Events: []store.Event{{DedupeKey: "x"}}},
 		{Kind: store.CommandSetCursor, Topic: "orders", Consumer: "billing", CursorID: 1<<64 - 1},
 	}
 	data := appendEntry(nil, 1_700_000_000_123_456_789, cmds)
@@ -122,6 +124,7 @@ func FuzzEntry(f *testing.F) {
 	f.Add(appendEntry(nil, 7, []store.Command{{Kind: store.CommandAppend, Topic: "t", Expect: store.ExpectLastSeq(2),
 		Events: []store.Event{{Payload: []byte("p"), DedupeKey: "k1"}, {Payload: []byte("q")}}}}))
 	f.Add([]byte{1, 0, 0})
+	f.Add(appendEntry(nil, 7, []store.Command{{Kind: store.CommandAppend, Topic: "t", DedupeWindow: time.Minute, Events: []store.Event{{Payload: []byte("p")}}}}))
 	f.Add(appendEntry(nil, 3, []store.Command{{Kind: store.CommandSetCursor, Topic: "t", Consumer: "c", CursorID: 9, CursorSeq: 2}}))
 	f.Add(appendEntry(nil, 3, []store.Command{{Kind: store.CommandSetConfig, Topic: "t", Config: store.TopicConfig{MaxAge: 5, MaxEvents: 6, MaxBytes: 7, DedupeWindow: 8, Set: store.AllConfigFields}, Clear: store.FieldMaxAge}}))
 	f.Add(appendEntry(nil, 3, []store.Command{{Kind: store.CommandTrim, Topic: "t", Trim: store.TrimStep{TopicID: 1, FirstSeq: 2, NewFirstID: 3, NewFirstSeq: 4, Bytes: 5}}}))

@@ -253,3 +253,65 @@ func TestApplyCommittedDedupe(t *testing.T) {
 		require.Equal(t, 2, resA[2][0].Append.Count, "k1 and k2 expired, k3 (10 ns younger) did not")
 	})
 }
+
+// TestApplyCommittedLeaderWindow: a replica applies the dedupe window the
+// leader put in the entry, not its own, so replicas with different
+// --dedupe-window settings still decide alike.
+func TestApplyCommittedLeaderWindow(t *testing.T) {
+	forEngine(t, func(t *testing.T, name string) {
+		base := int64(1_700_000_000_000_000_000)
+		cmd := func(w time.Duration, keys ...string) store.Command {
+			return store.Command{Kind: store.CommandAppend, Topic: "d", Events: keyed(keys...), DedupeWindow: w}
+		}
+		log := []store.CommittedEntry{
+			{Index: 1, Time: base, Commands: []store.Command{cmd(time.Hour, "k1")}},
+			{Index: 2, Time: base + int64(10*time.Minute), Commands: []store.Command{cmd(time.Hour, "k1")}},
+			{Index: 3, Time: base + int64(20*time.Minute), Commands: []store.Command{cmd(-1, "k1")}},
+		}
+		var dumps [][]engine.KV
+		for _, own := range []time.Duration{-1, time.Minute, 2 * time.Hour} {
+			s, e := openEngine(t, name, t.TempDir(), store.Options{DedupeWindow: own})
+			res, err := s.ApplyCommitted(log)
+			require.NoError(t, err)
+			require.Zero(t, res[1][0].Append.Count, "own window %v: k1 is within the leader's hour", own)
+			require.Equal(t, 1, res[2][0].Append.Count, "own window %v: the leader turned dedupe off", own)
+			dumps = append(dumps, dump(t, e))
+		}
+		require.Equal(t, dumps[0], dumps[1])
+		require.Equal(t, dumps[0], dumps[2])
+	})
+}
+
+// TestTopicDedupeWindow: a topic's own dedupe window (SetTopicConfig)
+// overrides the store's, off included, and holds across a restart.
+func TestTopicDedupeWindow(t *testing.T) {
+	forEngine(t, func(t *testing.T, name string) {
+		dir := t.TempDir()
+		clock := &fakeClock{}
+		clock.ns.Store(int64(1_000_000_000_000))
+		s := open(t, name, dir, dedupeOpts(clock)) // the store's window: a minute
+		ctx := context.Background()
+		_, err := s.SetTopicConfig(ctx, "long", store.TopicConfig{DedupeWindow: time.Hour, Set: store.FieldDedupeWindow}, 0)
+		require.NoError(t, err)
+		_, err = s.SetTopicConfig(ctx, "off", store.TopicConfig{Set: store.FieldDedupeWindow}, 0)
+		require.NoError(t, err)
+		for _, topic := range []string{"long", "off", "plain"} {
+			_, err := s.Append(ctx, topic, keyed("k"), store.ExpectAny)
+			require.NoError(t, err)
+		}
+		clock.ns.Add(int64(10 * time.Minute))
+		require.NoError(t, s.Close())
+		s = open(t, name, dir, dedupeOpts(clock))
+		for topic, stored := range map[string]int{"long": 0, "off": 1, "plain": 1} {
+			res, err := s.Append(ctx, topic, keyed("k"), store.ExpectAny)
+			require.NoError(t, err)
+			require.Equal(t, stored, res.Count, "topic %s", topic)
+		}
+		ti, err := s.Info("plain")
+		require.NoError(t, err)
+		require.Equal(t, window, ti.Effective.DedupeWindow, "the store's window is the default a topic shows")
+		ti, err = s.Info("long")
+		require.NoError(t, err)
+		require.Equal(t, time.Hour, ti.Effective.DedupeWindow)
+	})
+}
