@@ -397,7 +397,7 @@ func (c *Client) NewProducerWith(ctx context.Context, opts ProducerOptions) (*Pr
 }
 
 // openStream opens a ProduceStream and, once the server has accepted it,
-// makes it the Producer's, with the limits its header states.
+// makes it the Producer's; the first one's header states the limits.
 func (p *Producer) openStream() error {
 	ctx, cancel := context.WithCancel(p.ctx)
 	sctx := metadata.AppendToOutgoingContext(ctx, goethev1.HeaderBatchedAnswers, "1")
@@ -422,11 +422,14 @@ func (p *Producer) openStream() error {
 	headerInt(md, goethev1.HeaderMaxBatchEvents, &lim.maxBatchEvents)
 	headerInt(md, goethev1.HeaderMaxRequestBytes, &lim.maxRequestBytes)
 	p.sendMu.Lock()
+	first := p.stream == nil
 	p.stream, p.streamCancel = stream, cancel
 	p.sendMu.Unlock()
-	p.mu.Lock()
-	p.lim = lim
-	p.mu.Unlock()
+	if first {
+		// Set before any Send, which reads it unlocked: a reconnected
+		// Producer keeps the limits of its first stream.
+		p.lim = lim
+	}
 	return nil
 }
 
