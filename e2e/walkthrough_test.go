@@ -269,11 +269,15 @@ func TestREADMEWalkthrough(t *testing.T) {
 
 	// The walk-through shows what the README promises.
 	var all strings.Builder
+	restarted := false
 	for _, s := range steps {
 		all.WriteString(s.cmd + "\n")
+		restarted = restarted || s.terminal == serverTerminal && s.interrupt
 	}
+	require.True(t, restarted, "the README's walk-through no longer restarts the server under a producer and a follower")
 	for _, want := range []string{"goethectl produce ", "| bin/goethectl produce ", "goethectl consume ", "--follow", "--consumer ", "--commit",
-		"--from 1", "--from 20", "--from seq:", "--from -1h", "--until ", "--json", "--expect-seq", "goethectl cursor get ", "goethectl topics"} {
+		"--from 1", "--from 20", "--from seq:", "--from -1h", "--until ", "--json", "--expect-seq", "goethectl cursor get ", "goethectl topics",
+		"goethectl topic set ", "goethectl topic trim ", "goethectl topic delete ", "bin/goethe"} {
 		require.Contains(t, all.String(), want, "the README's walk-through no longer shows %q", want)
 	}
 
