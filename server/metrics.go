@@ -43,7 +43,8 @@ import (
 //     goethe_store_write_seconds_total (counters) and
 //     goethe_store_commit_requests_max (gauge): the log's group commits,
 //     read from its Stats at scrape time when it has them (CommitStats;
-//     *store.Store does).
+//     *store.Store does); goethe_store_reclaimed_events_total (counter):
+//     event records of deleted topics removed in the background.
 //   - goethe_store_commit_requests, goethe_store_commit_events and
 //     goethe_store_commit_write_seconds (histograms) and
 //     goethe_store_commit_failures_total (counter): one observation per group
@@ -357,7 +358,7 @@ func (s *consumeStream) SendMsg(msg any) error {
 type storeStats struct {
 	src atomic.Pointer[statsSource]
 
-	commits, requests, events, bytes, writeSeconds, maxRequests *prometheus.Desc
+	commits, requests, events, bytes, writeSeconds, maxRequests, reclaimed *prometheus.Desc
 }
 
 // statsSource holds the bound Log's CommitStats, nil when it has none.
@@ -374,12 +375,13 @@ func newStoreStats(labels prometheus.Labels) *storeStats {
 		bytes:        desc("appended_bytes_total", "Key and value bytes written by group commits: events, with their keys, topic metadata and cursors."),
 		writeSeconds: desc("write_seconds_total", "Time spent in engine batch writes, their syncs included."),
 		maxRequests:  desc("commit_requests_max", "Most requests in one group commit since the store opened."),
+		reclaimed:    desc("reclaimed_events_total", "Event records of deleted topics removed in the background."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *storeStats) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.commits, c.requests, c.events, c.bytes, c.writeSeconds, c.maxRequests} {
+	for _, d := range []*prometheus.Desc{c.commits, c.requests, c.events, c.bytes, c.writeSeconds, c.maxRequests, c.reclaimed} {
 		ch <- d
 	}
 }
@@ -397,6 +399,7 @@ func (c *storeStats) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(s.Bytes))
 	ch <- prometheus.MustNewConstMetric(c.writeSeconds, prometheus.CounterValue, s.WriteTime.Seconds())
 	ch <- prometheus.MustNewConstMetric(c.maxRequests, prometheus.GaugeValue, float64(s.MaxRequests))
+	ch <- prometheus.MustNewConstMetric(c.reclaimed, prometheus.CounterValue, float64(s.Reclaimed))
 }
 
 // RaftStatus is an ability a Log may have beside Log: its Raft member's
