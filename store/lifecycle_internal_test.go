@@ -158,3 +158,39 @@ func FuzzLifecycleRecords(f *testing.F) {
 		}
 	})
 }
+
+// TestDeleteWakesWaiters: readers blocked at the end of a topic, by name
+// (Wait) and by id (WaitTopic), return ErrTopicDeleted when it is deleted,
+// and a new topic of the same name does not wake them with nil.
+func TestDeleteWakesWaiters(t *testing.T) {
+	for _, name := range engines.Names {
+		t.Run(name, func(t *testing.T) {
+			e, err := engines.Open(name, t.TempDir())
+			require.NoError(t, err)
+			s, err := Open(e, Options{})
+			require.NoError(t, err)
+			defer s.Close()
+			ctx := context.Background()
+			_, err = s.Append(ctx, "w", []Event{{Payload: []byte("x")}}, ExpectAny)
+			require.NoError(t, err)
+			ti, err := s.Info("w")
+			require.NoError(t, err)
+			tp, err := s.lookup("w")
+			require.NoError(t, err)
+
+			done := make(chan error, 2)
+			go func() { done <- s.Wait(ctx, "w", ti.LastID+1) }()
+			go func() { done <- s.WaitTopic(ctx, "w", ti.ID, ti.LastID+1) }()
+			require.Eventually(t, func() bool {
+				sig := tp.tail.signal.Load()
+				return sig != nil && sig.waiters.Load() == 2
+			}, 10*time.Second, time.Millisecond, "both readers block")
+			require.NoError(t, s.DeleteTopic(ctx, "w"))
+			_, err = s.Append(ctx, "w", []Event{{Payload: []byte("new")}}, ExpectAny)
+			require.NoError(t, err)
+			for range 2 {
+				require.ErrorIs(t, <-done, ErrTopicDeleted)
+			}
+		})
+	}
+}
