@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,11 +31,13 @@ const (
 // goroutines (batches of retentionBatch events of retentionPayload bytes,
 // unsynced, as a high-rate ingest would) with retention trimming it at the
 // same time (max bytes retentionMaxBytes) and, for comparison, with none.
-// It reports the append rate (events/s, and MB/s through b.SetBytes), and
-// at the end the topic's stored bytes (retained-MiB) and the data folder's
-// size on disk (disk-MiB: what the engine's files take, tombstones and
-// compaction lag included), which grows with the run without retention and
-// stays bounded with it.
+// It reports the append rate (events/s, and MB/s through b.SetBytes), the
+// longest engine write of a group commit (max-commit-ms: what an append
+// queued behind a trim step waits for at most, besides its own commit),
+// and at the end the topic's stored bytes (retained-MiB) and the data
+// folder's size on disk (disk-MiB: what the engine's files take, tombstones
+// and compaction lag included), which grows with the run without retention
+// and stays bounded with it.
 func BenchmarkRetention(b *testing.B) {
 	for _, name := range engines.Names {
 		for _, ret := range []struct {
@@ -61,6 +64,8 @@ func benchRetention(b *testing.B, name string, retention store.TopicConfig) {
 	opts.UnsafeNoSync = true // explicit: unsynced, as set in the name
 	opts.Retention = retention
 	opts.RetentionInterval = retentionInterval
+	var longest maxCommit
+	opts.Observer = &longest
 	s, err := store.Open(e, opts)
 	if err != nil {
 		b.Fatal(err)
@@ -84,6 +89,19 @@ func benchRetention(b *testing.B, name string, retention store.TopicConfig) {
 	}
 	b.ReportMetric(float64(ti.Bytes)/(1<<20), "retained-MiB")
 	b.ReportMetric(float64(dirSize(b, dir))/(1<<20), "disk-MiB")
+	b.ReportMetric(float64(longest.ns.Load())/1e6, "max-commit-ms")
+}
+
+// maxCommit is a store.CommitObserver that keeps the longest engine write.
+type maxCommit struct{ ns atomic.Int64 }
+
+func (m *maxCommit) ObserveCommit(_, _, _ int, write time.Duration, _ error) {
+	for {
+		cur := m.ns.Load()
+		if int64(write) <= cur || m.ns.CompareAndSwap(cur, int64(write)) {
+			return
+		}
+	}
 }
 
 // dirSize is the size of the files under dir.

@@ -45,7 +45,8 @@ import (
 //     and goethe_store_dedupe_forgotten_keys_total (counter): dedupe keys
 //     forgotten early, past a topic's limit (see store/dedupe.go),
 //     read from its Stats at scrape time when it has them (CommitStats;
-//     *store.Store does).
+//     *store.Store does); goethe_store_reclaimed_events_total (counter):
+//     event records of deleted topics removed in the background.
 //   - goethe_store_commit_requests, goethe_store_commit_events and
 //     goethe_store_commit_write_seconds (histograms) and
 //     goethe_store_commit_failures_total (counter): one observation per group
@@ -359,7 +360,7 @@ func (s *consumeStream) SendMsg(msg any) error {
 type storeStats struct {
 	src atomic.Pointer[statsSource]
 
-	commits, requests, events, bytes, writeSeconds, maxRequests, forgotten *prometheus.Desc
+	commits, requests, events, bytes, writeSeconds, maxRequests, forgotten, reclaimed *prometheus.Desc
 }
 
 // statsSource holds the bound Log's CommitStats, nil when it has none.
@@ -378,12 +379,13 @@ func newStoreStats(labels prometheus.Labels) *storeStats {
 		maxRequests:  desc("commit_requests_max", "Most requests in one group commit since the store opened."),
 		forgotten: desc("dedupe_forgotten_keys_total", "Dedupe keys a topic forgot before its window ended, "+
 			"because it held the most keys a topic remembers (store.DefaultMaxDedupeKeys): a retry of such an event is stored again."),
+		reclaimed: desc("reclaimed_events_total", "Event records of deleted topics removed in the background."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *storeStats) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.commits, c.requests, c.events, c.bytes, c.writeSeconds, c.maxRequests, c.forgotten} {
+	for _, d := range []*prometheus.Desc{c.commits, c.requests, c.events, c.bytes, c.writeSeconds, c.maxRequests, c.forgotten, c.reclaimed} {
 		ch <- d
 	}
 }
@@ -402,6 +404,7 @@ func (c *storeStats) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.writeSeconds, prometheus.CounterValue, s.WriteTime.Seconds())
 	ch <- prometheus.MustNewConstMetric(c.maxRequests, prometheus.GaugeValue, float64(s.MaxRequests))
 	ch <- prometheus.MustNewConstMetric(c.forgotten, prometheus.CounterValue, float64(s.DedupeForgotten))
+	ch <- prometheus.MustNewConstMetric(c.reclaimed, prometheus.CounterValue, float64(s.Reclaimed))
 }
 
 // RaftStatus is an ability a Log may have beside Log: its Raft member's

@@ -207,6 +207,7 @@ func TestMetrics(t *testing.T) {
 		require.Positive(t, s.value(t, "goethe_store_appended_bytes_total", eng...))
 		require.Positive(t, s.value(t, "goethe_store_write_seconds_total", eng...))
 		require.GreaterOrEqual(t, s.value(t, "goethe_store_commit_requests_max", eng...), 1.0)
+		require.Zero(t, s.value(t, "goethe_store_reclaimed_events_total", eng...), "no topic was deleted")
 
 		// No topic or consumer is named anywhere: not as a label, not at all.
 		for _, name := range append(topics, consumer) {

@@ -188,7 +188,10 @@ func (s *Store) submitTrim(ctx context.Context, cmds []Command) ([]Result, error
 	for i := range cmds {
 		r := newRequest()
 		r.cmd = cmds[i].internal()
-		r.bytes = 64
+		// A step counts towards the group's bytes (MaxGroupBytes) as the
+		// bytes it removes: an engine that emulates range deletes
+		// (goleveldb) reads them, so few steps share one commit.
+		r.bytes = 64 + int(min(cmds[i].Trim.Bytes, TrimStepBytes))
 		reqs[i] = r
 		s.submit(r, i == len(cmds)-1) // the last may lead the group
 	}

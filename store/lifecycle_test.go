@@ -313,37 +313,45 @@ func TestRetentionUnderLoad(t *testing.T) {
 				}
 			})
 		}
-		followed := make(chan []uint64)
-		go func() {
-			var seqs []uint64
-			from := store.FromBeginning
-			for len(seqs) == 0 || seqs[len(seqs)-1] < total {
-				p, err := s.Read("ev", from, 7)
-				if errors.Is(err, store.ErrNotFound) {
-					p.Next = from
-				} else if err != nil {
-					t.Error(err)
-					break
-				}
-				for _, e := range p.Events {
-					seqs = append(seqs, e.Seq)
-				}
-				from = p.Next
-				if len(p.Events) == 0 {
-					if err := s.Wait(ctx, "ev", from); err != nil {
+		// A follower of each topic, from the beginning.
+		follow := func(topic string) <-chan []uint64 {
+			out := make(chan []uint64, 1)
+			go func() {
+				var seqs []uint64
+				from := store.FromBeginning
+				for len(seqs) == 0 || seqs[len(seqs)-1] < total {
+					p, err := s.Read(topic, from, 7)
+					if errors.Is(err, store.ErrNotFound) {
+						p.Next = from
+					} else if err != nil {
 						t.Error(err)
 						break
 					}
+					for _, e := range p.Events {
+						seqs = append(seqs, e.Seq)
+					}
+					from = p.Next
+					if len(p.Events) == 0 {
+						if err := s.Wait(ctx, topic, from); err != nil {
+							t.Error(err)
+							break
+						}
+					}
 				}
-			}
-			followed <- seqs
-		}()
-		wg.Wait()
-		seqs := <-followed
-		for i := 1; i < len(seqs); i++ {
-			require.Greater(t, seqs[i], seqs[i-1])
+				out <- seqs
+			}()
+			return out
 		}
-		require.Equal(t, uint64(total), seqs[len(seqs)-1])
+		followers := []<-chan []uint64{follow("ev"), follow("by")}
+		wg.Wait()
+		for _, f := range followers {
+			seqs := <-f
+			require.NotEmpty(t, seqs)
+			for i := 1; i < len(seqs); i++ {
+				require.Greater(t, seqs[i], seqs[i-1])
+			}
+			require.Equal(t, uint64(total), seqs[len(seqs)-1])
+		}
 		require.Eventually(t, func() bool {
 			ev, err1 := s.Info("ev")
 			by, err2 := s.Info("by")

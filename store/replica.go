@@ -85,9 +85,10 @@ func (c *Command) internal() command {
 	return ic
 }
 
-// Validate reports what Append or SetCursor would refuse before queueing:
-// an invalid name (ErrInvalidName), an append of no events or an unknown
-// kind (ErrInvalid). It is a pure function of the command, so every replica
+// Validate reports what Append, SetCursor or SetTopicConfig would refuse
+// before queueing: an invalid name (ErrInvalidName), an append of no
+// events, a config with a negative duration or unknown fields, or an
+// unknown kind (ErrInvalid). A trim step's fit is checked by apply. It is a pure function of the command, so every replica
 // refuses the same commands.
 func (c *Command) Validate() error {
 	switch c.Kind {
