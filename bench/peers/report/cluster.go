@@ -61,7 +61,9 @@ func WriteClusterSummary(dir string, m peers.Machine, recs []peers.Record, fails
 		}
 		return r.Result.Produce.EventsPerSec
 	}
-	b.WriteString("## Throughput\n\n| workload | system | events/s | call p50 / p99 ms | server CPU µs/event (3 members) | vs JetStream R3 |\n|---|---|---|---|---|---|\n")
+	b.WriteString("## Throughput\n\nTargets: 3-node Goethe ≥ 1.0× 3-node JetStream on (a) and (b); 3-node Goethe (b) ≥ 0.5× " +
+		"single-node Goethe (the `goethe-…` row, one process with the machine to itself).\n\n")
+	b.WriteString("| workload | system | events/s | call p50 / p99 ms | server CPU µs/event (all members) | vs JetStream R3 | vs 1 node |\n|---|---|---|---|---|---|---|\n")
 	for _, w := range workloads {
 		nats := figure(find(w.ID, "cluster3-nats"))
 		for _, s := range systems {
@@ -75,14 +77,20 @@ func WriteClusterSummary(dir string, m peers.Machine, recs []peers.Record, fails
 				lat = fmt.Sprintf("%.2f / %.2f", float64(l.P50)/1000, float64(l.P99)/1000)
 			}
 			ratio := "–"
-			if f := figure(r); s.Name != "cluster3-nats" && nats > 0 && f > 0 {
+			if f := figure(r); s.Name != "cluster3-nats" && strings.HasPrefix(s.Name, "cluster3-") && nats > 0 && f > 0 {
 				ratio = fmt.Sprintf("%.2f×", f/nats)
+			}
+			vsOne := "–"
+			if name, ok := strings.CutPrefix(s.Name, "cluster3-"); ok {
+				if one := figure(find(w.ID, name)); one > 0 && figure(r) > 0 {
+					vsOne = fmt.Sprintf("%.2f×", figure(r)/one)
+				}
 			}
 			val := number(figure(r))
 			if r.Error != "" {
 				val = "failed: " + r.Error
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %.1f | %s |\n", w.Title, s.Title, val, lat, r.ServerCPU.MicrosPerEvent, ratio)
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %.1f | %s | %s |\n", w.Title, s.Title, val, lat, r.ServerCPU.MicrosPerEvent, ratio, vsOne)
 		}
 	}
 	if len(fails) > 0 {

@@ -112,6 +112,11 @@ func run() int {
 	add(clusterSystem{sys: peers.System{Name: "cluster3-nats", Title: "NATS JetStream, 3 servers, R3 streams (sync_interval always)",
 		Durability: peers.DurabilityFsync, Peer: true, Fsync: true}, kind: peers.ClusterNATS, bin: *natsBin})
 	for _, e := range split(*engines) {
+		// The single-node reference of the target "3-node (b) ≥ 0.5×
+		// single-node Goethe on the same machine".
+		add(clusterSystem{sys: peers.System{Name: "goethe-" + e, Title: "Goethe " + e + ", 1 node (--sync=true, async client)",
+			Durability: peers.DurabilityFsync, Engine: e, Fsync: true, Client: peers.GoetheAsync, Connections: 1},
+			kind: single, bin: *goetheBin, engine: e})
 		add(clusterSystem{sys: peers.System{Name: "cluster3-goethe-" + e, Title: "Goethe " + e + ", 3 nodes (--sync=true, async client)",
 			Durability: peers.DurabilityFsync, Engine: e, Fsync: true, Client: peers.GoetheAsync, Connections: 1},
 			kind: peers.ClusterGoethe, bin: *goetheBin, engine: e})
@@ -132,9 +137,13 @@ func run() int {
 
 	failed := 0
 	var recs []peers.Record
+	runs := func(w peers.Workload, s clusterSystem) bool { return s.kind != single || !w.ReadBack() }
 	var fails []peers.Failover
 	for _, w := range workloads {
 		for _, s := range systems {
+			if !runs(w, s) {
+				continue
+			}
 			if ctx.Err() != nil {
 				fmt.Fprintln(os.Stderr, "cluster3: interrupted")
 				return 1
@@ -153,6 +162,9 @@ func run() int {
 	}
 	if *kills > 0 {
 		for _, s := range systems {
+			if s.kind == single {
+				continue
+			}
 			if ctx.Err() != nil {
 				fmt.Fprintln(os.Stderr, "cluster3: interrupted")
 				return 1
@@ -190,10 +202,21 @@ func run() int {
 	return 0
 }
 
-// runWorkload runs w on a fresh cluster of s and returns its record.
+// single is the kind of the single-node reference system.
+const single = "single"
+
+// runWorkload runs w on a fresh cluster of s (or a fresh single node) and
+// returns its record.
 func runWorkload(ctx context.Context, w peers.Workload, s peers.System, kind, bin, engine, work, pidFile, root string) (rec peers.Record) {
 	rec = peers.Record{Workload: w, System: s, Run: 1}
 	dir := filepath.Join(work, strings.TrimSuffix(rec.FileName(), ".json"))
+	if kind == single {
+		err := runSingle(ctx, &rec, bin, engine, dir, pidFile, root)
+		if err != nil {
+			rec.Error = err.Error()
+		}
+		return rec
+	}
 	err := func() (err error) {
 		if err := os.RemoveAll(dir); err != nil {
 			return err
@@ -266,6 +289,40 @@ func runWorkload(ctx context.Context, w peers.Workload, s peers.System, kind, bi
 	return rec
 }
 
+// runSingle runs rec's workload on one fresh goethe server.
+func runSingle(ctx context.Context, rec *peers.Record, bin, engine, dir, pidFile, root string) (err error) {
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	srv, err := peers.StartGoethe(ctx, peers.ServerOptions{Bin: bin, Dir: dir, Fsync: true, Engine: engine, PIDFile: pidFile})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if serr := srv.Stop(); serr != nil && err == nil {
+			err = serr
+		}
+	}()
+	rec.Server = relArgs(root, srv.Args)
+	open, err := peers.GoetheOpener(srv.Addr, peers.GoetheAsync, 1)
+	if err != nil {
+		return err
+	}
+	cfg := rec.Workload.Config
+	cfg.Label = rec.System.Title
+	runtime.GC()
+	u0, s0, _ := srv.CPU()
+	t0 := time.Now()
+	rec.Result, err = loadgen.Run(ctx, open, cfg, nil)
+	u1, s1, _ := srv.CPU()
+	rec.ServerCPU = loadgen.NewCPU(u1-u0, s1-s0, time.Since(t0), rec.Result.Produce.Events)
+	if err == nil && rec.Result.Errors > 0 {
+		err = fmt.Errorf("%d errors: %s", rec.Result.Errors, strings.Join(rec.Result.ErrorSamples, "; "))
+	}
+	return err
+}
+
 // runFailover measures failover on a fresh cluster of s.
 func runFailover(ctx context.Context, s peers.System, kind, bin, engine, work, pidFile, root string, kills int) peers.Failover {
 	dir := filepath.Join(work, "failover."+s.Key())
@@ -314,7 +371,9 @@ func clusterCPU(c *peers.Cluster3) cpuMark {
 	return m
 }
 
-func (m cpuMark) sub(a cpuMark) (user, system time.Duration) { return m.user - a.user, m.system - a.system }
+func (m cpuMark) sub(a cpuMark) (user, system time.Duration) {
+	return m.user - a.user, m.system - a.system
+}
 
 func line(rec peers.Record) string {
 	res := rec.Result
