@@ -6,7 +6,7 @@ BENCH     ?= .
 BENCHTIME ?= 1s
 COUNT     ?= 1
 
-.PHONY: all build cli test vet fuzz bench spec spec-check run clean results results-bench
+.PHONY: all build cli test vet fuzz bench spec spec-check run clean results results-cluster results-bench
 
 all: build cli
 
@@ -62,6 +62,11 @@ bench:
 # its SVG plots); about 15 minutes on 2 cores.
 results:
 	bench/peers/results.sh results/e2e
+
+# The cluster comparison alone (3-node Goethe against 3-node JetStream, 20
+# leader kills each; `make results` runs it too), into results/e2e/cluster.
+results-cluster:
+	CLUSTER3=only bench/peers/results.sh results/e2e
 
 # Every benchmark in bench/ (raw engine, store, server), -count 5, with
 # benchstat, into results/bench/.

@@ -16,7 +16,8 @@ import (
 
 // NATS is a loadgen.Target of NATS JetStream: one connection, and one file
 // stream per topic (named "bench_<topic>", subject "bench.<topic>", created
-// on first use, one replica, no limits).
+// on first use, one replica unless NATSReplicasOpener says otherwise, no
+// limits).
 //
 // Produce publishes one event with a synchronous Publish (a request that
 // waits for the stream's ack) and several with PublishAsync followed by a
@@ -29,9 +30,10 @@ import (
 // beginning, it ends after the stream's message count at the start; from
 // the end it delivers only messages published after the call.
 type NATS struct {
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	streams map[string]jetstream.Stream // topics whose stream this target has ensured
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	streams  map[string]jetstream.Stream // topics whose stream this target has ensured
+	replicas int                         // of the streams it creates
 }
 
 var _ loadgen.PipelineTarget = (*NATS)(nil)
@@ -42,8 +44,19 @@ const natsPullBatch = 2000
 
 // NATSOpener returns an Opener of NATS targets connected to url
 // (nats://127.0.0.1:PORT).
-func NATSOpener(url string) loadgen.Opener {
-	return func(ctx context.Context) (loadgen.Target, error) { return DialNATS(ctx, url) }
+func NATSOpener(url string) loadgen.Opener { return NATSReplicasOpener(url, 1) }
+
+// NATSReplicasOpener is NATSOpener for a JetStream cluster: the streams
+// the targets create have replicas replicas.
+func NATSReplicasOpener(url string, replicas int) loadgen.Opener {
+	return func(ctx context.Context) (loadgen.Target, error) {
+		n, err := DialNATS(ctx, url)
+		if err != nil {
+			return nil, err
+		}
+		n.replicas = replicas
+		return n, nil
+	}
 }
 
 // DialNATS connects to the NATS server at url.
@@ -60,7 +73,7 @@ func DialNATS(ctx context.Context, url string) (*NATS, error) {
 		nc.Close()
 		return nil, fmt.Errorf("peers: nats: jetstream: %w", err)
 	}
-	return &NATS{nc: nc, js: js, streams: map[string]jetstream.Stream{}}, nil
+	return &NATS{nc: nc, js: js, streams: map[string]jetstream.Stream{}, replicas: 1}, nil
 }
 
 // natsNames returns the stream name and subject of topic. Characters a
@@ -82,19 +95,25 @@ func (n *NATS) ensure(ctx context.Context, topic string) (stream jetstream.Strea
 	if s, ok := n.streams[topic]; ok {
 		return s, subject, nil
 	}
-	s, err := n.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:      name,
-		Subjects:  []string{subject},
-		Storage:   jetstream.FileStorage,
-		Retention: jetstream.LimitsPolicy,
-		Discard:   jetstream.DiscardOld,
-		Replicas:  1,
-	})
+	s, err := n.js.CreateOrUpdateStream(ctx, natsStreamConfig(topic, n.replicas))
 	if err != nil {
 		return nil, "", fmt.Errorf("peers: nats: create stream %s: %w", name, err)
 	}
 	n.streams[topic] = s
 	return s, subject, nil
+}
+
+// natsStreamConfig is the configuration of topic's stream.
+func natsStreamConfig(topic string, replicas int) jetstream.StreamConfig {
+	name, subject := natsNames(topic)
+	return jetstream.StreamConfig{
+		Name:      name,
+		Subjects:  []string{subject},
+		Storage:   jetstream.FileStorage,
+		Retention: jetstream.LimitsPolicy,
+		Discard:   jetstream.DiscardOld,
+		Replicas:  replicas,
+	}
 }
 
 // Produce implements loadgen.Target.

@@ -241,3 +241,50 @@ func TestServerFailsFast(t *testing.T) {
 		t.Fatal("redis-server on port -1 started")
 	}
 }
+
+func TestNATSClusterConfig(t *testing.T) {
+	conf := natsClusterConfig("n2", 4222, []int{6001, 6002, 6003}, 1, "/d/js")
+	for _, want := range []string{`server_name: "n2"`, `listen: "127.0.0.1:4222"`, `store_dir: "/d/js"`,
+		"sync_interval: always", `listen: "127.0.0.1:6002"`, "nats-route://127.0.0.1:6001", "nats-route://127.0.0.1:6003"} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("config lacks %s:\n%s", want, conf)
+		}
+	}
+	if strings.Contains(conf, "nats-route://127.0.0.1:6002") {
+		t.Errorf("config routes to itself:\n%s", conf)
+	}
+}
+
+// A cluster of each system starts, takes writes through its leader, and
+// survives a leader kill: a survivor acknowledges a write, and the killed
+// member rejoins. Every member is stopped at the end.
+func TestCluster3Failover(t *testing.T) {
+	for _, system := range []string{ClusterGoethe, ClusterNATS} {
+		t.Run(system, func(t *testing.T) {
+			bin := binary(t, map[string]string{ClusterGoethe: "goethe", ClusterNATS: "nats-server"}[system])
+			ctx := context.Background()
+			c, err := StartCluster3(ctx, system, "pebble", bin, t.TempDir(), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				if err := c.Stop(); err != nil {
+					t.Error(err)
+				}
+			})
+			f, err := MeasureFailover(ctx, c, 1, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(f.Millis) != 1 || f.Max <= 0 || f.P50 != f.Max {
+				t.Fatalf("failover figures %+v", f)
+			}
+			if err := c.WaitHealthy(ctx, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if len(c.running()) != Cluster3Size {
+				t.Fatalf("%d members running after the restart", len(c.running()))
+			}
+		})
+	}
+}

@@ -11,8 +11,13 @@
 # the stream-per-producer shape beside it on the single-event workloads
 # (about 15 minutes on 2 cores); pass
 # -quick for a smoke run of about 3 minutes, or any other matrix flag
-# (later flags win). Every server listens on 127.0.0.1 only and is stopped
-# by its PID, also when this script fails or is interrupted.
+# (later flags win). Then the cluster comparison (issue 8, cmd/cluster3:
+# 3-node Goethe against 3-node JetStream, and 20 leader kills each) into
+# OUTDIR/cluster, about 5 minutes more; CLUSTER3=0 skips it, CLUSTER3=only
+# runs it alone (no matrix), and
+# CLUSTER3_FLAGS adds cluster3 flags (e.g. "-kills 5 -duration 2s").
+# Every server listens on 127.0.0.1 only and is stopped by its PID, also
+# when this script fails or is interrupted.
 set -euo pipefail
 
 if [ $# -lt 1 ]; then
@@ -64,17 +69,32 @@ rel_out=${out#"$root"/}
 "$here/install.sh"
 echo "build: goethe, matrix, render"
 (cd "$root" && go build -o "$work/bin/goethe" ./cmd/goethe)
-(cd "$here" && go build -o "$work/bin/matrix" ./cmd/matrix && go build -o "$work/bin/render" ./cmd/render)
+(cd "$here" && go build -o "$work/bin/matrix" ./cmd/matrix && go build -o "$work/bin/render" ./cmd/render &&
+	go build -o "$work/bin/cluster3" ./cmd/cluster3)
 
 status=0
-(cd "$here" && exec "$work/bin/matrix" -out "$out" -root "$root" -work "$work/data" \
-	-nats "$work/bin/nats-server" -goethe "$work/bin/goethe" -pidfile "$pidfile" \
-	-command "bench/peers/results.sh $rel_out${*:+ $*}" \
-	-command "bench/peers/install.sh  # nats-server ${NATS_VERSION:-v2.15.2} via go install, redis-server via apt-get" \
-	-command "go build -o bench/peers/.work/bin/goethe ./cmd/goethe" \
-	-runs 2 -duration 6s -goethe-client async -goethe-extra-client stream "$@") &
-matrix_pid=$!
-wait "$matrix_pid" || status=$?
-matrix_pid=""
-"$work/bin/render" -in "$out"
+if [ "${CLUSTER3:-1}" != only ]; then
+	(cd "$here" && exec "$work/bin/matrix" -out "$out" -root "$root" -work "$work/data" \
+		-nats "$work/bin/nats-server" -goethe "$work/bin/goethe" -pidfile "$pidfile" \
+		-command "bench/peers/results.sh $rel_out${*:+ $*}" \
+		-command "bench/peers/install.sh  # nats-server ${NATS_VERSION:-v2.15.2} via go install, redis-server via apt-get" \
+		-command "go build -o bench/peers/.work/bin/goethe ./cmd/goethe" \
+		-runs 2 -duration 6s -goethe-client async -goethe-extra-client stream "$@") &
+	matrix_pid=$!
+	wait "$matrix_pid" || status=$?
+	matrix_pid=""
+	"$work/bin/render" -in "$out"
+fi
+
+if [ "${CLUSTER3:-1}" != 0 ]; then
+	echo "cluster: 3-node Goethe against 3-node JetStream -> $rel_out/cluster"
+	# shellcheck disable=SC2086 # CLUSTER3_FLAGS is a list of flags
+	(cd "$here" && exec "$work/bin/cluster3" -out "$out/cluster" -root "$root" -work "$work/data" \
+		-nats "$work/bin/nats-server" -goethe "$work/bin/goethe" -pidfile "$pidfile" \
+		-command "CLUSTER3=${CLUSTER3:-1} CLUSTER3_FLAGS='${CLUSTER3_FLAGS:-}' bench/peers/results.sh $rel_out${*:+ $*}" \
+		${CLUSTER3_FLAGS:-}) &
+	matrix_pid=$!
+	wait "$matrix_pid" || status=$?
+	matrix_pid=""
+fi
 exit $status

@@ -50,6 +50,10 @@ type ServerOptions struct {
 	// PIDFile, when set, gets the child's PID appended to it as a line, so
 	// that a script's trap can end it if this process dies first.
 	PIDFile string
+	// Restart says Dir holds the data of an earlier start of the same
+	// server (a cluster member restarted after a kill): it is kept, and
+	// the log is appended to.
+	Restart bool
 }
 
 // NATSConfig returns the nats-server configuration file of a JetStream
@@ -112,7 +116,7 @@ func start(ctx context.Context, o ServerOptions, args func(port int) ([]string, 
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("peers: data folder: %w", err)
 	}
-	if entries, err := os.ReadDir(o.Dir); err != nil || len(entries) > 0 {
+	if entries, err := os.ReadDir(o.Dir); !o.Restart && (err != nil || len(entries) > 0) {
 		return nil, fmt.Errorf("peers: data folder %s is not fresh", o.Dir)
 	}
 	port := o.Port
@@ -127,7 +131,7 @@ func start(ctx context.Context, o ServerOptions, args func(port int) ([]string, 
 	if err != nil {
 		return nil, fmt.Errorf("peers: %s: %w", o.Bin, err)
 	}
-	log, err := os.Create(filepath.Join(o.Dir, "server.log"))
+	log, err := os.OpenFile(filepath.Join(o.Dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("peers: server log: %w", err)
 	}
@@ -208,6 +212,19 @@ func (s *Server) Stop() error {
 		<-s.done
 		return fmt.Errorf("peers: %s (pid %d) ignored SIGTERM for 20s; killed", s.Args[0], s.PID())
 	}
+}
+
+// Kill ends the server with SIGKILL (no shutdown of its own) and waits
+// until it has exited.
+func (s *Server) Kill() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.done
+	s.log.Close()
 }
 
 // LogTail returns the last lines of the server's log, for error messages.
