@@ -297,10 +297,10 @@ func (t *Tokens) Len() int { return len(t.byHash) }
 //     PERMISSION_DENIED, as a request the token could never write does
 //     (the spec's "a request that fails, fails alone").
 //
-// Once Replace has returned, no Send of an ended stream starts; one that
-// had begun may complete. In-flight ProduceStream requests that were
-// already handed to the log are still answered before the stream ends.
-// Safe for concurrent use.
+// Once Replace has returned, an ended Consume starts no Send (one that had
+// begun may complete), and a ProduceStream takes no request its new tokens
+// do not allow; an ended ProduceStream still answers the requests it had
+// handed to the log before it ends. Safe for concurrent use.
 type Auth struct {
 	tokens atomic.Pointer[Tokens]
 
@@ -323,8 +323,8 @@ func (a *Auth) Replace(t *Tokens) (ended int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for sa := range a.streams {
-		if sa.recheck(t) != nil {
-			ended++
+		if sa.recheck(t) != nil && sa.ended.CompareAndSwap(false, true) {
+			ended++ // once, however many Replaces it takes to leave
 		}
 	}
 	return ended
@@ -358,16 +358,16 @@ func (a *Auth) grantOf(d [sha256.Size]byte) (*grant, error) {
 var errTokenRemoved = fmt.Errorf("%w: the token is no longer known (the auth file was reloaded)", errUnauthenticated)
 
 // streamAuth is one open stream as Auth sees it: its token's digest, its
-// method, its topic once known (a Consume's; a ProduceStream has none, its
-// requests name theirs), and how to end it.
+// method, its request once received (a Consume's, which names its topic; a
+// ProduceStream's requests are checked one by one), and how to end it.
 type streamAuth struct {
 	digest [sha256.Size]byte
 	method string
 	end    context.CancelCauseFunc // cancels the stream's context with the reason
+	ended  atomic.Bool             // counted by a Replace
 
-	mu    sync.Mutex
-	topic string // "" until the request naming it is received
-	req   any    // that request, for the method's rule
+	mu  sync.Mutex
+	req any // nil until received
 }
 
 // recheck checks the stream against t and, if t does not allow it, ends it

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"maps"
-	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -30,14 +29,11 @@ import (
 // (nothing is added before the batch is written); after a reopen it is
 // empty and Reads go to the engine until followers and commits fill it.
 //
-// Waking: a topic's followers wait on one signal that the committer wakes
-// after publishing a commit: a channel per wave of wakeWave followers.
-// With more than wakeInlineMax of them, the signal is handed to the
-// store's waker goroutine, which wakes it a wave at a time, yielding
-// between waves: readying thousands of goroutines is then not the
-// committer's work, so a commit's cost does not grow with the number of
-// followers, and they do not all become runnable at once ahead of the
-// producers (see wakeWave).
+// Waking: a topic's followers wait on one channel that the committer
+// closes after publishing a commit. With more than wakeInlineMax of them,
+// the channel is handed to the store's waker goroutine, which closes it:
+// readying thousands of goroutines is then not the committer's work, so a
+// commit's cost does not grow with the number of followers.
 
 // Tail limits, per topic; see Options.TailEvents, TailBytes and TailIdle.
 const (
@@ -80,73 +76,17 @@ type tail struct {
 	followedAt int64  // clock of the last commit that found followed set
 }
 
-// wakeWave is how many of a topic's waiters one wave holds: the waker
-// wakes a commit's waiters a wave at a time and yields the processor
-// between waves (runtime.Gosched), so that at most about a wave of
-// followers is runnable at once. Readying thousands of followers at once
-// puts them all in the run queues ahead of whatever else becomes runnable
-// meanwhile, a producer's next request and its answer included, which then
-// waits for the whole fan-out round (measured: results/bench/fanout). The
-// round costs the same CPU in waves; the other goroutines get their turn
-// between waves instead of after the round.
-const wakeWave = 32
-
-// maxWaves bounds the waves of one signal: the waiters past
-// maxWaves*wakeWave join the last wave.
-const maxWaves = 64
-
-// wakeSignal is what a topic's waiters block on until the next commit: the
-// channel of their wave, made by the wave's first waiter. Waking closes
-// every wave's channel, and swaps a closed one into the slots no waiter
-// has filled, so that a waiter that arrives late finds its wave woken.
+// wakeSignal is what a topic's waiters block on until the next commit.
 type wakeSignal struct {
-	waves   [maxWaves]atomic.Pointer[chan struct{}]
-	waiters atomic.Int32 // that blocked on the signal: an estimate (leavers are not subtracted)
-}
-
-// closedWave is the channel of a wave woken before any waiter came.
-var closedWave = func() *chan struct{} {
-	ch := make(chan struct{})
-	close(ch)
-	return &ch
-}()
-
-// join counts a waiter and returns its wave's channel.
-func (sig *wakeSignal) join() <-chan struct{} {
-	n := int(sig.waiters.Add(1)) - 1
-	w := &sig.waves[min(n/wakeWave, maxWaves-1)]
-	if ch := w.Load(); ch != nil {
-		return *ch
-	}
-	ch := make(chan struct{})
-	if w.CompareAndSwap(nil, &ch) {
-		return ch
-	}
-	return *w.Load() // another waiter's, or closedWave
-}
-
-// wake wakes the waves in order; with yield, it gives the processor up
-// between two waves that had waiters (see wakeWave).
-func (sig *wakeSignal) wake(yield bool) {
-	woke := false
-	for i := range sig.waves {
-		w := &sig.waves[i]
-		if w.CompareAndSwap(nil, closedWave) {
-			continue
-		}
-		if yield && woke {
-			runtime.Gosched()
-		}
-		close(*w.Load())
-		woke = true
-	}
+	ch      chan struct{}
+	waiters atomic.Int32 // that blocked on ch: an estimate (leavers are not subtracted)
 }
 
 // waker closes wake-up channels with many waiters, off the commit path.
 type waker struct {
 	once sync.Once
 	mu   sync.Mutex
-	q    []*wakeSignal
+	q    []chan struct{}
 	kick chan struct{}
 }
 
@@ -341,7 +281,7 @@ func (s *Store) waitTopic(ctx context.Context, t *topic, from uint64) error {
 	for {
 		sig := tl.signal.Load()
 		if sig == nil {
-			sig = &wakeSignal{}
+			sig = &wakeSignal{ch: make(chan struct{})}
 			if !tl.signal.CompareAndSwap(nil, sig) {
 				continue
 			}
@@ -360,8 +300,9 @@ func (s *Store) waitTopic(ctx context.Context, t *topic, from uint64) error {
 			return ErrClosed
 		default:
 		}
+		sig.waiters.Add(1)
 		select {
-		case <-sig.join():
+		case <-sig.ch:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -385,13 +326,13 @@ func (s *Store) notify(t *topic) {
 		return // nobody waited since the last commit
 	}
 	if sig.waiters.Load() <= wakeInlineMax {
-		sig.wake(false)
+		close(sig.ch)
 		return
 	}
 	w := &s.waker
 	s.startWaker()
 	w.mu.Lock()
-	w.q = append(w.q, sig)
+	w.q = append(w.q, sig.ch)
 	w.mu.Unlock()
 	select {
 	case w.kick <- struct{}{}:
@@ -403,7 +344,7 @@ func (s *Store) notify(t *topic) {
 // and then every topic's signal, so that each waiter sees the close.
 func (s *Store) runWaker() {
 	w := &s.waker
-	var q []*wakeSignal
+	var q []chan struct{}
 	for {
 		select {
 		case <-w.kick:
@@ -411,7 +352,7 @@ func (s *Store) runWaker() {
 			s.mu.RLock()
 			for _, t := range s.topics {
 				if sig := t.tail.signal.Swap(nil); sig != nil {
-					sig.wake(false)
+					close(sig.ch)
 				}
 			}
 			s.mu.RUnlock()
@@ -420,8 +361,8 @@ func (s *Store) runWaker() {
 		w.mu.Lock()
 		q, w.q = w.q, q[:0]
 		w.mu.Unlock()
-		for i, sig := range q {
-			sig.wake(true)
+		for i, ch := range q {
+			close(ch)
 			q[i] = nil
 		}
 	}

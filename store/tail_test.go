@@ -589,37 +589,3 @@ func TestTailPageAppendCopies(t *testing.T) {
 	require.Len(t, again.Events, 2)
 	require.Equal(t, "c", string(again.Events[1].Payload))
 }
-
-// TestWakeSignalWaves: waking a signal wakes every waiter of every wave,
-// those past the last wave included, with or without yielding between
-// waves; a waiter that joins after the wake, into a wave that had a
-// waiter or into one that had none, finds it woken.
-func TestWakeSignalWaves(t *testing.T) {
-	for _, tc := range []struct {
-		waiters int
-		yield   bool
-	}{{0, false}, {3, false}, {wakeWave, true}, {wakeWave + 1, true}, {maxWaves*wakeWave + 5, true}} {
-		t.Run(fmt.Sprintf("waiters=%d/yield=%v", tc.waiters, tc.yield), func(t *testing.T) {
-			sig := &wakeSignal{}
-			chans := make([]<-chan struct{}, tc.waiters)
-			for i := range chans {
-				chans[i] = sig.join()
-			}
-			sig.wake(tc.yield)
-			for i, ch := range chans {
-				select {
-				case <-ch:
-				default:
-					t.Fatalf("waiter %d was not woken", i)
-				}
-			}
-			for i := range 2*wakeWave + 1 {
-				select {
-				case <-sig.join():
-				default:
-					t.Fatalf("late waiter %d was not woken", i)
-				}
-			}
-		})
-	}
-}
