@@ -350,6 +350,18 @@ func MinRaftIndex(index uint64) TopicOption {
 	return func(r *goethev1.GetTopicRequest) { r.MinRaftIndex = index }
 }
 
+// Linearizable makes a cluster member answer Topic only once its state
+// reflects every Produce acknowledged, on any member, before the call: it
+// confirms the leader with a quorum (a follower asks the leader, one hop)
+// and waits to apply what the leader had committed. It costs a round trip
+// to the leader and its quorum. A member that cannot reach the leader
+// fails with ErrUnavailable (reason NOT_LEADER or LEADER_BUSY); nothing
+// was changed, so the call may be retried anywhere. A single node ignores
+// it (its answers are linearizable anyway).
+func Linearizable() TopicOption {
+	return func(r *goethev1.GetTopicRequest) { r.Linearizable = true }
+}
+
 // Topic describes one topic, or returns ErrNotFound.
 func (c *Client) Topic(ctx context.Context, name string, opts ...TopicOption) (TopicInfo, error) {
 	req := &goethev1.GetTopicRequest{Topic: name}

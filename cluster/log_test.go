@@ -27,7 +27,12 @@ type served struct {
 }
 
 func newServed(t *testing.T, engineName string) *served {
-	c := newCluster(t, engineName, 3, nil)
+	return newServedWith(t, engineName, nil)
+}
+
+// newServedWith is newServed with a tweak of each node's configuration.
+func newServedWith(t *testing.T, engineName string, tweak func(*cluster.Config)) *served {
+	c := newCluster(t, engineName, 3, tweak)
 	s := &served{testCluster: c, addrs: map[string]string{}}
 	var lis []net.Listener
 	for i := range c.peers {

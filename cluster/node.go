@@ -207,6 +207,7 @@ type Node struct {
 	leaderCh      atomic.Pointer[chan struct{}]
 	observer      *raft.Observer
 	leaderChanges atomic.Uint64 // leader observations, for Status
+	readyTerm     atomic.Uint64 // the term in which ReadIndex committed a barrier (read.go)
 }
 
 // Open starts a member: it opens the Raft log in cfg.Dir, bootstraps the

@@ -80,7 +80,17 @@ type IndexWaiter interface {
 	WaitIndex(ctx context.Context, index uint64) error
 }
 
+// ReadIndexer is an ability a Log may have beside IndexWaiter: ReadIndex
+// returns an index whose WaitIndex makes the Log's reads reflect every
+// write acknowledged (on any member) before the call: GetTopic's
+// linearizable mode. *cluster.Log has it; a leader asked by a follower
+// (cluster.ReadIndexAsked) answers GetClusterStatus with it.
+type ReadIndexer interface {
+	ReadIndex(ctx context.Context) (uint64, error)
+}
+
 var (
+	_ ReadIndexer = (*cluster.Log)(nil)
 	_ IndexWaiter = (*cluster.Log)(nil)
 	_ ClusterInfo = (*cluster.Log)(nil)
 	_ Log         = (*store.Store)(nil)
