@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -359,8 +357,7 @@ func (l *Log) Close() error {
 // leaderClient returns a client of the leader's service, or the
 // *NotLeaderError of a node that cannot forward.
 func (l *Log) leaderClient() (goethev1.GoetheClient, error) {
-	id, _ := l.node.Leader()
-	addr := l.clients[id]
+	id, addr := l.leaderClientAddr() // membership.go
 	if id == "" || addr == "" {
 		return nil, l.hint(l.node.notLeader())
 	}
@@ -382,8 +379,8 @@ func (l *Log) leaderClient() (goethev1.GoetheClient, error) {
 
 // hint sets the leader's client address in a *NotLeaderError.
 func (l *Log) hint(err error) error {
-	if nle := (*NotLeaderError)(nil); errors.As(err, &nle) && nle.LeaderID != "" {
-		nle.LeaderClientAddr = l.clients[nle.LeaderID]
+	if nle := (*NotLeaderError)(nil); errors.As(err, &nle) && nle.LeaderID != "" && nle.LeaderClientAddr == "" {
+		nle.LeaderClientAddr = l.clientAddr(nle.LeaderID, "") // membership.go
 	}
 	return err
 }
@@ -413,7 +410,8 @@ func forwardErr(err error) error {
 func (l *Log) Status() Status { return l.node.Status() }
 
 // Member is one voter of the cluster: its Raft server id and address, and
-// its client address from LogConfig.ClientAddrs ("" when not given).
+// its client address: the one the configuration records (see MemberAddr),
+// else LogConfig.ClientAddrs' ("" when neither gives it).
 type Member struct {
 	ID, RaftAddr, ClientAddr string
 }
@@ -422,14 +420,6 @@ type Member struct {
 // the current configuration, sorted by id.
 func (l *Log) ClusterStatus() (Status, []Member, error) {
 	st := l.node.Status()
-	voters, err := l.node.Members()
-	if err != nil {
-		return st, nil, err
-	}
-	members := make([]Member, 0, len(voters))
-	for id, addr := range voters {
-		members = append(members, Member{ID: id, RaftAddr: addr, ClientAddr: l.clients[id]})
-	}
-	slices.SortFunc(members, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
-	return st, members, nil
+	members, err := l.Members() // membership.go
+	return st, members, err
 }

@@ -88,9 +88,10 @@ func (f *faultNet) transport(inner raft.Transport) *faultTransport {
 	return &faultTransport{Transport: inner, net: f, self: string(inner.LocalAddr())}
 }
 
-// tcpTransport starts raft's TCP transport on bind and wraps it.
-func (f *faultNet) tcpTransport(bind string, log hclog.Logger) (*faultTransport, error) {
-	tcp, err := raft.NewTCPTransportWithLogger(bind, nil, 3, 2*time.Second, log)
+// tcpTransport starts the cluster's TCP transport on bind, advertising
+// clientAddr, and wraps it.
+func (f *faultNet) tcpTransport(bind, clientAddr string, log hclog.Logger) (*faultTransport, error) {
+	tcp, err := cluster.NewTCPTransport(bind, "", clientAddr, 2*time.Second, log)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +174,7 @@ func withFaults(t testing.TB, net *faultNet, also func(*cluster.Config)) func(*c
 		if also != nil {
 			also(cfg)
 		}
-		tr, err := net.tcpTransport(cfg.Bind, cfg.Logger.Named("transport"))
+		tr, err := net.tcpTransport(cfg.Bind, cfg.ClientAddr, cfg.Logger.Named("transport"))
 		require.NoError(t, err)
 		cfg.Transport = tr
 	}
