@@ -115,7 +115,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 	}
 	var logServed server.Log = st
 	if cfg.cluster.enabled() {
-		node, clog, oerr := cfg.cluster.open(cfg.DataDir, st, log) // config_cluster.go
+		node, clog, oerr := cfg.cluster.open(cfg.DataDir, cfg.Listen, st, log) // config_cluster.go
 		if oerr != nil {
 			return oerr
 		}
