@@ -45,6 +45,12 @@ type LogConfig struct {
 	DialOptions []grpc.DialOption
 	// ForwardTimeout: see DefaultForwardTimeout (used when ≤ 0).
 	ForwardTimeout time.Duration
+	// NoForward makes a follower forward nothing to the leader: writes,
+	// membership changes and linearizable reads' questions are refused
+	// with a *NotLeaderError naming the leader and its client address
+	// (when known), for clients that go to the leader themselves
+	// (client.Client's Produce follows the hint).
+	NoForward bool
 }
 
 // Log is a replicated log with the contract of server.Log: a
@@ -92,6 +98,7 @@ type Log struct {
 	clients map[string]string
 	dial    []grpc.DialOption
 	timeout time.Duration
+	noFwd   bool
 
 	mu     sync.Mutex
 	conns  map[string]*grpc.ClientConn
@@ -109,7 +116,7 @@ func NewLog(cfg LogConfig) (*Log, error) {
 		return nil, errors.New("cluster: new log: Node and Store are required")
 	}
 	l := &Log{node: cfg.Node, st: cfg.Store, clients: cfg.ClientAddrs, dial: cfg.DialOptions,
-		timeout: cfg.ForwardTimeout, conns: map[string]*grpc.ClientConn{}, stop: make(chan struct{})}
+		timeout: cfg.ForwardTimeout, noFwd: cfg.NoForward, conns: map[string]*grpc.ClientConn{}, stop: make(chan struct{})}
 	if l.timeout <= 0 {
 		l.timeout = DefaultForwardTimeout
 	}
@@ -358,7 +365,7 @@ func (l *Log) Close() error {
 // *NotLeaderError of a node that cannot forward.
 func (l *Log) leaderClient() (goethev1.GoetheClient, error) {
 	id, addr := l.leaderClientAddr() // membership.go
-	if id == "" || addr == "" {
+	if id == "" || addr == "" || l.noFwd {
 		return nil, l.hint(l.node.notLeader())
 	}
 	l.mu.Lock()

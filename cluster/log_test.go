@@ -24,6 +24,8 @@ type served struct {
 	servers []*server.Server
 	metrics []*server.Metrics
 	addrs   map[string]string // member id → gRPC address
+
+	noForward bool // LogConfig.NoForward of the Logs serve makes
 }
 
 func newServed(t *testing.T, engineName string) *served {

@@ -20,8 +20,8 @@ import (
 // client addresses from the Raft configuration only (Config.ClientAddr
 // and Peer.ClientAddr; no LogConfig.ClientAddrs), as members added later
 // must.
-func newServedMembers(t *testing.T) *served {
-	s := &served{addrs: map[string]string{}}
+func newServedMembers(t *testing.T, noForward bool) *served {
+	s := &served{addrs: map[string]string{}, noForward: noForward}
 	var lis []net.Listener
 	for i := range 3 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -49,7 +49,7 @@ func (s *served) withClientAddrs(cfg *cluster.Config) {
 // serve serves node i's Log on lis until the test ends.
 func (s *served) serve(i int, lis net.Listener) {
 	t := s.t.(*testing.T)
-	lg, err := cluster.NewLog(cluster.LogConfig{Node: s.node(i), Store: s.nodes[i].st})
+	lg, err := cluster.NewLog(cluster.LogConfig{Node: s.node(i), Store: s.nodes[i].st, NoForward: s.noForward})
 	require.NoError(t, err)
 	srv, err := server.New(lg, server.Options{})
 	require.NoError(t, err)
@@ -78,7 +78,7 @@ func memberIDs(ms []client.ClusterMember) []string {
 // and the rest keep working, and the leader is removed: it steps down and
 // the others elect a new leader that takes writes.
 func TestMembershipChanges(t *testing.T) {
-	s := newServedMembers(t)
+	s := newServedMembers(t, false)
 	leader := s.waitLeader(10 * time.Second)
 	follower := (leader + 1) % 3
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
