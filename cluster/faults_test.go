@@ -197,34 +197,50 @@ func finalWrite(t *testing.T, c *testCluster) uint64 {
 //     old leader converges when the cut heals;
 //   - lossy: 5% of RPCs lost before they are sent, 5% after (the receiver
 //     acted on them), each delayed up to 4 ms;
-//   - slow: every RPC delayed up to 30 ms, above the commit timeout.
+//   - slow: every RPC delayed up to 30 ms, above the commit timeout;
+//   - snapshot-catch-up: a follower stopped while the leader snapshots by
+//     itself and truncates its log catches up from a snapshot once back.
 func TestFaultsUnderLoad(t *testing.T) {
 	type scenario struct {
 		name  string
+		tweak func(*cluster.Config)
 		fault func(c *testCluster, net *faultNet, leader int) (heal func())
+		after func(t *testing.T, c *testCluster, leader int) // checks once converged
 	}
 	scenarios := []scenario{
-		{"kill-leader", func(c *testCluster, _ *faultNet, leader int) func() {
+		{name: "kill-leader", fault: func(c *testCluster, _ *faultNet, leader int) func() {
 			c.stop(leader)
 			return func() { c.start(leader) }
 		}},
-		{"partition-leader", func(c *testCluster, net *faultNet, leader int) func() {
+		{name: "partition-leader", fault: func(c *testCluster, net *faultNet, leader int) func() {
 			net.isolate(c.peers[leader].Addr)
 			return net.heal
 		}},
-		{"lossy", func(_ *testCluster, net *faultNet, _ int) func() {
+		{name: "lossy", fault: func(_ *testCluster, net *faultNet, _ int) func() {
 			net.setLossy(0.05, 0.05, 4*time.Millisecond)
 			return net.heal
 		}},
-		{"slow", func(_ *testCluster, net *faultNet, _ int) func() {
+		{name: "slow", fault: func(_ *testCluster, net *faultNet, _ int) func() {
 			net.setLossy(0, 0, 30*time.Millisecond)
 			return net.heal
+		}},
+		// A follower down while the leader snapshots by itself (a small
+		// threshold) and truncates its log: restarted, it catches up from
+		// a snapshot, under load.
+		{name: "snapshot-catch-up", tweak: func(cfg *cluster.Config) {
+			cfg.SnapshotThreshold, cfg.SnapshotInterval, cfg.TrailingLogs = 32, 50*time.Millisecond, 8
+			cfg.SegmentSize = 2048 // see TestRestartedFollowerCatchesUp
+		}, fault: func(c *testCluster, _ *faultNet, leader int) func() {
+			c.stop((leader + 1) % 3)
+			return func() { c.start((leader + 1) % 3) }
+		}, after: func(t *testing.T, c *testCluster, leader int) {
+			require.NotZero(t, c.node((leader+1)%3).Status().SnapshotsRestored, "caught up from a snapshot")
 		}},
 	}
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
 			net := newFaultNet(uint64(len(sc.name)))
-			c := newCluster(t, "leveldb", 3, withFaults(t, net, nil))
+			c := newCluster(t, "leveldb", 3, withFaults(t, net, sc.tweak))
 			leader := c.waitLeader(10 * time.Second)
 			topics := []string{"t0", "t1", "t2", "t3"}
 			log := newAckLog()
@@ -235,7 +251,7 @@ func TestFaultsUnderLoad(t *testing.T) {
 			start := time.Now()
 			heal := sc.fault(c, net, leader)
 			before := log.count()
-			require.Eventually(t, func() bool { return log.count() >= before+50 }, 20*time.Second, 5*time.Millisecond,
+			require.Eventually(t, func() bool { return log.count() >= before+100 }, 20*time.Second, 5*time.Millisecond,
 				"writes go on under the fault")
 			if at, ok := log.firstAckAfter(start); ok {
 				t.Logf("%s: first acknowledged write %v after the fault", sc.name, at.Sub(start))
@@ -250,6 +266,9 @@ func TestFaultsUnderLoad(t *testing.T) {
 			c.waitLeader(10 * time.Second)
 			c.waitConverged(finalWrite(t, c))
 			checkProduced(t, c, topics, log)
+			if sc.after != nil {
+				sc.after(t, c, leader)
+			}
 			log.mu.Lock()
 			t.Logf("%s: %d acknowledged, %d of unknown outcome", sc.name, len(log.acked), len(log.unknown))
 			log.mu.Unlock()
