@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/goethe-log/goethe/cluster"
+	"github.com/goethe-log/goethe/engines"
 	"github.com/goethe-log/goethe/store"
 )
 
@@ -202,10 +203,11 @@ func finalWrite(t *testing.T, c *testCluster) uint64 {
 //     itself and truncates its log catches up from a snapshot once back.
 func TestFaultsUnderLoad(t *testing.T) {
 	type scenario struct {
-		name  string
-		tweak func(*cluster.Config)
-		fault func(c *testCluster, net *faultNet, leader int) (heal func())
-		after func(t *testing.T, c *testCluster, leader int) // checks once converged
+		name    string
+		engines []string // nil: leveldb
+		tweak   func(*cluster.Config)
+		fault   func(c *testCluster, net *faultNet, leader int) (heal func())
+		after   func(t *testing.T, c *testCluster, leader int) // checks once converged
 	}
 	scenarios := []scenario{
 		{name: "kill-leader", fault: func(c *testCluster, _ *faultNet, leader int) func() {
@@ -227,7 +229,7 @@ func TestFaultsUnderLoad(t *testing.T) {
 		// A follower down while the leader snapshots by itself (a small
 		// threshold) and truncates its log: restarted, it catches up from
 		// a snapshot, under load.
-		{name: "snapshot-catch-up", tweak: func(cfg *cluster.Config) {
+		{name: "snapshot-catch-up", engines: engines.Names, tweak: func(cfg *cluster.Config) {
 			cfg.SnapshotThreshold, cfg.SnapshotInterval, cfg.TrailingLogs = 32, 50*time.Millisecond, 8
 			cfg.SegmentSize = 2048 // see TestRestartedFollowerCatchesUp
 		}, fault: func(c *testCluster, _ *faultNet, leader int) func() {
@@ -238,42 +240,53 @@ func TestFaultsUnderLoad(t *testing.T) {
 		}},
 	}
 	for _, sc := range scenarios {
-		t.Run(sc.name, func(t *testing.T) {
-			net := newFaultNet(uint64(len(sc.name)))
-			c := newCluster(t, "leveldb", 3, withFaults(t, net, sc.tweak))
-			leader := c.waitLeader(10 * time.Second)
-			topics := []string{"t0", "t1", "t2", "t3"}
-			log := newAckLog()
-			stop := make(chan struct{})
-			wait := produce(c, 8, topics, 2*time.Second, stop, log)
-			require.Eventually(t, func() bool { return log.count() >= 50 }, 20*time.Second, 5*time.Millisecond)
-
-			start := time.Now()
-			heal := sc.fault(c, net, leader)
-			before := log.count()
-			require.Eventually(t, func() bool { return log.count() >= before+100 }, 20*time.Second, 5*time.Millisecond,
-				"writes go on under the fault")
-			if at, ok := log.firstAckAfter(start); ok {
-				t.Logf("%s: first acknowledged write %v after the fault", sc.name, at.Sub(start))
-			}
-			heal()
-			healed := log.count()
-			require.Eventually(t, func() bool { return log.count() >= healed+50 }, 20*time.Second, 5*time.Millisecond,
-				"writes go on after the fault")
-			close(stop)
-			wait()
-
-			c.waitLeader(10 * time.Second)
-			c.waitConverged(finalWrite(t, c))
-			checkProduced(t, c, topics, log)
-			if sc.after != nil {
-				sc.after(t, c, leader)
-			}
-			log.mu.Lock()
-			t.Logf("%s: %d acknowledged, %d of unknown outcome", sc.name, len(log.acked), len(log.unknown))
-			log.mu.Unlock()
-		})
+		names := sc.engines
+		if names == nil {
+			names = []string{"leveldb"}
+		}
+		for _, engineName := range names {
+			t.Run(sc.name+"/"+engineName, func(t *testing.T) { runFaultScenario(t, engineName, sc.tweak, sc.fault, sc.after) })
+		}
 	}
+}
+
+// runFaultScenario is one scenario of TestFaultsUnderLoad on one engine.
+func runFaultScenario(t *testing.T, engineName string, tweak func(*cluster.Config),
+	fault func(c *testCluster, net *faultNet, leader int) (heal func()), after func(t *testing.T, c *testCluster, leader int)) {
+	name := t.Name()
+	net := newFaultNet(uint64(len(name)))
+	c := newCluster(t, engineName, 3, withFaults(t, net, tweak))
+	leader := c.waitLeader(10 * time.Second)
+	topics := []string{"t0", "t1", "t2", "t3"}
+	log := newAckLog()
+	stop := make(chan struct{})
+	wait := produce(c, 8, topics, 2*time.Second, stop, log)
+	require.Eventually(t, func() bool { return log.count() >= 50 }, 20*time.Second, 5*time.Millisecond)
+
+	start := time.Now()
+	heal := fault(c, net, leader)
+	before := log.count()
+	require.Eventually(t, func() bool { return log.count() >= before+100 }, 20*time.Second, 5*time.Millisecond,
+		"writes go on under the fault")
+	if at, ok := log.firstAckAfter(start); ok {
+		t.Logf("%s: first acknowledged write %v after the fault", name, at.Sub(start))
+	}
+	heal()
+	healed := log.count()
+	require.Eventually(t, func() bool { return log.count() >= healed+50 }, 20*time.Second, 5*time.Millisecond,
+		"writes go on after the fault")
+	close(stop)
+	wait()
+
+	c.waitLeader(10 * time.Second)
+	c.waitConverged(finalWrite(t, c))
+	checkProduced(t, c, topics, log)
+	if after != nil {
+		after(t, c, leader)
+	}
+	log.mu.Lock()
+	t.Logf("%s: %d acknowledged, %d of unknown outcome", name, len(log.acked), len(log.unknown))
+	log.mu.Unlock()
 }
 
 // The leader stops under 8 concurrent producers: a new leader is elected
