@@ -53,6 +53,14 @@ SOAKTIME ?= 10m
 soak:
 	GOETHE_SOAK_TIME=$(SOAKTIME) $(GO) test -count=1 -run '^TestSoak$$' -timeout 0 -v ./e2e
 
+# The linearizability check of a 3-node cluster under faults (cluster
+# TestLinearizable, checked with porcupine) over a history recorded for
+# LINTIME (make test records 2 s).
+LINTIME ?= 1m
+.PHONY: linearizability
+linearizability:
+	GOETHE_LINEARIZABILITY_TIME=$(LINTIME) $(GO) test -count=1 -run '^TestLinearizable$$' -timeout 0 -v ./cluster
+
 # Benchmarks of every layer; narrow with BENCH=regexp, repeat with COUNT=n.
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -count $(COUNT) -timeout 120m ./bench/...

@@ -76,11 +76,25 @@
 //     never on the message.
 //   - A Client and a Producer are safe for concurrent use; a Subscription
 //     is not.
+//
+// # Clusters
+//
+// Any member of a cluster takes any call: a follower forwards writes to the
+// leader. A member that cannot (it knows no leader, or cannot reach the
+// leader's service) refuses a write with ErrUnavailable, reason NOT_LEADER,
+// nothing stored; with the leader's client address in the error's metadata
+// "leader_address" when it knows it. Produce (unary) then retries once
+// against that address, on a connection dialled with the Client's options;
+// a Client made by New does not. No call is retried on OUTCOME_UNKNOWN (the
+// leader was lost before the write was known committed: it may be stored,
+// and a retry could store it twice), nor on any other error: read the
+// topic to find out, or use ExpectLastSeq to make a retry safe.
 package client
 
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"iter"
 	"math"
@@ -103,9 +117,10 @@ const DefaultAddr = "127.0.0.1:7420"
 // Client is a connection to one Goethe server. It is safe for concurrent
 // use by many goroutines, which share one HTTP/2 connection.
 type Client struct {
-	conn *grpc.ClientConn // nil when the caller owns the connection
-	cc   grpc.ClientConnInterface
-	api  goethev1.GoetheClient
+	conn   *grpc.ClientConn // nil when the caller owns the connection
+	cc     grpc.ClientConnInterface
+	api    goethev1.GoetheClient
+	leader *leaderRedirect // nil for New: no redirects (leader.go)
 }
 
 // Option configures Dial.
@@ -150,7 +165,7 @@ func Dial(addr string, opts ...Option) (*Client, error) {
 	if cfg.tls != nil {
 		transport = credentials.NewTLS(cfg.tls)
 	}
-	grpcOpts := append([]grpc.DialOption{
+	baseOpts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(transport),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32),
 			grpc.ForceCodecV2(wire.Codec{})),
@@ -159,15 +174,18 @@ func Dial(addr string, opts ...Option) (*Client, error) {
 		grpc.WithWriteBufferSize(ioBufferSize),
 		grpc.WithReadBufferSize(ioBufferSize),
 	}, cfg.grpcOpts...)
-	if cfg.token != "" {
-		grpcOpts = append(grpcOpts, tokenOption(addr, cfg.token))
+	dial := func(addr string) (*grpc.ClientConn, error) {
+		opts := baseOpts
+		if cfg.token != "" {
+			opts = append(opts[:len(opts):len(opts)], tokenOption(addr, cfg.token))
+		}
+		return grpc.NewClient(addr, opts...)
 	}
-
-	conn, err := grpc.NewClient(addr, grpcOpts...)
+	conn, err := dial(addr)
 	if err != nil {
 		return nil, fmt.Errorf("goethe: dial %s: %w", addr, err)
 	}
-	return &Client{conn: conn, cc: conn, api: goethev1.NewGoetheClient(conn)}, nil
+	return &Client{conn: conn, cc: conn, api: goethev1.NewGoetheClient(conn), leader: &leaderRedirect{dial: dial}}, nil
 }
 
 // New returns a Client over a connection the caller made and owns: Close
@@ -179,13 +197,14 @@ func New(conn grpc.ClientConnInterface) *Client {
 	return &Client{cc: conn, api: goethev1.NewGoetheClient(conn)}
 }
 
-// Close closes the connection made by Dial; calls in flight fail. It is a
-// no-op for a Client made by New.
+// Close closes the connection made by Dial, and those to cluster leaders
+// that Produce followed; calls in flight fail. It is a no-op for a Client
+// made by New.
 func (c *Client) Close() error {
 	if c.conn == nil {
 		return nil
 	}
-	return c.conn.Close()
+	return errors.Join(c.conn.Close(), c.leader.close())
 }
 
 // EventData is an event to produce. The server assigns its id and seq.
@@ -297,7 +316,9 @@ func ExpectLastSeq(n uint64) ProduceOption {
 }
 
 // Produce appends events to topic in one atomic batch, creating the topic
-// if needed. See the package guarantees. The events' slices are read, not
+// if needed. See the package guarantees; against a cluster member that
+// refuses it with NOT_LEADER and names the leader, it is retried once
+// against the leader (see Clusters). The events' slices are read, not
 // retained, once Produce returns. The request is encoded straight from
 // events into one pooled buffer, and the answer decoded without a
 // goethev1 message in between.
@@ -310,6 +331,33 @@ func (c *Client) Produce(ctx context.Context, topic string, events []EventData, 
 	err = c.cc.Invoke(ctx, goethev1.Goethe_Produce_FullMethodName, req, &res, useCodec)
 	if req.data != nil {
 		req.data.Free() // not marshalled
+	}
+	if err != nil {
+		err = wrapError(err)
+		if hint := leaderHint(err); hint != "" && c.leader != nil {
+			return c.produceAt(ctx, hint, topic, events, opts, err)
+		}
+		return ProduceResult{}, err
+	}
+	return res, nil
+}
+
+// produceAt retries a Produce refused with NOT_LEADER once, against the
+// leader at addr (see leader.go); refused is the first answer, returned if
+// the leader cannot be dialled.
+func (c *Client) produceAt(ctx context.Context, addr, topic string, events []EventData, opts []ProduceOption, refused error) (ProduceResult, error) {
+	conn, err := c.leader.conn(addr)
+	if err != nil {
+		return ProduceResult{}, refused
+	}
+	req, err := encodeProduce(topic, events, expectation(opts))
+	if err != nil {
+		return ProduceResult{}, err
+	}
+	var res ProduceResult
+	err = conn.Invoke(ctx, goethev1.Goethe_Produce_FullMethodName, req, &res, useCodec)
+	if req.data != nil {
+		req.data.Free()
 	}
 	if err != nil {
 		return ProduceResult{}, wrapError(err)
@@ -414,6 +462,18 @@ type TopicOption func(*goethev1.GetTopicRequest)
 // ignores it.
 func MinRaftIndex(index uint64) TopicOption {
 	return func(r *goethev1.GetTopicRequest) { r.MinRaftIndex = index }
+}
+
+// Linearizable makes a cluster member answer Topic only once its state
+// reflects every Produce acknowledged, on any member, before the call: it
+// confirms the leader with a quorum (a follower asks the leader, one hop)
+// and waits to apply what the leader had committed. It costs a round trip
+// to the leader and its quorum. A member that cannot reach the leader
+// fails with ErrUnavailable (reason NOT_LEADER or LEADER_BUSY); nothing
+// was changed, so the call may be retried anywhere. A single node ignores
+// it (its answers are linearizable anyway).
+func Linearizable() TopicOption {
+	return func(r *goethev1.GetTopicRequest) { r.Linearizable = true }
 }
 
 // Topic describes one topic, or returns ErrNotFound.

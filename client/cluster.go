@@ -48,3 +48,44 @@ func (c *Client) ClusterStatus(ctx context.Context) (ClusterStatus, error) {
 	}
 	return s, nil
 }
+
+// AddClusterMember adds m as a voter of the server's cluster (through its
+// leader: a follower forwards the change) and returns the members once the
+// change is committed. m needs its id, Raft address and client address;
+// the new member must run already, started without peers (goethe
+// --node-id … --raft-listen … --join), and catches up from the leader.
+// Adding a member that is there with the same addresses changes nothing.
+// Needs a token with admin over "*". Errors: FAILED_PRECONDITION with
+// reason NOT_CLUSTERED from a single-node server (errors.Is(err,
+// ErrConflict) holds for that code too: check the reason with IsReason);
+// ErrUnavailable (NOT_LEADER, OUTCOME_UNKNOWN: the change may or may not
+// have been made) as for a Produce.
+func (c *Client) AddClusterMember(ctx context.Context, m ClusterMember) ([]ClusterMember, error) {
+	res, err := c.api.AddClusterMember(ctx, &goethev1.AddClusterMemberRequest{
+		Member: &goethev1.ClusterMember{Id: m.ID, RaftAddress: m.RaftAddress, ClientAddress: m.ClientAddress}})
+	if err != nil {
+		return nil, wrapError(err)
+	}
+	return clusterMembers(res.GetMembers()), nil
+}
+
+// RemoveClusterMember removes the voter id from the server's cluster
+// (through its leader) and returns the members once the change is
+// committed. Removing the leader makes it step down; the others elect a
+// new one. Needs admin over "*". Errors: ErrNotFound with reason
+// MEMBER_NOT_FOUND when id is not a member; otherwise as AddClusterMember.
+func (c *Client) RemoveClusterMember(ctx context.Context, id string) ([]ClusterMember, error) {
+	res, err := c.api.RemoveClusterMember(ctx, &goethev1.RemoveClusterMemberRequest{Id: id})
+	if err != nil {
+		return nil, wrapError(err)
+	}
+	return clusterMembers(res.GetMembers()), nil
+}
+
+func clusterMembers(ms []*goethev1.ClusterMember) []ClusterMember {
+	out := make([]ClusterMember, len(ms))
+	for i, m := range ms {
+		out[i] = ClusterMember{ID: m.GetId(), RaftAddress: m.GetRaftAddress(), ClientAddress: m.GetClientAddress()}
+	}
+	return out
+}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +45,12 @@ type LogConfig struct {
 	DialOptions []grpc.DialOption
 	// ForwardTimeout: see DefaultForwardTimeout (used when ≤ 0).
 	ForwardTimeout time.Duration
+	// NoForward makes a follower forward nothing to the leader: writes,
+	// membership changes and linearizable reads' questions are refused
+	// with a *NotLeaderError naming the leader and its client address
+	// (when known), for clients that go to the leader themselves
+	// (client.Client's Produce follows the hint).
+	NoForward bool
 }
 
 // Log is a replicated log with the contract of server.Log: a
@@ -119,6 +123,7 @@ type Log struct {
 	clients map[string]string
 	dial    []grpc.DialOption
 	timeout time.Duration
+	noFwd   bool
 	// acked is the highest Raft index of an append this node forwarded
 	// and had acknowledged: reads wait until this node applied it.
 	acked atomic.Uint64
@@ -150,8 +155,7 @@ func NewLog(cfg LogConfig) (*Log, error) {
 		return nil, errors.New("cluster: new log: the store must be opened with RetentionByLog: retention goes through the Raft log")
 	}
 	l := &Log{node: cfg.Node, st: cfg.Store, clients: cfg.ClientAddrs, dial: cfg.DialOptions,
-		timeout: cfg.ForwardTimeout, conns: map[string]*grpc.ClientConn{},
-		stop: make(chan struct{})}
+		timeout: cfg.ForwardTimeout, noFwd: cfg.NoForward, conns: map[string]*grpc.ClientConn{}, stop: make(chan struct{})}
 	if l.timeout <= 0 {
 		l.timeout = DefaultForwardTimeout
 	}
@@ -491,9 +495,8 @@ func (l *Log) leaderClient() (goethev1.GoetheClient, error) {
 // leaderConn returns the leader's id, client address and a connection to
 // it, or the *NotLeaderError of a node that cannot forward.
 func (l *Log) leaderConn() (id, addr string, conn *grpc.ClientConn, err error) {
-	id, _ = l.node.Leader()
-	addr = l.clients[id]
-	if id == "" || addr == "" {
+	id, addr = l.leaderClientAddr() // membership.go
+	if id == "" || addr == "" || l.noFwd {
 		return "", "", nil, l.hint(l.node.notLeader())
 	}
 	l.mu.Lock()
@@ -513,8 +516,8 @@ func (l *Log) leaderConn() (id, addr string, conn *grpc.ClientConn, err error) {
 
 // hint sets the leader's client address in a *NotLeaderError.
 func (l *Log) hint(err error) error {
-	if nle := (*NotLeaderError)(nil); errors.As(err, &nle) && nle.LeaderID != "" {
-		nle.LeaderClientAddr = l.clients[nle.LeaderID]
+	if nle := (*NotLeaderError)(nil); errors.As(err, &nle) && nle.LeaderID != "" && nle.LeaderClientAddr == "" {
+		nle.LeaderClientAddr = l.clientAddr(nle.LeaderID, "") // membership.go
 	}
 	return err
 }
@@ -544,7 +547,8 @@ func forwardErr(err error) error {
 func (l *Log) Status() Status { return l.node.Status() }
 
 // Member is one voter of the cluster: its Raft server id and address, and
-// its client address from LogConfig.ClientAddrs ("" when not given).
+// its client address: the one the configuration records (see MemberAddr),
+// else LogConfig.ClientAddrs' ("" when neither gives it).
 type Member struct {
 	ID, RaftAddr, ClientAddr string
 }
@@ -553,14 +557,6 @@ type Member struct {
 // the current configuration, sorted by id.
 func (l *Log) ClusterStatus() (Status, []Member, error) {
 	st := l.node.Status()
-	voters, err := l.node.Members()
-	if err != nil {
-		return st, nil, err
-	}
-	members := make([]Member, 0, len(voters))
-	for id, addr := range voters {
-		members = append(members, Member{ID: id, RaftAddr: addr, ClientAddr: l.clients[id]})
-	}
-	slices.SortFunc(members, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
-	return st, members, nil
+	members, err := l.Members() // membership.go
+	return st, members, err
 }

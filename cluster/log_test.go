@@ -24,15 +24,17 @@ type served struct {
 	servers []*server.Server
 	metrics []*server.Metrics
 	addrs   map[string]string // member id → gRPC address
+
+	noForward bool // LogConfig.NoForward of the Logs serve makes
 }
 
 func newServed(t testing.TB, engineName string) *served {
 	return newServedWith(t, engineName, nil)
 }
 
-// newServedWith is newServed with each member's LogConfig changed by tweak.
-func newServedWith(t testing.TB, engineName string, tweak func(*cluster.LogConfig)) *served {
-	c := newCluster(t, engineName, 3, nil)
+// newServedWith is newServed with a tweak of each node's configuration.
+func newServedWith(t testing.TB, engineName string, tweak func(*cluster.Config)) *served {
+	c := newCluster(t, engineName, 3, tweak)
 	s := &served{testCluster: c, addrs: map[string]string{}}
 	var lis []net.Listener
 	for i := range c.peers {
@@ -42,11 +44,7 @@ func newServedWith(t testing.TB, engineName string, tweak func(*cluster.LogConfi
 		s.addrs[c.peers[i].ID] = l.Addr().String()
 	}
 	for i := range c.peers {
-		cfg := cluster.LogConfig{Node: c.node(i), Store: c.nodes[i].st, ClientAddrs: s.addrs}
-		if tweak != nil {
-			tweak(&cfg)
-		}
-		lg, err := cluster.NewLog(cfg)
+		lg, err := cluster.NewLog(cluster.LogConfig{Node: c.node(i), Store: c.nodes[i].st, ClientAddrs: s.addrs})
 		require.NoError(t, err)
 		m := server.NewMetrics(server.MetricsOptions{Engine: engineName})
 		srv, err := server.New(lg, server.Options{Metrics: m})

@@ -83,16 +83,16 @@ func (e *NotLeaderError) Error() string {
 // Is makes errors.Is(err, ErrNotLeader) true.
 func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
 
-// The Raft transport's connection pool per peer and its I/O timeout.
-const (
-	transportMaxPool = 3
-	transportTimeout = 10 * time.Second
-)
+// transportTimeout is the Raft transport's I/O timeout.
+const transportTimeout = 10 * time.Second
 
-// Peer is one initial member: its Raft server id and address.
+// Peer is one initial member: its Raft server id and address, and the
+// address of its goethe.v1.Goethe service ("" if not known), which the
+// configuration records with it (see MemberAddr).
 type Peer struct {
-	ID   string
-	Addr string
+	ID         string
+	Addr       string
+	ClientAddr string
 }
 
 // Config configures a Node. DefaultConfig fills the timing; ID, Dir, Bind
@@ -108,6 +108,11 @@ type Config struct {
 	// Advertise, if set, is the address the other members dial instead.
 	Bind      string
 	Advertise string
+	// ClientAddr is the address of this member's goethe.v1.Goethe
+	// service, advertised with its Raft address (MemberAddr), so that
+	// followers find the leader's service by the leader's messages. "":
+	// not advertised (LogConfig.ClientAddrs may give it).
+	ClientAddr string
 	// Transport, if set, replaces the TCP transport on Bind: tests pass a
 	// raft.InmemTransport to cut and heal links. The node closes it if it
 	// has a Close method.
@@ -219,6 +224,7 @@ type Node struct {
 	leaderCh      atomic.Pointer[chan struct{}]
 	observer      *raft.Observer
 	leaderChanges atomic.Uint64 // leader observations, for Status
+	readyTerm     atomic.Uint64 // the term in which ReadIndex committed a barrier (read.go)
 }
 
 // Open starts a member: it opens the Raft log in cfg.Dir, bootstraps the
@@ -254,18 +260,12 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: open snapshot store: %w", err)
 	}
 	if n.trans = cfg.Transport; n.trans == nil {
-		var advertise net.Addr
 		if cfg.Advertise != "" {
-			if advertise, err = net.ResolveTCPAddr("tcp", cfg.Advertise); err != nil {
+			if _, err := net.ResolveTCPAddr("tcp", cfg.Advertise); err != nil {
 				return nil, fmt.Errorf("cluster: advertise address: %w", err)
 			}
 		}
-		var tcp *raft.NetworkTransport
-		if cfg.TLS != nil {
-			tcp, err = newTLSTransport(cfg.Bind, advertise, cfg.TLS, cfg.Logger.Named("transport"))
-		} else {
-			tcp, err = raft.NewTCPTransportWithLogger(cfg.Bind, advertise, transportMaxPool, transportTimeout, cfg.Logger.Named("transport"))
-		}
+		tcp, err := NewTCPTransport(cfg.Bind, cfg.Advertise, cfg.ClientAddr, cfg.TLS, transportTimeout, cfg.Logger.Named("transport"))
 		if err != nil {
 			return nil, fmt.Errorf("cluster: listen on %s: %w", cfg.Bind, err)
 		}
@@ -299,7 +299,8 @@ func Open(cfg Config) (*Node, error) {
 	if !has && len(cfg.Peers) > 0 {
 		var conf raft.Configuration
 		for _, p := range cfg.Peers {
-			conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr)})
+			conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID),
+				Address: raft.ServerAddress(MemberAddr(p.Addr, p.ClientAddr))})
 		}
 		if err := raft.BootstrapCluster(rc, w, w, snaps, n.trans, conf); err != nil {
 			return nil, fmt.Errorf("cluster: bootstrap: %w", err)
@@ -402,23 +403,28 @@ func (n *Node) propose(ctx context.Context, cmd store.Command) (store.Result, ui
 
 func (n *Node) notLeader() error {
 	addr, id := n.raft.LeaderWithID()
-	return &NotLeaderError{LeaderID: string(id), LeaderAddr: string(addr)}
+	r, c := SplitMemberAddr(string(addr))
+	return &NotLeaderError{LeaderID: string(id), LeaderAddr: r, LeaderClientAddr: c}
 }
 
 // Leader returns the id and Raft address of the leader this node knows of,
 // or empty strings.
 func (n *Node) Leader() (id, addr string) {
 	a, i := n.raft.LeaderWithID()
-	return string(i), string(a)
+	r, _ := SplitMemberAddr(string(a))
+	return string(i), r
 }
 
 // IsLeader reports whether this node is the leader now. Leadership may be
 // lost the next moment.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
-// Addr is the address the transport listens on (or the in-memory
+// Addr is the Raft address the transport advertises (or the in-memory
 // transport's address).
-func (n *Node) Addr() string { return string(n.trans.LocalAddr()) }
+func (n *Node) Addr() string {
+	r, _ := SplitMemberAddr(string(n.trans.LocalAddr()))
+	return r
+}
 
 // Status is a node's view of the group, for status commands and tests.
 type Status struct {
@@ -455,8 +461,8 @@ func (n *Node) Snapshot() error {
 	return nil
 }
 
-// AddVoter adds the member id at Raft address addr to the group, as a
-// voter, on the leader (a *NotLeaderError elsewhere). The new member must run
+// AddVoter adds the member id at server address addr (a Raft address, or
+// MemberAddr's Raft and client address) to the group, as a voter, on the leader (a *NotLeaderError elsewhere). The new member must run
 // (Open with no Peers) and catches up from the log or a snapshot; AddVoter
 // returns once the configuration change is committed. Adding a member
 // already there with the same address changes nothing.
@@ -502,15 +508,13 @@ func (n *Node) changeMembers(ctx context.Context, change func(time.Duration) raf
 // Members returns the group's current configuration: id → Raft address of
 // every voter.
 func (n *Node) Members() (map[string]string, error) {
-	f := n.raft.GetConfiguration()
-	if err := f.Error(); err != nil {
-		return nil, fmt.Errorf("cluster: configuration: %w", err)
+	ms, err := n.members()
+	if err != nil {
+		return nil, err
 	}
-	out := make(map[string]string)
-	for _, s := range f.Configuration().Servers {
-		if s.Suffrage == raft.Voter {
-			out[string(s.ID)] = string(s.Address)
-		}
+	out := make(map[string]string, len(ms))
+	for _, m := range ms {
+		out[m.ID] = m.RaftAddr
 	}
 	return out, nil
 }

@@ -70,6 +70,9 @@ var codeTable = []codeEntry{
 	{errStopping, codes.Unavailable, goethev1.ReasonServerStopping, ""},
 	// A cluster's (see cluster.Log): before the context entries, as
 	// ErrOutcomeUnknown wraps the error of a context that ended.
+	{errNotClustered, codes.FailedPrecondition, goethev1.ReasonNotClustered, ""},
+	{cluster.ErrMemberNotFound, codes.NotFound, goethev1.ReasonMemberNotFound, ""},
+	{cluster.ErrInvalidMember, codes.InvalidArgument, goethev1.ReasonInvalidArgument, ""},
 	{cluster.ErrNotLeader, codes.Unavailable, goethev1.ReasonNotLeader, ""},
 	{cluster.ErrUnavailable, codes.Unavailable, goethev1.ReasonLeaderBusy, ""},
 	{cluster.ErrOutcomeUnknown, codes.Unavailable, goethev1.ReasonOutcomeUnknown, ""},
@@ -205,6 +208,9 @@ func statusMetadata(err error) map[string]string {
 			return map[string]string{"topic": nf.topic, "consumer": nf.consumer}
 		}
 		return map[string]string{"topic": nf.topic}
+	}
+	if mn := (*cluster.MemberNotFoundError)(nil); errors.As(err, &mn) {
+		return map[string]string{"member_id": mn.ID}
 	}
 	if nl := (*cluster.NotLeaderError)(nil); errors.As(err, &nl) && nl.LeaderID != "" {
 		md := map[string]string{"leader_id": nl.LeaderID}

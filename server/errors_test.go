@@ -59,6 +59,9 @@ func TestToStatus(t *testing.T) {
 		// OUTCOME_UNKNOWN, not CANCELED.
 		{fmt.Errorf("%w: %w", cluster.ErrOutcomeUnknown, context.Canceled), codes.Unavailable, goethev1.ReasonOutcomeUnknown,
 			"cluster: outcome unknown: context canceled", nil},
+		{errNotClustered, codes.FailedPrecondition, goethev1.ReasonNotClustered, "not a cluster member: this server runs single-node", nil},
+		{&cluster.MemberNotFoundError{ID: "n9"}, codes.NotFound, goethev1.ReasonMemberNotFound, `cluster: no member "n9"`,
+			map[string]string{"member_id": "n9"}},
 		{context.Canceled, codes.Canceled, "", "context canceled", nil},
 		{context.DeadlineExceeded, codes.DeadlineExceeded, "", "context deadline exceeded", nil},
 		{errors.New("something else"), codes.Internal, goethev1.ReasonInternal, "something else", nil},

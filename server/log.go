@@ -107,8 +107,18 @@ type ContextAppender interface {
 	AppendAsyncContext(ctx context.Context, topic string, events []store.Event, expect store.Expectation, done func(store.AppendResult, error))
 }
 
+// ReadIndexer is an ability a Log may have beside IndexWaiter: ReadIndex
+// returns an index whose WaitIndex makes the Log's reads reflect every
+// write acknowledged (on any member) before the call: GetTopic's
+// linearizable mode. *cluster.Log has it; a leader asked by a follower
+// (cluster.ReadIndexAsked) answers GetClusterStatus with it.
+type ReadIndexer interface {
+	ReadIndex(ctx context.Context) (uint64, error)
+}
+
 var (
 	_ ContextAppender = (*cluster.Log)(nil)
+	_ ReadIndexer     = (*cluster.Log)(nil)
 	_ IndexWaiter     = (*cluster.Log)(nil)
 	_ ClusterInfo     = (*cluster.Log)(nil)
 	_ Log             = (*store.Store)(nil)

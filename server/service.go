@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/goethe-log/goethe/cluster"
 	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
 	"github.com/goethe-log/goethe/store"
 )
@@ -513,12 +514,22 @@ func (v *service) listTopics(req *goethev1.ListTopicsRequest) (*goethev1.ListTop
 	return res, nil
 }
 
-// GetTopic describes one topic.
+// GetTopic describes one topic. With linearizable, on a Log that is a
+// ReadIndexer (a cluster), it first waits for the Log's read index, so the
+// answer reflects every Produce acknowledged before the call.
 func (v *service) GetTopic(ctx context.Context, req *goethev1.GetTopicRequest) (*goethev1.GetTopicResponse, error) {
 	if err := store.ValidateName("topic", req.GetTopic()); err != nil {
 		return nil, v.status(err)
 	}
-	if err := v.waitIndex(ctx, req.GetMinRaftIndex()); err != nil {
+	index := req.GetMinRaftIndex()
+	if ri, ok := v.log.(ReadIndexer); ok && req.GetLinearizable() {
+		ri, err := ri.ReadIndex(ctx)
+		if err != nil {
+			return nil, v.status(err)
+		}
+		index = max(index, ri)
+	}
+	if err := v.waitIndex(ctx, index); err != nil {
 		return nil, v.status(err)
 	}
 	ti, err := v.log.Info(req.Topic)
@@ -540,15 +551,28 @@ func (v *service) waitIndex(ctx context.Context, index uint64) error {
 }
 
 // GetClusterStatus answers the Log's ClusterInfo, or clustered = false
-// for a Log without it (a single node).
-func (v *service) GetClusterStatus(context.Context, *goethev1.GetClusterStatusRequest) (*goethev1.GetClusterStatusResponse, error) {
+// for a Log without it (a single node). A follower's call asking for the
+// read index (cluster.ReadIndexAsked) gets the confirmed read index of this
+// member, the leader, in commit_index, or the refusal of a member that is
+// not the leader.
+func (v *service) GetClusterStatus(ctx context.Context, _ *goethev1.GetClusterStatusRequest) (*goethev1.GetClusterStatusResponse, error) {
 	ci, ok := v.log.(ClusterInfo)
 	if !ok {
 		return &goethev1.GetClusterStatusResponse{}, nil
 	}
+	var readIndex uint64
+	if ri, ok := v.log.(ReadIndexer); ok && cluster.ReadIndexAsked(ctx) {
+		var err error
+		if readIndex, err = ri.ReadIndex(ctx); err != nil {
+			return nil, v.status(err)
+		}
+	}
 	st, members, err := ci.ClusterStatus()
 	if err != nil {
 		return nil, v.status(err)
+	}
+	if readIndex > 0 {
+		st.CommitIndex = readIndex
 	}
 	resp := &goethev1.GetClusterStatusResponse{Clustered: true, NodeId: st.ID, State: st.State, LeaderId: st.LeaderID,
 		Term: st.Term, LastIndex: st.LastIndex, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex}

@@ -220,6 +220,68 @@ func TestClusterOfThree(t *testing.T) {
 	require.Equal(t, uint64(len(ids)), info.LastSeq)
 }
 
+// A fourth member started with --join (no --peers, no --peer-clients)
+// waits; once added through a follower with its addresses, it holds every
+// event, every member lists it with its client address, and writes made on
+// it are forwarded to the leader.
+func TestClusterJoin(t *testing.T) {
+	const engine = "leveldb"
+	c := newThreeNodes(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var clients []*client.Client
+	for i := range 3 {
+		in := launch(t, c.args(i, engine)...)
+		cl, err := client.Dial(in.addr)
+		require.NoError(t, err)
+		defer cl.Close()
+		clients = append(clients, cl)
+	}
+	var last client.ProduceResult
+	require.Eventually(t, func() bool {
+		var err error
+		last, err = clients[0].Produce(ctx, "t", []client.EventData{{Payload: []byte("before")}})
+		return err == nil
+	}, 15*time.Second, 20*time.Millisecond, "a leader is elected")
+
+	ports := freePorts(t, 2)
+	n4 := launch(t, "--engine", engine, "--data-dir", t.TempDir(), "--listen", ports[1],
+		"--node-id", "n4", "--raft-listen", ports[0], "--join")
+	c4, err := client.Dial(n4.addr)
+	require.NoError(t, err)
+	defer c4.Close()
+	st, err := c4.ClusterStatus(ctx)
+	require.NoError(t, err)
+	require.Empty(t, st.Members, "a joining member is in no configuration yet")
+
+	var follower *client.Client
+	for _, cl := range clients {
+		if st, err := cl.ClusterStatus(ctx); err == nil && st.LeaderID != st.NodeID {
+			follower = cl
+			break
+		}
+	}
+	require.NotNil(t, follower)
+	members, err := follower.AddClusterMember(ctx, client.ClusterMember{ID: "n4", RaftAddress: ports[0], ClientAddress: ports[1]})
+	require.NoError(t, err)
+	require.Len(t, members, 4)
+	ti, err := c4.Topic(ctx, "t", client.MinRaftIndex(last.RaftIndex))
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), ti.Count)
+	r, err := c4.Produce(ctx, "t", []client.EventData{{Payload: []byte("through n4")}})
+	require.NoError(t, err)
+	for i, cl := range append(clients, c4) {
+		require.Eventually(t, func() bool {
+			st, err := cl.ClusterStatus(ctx)
+			return err == nil && len(st.Members) == 4 && st.Members[3] ==
+				client.ClusterMember{ID: "n4", RaftAddress: ports[0], ClientAddress: ports[1]}
+		}, 10*time.Second, 20*time.Millisecond, "member %d lists n4", i)
+		ti, err := cl.Topic(ctx, "t", client.MinRaftIndex(r.RaftIndex))
+		require.NoError(t, err)
+		require.Equal(t, uint64(2), ti.Count)
+	}
+}
+
 // A data folder is served in the mode that wrote it: a single-node log
 // does not become a cluster member (its events are in no Raft log), and a
 // member's folder is not served alone.
@@ -276,6 +338,8 @@ func TestParseClusterConfig(t *testing.T) {
 		{append(raftTLS, "--node-id", "n1", "--raft-listen", "a:1", "--auth-file", "x.json"), "needs --peer-token-file"},
 		{append(raftTLS, "--node-id", "n1", "--raft-listen", "a:1", "--peers", "n1=a:1,n2=a:2", "--peer-clients", "n2=10.0.0.2:7420",
 			"--auth-file", "x.json", "--peer-token-file", "t"), "in plaintext to 10.0.0.2:7420"},
+		{[]string{"--join"}, "need --node-id"},
+		{[]string{"--node-id", "n|1", "--raft-listen", "a:1"}, "an id holds no"},
 	} {
 		_, err := parseConfig(tc.args, env(), &strings.Builder{})
 		require.ErrorContains(t, err, tc.want, "%v", tc.args)

@@ -23,15 +23,28 @@ const raftDir = "raft"
 // clusterConfig holds the flags of cluster mode. Its zero value is single-
 // node mode: no --node-id, and nothing else of the group set.
 //
-// The design is static, etcd-style: every initial member is started with
-// the same --peers (Raft addresses) and --peer-clients (gRPC addresses of
-// goethe.v1.Goethe); a follower forwards writes to the leader's client
-// address found in --peer-clients by the leader's Raft server id.
+// The initial members are static, etcd-style: every initial member is
+// started with the same --peers (Raft addresses) and --peer-clients (gRPC
+// addresses of goethe.v1.Goethe), and the group is bootstrapped with them
+// once, by each member whose Raft folder is empty. Each member's client
+// address is recorded with its Raft address in the Raft configuration
+// (cluster.MemberAddr), so a follower finds the leader's client address,
+// where it forwards writes, from the configuration: --peer-clients is
+// needed at bootstrap only (and kept as a fallback).
+//
+// Later members join: a member started with --join (and an empty data
+// folder) does not bootstrap, whatever --peers says, and waits until the
+// leader adds it (goethectl cluster add ID RAFT_ADDR CLIENT_ADDR, which
+// records its client address); it then catches up from the leader's log or
+// a snapshot. A member started with no --peers joins the same way. A
+// member's own client address is its entry in --peer-clients, else
+// --listen (which must then name a host others can dial).
 type clusterConfig struct {
 	NodeID      string
 	RaftListen  string
 	Peers       peerList        // id=raft address
 	PeerClients peerList        // id=client address
+	Join        bool
 	Security    clusterSecurity // config_cluster_security.go
 }
 
@@ -41,6 +54,8 @@ func (c *clusterConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.RaftListen, "raft-listen", "", "cluster mode: host:port of the Raft transport (e.g. 127.0.0.1:7521)")
 	fs.Var(&c.Peers, "peers", "cluster mode: the initial members, id=raft-address,… (this one included, the same list on every\n"+
 		"member), bootstrapped once on first start; empty: join an existing cluster when its leader adds this member")
+	fs.BoolVar(&c.Join, "join", false, "cluster mode: do not bootstrap; wait until the cluster's leader adds this member\n"+
+		"(goethectl cluster add), then catch up from it; for a member added to a running cluster")
 	fs.Var(&c.PeerClients, "peer-clients", "cluster mode: each member's gRPC address, id=host:port,…; a follower forwards writes to the\n"+
 		"leader's (a member missing here cannot be forwarded to: writes on followers then fail UNAVAILABLE, NOT_LEADER)")
 	c.Security.register(fs)
@@ -52,18 +67,23 @@ func (c *clusterConfig) enabled() bool { return c.NodeID != "" }
 // validate reports the first flag of the group with a bad value.
 func (c *clusterConfig) validate() error {
 	if !c.enabled() {
-		if c.RaftListen != "" || len(c.Peers.ids) > 0 || len(c.PeerClients.ids) > 0 {
-			return errors.New("--raft-listen, --peers and --peer-clients need --node-id (cluster mode)")
+		if c.RaftListen != "" || len(c.Peers.ids) > 0 || len(c.PeerClients.ids) > 0 || c.Join {
+			return errors.New("--raft-listen, --peers, --peer-clients and --join need --node-id (cluster mode)")
 		}
 		return nil
 	}
 	switch {
 	case c.RaftListen == "":
 		return errors.New("--node-id needs --raft-listen")
-	case len(c.Peers.ids) > 0 && c.Peers.addrs[c.NodeID] == "":
+	case c.NodeID == "" || strings.ContainsAny(c.NodeID, "|, ="):
+		return fmt.Errorf("--node-id %q: an id holds no '|', ',', '=' or space", c.NodeID)
+	case !c.Join && len(c.Peers.ids) > 0 && c.Peers.addrs[c.NodeID] == "":
 		return fmt.Errorf("--peers must name this member (--node-id %s)", c.NodeID)
 	}
 	for _, id := range c.Peers.ids {
+		if c.Join {
+			break // not bootstrapped with them
+		}
 		if id != c.NodeID && c.PeerClients.addrs[id] == "" {
 			return fmt.Errorf("--peer-clients must give the gRPC address of every other member of --peers (%s is missing)", id)
 		}
@@ -106,10 +126,19 @@ func (c *clusterConfig) checkMode(dataDir string, st *store.Store) error {
 	return nil
 }
 
+// clientAddr is this member's client address, as the Raft configuration
+// records it: its --peer-clients entry, else listen.
+func (c *clusterConfig) clientAddr(listen string) string {
+	if a := c.PeerClients.addrs[c.NodeID]; a != "" {
+		return a
+	}
+	return listen
+}
+
 // open starts the member on st, with its Raft state in dataDir/raft, and
-// returns the Log that the server serves. Raft's logs of level warning and
-// above go to log.
-func (c *clusterConfig) open(dataDir string, st *store.Store, log *slog.Logger, sec *securityConfig) (*cluster.Node, *cluster.Log, error) {
+// returns the Log that the server serves; listen is the server's --listen.
+// Raft's logs of level warning and above go to log.
+func (c *clusterConfig) open(dataDir, listen string, st *store.Store, log *slog.Logger, sec *securityConfig) (*cluster.Node, *cluster.Log, error) {
 	memberTLS, cert, ca, err := c.Security.memberTLS()
 	if err != nil {
 		return nil, nil, err
@@ -123,9 +152,17 @@ func (c *clusterConfig) open(dataDir string, st *store.Store, log *slog.Logger, 
 	cfg.ID = c.NodeID
 	cfg.Dir = filepath.Join(dataDir, raftDir)
 	cfg.Bind = c.RaftListen
+	cfg.ClientAddr = c.clientAddr(listen)
 	cfg.Store = st
 	for _, id := range c.Peers.ids {
-		cfg.Peers = append(cfg.Peers, cluster.Peer{ID: id, Addr: c.Peers.addrs[id]})
+		if c.Join {
+			break // joins: no bootstrap
+		}
+		client := c.PeerClients.addrs[id]
+		if id == c.NodeID {
+			client = cfg.ClientAddr
+		}
+		cfg.Peers = append(cfg.Peers, cluster.Peer{ID: id, Addr: c.Peers.addrs[id], ClientAddr: client})
 	}
 	cfg.Logger = hclog.FromStandardLogger(slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn})

@@ -119,7 +119,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 	var logServed server.Log = st
 	var node *cluster.Node
 	if cfg.cluster.enabled() {
-		n, clog, oerr := cfg.cluster.open(cfg.DataDir, st, log, &cfg.security) // config_cluster.go
+		n, clog, oerr := cfg.cluster.open(cfg.DataDir, cfg.Listen, st, log, &cfg.security) // config_cluster.go
 		if oerr != nil {
 			return oerr
 		}

@@ -72,13 +72,14 @@ func usagef(cmd, format string, args ...any) error {
 
 // commands lists the subcommands in the order the help shows them.
 var commands = []*command{produceCommand, consumeCommand, topicsCommand, topicCommand, topicInfoCommand, topicSetCommand,
-	topicTrimCommand, topicDeleteCommand, cursorGetCommand, cursorSetCommand, clusterStatusCommand}
+	topicTrimCommand, topicDeleteCommand, cursorGetCommand, cursorSetCommand, clusterStatusCommand, clusterAddCommand,
+	clusterRemoveCommand}
 
 // commandGroups are the first words of two-word commands, with their
 // subcommands as the usage error names them.
 var commandGroups = map[string]string{
 	"cursor":  `"cursor get" or "cursor set"`,
-	"cluster": `"cluster status"`,
+	"cluster": `"cluster status", "cluster add" or "cluster remove"`,
 }
 
 // lookupCommand finds the command named by the first one or two arguments

@@ -194,7 +194,7 @@ func TestUsage(t *testing.T) {
 		{args: []string{"help", "consme"}, code: exitUsage, stderr: "goethectl: unknown command \"consme\"; did you mean \"consume\"? (see \"goethectl help\")\n"},
 		{args: []string{"help", "help"}, code: exitOK, stdout: "Usage: goethectl help [COMMAND]\n"},
 		{args: []string{"cursor"}, code: exitUsage, stderr: "goethectl: \"cursor\" needs a subcommand: \"cursor get\" or \"cursor set\" (see \"goethectl help cursor\")\n"},
-		{args: []string{"cluster"}, code: exitUsage, stderr: "goethectl: \"cluster\" needs a subcommand: \"cluster status\" (see \"goethectl help cluster\")\n"},
+		{args: []string{"cluster"}, code: exitUsage, stderr: "goethectl: \"cluster\" needs a subcommand: \"cluster status\", \"cluster add\" or \"cluster remove\" (see \"goethectl help cluster\")\n"},
 		{args: []string{"help", "cluster"}, code: exitOK, stdout: "Usage: goethectl cluster status [FLAGS]"},
 		{args: []string{"consume"}, code: exitUsage, stderr: "goethectl: usage: goethectl consume TOPIC (see \"goethectl help consume\")\n"},
 		{args: []string{"consume", "a", "b"}, code: exitUsage, stderr: "goethectl: usage: goethectl consume TOPIC (see \"goethectl help consume\")\n"},

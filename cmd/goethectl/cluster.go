@@ -123,3 +123,68 @@ func askMember(ctx context.Context, g *globals, addr string) (client.ClusterStat
 	}
 	return st, err
 }
+
+var clusterAddCommand = &command{
+	name:    "cluster add",
+	args:    "ID RAFT_ADDR CLIENT_ADDR",
+	summary: "add a member to the cluster",
+	help: `
+Adds the member ID, whose Raft transport listens at RAFT_ADDR and whose
+goethe service at CLIENT_ADDR (both host:port), as a voter of the cluster of
+--server (a follower passes the change to the leader). The new member must
+run already, started with --join and an empty --data-dir; once added it
+catches up from the leader. Prints the members once the change is
+committed. Needs a token with admin over "*".`,
+	nargs: exactly(3),
+	flags: func(fs *flag.FlagSet, g *globals) func(context.Context, *env, []string) error {
+		return func(ctx context.Context, e *env, args []string) error {
+			return changeMembers(ctx, e, g, func(c *client.Client) ([]client.ClusterMember, error) {
+				return c.AddClusterMember(ctx, client.ClusterMember{ID: args[0], RaftAddress: args[1], ClientAddress: args[2]})
+			})
+		}
+	},
+}
+
+var clusterRemoveCommand = &command{
+	name:    "cluster remove",
+	args:    "ID",
+	summary: "remove a member from the cluster",
+	help: `
+Removes the member ID from the cluster of --server (a follower passes the
+change to the leader). A removed leader steps down and the others elect a
+new one; the removed member's process keeps running, alone, until it is
+stopped. Prints the members once the change is committed. Needs a token
+with admin over "*".`,
+	nargs: exactly(1),
+	flags: func(fs *flag.FlagSet, g *globals) func(context.Context, *env, []string) error {
+		return func(ctx context.Context, e *env, args []string) error {
+			return changeMembers(ctx, e, g, func(c *client.Client) ([]client.ClusterMember, error) {
+				return c.RemoveClusterMember(ctx, args[0])
+			})
+		}
+	},
+}
+
+// changeMembers makes a membership change on --server and prints the
+// members after it.
+func changeMembers(ctx context.Context, e *env, g *globals, change func(*client.Client) ([]client.ClusterMember, error)) error {
+	c, err := dial(g)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	members, err := change(c)
+	if err != nil {
+		return explain(err, g.server)
+	}
+	out := bufio.NewWriter(e.stdout)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "MEMBER\tRAFT\tCLIENT")
+	for _, m := range members {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", m.ID, m.RaftAddress, m.ClientAddress)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return out.Flush()
+}

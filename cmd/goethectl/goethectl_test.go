@@ -351,6 +351,9 @@ func TestErrors(t *testing.T) {
 	require.Contains(t, fails(t, addr, "", "topics", "--server", dead), dead, "--server after the command")
 	require.Contains(t, fails(t, dead, "", "produce", "x", "y"), "the events may or may not be stored")
 	require.Equal(t, "goethectl: the server at "+addr+" is a single node, not a cluster member", fails(t, addr, "", "cluster", "status"))
+	require.Equal(t, "goethectl: not a cluster member: this server runs single-node",
+		fails(t, addr, "", "cluster", "add", "n4", "127.0.0.1:7524", "127.0.0.1:7424"))
+	require.Equal(t, "goethectl: not a cluster member: this server runs single-node", fails(t, addr, "", "cluster", "remove", "n3"))
 }
 
 // bench runs each client mode and says which one it used.
