@@ -264,17 +264,15 @@ func (c *checker) checkFormat() (bool, error) {
 		_, err := c.engineErr("the format record", err) // nil when it is damage, a problem
 		return false, err
 	}
-	switch {
-	case len(v) == 1 && v[0] == FormatVersion:
-	case len(v) == 2 && v[0] == FormatVersion && v[1] == formatV1:
-		c.legacy = true
-	case len(v) == 1 && v[0] == formatV1:
-		c.legacy = true
-		c.warning(Finding{Key: fmt.Sprintf("%x", formatKey), What: "the data folder has format version 1 (events without checksums)", Fix: fixLegacyFmt})
-	default:
-		c.problem(Finding{Key: fmt.Sprintf("%x", formatKey), What: fmt.Sprintf("the format record is %x, a version this build does not read (it reads %d and %d)", v, formatV1, FormatVersion),
+	legacy, _, ok := readFormat(v)
+	if !ok {
+		c.problem(Finding{Key: fmt.Sprintf("%x", formatKey), What: fmt.Sprintf("the format record is %x, a version this build does not read (it reads %d to %d)", v, formatV1, FormatVersion),
 			Fix: "check the folder with the goethe build that wrote it, or restore it from a backup"})
 		return false, nil
+	}
+	c.legacy = legacy
+	if len(v) == 1 && v[0] == formatV1 {
+		c.warning(Finding{Key: fmt.Sprintf("%x", formatKey), What: "the data folder has format version 1 (events without checksums)", Fix: fixLegacyFmt})
 	}
 	c.r.Format = int(v[0])
 	c.r.Legacy = c.legacy

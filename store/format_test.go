@@ -34,7 +34,7 @@ func TestReadsFormatV1(t *testing.T) {
 			require.NoError(t, err)
 			v, err := e.Get(formatKey)
 			require.NoError(t, err)
-			require.Equal(t, []byte{FormatVersion, formatV1}, v, "format 2, upgraded from 1")
+			require.Equal(t, []byte{FormatVersion, formatV1}, v, "format 3, upgraded from 1")
 			ti, err := s.Info("old")
 			require.NoError(t, err)
 			require.Equal(t, uint64(eventKeyLen+3+len("v1 event")), ti.Bytes, "a meta value of version 1: bytes counted at open")
@@ -62,6 +62,51 @@ func TestReadsFormatV1(t *testing.T) {
 			require.Len(t, p.Events, 2)
 			require.NoError(t, s.Close())
 		})
+	}
+}
+
+// TestReadsFormatV2: a folder of format 2 (metadata without bytes, no
+// config or dedupe records) opens, counts its bytes, takes topic configs
+// and dedupe keys, and its record is raised to 3 (kept {3, 1} for a
+// folder that began at version 1) before any of them is written.
+func TestReadsFormatV2(t *testing.T) {
+	for _, name := range engines.Names {
+		for _, rec := range [][]byte{{formatV2}, {formatV2, formatV1}} {
+			t.Run(name, func(t *testing.T) {
+				e, err := engines.Open(name, t.TempDir())
+				require.NoError(t, err)
+				k := eventKey(1, 100)
+				m := topicMeta{id: 1, name: "old", created: 5, firstID: 100, firstSeq: 1, lastID: 100, lastSeq: 1}
+				var b engine.Batch
+				b.Put(formatKey, rec)
+				b.Put(topicIDKey, putUint64(nil, 2))
+				b.Put(catalogKey("old"), putUint64(nil, 1))
+				b.Put(metaKey(1), m.encodeV1(nil))
+				v := appendEventValue(nil, k, 1, nil, []byte("v2 event"))
+				b.Put(k, v)
+				require.NoError(t, e.Write(&b, true))
+
+				s, err := Open(e, Options{})
+				require.NoError(t, err)
+				got, err := e.Get(formatKey)
+				require.NoError(t, err)
+				require.Equal(t, append([]byte{FormatVersion}, rec[1:]...), got)
+				ti, err := s.Info("old")
+				require.NoError(t, err)
+				require.Equal(t, uint64(len(k)+len(v)), ti.Bytes)
+				ctx := context.Background()
+				_, err = s.SetTopicConfig(ctx, "old", TopicConfig{MaxEvents: 10, Set: FieldMaxEvents}, 0)
+				require.NoError(t, err)
+				res, err := s.Append(ctx, "old", []Event{{Payload: []byte("v3 event"), DedupeKey: "k"}}, ExpectLastSeq(1))
+				require.NoError(t, err)
+				require.Equal(t, uint64(2), res.FirstSeq)
+				p, err := s.Read("old", FromBeginning, 10)
+				require.NoError(t, err)
+				require.Len(t, p.Events, 2)
+				require.Equal(t, "k", p.Events[1].DedupeKey)
+				require.NoError(t, s.Close())
+			})
+		}
 	}
 }
 

@@ -27,15 +27,22 @@ const (
 )
 
 // FormatVersion is the on-disk layout this build writes. Version 2 stores
-// every event with a CRC-32C of its key and value; this build also reads
-// version 1 folders (events without a checksum), whose format record Open
-// raises to 2 before anything is written, so that an older build refuses
-// the folder rather than misread its new events. The record of such a
-// folder says it may hold events of version 1 ({2, 1}); in a folder made
-// with version 2 ({2}) an event without a checksum is damage, so that a
-// damaged version byte cannot turn the check off. Any other version is
-// refused by Open.
-const FormatVersion = 2
+// every event with a CRC-32C of its key and value. Version 3 adds each
+// topic's stored bytes to its metadata (meta value version 2), topic
+// config, reclaim and dedupe records, and events that carry a dedupe key
+// (eventVersionKey): records a build of version 2 would take for damage.
+//
+// This build reads versions 1, 2 and 3. Open raises the record of an older
+// folder to 3 before anything is written, so that an older build refuses
+// the folder (ErrFormat, "unsupported data format") rather than misread
+// its new records. The record of a folder that began at version 1 says so
+// ({3, 1}): it may hold events without a checksum; in any other folder
+// such an event is damage, so that a damaged version byte cannot turn the
+// check off. Any other version is refused by Open.
+const FormatVersion = 3
+
+// formatV2 is the layout before topic bytes, configs and dedupe keys.
+const formatV2 = 2
 
 // formatV1 is the layout before event checksums.
 const formatV1 = 1

@@ -185,7 +185,7 @@ func TestTrim(t *testing.T) {
 		ti, err = s.Info("t")
 		require.NoError(t, err)
 		require.Equal(t, store.TopicInfo{Name: "t", ID: ti.ID, Created: ti.Created, FirstSeq: 21, LastID: all[19].ID, LastSeq: 20,
-			Effective: store.TopicConfig{Set: store.AllConfigFields}}, ti)
+			Effective: store.TopicConfig{DedupeWindow: store.DefaultDedupeWindow, Set: store.AllConfigFields}}, ti)
 		p, err := s.Read("t", all[2].ID, 0)
 		require.NoError(t, err)
 		require.Empty(t, p.Events)

@@ -504,27 +504,41 @@ func (s *Store) scanMetas(next uint64, fn func(topicMeta) error) error {
 	}
 }
 
+// readFormat reads a format record: whether the folder may hold events of
+// version 1 (legacy), whether the record is this build's (current; else
+// Open raises it), and whether this build reads it at all (ok).
+func readFormat(v []byte) (legacy, current, ok bool) {
+	switch {
+	case len(v) == 1 && v[0] == FormatVersion:
+		return false, true, true
+	case len(v) == 2 && v[0] == FormatVersion && v[1] == formatV1:
+		return true, true, true
+	case len(v) == 1 && v[0] == formatV2:
+		return false, false, true
+	case len(v) == 2 && v[0] == formatV2 && v[1] == formatV1, len(v) == 1 && v[0] == formatV1:
+		return true, false, true
+	}
+	return false, false, false
+}
+
 func (s *Store) checkFormat() error {
 	v, err := s.eng.Get(formatKey)
 	if err == nil {
-		switch {
-		case len(v) == 1 && v[0] == FormatVersion:
-			return nil
-		case len(v) == 2 && v[0] == FormatVersion && v[1] == formatV1:
-			s.legacy = true
-			return nil
-		case len(v) == 1 && v[0] == formatV1:
-			// New events will carry checksums: raise the record first, so
-			// that a build that reads only version 1 refuses the folder.
+		legacy, current, ok := readFormat(v)
+		if !ok {
+			return fmt.Errorf("%w: the data folder has format version %d, this build reads versions %d to %d", ErrFormat, v, formatV1, FormatVersion)
+		}
+		s.legacy = legacy
+		if !current {
+			// New records follow: raise the record first, so that an older
+			// build refuses the folder.
 			var b engine.Batch
-			b.Put(formatKey, []byte{FormatVersion, formatV1})
+			b.Put(formatKey, s.formatValue())
 			if err := s.eng.Write(&b, true); err != nil {
 				return fmt.Errorf("store: raise format version: %w", err)
 			}
-			s.legacy = true
-			return nil
 		}
-		return fmt.Errorf("%w: the data folder has format version %d, this build reads versions %d and %d", ErrFormat, v, formatV1, FormatVersion)
+		return nil
 	}
 	if !errors.Is(err, engine.ErrNotFound) {
 		return fmt.Errorf("store: read format version: %w", err)

@@ -663,7 +663,7 @@ func TestFormatVersion(t *testing.T) {
 		require.NoError(t, e.Write(&b, true))
 		_, err = store.Open(e, store.DefaultOptions())
 		require.ErrorIs(t, err, store.ErrFormat)
-		require.Contains(t, err.Error(), "format version [99], this build reads versions 1 and 2")
+		require.Contains(t, err.Error(), "format version [99], this build reads versions 1 to 3")
 		require.NoError(t, e.Close())
 
 		e, err = engines.Open(name, t.TempDir())
