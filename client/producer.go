@@ -192,8 +192,10 @@ type ProducerStats struct {
 //     connection fails, the context given to NewProducer ends), every
 //     unanswered Future and every later Send fails with an error that
 //     wraps the stream's ("goethe: produce stream ended: ...",
-//     ErrUnavailable when the server stopped). A Producer does not
-//     reconnect: make a new one.
+//     ErrUnavailable when the server stopped). A Producer that is not
+//     Reliable does not reconnect: make a new one. A Reliable one
+//     reconnects and resends (see Reliable mode), and fails so only once
+//     it gives up.
 //   - A Producer is safe for concurrent use.
 //
 // # Reliable mode

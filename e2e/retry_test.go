@@ -28,7 +28,7 @@ const (
 // go on through a real goethe killed with SIGKILL and restarted under load:
 // every event is stored exactly once (count, seqs and keys), in the order
 // it was sent, and the follower's output is complete and in order. Then
-// goethectl produce does the same with lines of its standard input.
+// goethectl produce and consume --follow do the same through another kill.
 func TestReliableThroughKill(t *testing.T) {
 	dir := t.TempDir()
 	addr := freeLoopback(t, 1)[0]
@@ -106,8 +106,15 @@ func TestReliableThroughKill(t *testing.T) {
 	require.Equal(t, uint64(retryEvents), info.Count)
 
 	// goethectl produce retries a batch through a kill too: each line is
-	// stored once, in order.
+	// stored once, in order; and goethectl consume --follow reconnects and
+	// prints each once, in order, until its --until.
 	const lines = 400
+	follow := exec.CommandContext(ctx, goethectlBin(), "--server", addr, "consume", "cli", "--follow", "--until", fmt.Sprintf("seq:%d", lines))
+	follow.Env = binEnv()
+	var followOut strings.Builder
+	var followErr strings.Builder
+	follow.Stdout, follow.Stderr = &followOut, &followErr
+	require.NoError(t, follow.Start())
 	cmd := exec.CommandContext(ctx, goethectlBin(), "--server", addr, "produce", "cli", "--batch", "20", "--linger", "0")
 	cmd.Env = binEnv()
 	stdin, err := cmd.StdinPipe()
@@ -126,7 +133,6 @@ func TestReliableThroughKill(t *testing.T) {
 	require.NoError(t, w.Flush())
 	require.NoError(t, stdin.Close())
 	require.NoError(t, cmd.Wait(), out.String())
-	require.Len(t, strings.Split(strings.TrimSpace(out.String()), "\n"), lines, "one id per line")
 	sub2, err := c.Subscribe(ctx, "cli", client.ConsumeOptions{Reconnect: true, Backoff: fast})
 	require.NoError(t, err)
 	defer sub2.Close()
@@ -137,5 +143,13 @@ func TestReliableThroughKill(t *testing.T) {
 	}
 	_, err = sub2.Next()
 	require.ErrorIs(t, err, io.EOF, "each line once")
+	require.NoError(t, follow.Wait(), "consume --follow: %s", followErr.String())
+	want := make([]string, lines)
+	for i := range want {
+		want[i] = fmt.Sprintf("line %d", i)
+	}
+	require.Equal(t, want, strings.Split(strings.TrimSuffix(followOut.String(), "\n"), "\n"),
+		"the follower printed each line once, in order; its stderr: %s", followErr.String())
+	require.Len(t, strings.Split(strings.TrimSpace(out.String()), "\n"), lines, "one id per line")
 	srv.stop()
 }
