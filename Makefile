@@ -67,9 +67,13 @@ bench:
 
 # The end-to-end comparison with NATS JetStream and Redis Streams (installs
 # the peers, runs the matrix on loopback, renders results/e2e/summary.md and
-# its SVG plots); about 15 minutes on 2 cores.
+# its SVG plots; about 15 minutes on 2 cores), then the retention benchmark
+# (appends with retention trimming at the same time, against none) and the
+# Raft log stores into results/bench/retention/ and results/bench/raftlog/.
 results:
 	bench/peers/results.sh results/e2e
+	results/focus.sh retention BenchmarkRetention 5 3s
+	results/focus.sh raftlog BenchmarkRaftLogStore 5 200x
 
 # The cluster comparison alone (3-node Goethe against 3-node JetStream, 20
 # leader kills each; `make results` runs it too), into results/e2e/cluster.
