@@ -129,6 +129,10 @@ func TestMembershipChanges(t *testing.T) {
 	_, err = s.dial(follower).Produce(ctx, "t", []client.EventData{{Payload: []byte("after removal")}})
 	require.NoError(t, err)
 
+	// A malformed member.
+	_, err = s.dial(follower).AddClusterMember(ctx, client.ClusterMember{ID: "n5", RaftAddress: "nowhere", ClientAddress: s.addrs["n4"]})
+	require.ErrorIs(t, err, client.ErrInvalidArgument)
+
 	// An id that is no member.
 	_, err = s.dial(leader).RemoveClusterMember(ctx, "n9")
 	require.ErrorIs(t, err, client.ErrNotFound)
