@@ -233,8 +233,16 @@ func TestFaultsUnderLoad(t *testing.T) {
 			cfg.SnapshotThreshold, cfg.SnapshotInterval, cfg.TrailingLogs = 32, 50*time.Millisecond, 8
 			cfg.SegmentSize = 2048 // see TestRestartedFollowerCatchesUp
 		}, fault: func(c *testCluster, _ *faultNet, leader int) func() {
+			last := c.node((leader + 1) % 3).Status().LastIndex
 			c.stop((leader + 1) % 3)
-			return func() { c.start((leader + 1) % 3) }
+			return func() {
+				// Back once the leader's log no longer reaches where the
+				// follower stopped (the producers keep it growing, and
+				// the threshold snapshots and truncates it).
+				require.Eventually(c.t, func() bool { return c.node(leader).Status().FirstIndex > last+1 }, 20*time.Second,
+					10*time.Millisecond, "the leader truncates its log")
+				c.start((leader + 1) % 3)
+			}
 		}, after: func(t *testing.T, c *testCluster, leader int) {
 			require.NotZero(t, c.node((leader+1)%3).Status().SnapshotsRestored, "caught up from a snapshot")
 		}},

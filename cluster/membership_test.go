@@ -39,6 +39,9 @@ func newServedMembers(t *testing.T, noForward bool) *served {
 // withClientAddrs is a tweak that advertises each node's client address
 // and bootstraps with the peers'.
 func (s *served) withClientAddrs(cfg *cluster.Config) {
+	// Snapshots when the test asks, and a log they truncate (see
+	// TestRestartedFollowerCatchesUp).
+	cfg.TrailingLogs, cfg.SnapshotThreshold, cfg.SegmentSize = 4, 1<<30, 2048
 	cfg.ClientAddr = s.addrs[cfg.ID]
 	cfg.Peers = slices.Clone(cfg.Peers)
 	for i := range cfg.Peers {
@@ -74,7 +77,8 @@ func memberIDs(ms []client.ClusterMember) []string {
 // peers, is added through a follower (forwarded to the leader); every
 // member's status lists it with its client address (from the Raft
 // configuration: no member was given a static map), it receives every
-// event, and writes made on it are forwarded. Then a follower is removed
+// event (from a snapshot: the leader's log was truncated before), and
+// writes made on it are forwarded. Then a follower is removed
 // and the rest keep working, and the leader is removed: it steps down and
 // the others elect a new leader that takes writes.
 func TestMembershipChanges(t *testing.T) {
@@ -83,10 +87,12 @@ func TestMembershipChanges(t *testing.T) {
 	follower := (leader + 1) % 3
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	for i := range 10 {
+	for i := range 40 {
 		_, err := s.dial(i%3).Produce(ctx, "t", []client.EventData{{Payload: fmt.Appendf(nil, "e%d", i)}})
 		require.NoError(t, err)
 	}
+	require.NoError(t, s.node(leader).Snapshot())
+	require.Greater(t, s.node(leader).Status().FirstIndex, uint64(1), "the leader's log is truncated")
 
 	// Add n4.
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -117,7 +123,8 @@ func TestMembershipChanges(t *testing.T) {
 	r, err := s.dial(3).Produce(ctx, "t", []client.EventData{{Payload: []byte("via n4")}})
 	require.NoError(t, err, "a write on the new member is forwarded to the leader")
 	s.waitConverged(r.RaftIndex)
-	require.Len(t, readTopic(t, s.nodes[3].st, "t"), 11)
+	require.Len(t, readTopic(t, s.nodes[3].st, "t"), 41)
+	require.Equal(t, uint64(1), s.node(3).Status().SnapshotsRestored)
 
 	// Remove a follower other than n4, through n4.
 	gone := (leader + 2) % 3
@@ -128,6 +135,10 @@ func TestMembershipChanges(t *testing.T) {
 	s.stop(gone)
 	_, err = s.dial(follower).Produce(ctx, "t", []client.EventData{{Payload: []byte("after removal")}})
 	require.NoError(t, err)
+
+	// A malformed member.
+	_, err = s.dial(follower).AddClusterMember(ctx, client.ClusterMember{ID: "n5", RaftAddress: "nowhere", ClientAddress: s.addrs["n4"]})
+	require.ErrorIs(t, err, client.ErrInvalidArgument)
 
 	// An id that is no member.
 	_, err = s.dial(leader).RemoveClusterMember(ctx, "n9")
@@ -146,5 +157,5 @@ func TestMembershipChanges(t *testing.T) {
 	st, err := s.dial(next).ClusterStatus(ctx)
 	require.NoError(t, err)
 	require.ElementsMatch(t, []string{s.peers[follower].ID, "n4"}, memberIDs(st.Members))
-	require.Len(t, readTopic(t, s.nodes[3].st, "t"), 13)
+	require.Len(t, readTopic(t, s.nodes[3].st, "t"), 43)
 }

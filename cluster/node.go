@@ -432,6 +432,7 @@ type Status struct {
 	LeaderID          string
 	LeaderAddr        string
 	Term              uint64
+	FirstIndex        uint64 // first entry still in this node's log: those before are in snapshots only
 	LastIndex         uint64 // last entry in this node's log
 	CommitIndex       uint64 // last entry known committed
 	AppliedIndex      uint64 // the store's: last entry whose effects it holds
@@ -444,7 +445,8 @@ type Status struct {
 // Status returns the node's current view.
 func (n *Node) Status() Status {
 	id, addr := n.Leader()
-	return Status{
+	first, _ := n.wal.FirstIndex() // 0 on an error, as for an empty log
+	return Status{FirstIndex: first,
 		ID: n.cfg.ID, State: n.raft.State().String(), LeaderID: id, LeaderAddr: addr,
 		Term: n.raft.CurrentTerm(), LastIndex: n.raft.LastIndex(), CommitIndex: n.raft.CommitIndex(),
 		AppliedIndex: n.cfg.Store.AppliedIndex(), SnapshotsRestored: n.fsm.restores.Load(),
@@ -462,7 +464,8 @@ func (n *Node) Snapshot() error {
 }
 
 // AddVoter adds the member id at server address addr (a Raft address, or
-// MemberAddr's Raft and client address) to the group, as a voter, on the leader (a *NotLeaderError elsewhere). The new member must run
+// MemberAddr's Raft and client address) to the group, as a voter, on the
+// leader (a *NotLeaderError elsewhere). The new member must run
 // (Open with no Peers) and catches up from the log or a snapshot; AddVoter
 // returns once the configuration change is committed. Adding a member
 // already there with the same address changes nothing.

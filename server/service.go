@@ -523,11 +523,11 @@ func (v *service) GetTopic(ctx context.Context, req *goethev1.GetTopicRequest) (
 	}
 	index := req.GetMinRaftIndex()
 	if ri, ok := v.log.(ReadIndexer); ok && req.GetLinearizable() {
-		ri, err := ri.ReadIndex(ctx)
+		readIndex, err := ri.ReadIndex(ctx)
 		if err != nil {
 			return nil, v.status(err)
 		}
-		index = max(index, ri)
+		index = max(index, readIndex)
 	}
 	if err := v.waitIndex(ctx, index); err != nil {
 		return nil, v.status(err)
