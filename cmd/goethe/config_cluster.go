@@ -42,8 +42,8 @@ const raftDir = "raft"
 type clusterConfig struct {
 	NodeID      string
 	RaftListen  string
-	Peers       peerList        // id=raft address
-	PeerClients peerList        // id=client address
+	Peers       peerList // id=raft address
+	PeerClients peerList // id=client address
 	Join        bool
 	Security    clusterSecurity // config_cluster_security.go
 }
