@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -142,6 +143,15 @@ func NewLog(cfg LogConfig) (*Log, error) {
 	if l.dial == nil {
 		l.dial = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	}
+	// A member's connection to a leader that was down waits out gRPC's
+	// reconnect backoff (up to 2 minutes by default) before it tries
+	// again, failing every forward meanwhile: a restarted leader is the
+	// common case here, so the wait is kept to a second. The caller's
+	// options come after, and win.
+	l.dial = append([]grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+		MinConnectTimeout: 2 * time.Second,
+	})}, l.dial...)
 	ch := make(chan struct{})
 	l.changed.Store(&ch)
 	l.watched.Add(1)
