@@ -90,9 +90,12 @@ type LogConfig struct {
 //   - AppendAsync on a follower sends the append on the forward stream
 //     before it returns (so a caller's appends reach the leader, and
 //     commit, in order) and calls done from the stream's receiving
-//     goroutine. An
-//     append without an answer after ForwardTimeout breaks the stream: it
-//     and every other append waiting on it end with ErrOutcomeUnknown.
+//     goroutine. An append without an answer after ForwardTimeout breaks
+//     the stream: it and every other append waiting on it end with
+//     ErrOutcomeUnknown.
+//   - Reads of a topic on a follower wait for the appends of every topic
+//     that this follower acknowledged, not only that topic's: one index
+//     covers them all.
 //   - A forwarded append larger than the leader's largest request ends
 //     the stream, and the other appends in flight on it with it: the
 //     members must share their size limits.
@@ -129,7 +132,9 @@ type Log struct {
 }
 
 // NewLog returns the Log of cfg.Node and cfg.Store. It starts one
-// goroutine, which watches the write state until Close.
+// goroutine, which watches the write state until Close, and, on a
+// follower that forwards, two per stream to the leader (see
+// forwardStream).
 func NewLog(cfg LogConfig) (*Log, error) {
 	if cfg.Node == nil || cfg.Store == nil {
 		return nil, errors.New("cluster: new log: Node and Store are required")
