@@ -27,29 +27,37 @@ func BenchmarkClusterAppend(b *testing.B) {
 	for _, eng := range engines.Names {
 		for _, appenders := range []int{1, 16} {
 			name := fmt.Sprintf("engine=%s/nodes=3/size=100B/appenders=%d", eng, appenders)
-			b.Run(name, func(b *testing.B) { benchClusterAppend(b, eng, appenders, 100) })
+			b.Run(name, func(b *testing.B) { benchClusterAppend(b, eng, appenders, 1, 100) })
 		}
+		// Workload (b) of the peer comparison: one appender, batches of
+		// 1,000 events.
+		name := fmt.Sprintf("engine=%s/nodes=3/size=100B/appenders=1/batch=1000", eng)
+		b.Run(name, func(b *testing.B) { benchClusterAppend(b, eng, 1, 1000, 100) })
 	}
 }
 
-func benchClusterAppend(b *testing.B, eng string, appenders, size int) {
+// benchClusterAppend: one op is one Append of batch events.
+func benchClusterAppend(b *testing.B, eng string, appenders, batch, size int) {
 	c := newCluster(b, eng, 3, nil)
 	l := c.node(c.waitLeader(10 * time.Second))
 	payload := make([]byte, size)
 	ctx := context.Background()
 	var failed atomic.Int64
-	b.SetBytes(int64(size))
+	b.SetBytes(int64(size * batch))
 	b.SetParallelism((appenders + 1) / 2) // GOMAXPROCS is 2 on the bench machine
 	b.ResetTimer()
 	start := time.Now()
 	var n atomic.Int64
 	b.RunParallel(func(pb *testing.PB) {
-		evs := []store.Event{{Payload: payload}}
+		evs := make([]store.Event, batch)
+		for i := range evs {
+			evs[i].Payload = payload
+		}
 		for pb.Next() {
 			if _, _, err := l.Append(ctx, "bench", evs, store.ExpectAny); err != nil {
 				failed.Add(1)
 			}
-			n.Add(1)
+			n.Add(int64(batch))
 		}
 	})
 	b.ReportMetric(float64(n.Load())/time.Since(start).Seconds(), "events/s")

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -104,9 +105,12 @@ type LogConfig struct {
 //   - AppendAsync on a follower sends the append on the forward stream
 //     before it returns (so a caller's appends reach the leader, and
 //     commit, in order) and calls done from the stream's receiving
-//     goroutine. An
-//     append without an answer after ForwardTimeout breaks the stream: it
-//     and every other append waiting on it end with ErrOutcomeUnknown.
+//     goroutine. An append without an answer after ForwardTimeout breaks
+//     the stream: it and every other append waiting on it end with
+//     ErrOutcomeUnknown.
+//   - Reads of a topic on a follower wait for the appends of every topic
+//     that this follower acknowledged, not only that topic's: one index
+//     covers them all.
 //   - A forwarded append larger than the leader's largest request ends
 //     the stream, and the other appends in flight on it with it: the
 //     members must share their size limits.
@@ -144,8 +148,9 @@ type Log struct {
 }
 
 // NewLog returns the Log of cfg.Node and cfg.Store. It starts two
-// goroutines, which watch the write state and enforce retention (see
-// Log) until Close. The store must be opened with
+// goroutines, which watch the write state and enforce retention (see Log)
+// until Close, and, on a follower that forwards, two per stream to the
+// leader (see forwardStream). The store must be opened with
 // store.Options.RetentionByLog: a replica's store must not trim on its own.
 func NewLog(cfg LogConfig) (*Log, error) {
 	if cfg.Node == nil || cfg.Store == nil {
@@ -162,6 +167,15 @@ func NewLog(cfg LogConfig) (*Log, error) {
 	if l.dial == nil {
 		l.dial = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	}
+	// A member's connection to a leader that was down waits out gRPC's
+	// reconnect backoff (up to 2 minutes by default) before it tries
+	// again, failing every forward meanwhile: a restarted leader is the
+	// common case here, so the wait is kept to a second. The caller's
+	// options come after, and win.
+	l.dial = append([]grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+		MinConnectTimeout: 2 * time.Second,
+	})}, l.dial...)
 	ch := make(chan struct{})
 	l.changed.Store(&ch)
 	l.watched.Add(2)

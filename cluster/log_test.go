@@ -8,11 +8,13 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/goethe-log/goethe/client"
 	"github.com/goethe-log/goethe/cluster"
 	"github.com/goethe-log/goethe/server"
+	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
 	"github.com/goethe-log/goethe/store"
 )
 
@@ -264,4 +266,80 @@ func TestLogDedupe(t *testing.T) {
 		require.Len(t, page.Events, 3, "member %d", i)
 		require.Equal(t, "kc", page.Events[2].DedupeKey)
 	}
+}
+
+// silentLeader is a goethe.v1.Goethe service that takes a ProduceStream's
+// requests and never answers them: a leader that hangs without dropping
+// its connections, which a real server cannot be made to do on demand.
+type silentLeader struct {
+	goethev1.UnimplementedGoetheServer
+	received chan struct{}
+}
+
+func (s *silentLeader) ProduceStream(stream grpc.BidiStreamingServer[goethev1.ProduceStreamRequest, goethev1.ProduceStreamResponse]) error {
+	for {
+		if _, err := stream.Recv(); err != nil {
+			return err
+		}
+		select {
+		case s.received <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// A forwarded append that the leader takes and never answers ends with
+// ErrOutcomeUnknown after ForwardTimeout, and so does every other append
+// waiting on the same stream; the next append opens a new stream.
+func TestLogForwardTimeout(t *testing.T) {
+	c := newCluster(t, "leveldb", 3, nil)
+	leader := c.waitLeader(10 * time.Second)
+	follower := (leader + 1) % 3
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := grpc.NewServer()
+	silent := &silentLeader{received: make(chan struct{}, 1)}
+	goethev1.RegisterGoetheServer(srv, silent)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	lg, err := cluster.NewLog(cluster.LogConfig{Node: c.node(follower), Store: c.nodes[follower].st,
+		ClientAddrs: map[string]string{c.peers[leader].ID: lis.Addr().String()}, ForwardTimeout: 300 * time.Millisecond})
+	require.NoError(t, err)
+	defer lg.Close()
+
+	done := make(chan error, 2)
+	lg.AppendAsync("t", evs("a"), store.ExpectAny, func(_ store.AppendResult, err error) { done <- err })
+	lg.AppendAsync("t", evs("b"), store.ExpectAny, func(_ store.AppendResult, err error) { done <- err })
+	<-silent.received
+	for range 2 {
+		require.ErrorIs(t, <-done, cluster.ErrOutcomeUnknown)
+	}
+	_, err = lg.Append(context.Background(), "t", evs("c"), store.ExpectAny)
+	require.ErrorIs(t, err, cluster.ErrOutcomeUnknown, "a new stream, which times out too")
+}
+
+// Close ends the appends waiting on the forward stream (ErrOutcomeUnknown)
+// and refuses later ones (ErrClosed).
+func TestLogCloseEndsForwards(t *testing.T) {
+	c := newCluster(t, "leveldb", 3, nil)
+	leader := c.waitLeader(10 * time.Second)
+	follower := (leader + 1) % 3
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := grpc.NewServer()
+	silent := &silentLeader{received: make(chan struct{}, 1)}
+	goethev1.RegisterGoetheServer(srv, silent)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	lg, err := cluster.NewLog(cluster.LogConfig{Node: c.node(follower), Store: c.nodes[follower].st,
+		ClientAddrs: map[string]string{c.peers[leader].ID: lis.Addr().String()}})
+	require.NoError(t, err)
+
+	done := make(chan error, 1)
+	lg.AppendAsync("t", evs("a"), store.ExpectAny, func(_ store.AppendResult, err error) { done <- err })
+	<-silent.received
+	require.NoError(t, lg.Close())
+	require.ErrorIs(t, <-done, cluster.ErrOutcomeUnknown)
+	lg.AppendAsync("t", evs("b"), store.ExpectAny, func(_ store.AppendResult, err error) { done <- err })
+	require.ErrorIs(t, <-done, cluster.ErrClosed)
 }

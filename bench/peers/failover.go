@@ -172,10 +172,13 @@ func failoverRound(ctx context.Context, c *Cluster3, leader int) (time.Duration,
 			return 0, fmt.Errorf("connect to %s: %w", c.Names[i], err)
 		}
 		writers = append(writers, w)
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err = w.write(wctx)
-		cancel()
-		if err != nil {
+		// A member may still be reconnecting to a leader restarted in the
+		// round before.
+		if err := poll(ctx, 30*time.Second, func() error {
+			wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			return w.write(wctx)
+		}); err != nil {
 			return 0, fmt.Errorf("write through %s before the kill: %w", c.Names[i], err)
 		}
 	}
