@@ -32,6 +32,7 @@ FUZZTIME ?= 1m
 FUZZ_TARGETS = \
 	./store:FuzzApply \
 	./store:FuzzEventCodec \
+	./store:FuzzLifecycleRecords \
 	./client:FuzzDecodeConsumeResponse \
 	./client:FuzzDecodeProduceStreamResponse \
 	./client:FuzzEncodeProduce \
