@@ -182,13 +182,14 @@ func (w *waker) joined() {
 }
 
 // paceWave is the waker's wait before a wave: the previous wave's
-// followers (n of them at most) are back waiting, all but one in eight, or
-// waveWait has passed. Blocking, not yielding: while the waker waits, a
-// processor that runs out of work polls the network, so a producer's
-// request is read between two waves, not after the whole round.
-func (s *Store) paceWave(n int) {
+// followers (n of them at most, woken when the store had seen base joins)
+// are back waiting, all but one in eight, or waveWait has passed.
+// Blocking, not yielding: while the waker waits, a processor that runs out
+// of work polls the network, so a producer's request is read between two
+// waves, not after the whole round.
+func (s *Store) paceWave(base int64, n int) {
 	w := &s.waker
-	g := &gate{target: w.joins.Load() + int64(n-n/8), ch: make(chan struct{})}
+	g := &gate{target: base + int64(n-n/8), ch: make(chan struct{})}
 	w.gate.Store(g)
 	if w.joins.Load() >= g.target {
 		g.release()
@@ -473,10 +474,12 @@ func (s *Store) runWaker() {
 		w.mu.Unlock()
 		for i, sig := range q {
 			waiters := int(sig.waiters.Load())
+			var base int64
 			sig.wake(func(wave int) {
 				if wave > 0 {
-					s.paceWave(min(wakeWave, waiters-(wave-1)*wakeWave))
+					s.paceWave(base, min(wakeWave, waiters-(wave-1)*wakeWave))
 				}
+				base = w.joins.Load()
 			})
 			q[i] = nil
 		}

@@ -589,3 +589,51 @@ func TestTailPageAppendCopies(t *testing.T) {
 	require.Len(t, again.Events, 2)
 	require.Equal(t, "c", string(again.Events[1].Payload))
 }
+
+// TestWakeSignalWaves: waking a signal wakes every waiter of every wave,
+// those past the last wave included, in wave order (before is called once
+// per wave that has waiters, before it is woken); a waiter that joins
+// after the wake, into a wave that had a waiter or into one that had
+// none, finds it woken.
+func TestWakeSignalWaves(t *testing.T) {
+	for _, n := range []int{0, 3, wakeWave, wakeWave + 1, maxWaves*wakeWave + 5} {
+		t.Run(fmt.Sprintf("waiters=%d", n), func(t *testing.T) {
+			sig := &wakeSignal{}
+			chans := make([]<-chan struct{}, n)
+			for i := range chans {
+				chans[i] = sig.join()
+			}
+			var waves []int
+			sig.wake(func(wave int) {
+				waves = append(waves, wave)
+				if wave > 0 {
+					select {
+					case <-chans[(wave-1)*wakeWave]:
+					default:
+						t.Errorf("wave %d woken before wave %d", wave, wave-1)
+					}
+				}
+				select {
+				case <-chans[wave*wakeWave]:
+					t.Errorf("wave %d woken before its turn", wave)
+				default:
+				}
+			})
+			require.Len(t, waves, min((n+wakeWave-1)/wakeWave, maxWaves))
+			for i, ch := range chans {
+				select {
+				case <-ch:
+				default:
+					t.Fatalf("waiter %d was not woken", i)
+				}
+			}
+			for i := range 2*wakeWave + 1 {
+				select {
+				case <-sig.join():
+				default:
+					t.Fatalf("late waiter %d was not woken", i)
+				}
+			}
+		})
+	}
+}
