@@ -28,14 +28,11 @@ import (
 // (nothing is added before the batch is written); after a reopen it is
 // empty and Reads go to the engine until followers and commits fill it.
 //
-// Waking: a topic's followers wait on one signal that the committer wakes
-// after publishing a commit: a channel per wave of wakeWave followers.
-// With more than wakeInlineMax of them, the signal is handed to the
-// store's waker goroutine, which wakes it a wave at a time, pacing the
-// waves (paceWave): readying thousands of goroutines is then not the
-// committer's work, so a commit's cost does not grow with the number of
-// followers, and they do not all become runnable at once ahead of the
-// producers (see wakeWave).
+// Waking: a topic's followers wait on one channel that the committer
+// closes after publishing a commit. With more than wakeInlineMax of them,
+// the channel is handed to the store's waker goroutine, which closes it:
+// readying thousands of goroutines is then not the committer's work, so a
+// commit's cost does not grow with the number of followers.
 
 // Tail limits, per topic; see Options.TailEvents, TailBytes and TailIdle.
 const (
@@ -78,131 +75,18 @@ type tail struct {
 	followedAt int64  // clock of the last commit that found followed set
 }
 
-// wakeWave is how many of a topic's waiters one wave holds: the waker
-// wakes a commit's waiters a wave at a time, and before the next wave
-// waits (blocked, see paceWave) until the last one's followers are back
-// waiting, or waveWait. Readying thousands of followers at once fills the
-// run queues for the whole fan-out round, and Go's scheduler polls the
-// network only when a processor runs out of work (or every 10 ms): a
-// producer's next request, and its answer, then wait for the round. In
-// waves, a processor runs out of work between two waves and reads them.
-// The round costs the same CPU (results/bench/fanout/waves-gated2: gRPC
-// Produce p50 at 2,000 followers −46 %).
-const wakeWave = 32
-
-// maxWaves bounds the waves of one signal: the waiters past
-// maxWaves*wakeWave join the last wave.
-const maxWaves = 64
-
-// wakeSignal is what a topic's waiters block on until the next commit: the
-// channel of their wave, made by the wave's first waiter. Waking closes
-// every wave's channel, and swaps a closed one into the slots no waiter
-// has filled, so that a waiter that arrives late finds its wave woken.
+// wakeSignal is what a topic's waiters block on until the next commit.
 type wakeSignal struct {
-	waves   [maxWaves]atomic.Pointer[chan struct{}]
-	waiters atomic.Int32 // that blocked on the signal: an estimate (leavers are not subtracted)
-}
-
-// closedWave is the channel of a wave woken before any waiter came.
-var closedWave = func() *chan struct{} {
-	ch := make(chan struct{})
-	close(ch)
-	return &ch
-}()
-
-// join counts a waiter and returns its wave's channel.
-func (sig *wakeSignal) join() <-chan struct{} {
-	n := int(sig.waiters.Add(1)) - 1
-	w := &sig.waves[min(n/wakeWave, maxWaves-1)]
-	if ch := w.Load(); ch != nil {
-		return *ch
-	}
-	ch := make(chan struct{})
-	if w.CompareAndSwap(nil, &ch) {
-		return ch
-	}
-	return *w.Load() // another waiter's, or closedWave
-}
-
-// wake wakes the waves in order. before, if not nil, is called before
-// each wave that has waiters, with the wave's index; it may block (see
-// Store.paceWave).
-func (sig *wakeSignal) wake(before func(wave int)) {
-	for i := range sig.waves {
-		w := &sig.waves[i]
-		if w.CompareAndSwap(nil, closedWave) {
-			continue
-		}
-		if before != nil {
-			before(i)
-		}
-		close(*w.Load())
-	}
-}
-
-// waveWait bounds how long the waker waits for a wave's followers to be
-// back waiting before it wakes the next wave: a follower whose Send waits
-// for its client, or that has left, holds the next wave back this long at
-// most.
-const waveWait = time.Millisecond
-
-// gate is what the waker waits on between two waves: closed once the
-// store has seen target joins (Waits blocking on a signal), i.e. once
-// about a wave of followers is back waiting.
-type gate struct {
-	target int64
-	ch     chan struct{}
-	open   atomic.Bool
-}
-
-func (g *gate) release() {
-	if g.open.CompareAndSwap(false, true) {
-		close(g.ch)
-	}
+	ch      chan struct{}
+	waiters atomic.Int32 // that blocked on ch: an estimate (leavers are not subtracted)
 }
 
 // waker closes wake-up channels with many waiters, off the commit path.
 type waker struct {
 	once sync.Once
 	mu   sync.Mutex
-	q    []*wakeSignal
+	q    []chan struct{}
 	kick chan struct{}
-
-	joins atomic.Int64         // Waits that blocked on a signal, of every topic
-	gate  atomic.Pointer[gate] // the waker's wait between two waves, if any
-	timer *time.Timer          // the waker's own, for waveWait
-}
-
-// joined counts a Wait that blocks, and opens the waker's gate when it is
-// the one the gate waits for.
-func (w *waker) joined() {
-	n := w.joins.Add(1)
-	if g := w.gate.Load(); g != nil && n >= g.target {
-		g.release()
-	}
-}
-
-// paceWave is the waker's wait before a wave: the previous wave's
-// followers (n of them at most, woken when the store had seen base joins)
-// are back waiting, all but one in eight, or waveWait has passed.
-// Blocking, not yielding: while the waker waits, a processor that runs out
-// of work polls the network, so a producer's request is read between two
-// waves, not after the whole round.
-func (s *Store) paceWave(base int64, n int) {
-	w := &s.waker
-	g := &gate{target: base + int64(n-n/8), ch: make(chan struct{})}
-	w.gate.Store(g)
-	if w.joins.Load() >= g.target {
-		g.release()
-	}
-	w.timer.Reset(waveWait)
-	select {
-	case <-g.ch:
-	case <-w.timer.C:
-	case <-s.quit:
-	}
-	w.timer.Stop()
-	w.gate.Store(nil)
 }
 
 // markFollowed records that a reader is at the end of the topic: the
@@ -393,7 +277,7 @@ func (s *Store) waitTopic(ctx context.Context, t *topic, from uint64) error {
 	for {
 		sig := tl.signal.Load()
 		if sig == nil {
-			sig = &wakeSignal{}
+			sig = &wakeSignal{ch: make(chan struct{})}
 			if !tl.signal.CompareAndSwap(nil, sig) {
 				continue
 			}
@@ -409,10 +293,9 @@ func (s *Store) waitTopic(ctx context.Context, t *topic, from uint64) error {
 			return ErrClosed
 		default:
 		}
-		ch := sig.join()
-		s.waker.joined()
+		sig.waiters.Add(1)
 		select {
-		case <-ch:
+		case <-sig.ch:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -424,8 +307,6 @@ func (s *Store) startWaker() {
 	w := &s.waker
 	w.once.Do(func() {
 		w.kick = make(chan struct{}, 1)
-		w.timer = time.NewTimer(waveWait)
-		w.timer.Stop()
 		go s.runWaker()
 	})
 }
@@ -438,13 +319,13 @@ func (s *Store) notify(t *topic) {
 		return // nobody waited since the last commit
 	}
 	if sig.waiters.Load() <= wakeInlineMax {
-		sig.wake(nil)
+		close(sig.ch)
 		return
 	}
 	w := &s.waker
 	s.startWaker()
 	w.mu.Lock()
-	w.q = append(w.q, sig)
+	w.q = append(w.q, sig.ch)
 	w.mu.Unlock()
 	select {
 	case w.kick <- struct{}{}:
@@ -456,7 +337,7 @@ func (s *Store) notify(t *topic) {
 // and then every topic's signal, so that each waiter sees the close.
 func (s *Store) runWaker() {
 	w := &s.waker
-	var q []*wakeSignal
+	var q []chan struct{}
 	for {
 		select {
 		case <-w.kick:
@@ -464,7 +345,7 @@ func (s *Store) runWaker() {
 			s.mu.RLock()
 			for _, t := range s.topics {
 				if sig := t.tail.signal.Swap(nil); sig != nil {
-					sig.wake(nil)
+					close(sig.ch)
 				}
 			}
 			s.mu.RUnlock()
@@ -473,15 +354,8 @@ func (s *Store) runWaker() {
 		w.mu.Lock()
 		q, w.q = w.q, q[:0]
 		w.mu.Unlock()
-		for i, sig := range q {
-			waiters := int(sig.waiters.Load())
-			var base int64
-			sig.wake(func(wave int) {
-				if wave > 0 {
-					s.paceWave(base, min(wakeWave, waiters-(wave-1)*wakeWave))
-				}
-				base = w.joins.Load()
-			})
+		for i, ch := range q {
+			close(ch)
 			q[i] = nil
 		}
 	}
