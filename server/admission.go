@@ -53,7 +53,11 @@ import (
 // A call refused at the door is never read: gRPC answers its HEADERS with
 // the status and resets the stream, and the DATA frames the client had
 // already sent are dropped as they arrive (they count against the
-// connection's 4 MiB flow-control window only).
+// connection's 4 MiB flow-control window only). No interceptor sees it:
+// goethe_admission_door_refusals_total counts it. The door comes before
+// authentication, so while it is closed a caller without a valid token is
+// refused RESOURCE_EXHAUSTED too: it learns that the server is busy,
+// nothing of any topic.
 //
 // The bound, exactly. The bytes of produce requests the server holds are
 // at most
@@ -230,6 +234,7 @@ func (s *Server) door(ctx context.Context, info *tap.Info) (context.Context, err
 	switch info.FullMethodName {
 	case goethev1.Goethe_Produce_FullMethodName, goethev1.Goethe_ProduceStream_FullMethodName:
 		if s.budget.doorClosed() {
+			s.opts.Metrics.observeDoorRefusal()
 			return ctx, s.doorRefusal
 		}
 	}

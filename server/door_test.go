@@ -56,7 +56,10 @@ func holdBudget(t *testing.T, ts *testServer, req []byte) (release func()) {
 // the rest of the body. A new ProduceStream is refused alike; once the
 // budget is given back, both are taken.
 func TestDoorRefusesBeforeReading(t *testing.T) {
-	ts := startFaultServer(t, "leveldb", doorOptions())
+	m := server.NewMetrics(server.MetricsOptions{Engine: "leveldb"})
+	opts := doorOptions()
+	opts.Metrics = m
+	ts := startFaultServer(t, "leveldb", opts)
 	ts.produce("t", "e0")                                                     // the topic exists: its creation is not blocked below
 	release := holdBudget(t, ts, rawProduce("t", repeatEvents(5, 16_000)...)) // 80 KB of 128 KiB
 	require.Less(t, ts.srv.Options().MaxInflightBytes-ts.srv.InflightBytes(), int64(server.DoorFreeBytes))
@@ -89,6 +92,7 @@ func TestDoorRefusesBeforeReading(t *testing.T) {
 	_, err := invokeRaw(ctxT(t), ts.conn, "Produce", rawProduce("t", rawEvent([]byte("small"))))
 	requireReason(t, err, codes.ResourceExhausted, goethev1.ReasonMemoryBudget)
 	require.Contains(t, err.Error(), "refused this call before reading it")
+	require.Equal(t, 3.0, gathered(t, m, "goethe_admission_door_refusals_total"), "the raw Produce, the stream, the small Produce")
 
 	release()
 	_, err = invokeRaw(ctxT(t), ts.conn, "Produce", rawProduce("t", rawEvent([]byte("small"))))

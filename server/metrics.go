@@ -84,6 +84,9 @@ type Metrics struct {
 	// damagedReads counts calls answered DATA_LOSS: reads that met a
 	// record whose checksum or layout is wrong.
 	damagedReads prometheus.Counter
+	// doorRefusals counts Produce and ProduceStream calls refused at the
+	// door (admission.go): no interceptor sees them.
+	doorRefusals prometheus.Counter
 	// writesUp is 1 while the store takes writes, 0 while its write path
 	// is down (a full disk, or a failed write until restart).
 	writesUp prometheus.Gauge
@@ -177,6 +180,10 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 			Help:        "Calls answered DATA_LOSS: reads that met a record damaged on disk (checksum mismatch, bad layout). Any increase needs an operator: run goethe check on the stopped folder.",
 			ConstLabels: storeLabels,
 		}),
+		doorRefusals: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Subsystem: "admission", Name: "door_refusals_total",
+			Help: "Produce and ProduceStream calls refused RESOURCE_EXHAUSTED (MEMORY_BUDGET) before any of their bytes was read, while the in-flight budget was exhausted. They are not in goethe_grpc_server_handled_total.",
+		}),
 		writesUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: metricsNamespace, Subsystem: "store", Name: "writes_up",
 			Help:        "1 while the store takes writes; 0 while its write path is down (full disk: resumes by itself once space is freed; a failed write: until restart).",
@@ -199,7 +206,7 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.handled, m.handling, m.consumeOpen, m.consumeSent,
 		m.commitRequests, m.commitEvents, m.commitWrite, m.commitFailures,
-		m.damagedReads, m.writesUp, m.stats, m.cluster,
+		m.damagedReads, m.doorRefusals, m.writesUp, m.stats, m.cluster,
 	)
 	return m
 }
@@ -208,6 +215,13 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 func (m *Metrics) observeDamagedRead() {
 	if m != nil {
 		m.damagedReads.Inc()
+	}
+}
+
+// observeDoorRefusal counts one call refused at the door; nil-safe.
+func (m *Metrics) observeDoorRefusal() {
+	if m != nil {
+		m.doorRefusals.Inc()
 	}
 }
 

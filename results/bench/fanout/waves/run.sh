@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Records the fan-out benchmarks before and after the wake-up in waves
 # (commit 2107809, reverted by the next one) into results/bench/fanout/waves/.
-#   results/bench/fanout/waves/run.sh [BEFORE_COMMIT] [COUNT] [BENCHTIME] [REGEXP] [AFTER_COMMIT]
+#   results/bench/fanout/waves/run.sh [BEFORE_COMMIT] [COUNT] [BENCHTIME] [REGEXP] [AFTER_COMMIT] [OUT_DIR]
 # Both sides are built from git (BEFORE_COMMIT, AFTER_COMMIT) with the current
 # benchmark file; their test binaries run alternately, one run of each at
 # a time, COUNT times, so that changes of the machine's load fall on both.
@@ -12,13 +12,13 @@ count=${2:-4}
 benchtime=${3:-300x}
 pattern=${4:-'Fanout(Append|Produce)/engine=leveldb/sync=true/size=100B/followers=(0|2000)$'}
 after=${5:-2107809}
-out=results/bench/fanout/waves
+out=${6:-results/bench/fanout/waves}
 mkdir -p "$out"
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "after: $(git rev-parse --short "$after")"
   echo "before: $(git rev-parse --short "$before")"
-  echo "command: results/bench/fanout/waves/run.sh $before $count $benchtime '$pattern' (test binaries of both sides, run alternately: -test.bench '$pattern' -test.benchtime $benchtime -test.count 1, $count times)"
+  echo "command: results/bench/fanout/waves/run.sh $before $count $benchtime '$pattern' $after $out (test binaries of both sides, run alternately: -test.bench '$pattern' -test.benchtime $benchtime -test.count 1, $count times)"
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') x $(nproc)"
   echo "memory: $(free -h | awk '/Mem:/ {print $2}')"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
