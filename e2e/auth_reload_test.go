@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -26,11 +24,7 @@ import (
 // server logs how many streams the reload ended.
 func TestSIGHUPEndsRevokedFollower(t *testing.T) {
 	authPath := filepath.Join(t.TempDir(), "auth.json")
-	write := func(entries ...goethesrv.TokenEntry) {
-		b, err := json.Marshal(goethesrv.AuthFile{Tokens: entries})
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(authPath, b, 0o600))
-	}
+	write := func(entries ...goethesrv.TokenEntry) { writeAuthFile(t, authPath, entries...) }
 	ops := goethesrv.TokenEntry{Name: "ops", SHA256: goethesrv.HashToken("ops-secret"), Admin: []string{"*"}}
 	write(ops, goethesrv.TokenEntry{Name: "billing", SHA256: goethesrv.HashToken("billing-secret"), Read: []string{"orders"}})
 	s := startServer(t, "leveldb", filepath.Join(t.TempDir(), "data"), "--auth-file", authPath)

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	goethesrv "github.com/goethe-log/goethe/server"
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -31,24 +32,11 @@ func TestSecureCluster(t *testing.T) {
 	serverCert := ca.Server(t, dir, "server")
 	clientCert := ca.Client(t, dir, "client")
 
-	tokens := map[string]map[string]any{
-		"writer-secret": {"name": "writer", "write": []string{"*"}, "read": []string{"*"}},
-		"reader-secret": {"name": "reader", "read": []string{"*"}},
-		"peer-secret":   {"name": "peer", "write": []string{"*"}, "admin": []string{"*"}},
-	}
-	var entries []map[string]any
-	for tok, e := range tokens {
-		cmd := exec.Command(goetheBin(), "hash-token")
-		cmd.Env, cmd.Stdin = binEnv(), strings.NewReader(tok+"\n")
-		out, err := cmd.Output()
-		require.NoError(t, err)
-		e["sha256"] = strings.TrimSpace(string(out))
-		entries = append(entries, e)
-	}
-	b, err := json.Marshal(map[string]any{"tokens": entries})
-	require.NoError(t, err)
 	authFile, peerToken := filepath.Join(dir, "auth.json"), filepath.Join(dir, "peer-token")
-	require.NoError(t, os.WriteFile(authFile, b, 0o600))
+	writeAuthFile(t, authFile,
+		goethesrv.TokenEntry{Name: "writer", SHA256: goethesrv.HashToken("writer-secret"), Write: []string{"*"}, Read: []string{"*"}},
+		goethesrv.TokenEntry{Name: "reader", SHA256: goethesrv.HashToken("reader-secret"), Read: []string{"*"}},
+		goethesrv.TokenEntry{Name: "peer", SHA256: goethesrv.HashToken("peer-secret"), Write: []string{"*"}, Admin: []string{"*"}})
 	require.NoError(t, os.WriteFile(peerToken, []byte("peer-secret\n"), 0o600))
 
 	ports := freeLoopback(t, 6)

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	goethesrv "github.com/goethe-log/goethe/server"
+
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -191,4 +193,13 @@ func (s *server) stop() {
 	case <-time.After(stopTimeout):
 		s.t.Fatalf("goethe did not stop within %s of SIGTERM:\n%s", stopTimeout, s.stderr.String())
 	}
+}
+
+// writeAuthFile writes an --auth-file holding entries to path, readable by
+// its owner only (as goethe requires).
+func writeAuthFile(t *testing.T, path string, entries ...goethesrv.TokenEntry) {
+	t.Helper()
+	b, err := json.Marshal(goethesrv.AuthFile{Tokens: entries})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, b, 0o600))
 }

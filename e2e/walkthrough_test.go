@@ -428,18 +428,10 @@ func (w *walker) runNode(s step) {
 	t.Helper()
 	if s.cmd != "" {
 		require.Nil(t, w.nodes[s.terminal], "%s: the %s still runs a member", s, s.terminal)
-		cmd := w.command(context.Background(), s, "exec ")
-		bg := &background{step: s, cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
-		cmd.Stdout, cmd.Stderr = bg.out, bg.out
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		require.NoError(t, cmd.Start(), "%s", s)
-		go func() {
-			bg.err = cmd.Wait()
-			close(bg.exited)
-		}()
+		bg := w.start(s, "exec ")
 		w.nodes[s.terminal] = bg
 		t.Cleanup(func() {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = syscall.Kill(-bg.cmd.Process.Pid, syscall.SIGKILL)
 			<-bg.exited
 		})
 	}
@@ -508,17 +500,7 @@ func (w *walker) runBackground(s step) {
 		}
 		// An interactive shell survives the Ctrl-C of its foreground job;
 		// sh -c does with a trap (which its commands do not inherit).
-		cmd := w.command(context.Background(), s, "trap : INT\n")
-		bg := &background{step: s, cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
-		cmd.Stdout, cmd.Stderr = bg.out, bg.out
-		// Its own process group, which ^C signals, as a terminal does.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		require.NoError(t, cmd.Start(), "%s", s)
-		go func() {
-			bg.err = cmd.Wait()
-			close(bg.exited)
-		}()
-		w.bg[s.terminal] = bg
+		w.bg[s.terminal] = w.start(s, "trap : INT\n")
 	}
 	bg := w.bg[s.terminal]
 	require.NotNil(t, bg, "%s: nothing runs in the %s", s, s.terminal)
@@ -540,6 +522,22 @@ func (w *walker) runBackground(s step) {
 	require.NoError(t, bg.err, "%s: ^C should end %q with status 0:\n%s", s, bg.step.cmd, bg.out.String())
 	require.Equal(t, bg.seen, len(lines(bg.out.String())), "%s: more output than the README shows:\n%s", s, bg.out.String())
 	delete(w.bg, s.terminal)
+}
+
+// start starts s's command in the background, prefixed by prefix, in a
+// process group of its own, which ^C signals, as a terminal does.
+func (w *walker) start(s step, prefix string) *background {
+	w.t.Helper()
+	cmd := w.command(context.Background(), s, prefix)
+	bg := &background{step: s, cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = bg.out, bg.out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	require.NoError(w.t, cmd.Start(), "%s", s)
+	go func() {
+		bg.err = cmd.Wait()
+		close(bg.exited)
+	}()
+	return bg
 }
 
 // waitExit waits for a background command the README did not interrupt to
