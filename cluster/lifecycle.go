@@ -17,26 +17,22 @@ import (
 // SetTopicConfig. The TopicInfo is this node's after the change (on a
 // follower, the leader's answer).
 func (l *Log) SetTopicConfig(ctx context.Context, topic string, cfg store.TopicConfig, clear store.ConfigFields) (store.TopicInfo, error) {
-	if l.node.IsLeader() || forwarded(ctx) {
+	var info store.TopicInfo
+	err := l.onLeader(ctx, func() error {
 		cmd := store.Command{Kind: store.CommandSetConfig, Topic: topic, Config: cfg, Clear: clear}
-		_, _, err := l.node.propose(ctx, cmd)
-		if !errors.Is(err, ErrNotLeader) || forwarded(ctx) {
-			if err != nil {
-				return store.TopicInfo{}, l.hint(err)
-			}
-			return l.st.Info(topic)
+		if _, _, err := l.node.propose(ctx, cmd); err != nil {
+			return err
 		}
-	}
-	c, err := l.leaderClient()
-	if err != nil {
-		return store.TopicInfo{}, err
-	}
-	req := &goethev1.SetTopicConfigRequest{Topic: topic, Config: configProto(cfg), ClearFields: clearNames(clear)}
-	resp, err := c.SetTopicConfig(metadata.AppendToOutgoingContext(ctx, ForwardedKey, "1"), req)
-	if err != nil {
-		return store.TopicInfo{}, forwardErr(err)
-	}
-	return topicInfo(resp.GetTopic()), nil
+		var err error
+		info, err = l.st.Info(topic)
+		return err
+	}, func(ctx context.Context, c goethev1.GoetheClient) error {
+		req := &goethev1.SetTopicConfigRequest{Topic: topic, Config: configProto(cfg), ClearFields: clearNames(clear)}
+		resp, err := c.SetTopicConfig(ctx, req)
+		info = topicInfo(resp.GetTopic())
+		return err
+	})
+	return info, err
 }
 
 // Trim removes topic's events before before (store.Store.Trim): on the
@@ -71,25 +67,17 @@ func (l *Log) Trim(ctx context.Context, topic string, before store.TrimPoint) (u
 // entry naming the topic id the leader holds, on a follower forwarded to
 // the leader's DeleteTopic.
 func (l *Log) DeleteTopic(ctx context.Context, topic string) error {
-	if l.node.IsLeader() || forwarded(ctx) {
+	return l.onLeader(ctx, func() error {
 		cmd, err := l.st.PlanDelete(topic)
 		if err != nil {
 			return err
 		}
 		_, _, err = l.node.propose(ctx, cmd)
-		if !errors.Is(err, ErrNotLeader) || forwarded(ctx) {
-			return l.hint(err)
-		}
-	}
-	c, err := l.leaderClient()
-	if err != nil {
 		return err
-	}
-	_, err = c.DeleteTopic(metadata.AppendToOutgoingContext(ctx, ForwardedKey, "1"), &goethev1.DeleteTopicRequest{Topic: topic})
-	if err != nil {
-		return forwardErr(err)
-	}
-	return nil
+	}, func(ctx context.Context, c goethev1.GoetheClient) error {
+		_, err := c.DeleteTopic(ctx, &goethev1.DeleteTopicRequest{Topic: topic})
+		return err
+	})
 }
 
 // WaitTopic waits on this node's store (store.Store.WaitTopic).

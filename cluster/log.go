@@ -373,24 +373,15 @@ func (l *Log) WaitIndex(ctx context.Context, index uint64) error {
 // entry (with the seq of the event at id, when the leader holds it), on a
 // follower forwarded as a CommitCursor (see Log).
 func (l *Log) SetCursor(ctx context.Context, topic, consumer string, id uint64) error {
-	if l.node.IsLeader() || forwarded(ctx) {
+	return l.onLeader(ctx, func() error {
 		cmd := store.Command{Kind: store.CommandSetCursor, Topic: topic, Consumer: consumer, CursorID: id,
 			CursorSeq: l.st.CursorSeq(topic, id)}
 		_, _, err := l.node.propose(ctx, cmd)
-		if !errors.Is(err, ErrNotLeader) || forwarded(ctx) {
-			return l.hint(err)
-		}
-	}
-	c, err := l.leaderClient()
-	if err != nil {
 		return err
-	}
-	_, err = c.CommitCursor(metadata.AppendToOutgoingContext(ctx, ForwardedKey, "1"),
-		&goethev1.CommitCursorRequest{Topic: topic, Consumer: consumer, Id: id})
-	if err != nil {
-		return forwardErr(err)
-	}
-	return nil
+	}, func(ctx context.Context, c goethev1.GoetheClient) error {
+		_, err := c.CommitCursor(ctx, &goethev1.CommitCursorRequest{Topic: topic, Consumer: consumer, Id: id})
+		return err
+	})
 }
 
 // Read reads this node's applied state (store.Read), once it holds the
@@ -534,6 +525,30 @@ func (l *Log) hint(err error) error {
 		nle.LeaderClientAddr = l.clientAddr(nle.LeaderID, "") // membership.go
 	}
 	return err
+}
+
+// onLeader carries out a write that only the leader can make: here runs it
+// on this node when it leads, or when the call was forwarded to it (a
+// forwarded call is never forwarded again); otherwise, or when leadership
+// moved before here proposed (ErrNotLeader: nothing was proposed),
+// forward sends it to the leader's service, marked as forwarded. The error
+// is here's (with the leader's client address when it is known), the
+// leader's status, or ErrOutcomeUnknown (see forwardErr).
+func (l *Log) onLeader(ctx context.Context, here func() error, forward func(context.Context, goethev1.GoetheClient) error) error {
+	if l.node.IsLeader() || forwarded(ctx) {
+		err := here()
+		if !errors.Is(err, ErrNotLeader) || forwarded(ctx) {
+			return l.hint(err)
+		}
+	}
+	c, err := l.leaderClient()
+	if err != nil {
+		return err
+	}
+	if err := forward(metadata.AppendToOutgoingContext(ctx, ForwardedKey, "1"), c); err != nil {
+		return forwardErr(err)
+	}
+	return nil
 }
 
 // forwarded reports whether ctx is a call's that a follower forwarded.

@@ -12,7 +12,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	"google.golang.org/grpc/metadata"
 
 	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
 )
@@ -193,25 +192,23 @@ func (l *Log) AddMember(ctx context.Context, id, raftAddr, clientAddr string) ([
 	if id == "" || raftAddr == "" || strings.Contains(raftAddr+clientAddr, addrSep) {
 		return nil, fmt.Errorf("%w: a member needs an id and a Raft address, and no %q in its addresses", ErrInvalidMember, addrSep)
 	}
-	if l.node.IsLeader() || forwarded(ctx) {
+	var members []Member
+	err := l.onLeader(ctx, func() error {
 		err := l.node.AddVoter(ctx, id, MemberAddr(raftAddr, clientAddr))
 		if err == nil {
-			return l.Members()
+			members, err = l.Members()
 		}
-		if !errors.Is(err, ErrNotLeader) || forwarded(ctx) {
-			return nil, l.hint(err)
-		}
-	}
-	c, err := l.leaderClient()
+		return err
+	}, func(ctx context.Context, c goethev1.GoetheClient) error {
+		resp, err := c.AddClusterMember(ctx,
+			&goethev1.AddClusterMemberRequest{Member: &goethev1.ClusterMember{Id: id, RaftAddress: raftAddr, ClientAddress: clientAddr}})
+		members = membersOf(resp.GetMembers())
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.AddClusterMember(metadata.AppendToOutgoingContext(ctx, ForwardedKey, "1"),
-		&goethev1.AddClusterMemberRequest{Member: &goethev1.ClusterMember{Id: id, RaftAddress: raftAddr, ClientAddress: clientAddr}})
-	if err != nil {
-		return nil, forwardErr(err)
-	}
-	return membersOf(resp.GetMembers()), nil
+	return members, nil
 }
 
 // RemoveMember removes the voter id through the leader (a follower
@@ -220,25 +217,22 @@ func (l *Log) AddMember(ctx context.Context, id, raftAddr, clientAddr string) ([
 // elect a new one. Errors: a *MemberNotFoundError (ErrMemberNotFound) when
 // id is not a member, otherwise as AddMember's.
 func (l *Log) RemoveMember(ctx context.Context, id string) ([]Member, error) {
-	if l.node.IsLeader() || forwarded(ctx) {
+	var members []Member
+	err := l.onLeader(ctx, func() error {
 		err := l.removeHere(ctx, id)
 		if err == nil {
-			return l.Members()
+			members, err = l.Members()
 		}
-		if !errors.Is(err, ErrNotLeader) || forwarded(ctx) {
-			return nil, l.hint(err)
-		}
-	}
-	c, err := l.leaderClient()
+		return err
+	}, func(ctx context.Context, c goethev1.GoetheClient) error {
+		resp, err := c.RemoveClusterMember(ctx, &goethev1.RemoveClusterMemberRequest{Id: id})
+		members = membersOf(resp.GetMembers())
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.RemoveClusterMember(metadata.AppendToOutgoingContext(ctx, ForwardedKey, "1"),
-		&goethev1.RemoveClusterMemberRequest{Id: id})
-	if err != nil {
-		return nil, forwardErr(err)
-	}
-	return membersOf(resp.GetMembers()), nil
+	return members, nil
 }
 
 func (l *Log) removeHere(ctx context.Context, id string) error {

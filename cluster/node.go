@@ -484,17 +484,11 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 }
 
 func (n *Node) changeMembers(ctx context.Context, change func(time.Duration) raft.IndexFuture) error {
-	if err := ctx.Err(); err != nil {
+	timeout, err := n.leaderTimeout(ctx)
+	if err != nil {
 		return err
 	}
-	if n.raft.State() != raft.Leader {
-		return n.notLeader()
-	}
-	timeout := n.cfg.ProposeTimeout
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = min(timeout, time.Until(dl))
-	}
-	err := change(timeout).Error()
+	err = change(timeout).Error()
 	switch {
 	case err == nil:
 		return nil

@@ -190,6 +190,23 @@ func outcome(resp any, index uint64) (store.Result, uint64, error) {
 	}
 }
 
+// leaderTimeout is how long a change proposed now under ctx may wait for
+// Raft to take it: ProposeTimeout, or less to ctx's deadline. It fails with
+// ctx's error, or a *NotLeaderError when this node does not lead.
+func (n *Node) leaderTimeout(ctx context.Context) (time.Duration, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if n.raft.State() != raft.Leader {
+		return 0, n.notLeader()
+	}
+	timeout := n.cfg.ProposeTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	return timeout, nil
+}
+
 // startAsync validates cmd and hands its entry to Raft's queue (the
 // leader's order of proposals is the log's order); done gets its outcome,
 // exactly once, from the FSM's goroutine (committed and applied here), the
@@ -197,18 +214,12 @@ func outcome(resp any, index uint64) (store.Result, uint64, error) {
 // error returned (ctx's, a validation error, a *NotLeaderError) means
 // nothing was proposed and done is not called.
 func (n *Node) startAsync(ctx context.Context, cmd store.Command, done func(store.Result, uint64, error)) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	if err := cmd.Validate(); err != nil {
 		return err
 	}
-	if n.raft.State() != raft.Leader {
-		return n.notLeader()
-	}
-	timeout := n.cfg.ProposeTimeout
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = min(timeout, time.Until(dl))
+	timeout, err := n.leaderTimeout(ctx)
+	if err != nil {
+		return err
 	}
 	if cmd.Kind == store.CommandAppend && cmd.DedupeWindow == 0 {
 		// The leader decides the dedupe window of topics without one of
