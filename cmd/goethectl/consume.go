@@ -160,7 +160,7 @@ func (o *consumeOptions) run(ctx context.Context, e *env, g *globals, topic stri
 	if o.commit {
 		cm = newCommitter(c, topic, o.consumer)
 	}
-	p := &printer{w: bufio.NewWriterSize(e.stdout, 64<<10), json: o.json, cm: cm, until: until}
+	p := &printer{w: bufio.NewWriterSize(e.stdout, 64<<10), stderr: e.stderr, json: o.json, cm: cm, until: until}
 	streamErr := p.loop(ctx, events, cm)
 	cancel()
 	stop()
@@ -225,6 +225,7 @@ func receive(sub *client.Subscription) (<-chan received, func()) {
 // printer writes events and tells the committer which ones are out.
 type printer struct {
 	w         *bufio.Writer
+	stderr    io.Writer
 	json      bool
 	cm        *committer // nil without --commit
 	buf       bytes.Buffer
@@ -287,6 +288,15 @@ func (p *printer) print(ev *client.Event) error {
 		}
 		p.w.Write(line)
 	} else {
+		if ev.Skipped > 0 {
+			// Said where it happened in the output, on standard error so
+			// that standard output stays the payloads.
+			if err := p.flush(); err != nil {
+				return err
+			}
+			fmt.Fprintf(p.stderr, "goethectl: %d events of %s before seq %d were removed (retention or a trim) before they were read\n",
+				ev.Skipped, ev.Topic, ev.Seq)
+		}
 		p.w.Write(ev.Payload)
 		p.w.WriteByte('\n')
 	}

@@ -40,10 +40,13 @@ type jsonEvent struct {
 	Headers       map[string]string `json:"headers"`
 	Payload       *string           `json:"payload,omitempty"`
 	PayloadBase64 []byte            `json:"payload_base64,omitempty"`
+	// Skipped counts the events just before this one that retention or a
+	// trim removed before the consume read them (absent when none).
+	Skipped uint64 `json:"skipped,omitempty"`
 }
 
 func newJSONEvent(ev *client.Event) jsonEvent {
-	j := jsonEvent{Topic: ev.Topic, ID: ev.ID, Seq: ev.Seq, Time: formatTime(idTime(ev.ID)), Headers: ev.Headers}
+	j := jsonEvent{Topic: ev.Topic, ID: ev.ID, Seq: ev.Seq, Time: formatTime(idTime(ev.ID)), Headers: ev.Headers, Skipped: ev.Skipped}
 	if j.Headers == nil {
 		j.Headers = map[string]string{}
 	}

@@ -67,15 +67,25 @@ func TestTopicTrim(t *testing.T) {
 	addr := startServer(t)
 	idList := ids(t, ok(t, addr, "a\nb\nc\nd\ne\nf\n", "produce", "log"))
 	require.Equal(t, "removed 2 events; log now starts at seq 3\n", ok(t, addr, "", "topic", "trim", "log", "--before", "seq:3"))
-	require.Equal(t, "c\nd\ne\nf\n", ok(t, addr, "", "consume", "log"))
+	// A consume from the beginning starts at the first event left and
+	// says how many it missed: on standard error, or in --json.
+	r := ctl(t, addr, "", "consume", "log")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	require.Equal(t, "c\nd\ne\nf\n", r.stdout)
+	require.Equal(t, "goethectl: 2 events of log before seq 3 were removed (retention or a trim) before they were read\n", r.stderr)
+	var first struct{ Seq, Skipped uint64 }
+	require.NoError(t, json.Unmarshal([]byte(strings.SplitN(ok(t, addr, "", "consume", "log", "--json"), "\n", 2)[0]), &first))
+	require.Equal(t, uint64(3), first.Seq)
+	require.Equal(t, uint64(2), first.Skipped)
+	require.Equal(t, "d\ne\nf\n", ok(t, addr, "", "consume", "log", "--from", "seq:4"), "no gap after seq 3")
 	require.Equal(t, "removed 0 events; log now starts at seq 3\n", ok(t, addr, "", "topic", "trim", "log", "--before", "seq:2"))
 	require.Equal(t, "removed 1 events; log now starts at seq 4\n", ok(t, addr, "", "topic", "trim", "log", "--before", "id:"+strconv.FormatUint(idList[3], 10)))
 	require.Equal(t, "removed 3 events; log holds none now (its next event gets seq 7)\n", ok(t, addr, "", "topic", "trim", "log", "--before", "end"))
-	require.Equal(t, "", ok(t, addr, "", "consume", "log"))
+	require.Empty(t, ctl(t, addr, "", "consume", "log").stdout)
 	require.Equal(t, uint64(7), seqOf(t, ok(t, addr, "", "produce", "log", "g", "--json")))
 	require.Equal(t, "removed 1 events; log holds none now (its next event gets seq 8)\n", ok(t, addr, "", "topic", "trim", "log", "--before", "now"))
 
-	r := ctl(t, addr, "", "topic", "trim", "log")
+	r = ctl(t, addr, "", "topic", "trim", "log")
 	require.Equal(t, exitUsage, r.code)
 	require.Contains(t, r.stderr, "--before POS is required")
 	require.Contains(t, fails(t, addr, "", "topic", "trim", "absent", "--before", "seq:2"), "absent")
