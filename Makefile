@@ -33,6 +33,7 @@ FUZZ_TARGETS = \
 	./store:FuzzApply \
 	./store:FuzzEventCodec \
 	./store:FuzzLifecycleRecords \
+	./store:FuzzReplicas \
 	./client:FuzzDecodeConsumeResponse \
 	./client:FuzzDecodeProduceStreamResponse \
 	./client:FuzzEncodeProduce \

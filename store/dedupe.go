@@ -22,7 +22,8 @@ import (
 //
 // Durability: every stored key gets a record {0xF8} topic id, event id →
 // seq, key, written in the same engine batch as its event, so the window
-// survives a restart: Open loads each topic's records of its last window.
+// survives a restart: Open loads each topic's records (all of them: the
+// keys the topic remembered, at most MaxDedupeKeys).
 // Expired records are removed by the appends to their topic, with one range
 // delete of at most DedupeExpireStep records per topic and commit, so no
 // batch grows with the number of expired keys.
@@ -50,11 +51,6 @@ const (
 	// from one topic (in one range delete), so that expiry never makes
 	// an unbounded batch; an append to the topic removes the next step.
 	DedupeExpireStep = 4096
-	// dedupeLoadMargin widens the window Open loads, against clock skew
-	// between the store's clock and the timestamps a replicated log
-	// applies with. Extra records loaded cost memory only: lookups check
-	// the window.
-	dedupeLoadMargin = int64(10 * time.Second)
 )
 
 // Duplicate is one event of an Append that was not stored because its
@@ -104,13 +100,6 @@ type dedupeState struct {
 	recs  []dedupeRec
 	head  int
 	byKey map[string]dedupeRec
-	// swept: no record older than recs[head] is on disk. Open loads only
-	// a topic's last window; its first range delete then starts at the
-	// topic's first possible key, to take what is older, and the later
-	// ones start at their first record, so that an engine that expands a
-	// range delete by a scan (goleveldb) does not walk over the
-	// tombstones of the earlier ones again.
-	swept bool
 }
 
 func (d *dedupeState) live() []dedupeRec {
@@ -240,10 +229,10 @@ func (a *applied) dedupeWrite(c *change) {
 	dc := &c.dd
 	if dc.drop > 0 {
 		live := c.t.dd.live()
+		// From the first record dropped, which is the oldest on disk
+		// (Open loads them all): an engine that expands a range delete by
+		// a scan (goleveldb) never walks over earlier tombstones again.
 		start, end := live[0].id, dc.dropEnd
-		if !c.t.dd.swept {
-			start = 0
-		}
 		if dc.drop < len(live) {
 			end = live[dc.drop].id
 		}
@@ -258,9 +247,6 @@ func (a *applied) dedupeWrite(c *change) {
 // commitDedupe makes c's dedupe change current in t, once c's batch is
 // written.
 func commitDedupe(t *topic, c *change) {
-	if c.dd.drop > 0 || c.t == nil { // a new topic has no older records
-		t.dd.swept = true
-	}
 	for range c.dd.drop {
 		t.dd.pop()
 	}
@@ -391,24 +377,18 @@ func eventChecksumKeyed(key, rest []byte) uint32 {
 // in the appends it proposes (Command.DedupeWindow).
 func (s *Store) DedupeWindow() time.Duration { return time.Duration(s.c.applied.window) }
 
-// loadDedupe reads t's dedupe records of its last window (with a margin)
-// into memory, the newest MaxDedupeKeys of them. Called at Open and
+// loadDedupe reads t's dedupe records into memory, the newest
+// MaxDedupeKeys of them. Called at Open and
 // wherever a topic's state is re-read from the engine.
 func (s *Store) loadDedupe(t *topic) error {
 	t.dd = dedupeState{}
-	if t.meta.lastSeq == 0 {
-		t.dd.swept = true // a topic without events has no records
-	}
-	window := s.c.applied.window
-	if cfg := t.meta.cfg; cfg.Set&FieldDedupeWindow != 0 {
-		window = int64(cfg.DedupeWindow) // the topic's own
-	}
-	if window == 0 {
-		return nil
-	}
-	from := min(int64(t.meta.lastID), s.opts.Clock()) - window - dedupeLoadMargin
-	start := dedupeKey(nil, t.id, uint64(max(from, 0)))
-	end := dedupeKey(nil, t.id+1, 0)
+	// Every record on disk, whatever the windows: they are exactly the
+	// keys the topic remembered when it closed (a group writes the records
+	// it forgets as deletes in its own batch), and a window that a later
+	// config change widens again must find them as a store that never
+	// restarted does. At most MaxDedupeKeys of them.
+	start := dedupeKey(nil, t.id, 0)
+	end := dedupeTopicEnd(t.id)
 	for {
 		kvs, err := s.eng.Scan(start, end, 4096, 0)
 		if err != nil {
