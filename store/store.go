@@ -220,7 +220,8 @@ type Options struct {
 	// DedupeWindow is how long a topic remembers the dedupe key of an
 	// event it stored (see dedupe.go): 0 takes DefaultDedupeWindow, a
 	// negative window turns dedupe off (keys are still stored with their
-	// events). A replicated store's members must all use the same one.
+	// events). A replicated store applies the window its leader put in
+	// each append (Command.DedupeWindow) instead.
 	DedupeWindow time.Duration
 	// MaxDedupeKeys bounds the keys one topic remembers; past it the
 	// oldest are forgotten early. 0 takes DefaultMaxDedupeKeys.

@@ -19,8 +19,8 @@ func (c *dedupeConfig) register(fs *flag.FlagSet) {
 		"how long a topic remembers the dedupe key of an event it stored: an event produced\n"+
 			"again with the same key within it is not stored twice (the answer names the original).\n"+
 			"The window is kept on disk and survives restarts; each topic remembers at most\n"+
-			fmt.Sprintf("%d keys (the oldest are forgotten first). 0 turns dedupe off. In a cluster every\n", store.DefaultMaxDedupeKeys)+
-			"member must have the same window")
+			fmt.Sprintf("%d keys (the oldest are forgotten first). 0 turns dedupe off. In a cluster the\n", store.DefaultMaxDedupeKeys)+
+			"leader's window applies to every write (a topic's own, goethectl topic set, to its writes)")
 }
 
 // validate reports a bad value of the group's flags.
