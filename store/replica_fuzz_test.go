@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"testing"
@@ -15,8 +16,9 @@ import (
 // FuzzReplicas: a leader builds a log of every kind of command — appends
 // with and without dedupe keys and expectations, cursors, topic configs,
 // trims and deletes planned on its own state — applying each entry as it
-// goes; two replicas apply the same log, one in a single group, the other
-// two entries at a time with a restart in between. All three must give the
+// goes; replicas apply the same log: one in a single group, one two
+// entries at a time with a restart in between, one after restoring a
+// snapshot of the log's first half. All three must give the
 // same results and end byte for byte the same, and goethe check must find
 // each folder clean. It is the determinism replication rests on, over the
 // commands this build added to the apply step.
@@ -63,9 +65,26 @@ func FuzzReplicas(f *testing.F) {
 		require.NoError(t, two.Close())
 		_, te := openEngine(t, "leveldb", dir, opts)
 
+		// A replica that catches up from a snapshot taken halfway, as a
+		// lagging Raft follower does, then applies the whole log (what the
+		// snapshot holds is skipped).
+		src, _ := openEngine(t, "leveldb", t.TempDir(), opts)
+		_, err = src.ApplyCommitted(log[:len(log)/2])
+		require.NoError(t, err)
+		snap, err := src.Snapshot()
+		require.NoError(t, err)
+		var buf bytes.Buffer
+		_, err = snap.WriteTo(&buf)
+		require.NoError(t, err)
+		require.NoError(t, snap.Close())
+		three, he := openEngine(t, "leveldb", t.TempDir(), opts)
+		require.NoError(t, three.Restore(&buf))
+		_, err = three.ApplyCommitted(log)
+		require.NoError(t, err)
+
 		// Deleted topics' events are reclaimed in the background, by
 		// each replica on its own: compare once every one is done.
-		for _, e := range []engine.Engine{le, oe, te} {
+		for _, e := range []engine.Engine{le, oe, te, he} {
 			require.Eventually(t, func() bool {
 				kvs, err := e.Scan([]byte{0xF7}, []byte{0xF8}, 1, 0)
 				return err == nil && len(kvs) == 0
@@ -74,7 +93,8 @@ func FuzzReplicas(f *testing.F) {
 		want := dump(t, le)
 		require.Equal(t, want, dump(t, oe), "the log applied in one group")
 		require.Equal(t, want, dump(t, te), "the log applied two entries at a time, with a restart")
-		for _, e := range []engine.Engine{le, oe, te} {
+		require.Equal(t, want, dump(t, he), "the log applied after a snapshot of its first half")
+		for _, e := range []engine.Engine{le, oe, te, he} {
 			r, err := store.Check(e, store.CheckOptions{})
 			require.NoError(t, err)
 			require.True(t, r.Clean(), "goethe check: %+v", r.Problems)
