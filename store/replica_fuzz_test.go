@@ -103,8 +103,9 @@ func FuzzReplicas(f *testing.F) {
 }
 
 // replicaOpts are FuzzReplicas' stores': a dedupe window of a minute and a
-// limit of 4 keys per topic, so that expiry and the limit are both met.
-var replicaOpts = store.Options{DedupeWindow: time.Minute, RetentionByLog: true, MaxDedupeKeys: 4}
+// limit of 4 keys per topic, so that expiry and the limit are both met,
+// and the background reclaim of deleted topics every 10 ms.
+var replicaOpts = store.Options{DedupeWindow: time.Minute, RetentionByLog: true, MaxDedupeKeys: 4, RetentionInterval: 10 * time.Millisecond}
 
 // leaderLog builds FuzzReplicas' log from data on leader, applying each
 // entry as it goes, and returns it with the leader's results.
