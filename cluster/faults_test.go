@@ -203,10 +203,10 @@ func finalWrite(t *testing.T, c *testCluster) uint64 {
 //     itself and truncates its log catches up from a snapshot once back.
 func TestFaultsUnderLoad(t *testing.T) {
 	type scenario struct {
-		name    string
-		tweak   func(*cluster.Config)
-		fault   func(c *testCluster, net *faultNet, leader int) (heal func())
-		after   func(t *testing.T, c *testCluster, leader int) // checks once converged
+		name  string
+		tweak func(*cluster.Config)
+		fault func(c *testCluster, net *faultNet, leader int) (heal func())
+		after func(t *testing.T, c *testCluster, leader int) // checks once converged
 	}
 	scenarios := []scenario{
 		{name: "kill-leader", fault: func(c *testCluster, _ *faultNet, leader int) func() {
