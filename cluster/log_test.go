@@ -288,10 +288,11 @@ func (s *silentLeader) ProduceStream(stream grpc.BidiStreamingServer[goethev1.Pr
 	}
 }
 
-// A forwarded append that the leader takes and never answers ends with
-// ErrOutcomeUnknown after ForwardTimeout, and so does every other append
-// waiting on the same stream; the next append opens a new stream.
-func TestLogForwardTimeout(t *testing.T) {
+// followerOfSilentLeader returns the Log of a follower of a 3-node
+// cluster whose leader's client address is a silentLeader's, with
+// ForwardTimeout timeout (0: the default), and that silentLeader.
+func followerOfSilentLeader(t *testing.T, timeout time.Duration) (*cluster.Log, *silentLeader) {
+	t.Helper()
 	c := newCluster(t, "leveldb", 3, nil)
 	leader := c.waitLeader(10 * time.Second)
 	follower := (leader + 1) % 3
@@ -303,8 +304,16 @@ func TestLogForwardTimeout(t *testing.T) {
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	lg, err := cluster.NewLog(cluster.LogConfig{Node: c.node(follower), Store: c.nodes[follower].st,
-		ClientAddrs: map[string]string{c.peers[leader].ID: lis.Addr().String()}, ForwardTimeout: 300 * time.Millisecond})
+		ClientAddrs: map[string]string{c.peers[leader].ID: lis.Addr().String()}, ForwardTimeout: timeout})
 	require.NoError(t, err)
+	return lg, silent
+}
+
+// A forwarded append that the leader takes and never answers ends with
+// ErrOutcomeUnknown after ForwardTimeout, and so does every other append
+// waiting on the same stream; the next append opens a new stream.
+func TestLogForwardTimeout(t *testing.T) {
+	lg, silent := followerOfSilentLeader(t, 300*time.Millisecond)
 	defer lg.Close()
 
 	done := make(chan error, 2)
@@ -314,26 +323,14 @@ func TestLogForwardTimeout(t *testing.T) {
 	for range 2 {
 		require.ErrorIs(t, <-done, cluster.ErrOutcomeUnknown)
 	}
-	_, err = lg.Append(context.Background(), "t", evs("c"), store.ExpectAny)
+	_, err := lg.Append(context.Background(), "t", evs("c"), store.ExpectAny)
 	require.ErrorIs(t, err, cluster.ErrOutcomeUnknown, "a new stream, which times out too")
 }
 
 // Close ends the appends waiting on the forward stream (ErrOutcomeUnknown)
 // and refuses later ones (ErrClosed).
 func TestLogCloseEndsForwards(t *testing.T) {
-	c := newCluster(t, "leveldb", 3, nil)
-	leader := c.waitLeader(10 * time.Second)
-	follower := (leader + 1) % 3
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	srv := grpc.NewServer()
-	silent := &silentLeader{received: make(chan struct{}, 1)}
-	goethev1.RegisterGoetheServer(srv, silent)
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	lg, err := cluster.NewLog(cluster.LogConfig{Node: c.node(follower), Store: c.nodes[follower].st,
-		ClientAddrs: map[string]string{c.peers[leader].ID: lis.Addr().String()}})
-	require.NoError(t, err)
+	lg, silent := followerOfSilentLeader(t, 0)
 
 	done := make(chan error, 1)
 	lg.AppendAsync("t", evs("a"), store.ExpectAny, func(_ store.AppendResult, err error) { done <- err })
