@@ -217,3 +217,17 @@ func firstMatch(file, re string) string {
 	}
 	return ""
 }
+
+// AbsPaths makes each flag value that names a path with a separator in it
+// absolute, so that it still names the same file once a process it is
+// passed to runs in another folder. Bare names (found on $PATH) and empty
+// values stay as they are.
+func AbsPaths(paths ...*string) {
+	for _, p := range paths {
+		if *p != "" && strings.ContainsRune(*p, os.PathSeparator) {
+			if abs, err := filepath.Abs(*p); err == nil {
+				*p = abs
+			}
+		}
+	}
+}

@@ -67,13 +67,7 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "cluster3: -workloads:", err)
 		return 2
 	}
-	for _, p := range []*string{natsBin, goetheBin, work, out, pidFile} {
-		if *p != "" && strings.ContainsRune(*p, os.PathSeparator) {
-			if abs, err := filepath.Abs(*p); err == nil {
-				*p = abs
-			}
-		}
-	}
+	peers.AbsPaths(natsBin, goetheBin, work, out, pidFile)
 	if *root == "" {
 		*root, _ = os.Getwd()
 	}

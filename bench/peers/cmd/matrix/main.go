@@ -87,14 +87,7 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "matrix: -workloads:", err)
 		return 2
 	}
-	for _, p := range []*string{natsBin, goetheBin, work, out, pidFile} {
-		if *p != "" && strings.ContainsRune(*p, os.PathSeparator) {
-			abs, err := filepath.Abs(*p)
-			if err == nil {
-				*p = abs
-			}
-		}
-	}
+	peers.AbsPaths(natsBin, goetheBin, work, out, pidFile)
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, "matrix:", err)
 		return 1
