@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,8 +17,13 @@ import (
 
 // binary returns the path of a server binary: .work/bin/name if install.sh
 // put it there, else name on PATH. It skips the test if there is none.
+// goethe is built from this checkout instead (goetheBinary): a copy left
+// in .work/bin by an older results run would test an older server.
 func binary(t *testing.T, name string) string {
 	t.Helper()
+	if name == "goethe" {
+		return goetheBinary(t)
+	}
 	if p, err := filepath.Abs(filepath.Join(".work", "bin", name)); err == nil {
 		if _, err := os.Stat(p); err == nil {
 			return p
@@ -28,6 +34,43 @@ func binary(t *testing.T, name string) string {
 		t.Skipf("%s is not installed (run bench/peers/install.sh)", name)
 	}
 	return p
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if goetheBin != "" {
+		_ = os.RemoveAll(filepath.Dir(goetheBin))
+	}
+	os.Exit(code)
+}
+
+var (
+	goetheOnce sync.Once
+	goetheBin  string
+	goetheErr  error
+)
+
+// goetheBinary builds cmd/goethe of this checkout once per test run, into
+// a temporary folder that TestMain removes; every test of the run uses it.
+func goetheBinary(t *testing.T) string {
+	t.Helper()
+	goetheOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "peers-goethe-")
+		if err != nil {
+			goetheErr = err
+			return
+		}
+		goetheBin = filepath.Join(dir, "goethe")
+		cmd := exec.Command("go", "build", "-o", goetheBin, "./cmd/goethe")
+		cmd.Dir = filepath.Join("..", "..")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			goetheErr = fmt.Errorf("go build ./cmd/goethe: %v\n%s", err, out)
+		}
+	})
+	if goetheErr != nil {
+		t.Fatal(goetheErr)
+	}
+	return goetheBin
 }
 
 // startServer starts a server with start and stops it when the test ends.
