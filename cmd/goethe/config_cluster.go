@@ -139,11 +139,11 @@ func (c *clusterConfig) clientAddr(listen string) string {
 // returns the Log that the server serves; listen is the server's --listen.
 // Raft's logs of level warning and above go to log.
 func (c *clusterConfig) open(dataDir, listen string, st *store.Store, log *slog.Logger, sec *securityConfig) (*cluster.Node, *cluster.Log, error) {
-	memberTLS, cert, ca, err := c.Security.memberTLS()
+	memberTLS, cert, err := c.Security.memberTLS()
 	if err != nil {
 		return nil, nil, err
 	}
-	dial, err := c.Security.forwardDialOptions(sec, cert, ca)
+	dial, err := c.Security.forwardDialOptions(sec, cert)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -91,26 +91,26 @@ func loopbackHostPort(addr string) bool {
 
 // memberTLS reads the Raft port's certificate and CA, or returns nil
 // without them. The error names the flag at fault.
-func (c *clusterSecurity) memberTLS() (*tls.Config, tls.Certificate, *x509.CertPool, error) {
+func (c *clusterSecurity) memberTLS() (*tls.Config, tls.Certificate, error) {
 	if !c.raftTLS() {
-		return nil, tls.Certificate{}, nil, nil
+		return nil, tls.Certificate{}, nil
 	}
 	cert, err := tlsconf.LoadKeyPair(c.RaftTLSCert, c.RaftTLSKey)
 	if err != nil {
-		return nil, cert, nil, fmt.Errorf("--raft-tls-cert %s / --raft-tls-key %s: %w", c.RaftTLSCert, c.RaftTLSKey, err)
+		return nil, cert, fmt.Errorf("--raft-tls-cert %s / --raft-tls-key %s: %w", c.RaftTLSCert, c.RaftTLSKey, err)
 	}
 	ca, err := tlsconf.LoadCertPool(c.RaftTLSCA)
 	if err != nil {
-		return nil, cert, nil, fmt.Errorf("--raft-tls-ca %s: %w", c.RaftTLSCA, unwrapPathError(err))
+		return nil, cert, fmt.Errorf("--raft-tls-ca %s: %w", c.RaftTLSCA, unwrapPathError(err))
 	}
-	return cluster.MemberTLS(cert, ca), cert, ca, nil
+	return cluster.MemberTLS(cert, ca), cert, nil
 }
 
 // forwardDialOptions are the options of a follower's connections to the
 // leader's gRPC port: TLS when the members serve it (trusting the
 // system's roots and the cluster's CA, presenting the member's certificate
 // for a port that asks for one), and the peer token when there is one.
-func (c *clusterSecurity) forwardDialOptions(sec *securityConfig, cert tls.Certificate, ca *x509.CertPool) ([]grpc.DialOption, error) {
+func (c *clusterSecurity) forwardDialOptions(sec *securityConfig, cert tls.Certificate) ([]grpc.DialOption, error) {
 	var opts []grpc.DialOption
 	if sec.TLSCert == "" {
 		opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -119,8 +119,10 @@ func (c *clusterSecurity) forwardDialOptions(sec *securityConfig, cert tls.Certi
 		if err != nil {
 			roots = x509.NewCertPool()
 		}
-		if ca != nil {
-			roots.AppendCertsFromPEM(mustRead(c.RaftTLSCA))
+		if c.RaftTLSCA != "" {
+			if err := tlsconf.AppendCertFile(roots, c.RaftTLSCA); err != nil {
+				return nil, fmt.Errorf("--raft-tls-ca %s: %w", c.RaftTLSCA, unwrapPathError(err))
+			}
 		}
 		var own *tls.Certificate
 		if len(cert.Certificate) > 0 {
@@ -140,12 +142,6 @@ func (c *clusterSecurity) forwardDialOptions(sec *securityConfig, cert tls.Certi
 		return nil, fmt.Errorf("--peer-token-file %s: want one token on one line", c.PeerTokenFile)
 	}
 	return append(opts, grpc.WithPerRPCCredentials(peerToken{md: map[string]string{"authorization": "Bearer " + tok}, tls: sec.TLSCert != ""})), nil
-}
-
-// mustRead reads a file validate and memberTLS have already read.
-func mustRead(file string) []byte {
-	b, _ := os.ReadFile(file)
-	return b
 }
 
 // peerToken is the per-call credentials of forwarded writes.

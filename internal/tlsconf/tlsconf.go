@@ -42,15 +42,24 @@ func LoadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 // LoadCertPool reads every PEM certificate of file into a new pool. A file
 // without one is ErrNoCertificates.
 func LoadCertPool(file string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
+	pool := x509.NewCertPool()
+	if err := AppendCertFile(pool, file); err != nil {
 		return nil, err
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("%s: %w", file, ErrNoCertificates)
-	}
 	return pool, nil
+}
+
+// AppendCertFile adds the PEM certificates of file to pool (a copy of the
+// system's roots, say), failing with ErrNoCertificates when it holds none.
+func AppendCertFile(pool *x509.CertPool, file string) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	if !pool.AppendCertsFromPEM(b) {
+		return fmt.Errorf("%s: %w", file, ErrNoCertificates)
+	}
+	return nil
 }
 
 // Server returns the configuration of a TLS listener that presents cert.
