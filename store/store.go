@@ -271,7 +271,9 @@ type Options struct {
 
 	// Retention holds the server-wide defaults of the topics' configs: a
 	// field a topic's config does not set takes its value here (its Set is
-	// ignored; a 0 limit is none). The zero value keeps every event.
+	// ignored; a 0 limit is none). The zero value keeps every event. Its
+	// DedupeWindow is not read: Open sets it from DedupeWindow, the one
+	// place the server-wide window is set.
 	Retention TopicConfig
 	// RetentionInterval is how often the maintenance goroutine enforces
 	// retention; 0 takes DefaultRetentionInterval.
