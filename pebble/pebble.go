@@ -64,19 +64,31 @@
 // in the background after unsynced commits, so Write refuses from then on.
 // At that moment the DB also removes its ballast file (BallastFile,
 // Options.BallastBytes, recreated at every read-write Open), so that the
-// writes pebble has in flight are retried with room to complete: pebble's
-// WAL rotation panics, with its mutex released and so fatally, when closing
-// the old WAL fails, and a commit can start a rotation at any time.
+// writes pebble has in flight are retried with room to complete.
+//
+// pebble's WAL rotation panics, with its mutex released and so fatally,
+// when closing the old WAL fails, and a commit without sync returns before
+// its WAL write, so that a full volume met by that write surfaces only at
+// the next rotation. The DB therefore allocates the WAL's space before each
+// commit reaches pebble (see walReserve, WALReserveChunk): a commit the
+// volume has no room for is refused with engine.ErrNoSpace before pebble
+// sees it, and the DB stays writable (the next Write tries again). A
+// rotation thus never closes a WAL whose writes lacked space.
 //
 // Limits: if the volume fills up between that check and the flush, Open
 // still hangs in pebble (the window is the flush of the replayed WAL); a
 // read that runs between the failed commit and the switch to read-only may
 // see the failed batch; a commit already inside pebble when the WAL fails
-// may block until Close (pebble's commit pipeline does not recover), or, if
-// it is the one that fills the memtable, end the process in pebble's WAL
-// rotation (pebble panics with its mutex released); the window is one
-// commit, and the store commits one group at a time. Other fatal pebble
-// errors (invariant violations) still end the process, as pebble requires.
+// may block until Close (pebble's commit pipeline does not recover). A
+// commit that rotates the WAL writes its record to the new WAL before that
+// one is reserved for: if the volume is full then and the record is larger
+// than the ballast, that unsynced write is lost although Write returned nil
+// (a synced one fails). On a file system without fallocate (not Linux, or
+// one that refuses it) there is no reservation, and a full volume met by an
+// unsynced WAL write can still end the process at the next rotation; the DB
+// logs a warning. Other fatal pebble errors (invariant violations, a WAL
+// that fails to close for another reason than space) still end the
+// process, as pebble requires.
 package pebble
 
 import (
@@ -144,9 +156,8 @@ type Options struct {
 	// BallastBytes is the size of the ballast file (BallastFile) a
 	// read-write DB keeps in its folder and removes the moment a pebble
 	// write meets a full volume, so that the writes pebble has in flight
-	// (the WAL block being flushed, the EOF trailer of a WAL rotation)
-	// complete: pebble panics, fatally, when closing a WAL fails during a
-	// rotation. Default 1 MiB; it is recreated at the next read-write Open.
+	// (a flush or compaction, the record of a commit that rotated the WAL)
+	// complete. Default 1 MiB; it is recreated at the next read-write Open.
 	BallastBytes int64
 }
 
@@ -322,6 +333,11 @@ type DB struct {
 	roErr error
 	lock  *pebble.Lock
 
+	// commitMu serialises commits with the reservation of their WAL
+	// space; wal is the read-write pebble's reservation (nil read-only).
+	commitMu sync.Mutex
+	wal      *walReserve
+
 	// snaps are the views Snapshot handed out and not yet closed; Close
 	// and the switch to read-only close them first.
 	snapMu sync.Mutex
@@ -474,17 +490,25 @@ func ensureBallast(path string, size int64) error {
 func (d *DB) openPebble(readOnly bool) (*pebble.DB, error) {
 	maxCompactions := d.opts.MaxConcurrentCompactions
 	state := d.state
-	return pebble.Open(d.canon, &pebble.Options{
-		// OnDiskFull calls back in the goroutine whose write met ENOSPC,
-		// before pebble sees the error: the failure is recorded, and
-		// Write refuses, before a later commit can reach pebble's WAL
-		// rotation, which panics over a failed WAL with pebble's mutex
-		// released (a fatal "unlock of unlocked mutex", not recoverable).
-		FS: vfs.OnDiskFull(vfs.Default, func() {
-			// Runs while pebble's writes wait; they are retried once after.
-			_ = os.Remove(filepath.Join(d.canon, BallastFile))
-			state.fail(errDiskFull)
-		}),
+	// OnDiskFull calls back in the goroutine whose write met ENOSPC,
+	// before pebble sees the error: the failure is recorded, and Write
+	// refuses, before a later commit can reach pebble's WAL rotation,
+	// which panics over a failed WAL with pebble's mutex released (a fatal
+	// "unlock of unlocked mutex", not recoverable).
+	var fs vfs.FS = vfs.OnDiskFull(vfs.Default, func() {
+		// Runs while pebble's writes wait; they are retried once after.
+		_ = os.Remove(filepath.Join(d.canon, BallastFile))
+		state.fail(errDiskFull)
+	})
+	var wal *walReserve
+	if !readOnly {
+		// Every WAL pebble creates gets its space allocated ahead of the
+		// commits that fill it (see walReserve).
+		wal = &walReserve{chunk: WALReserveChunk}
+		fs = walFS{FS: fs, r: wal}
+	}
+	pdb, err := pebble.Open(d.canon, &pebble.Options{
+		FS:                          fs,
 		Lock:                        d.lock,
 		ReadOnly:                    readOnly,
 		CacheSize:                   d.opts.CacheSize,
@@ -510,6 +534,10 @@ func (d *DB) openPebble(readOnly bool) (*pebble.DB, error) {
 			},
 		},
 	})
+	if err == nil && wal != nil {
+		d.wal = wal
+	}
+	return pdb, err
 }
 
 // switchToReadOnly closes the read-write pebble after a failed write and
@@ -636,10 +664,18 @@ func (d *DB) write(b *engine.Batch, sync bool) error {
 	if sync {
 		wo = pebble.Sync
 	}
+	d.commitMu.Lock()
+	defer d.commitMu.Unlock()
+	record := walRecordBound(len(pb.Repr()))
+	if err := d.wal.reserve(record); err != nil {
+		// Nothing reached pebble: the DB stays writable.
+		return wrapErr("write", err)
+	}
 	if err := pb.Commit(wo); err != nil {
 		d.state.failFatal(err)
 		return wrapErr("write", err)
 	}
+	d.wal.committed(record)
 	// A failed WAL write reaches pebble's Logger.Fatalf on this goroutine,
 	// after which Commit returns nil: the failure recorded is the answer.
 	// A volume found full during the commit, whose writes then completed
