@@ -70,6 +70,10 @@ type Page struct {
 // removed by retention or a trim) reads from the first event: the reader
 // compares seqs to learn how many it missed.
 func (s *Store) Read(topicName string, from uint64, limit int) (Page, error) {
+	if err := s.enterRead(); err != nil {
+		return Page{Next: from}, err
+	}
+	defer s.restoreMu.RUnlock()
 	t, err := s.lookup(topicName)
 	if err != nil {
 		return Page{Next: from}, err
@@ -97,6 +101,20 @@ func (s *Store) Read(topicName string, from uint64, limit int) (Page, error) {
 		return p, nil
 	}
 	return s.readEngine(t, from, last, limit)
+}
+
+// enterRead admits a reader of the store's content: it waits while a
+// Restore replaces the engine's content, so that no reader sees a partly
+// replaced store (events missing under a published end would read as
+// removed and be skipped), and it fails once a Restore broke off half way.
+// On nil the caller must call s.restoreMu.RUnlock when done.
+func (s *Store) enterRead() error {
+	s.restoreMu.RLock()
+	if p := s.restoreBroken.Load(); p != nil {
+		s.restoreMu.RUnlock()
+		return *p
+	}
+	return nil
 }
 
 // after is the position after last for a reader at from, from itself if
@@ -229,6 +247,10 @@ type TopicInfo struct {
 
 // Info describes topic, or returns ErrNotFound.
 func (s *Store) Info(topicName string) (TopicInfo, error) {
+	if err := s.enterRead(); err != nil {
+		return TopicInfo{}, err
+	}
+	defer s.restoreMu.RUnlock()
 	t, err := s.lookup(topicName)
 	if err != nil {
 		return TopicInfo{}, err
@@ -255,6 +277,10 @@ func (s *Store) Topics(after string, limit int) ([]TopicInfo, string, error) {
 	if limit <= 0 || limit > MaxTopicsPage {
 		limit = MaxTopicsPage
 	}
+	if err := s.enterRead(); err != nil {
+		return nil, "", err
+	}
+	defer s.restoreMu.RUnlock()
 	start := catalogKey(after)
 	if after != "" {
 		start = append(start, 0) // exclusive of after itself
@@ -301,6 +327,10 @@ func (s *Store) GetCursor(topicName, consumer string) (Cursor, error) {
 	if err := ValidateName("consumer", consumer); err != nil {
 		return Cursor{}, err
 	}
+	if err := s.enterRead(); err != nil {
+		return Cursor{}, err
+	}
+	defer s.restoreMu.RUnlock()
 	t, err := s.lookup(topicName)
 	if err != nil {
 		return Cursor{}, err

@@ -204,6 +204,94 @@ func TestSnapshotRestore(t *testing.T) {
 	})
 }
 
+// Readers never see a partly replaced store: while Restore holds the
+// engine (here at its first write, the removal of the old content), Read,
+// Info, Topics and GetCursor wait, then see the snapshot's content. Before
+// the gate a reader could meet the old topic's end with its events gone,
+// read that as a trim, and skip them.
+func TestRestoreHoldsReaders(t *testing.T) {
+	forEngine(t, func(t *testing.T, name string) {
+		log := replicaLog()
+		src, _ := openEngine(t, name, t.TempDir(), store.DefaultOptions())
+		_, err := src.ApplyCommitted(log)
+		require.NoError(t, err)
+		snap, err := src.Snapshot()
+		require.NoError(t, err)
+		var buf bytes.Buffer
+		_, err = snap.WriteTo(&buf)
+		require.NoError(t, err)
+		require.NoError(t, snap.Close())
+		want := readAll(t, src, "a", 0, 100)
+
+		dst, fault := openFaultyWith(t, name, t.TempDir(), store.DefaultOptions())
+		_, err = dst.ApplyCommitted([]store.CommittedEntry{{Index: 1, Time: 9, Commands: []store.Command{
+			appendCmd("a", store.ExpectAny, "old1", "old2"),
+			{Kind: store.CommandSetCursor, Topic: "a", Consumer: "c1", CursorID: 10},
+		}}})
+		require.NoError(t, err)
+
+		release := fault.BlockWrites()
+		t.Cleanup(release) // before the store's Close, should the test fail
+		restored := make(chan error, 1)
+		go func() { restored <- dst.Restore(bytes.NewReader(buf.Bytes())) }()
+		require.Eventually(t, func() bool { return fault.Waiting() == 1 }, 10*time.Second, time.Millisecond)
+
+		type answer struct {
+			what string
+			err  error
+			got  any
+		}
+		answers := make(chan answer, 4)
+		go func() {
+			p, err := dst.Read("a", 0, 100)
+			answers <- answer{"read", err, p.Events}
+		}()
+		go func() {
+			ti, err := dst.Info("a")
+			answers <- answer{"info", err, ti.LastSeq}
+		}()
+		go func() {
+			ts, _, err := dst.Topics("", 10)
+			answers <- answer{"topics", err, len(ts)}
+		}()
+		go func() {
+			c, err := dst.GetCursor("a", "c1")
+			answers <- answer{"cursor", err, c.ID}
+		}()
+		require.Never(t, func() bool { return len(answers) > 0 }, 200*time.Millisecond, time.Millisecond,
+			"a reader got an answer while Restore held the engine")
+		release()
+		require.NoError(t, <-restored)
+		wantCursor, err := src.GetCursor("a", "c1")
+		require.NoError(t, err)
+		wantTopics, _, err := src.Topics("", 10)
+		require.NoError(t, err)
+		for range 4 {
+			a := <-answers
+			require.NoError(t, a.err, a.what)
+			switch a.what {
+			case "read":
+				require.Equal(t, want, a.got)
+			case "info":
+				require.Equal(t, want[len(want)-1].Seq, a.got)
+			case "topics":
+				require.Equal(t, len(wantTopics), a.got)
+			case "cursor":
+				require.Equal(t, wantCursor.ID, a.got)
+			}
+		}
+
+		// A Restore that broke off leaves no half store to read.
+		bad := bytes.Clone(buf.Bytes())
+		bad[len(bad)-20] ^= 0xFF
+		require.ErrorIs(t, dst.Restore(bytes.NewReader(bad)), store.ErrFailed)
+		_, err = dst.Read("a", 0, 100)
+		require.ErrorIs(t, err, store.ErrFailed)
+		_, err = dst.Info("a")
+		require.ErrorIs(t, err, store.ErrFailed)
+	})
+}
+
 // ApplyCommitted takes its turn as committer: it never runs beside a local
 // commit, local appends queued meanwhile are committed after it, and both
 // land whole, with dense seqs.

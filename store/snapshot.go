@@ -174,16 +174,16 @@ func (c *crcReader) Read(p []byte) (int, error) {
 
 // Restore replaces the whole content of the store with a snapshot written
 // by Snapshot.WriteTo, then resumes from it: topics, ids, seqs, cursors and
-// AppliedIndex are the snapshot's. Local commits wait while it runs; readers
-// go on, and may see a partly replaced store until it returns (a replica
-// restores only when it is behind). Waiting readers are woken when it is
+// AppliedIndex are the snapshot's. Local commits wait while it runs, and so
+// do readers (Read, Info, Topics, GetCursor): they see the store before or
+// after, never a partly replaced one. Waiting readers are woken when it is
 // done.
 //
 // A snapshot of another format version is refused (ErrFormat) before
 // anything changes. A failure after the replacement began leaves a marker
-// that makes the store refuse writes (ErrFailed) until it is reopened, and
-// the next Open empties the store (AppliedIndex 0), so that the replica
-// restores the snapshot again rather than serve half of one.
+// that makes the store refuse writes and reads (ErrFailed) until it is
+// reopened, and the next Open empties the store (AppliedIndex 0), so that
+// the replica restores the snapshot again rather than serve half of one.
 func (s *Store) Restore(r io.Reader) error {
 	if err := s.acquire(); err != nil {
 		return err
@@ -208,6 +208,9 @@ func (s *Store) Restore(r io.Reader) error {
 		return fmt.Errorf("%w: the snapshot has format %v, this store %v", ErrFormat, format, s.formatValue())
 	}
 
+	// Readers wait from here until the new content is loaded.
+	s.restoreMu.Lock()
+	defer s.restoreMu.Unlock()
 	var b engine.Batch
 	b.DeleteRange([]byte{0}, []byte{prefixFormat})
 	b.DeleteRange([]byte{prefixFormat + 1}, []byte{0xFF})
@@ -270,6 +273,8 @@ func (s *Store) Restore(r io.Reader) error {
 func (s *Store) failRestore(err error) error {
 	err = fmt.Errorf("%w: restore from snapshot: %w", ErrFailed, err)
 	s.fail(err)
+	broken := fmt.Errorf("%w: a restore from a snapshot broke off half way; restart the node to restore it again", ErrFailed)
+	s.restoreBroken.Store(&broken)
 	return err
 }
 
@@ -371,6 +376,9 @@ func (s *Store) finishInterruptedRestore() error {
 	if err != nil {
 		return fmt.Errorf("store: read restore marker: %w", err)
 	}
+	// Readers wait from here until the new content is loaded.
+	s.restoreMu.Lock()
+	defer s.restoreMu.Unlock()
 	var b engine.Batch
 	b.DeleteRange([]byte{0}, []byte{prefixFormat})
 	b.DeleteRange([]byte{prefixFormat + 1}, []byte{0xFF})

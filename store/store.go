@@ -385,6 +385,13 @@ type Store struct {
 	appliedIndex atomic.Uint64
 	appliedCh    atomic.Pointer[chan struct{}] // closed and replaced when it moves
 
+	// restoreMu keeps readers off the engine's content while Restore
+	// replaces it (Restore holds it exclusively, readers shared; see
+	// enterRead); restoreBroken, once set, is what those readers get after
+	// a Restore broke off half way and left a partly replaced store.
+	restoreMu     sync.RWMutex
+	restoreBroken atomic.Pointer[error]
+
 	// legacy: the folder was upgraded from format 1 and may hold events
 	// without a checksum.
 	legacy bool
