@@ -71,14 +71,9 @@ func FuzzReplicas(f *testing.F) {
 		src, _ := openEngine(t, "leveldb", t.TempDir(), opts)
 		_, err = src.ApplyCommitted(log[:len(log)/2])
 		require.NoError(t, err)
-		snap, err := src.Snapshot()
-		require.NoError(t, err)
-		var buf bytes.Buffer
-		_, err = snap.WriteTo(&buf)
-		require.NoError(t, err)
-		require.NoError(t, snap.Close())
+		snap := snapshotBytes(t, src)
 		three, he := openEngine(t, "leveldb", t.TempDir(), opts)
-		require.NoError(t, three.Restore(&buf))
+		require.NoError(t, three.Restore(bytes.NewReader(snap)))
 		_, err = three.ApplyCommitted(log)
 		require.NoError(t, err)
 

@@ -26,6 +26,18 @@ func openEngine(t *testing.T, name, dir string, opts store.Options) (*store.Stor
 	return s, e
 }
 
+// snapshotBytes is a snapshot of s as Snapshot.WriteTo streams it.
+func snapshotBytes(t *testing.T, s *store.Store) []byte {
+	t.Helper()
+	snap, err := s.Snapshot()
+	require.NoError(t, err)
+	defer func() { require.NoError(t, snap.Close()) }()
+	var buf bytes.Buffer
+	_, err = snap.WriteTo(&buf)
+	require.NoError(t, err)
+	return buf.Bytes()
+}
+
 func dump(t *testing.T, e engine.Engine) []engine.KV {
 	t.Helper()
 	kvs, err := e.Scan(nil, nil, 1<<30, 0)
@@ -215,12 +227,7 @@ func TestRestoreHoldsReaders(t *testing.T) {
 		src, _ := openEngine(t, name, t.TempDir(), store.DefaultOptions())
 		_, err := src.ApplyCommitted(log)
 		require.NoError(t, err)
-		snap, err := src.Snapshot()
-		require.NoError(t, err)
-		var buf bytes.Buffer
-		_, err = snap.WriteTo(&buf)
-		require.NoError(t, err)
-		require.NoError(t, snap.Close())
+		buf := bytes.NewBuffer(snapshotBytes(t, src))
 		want := readAll(t, src, "a", 0, 100)
 
 		dst, fault := openFaultyWith(t, name, t.TempDir(), store.DefaultOptions())
