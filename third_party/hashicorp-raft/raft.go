@@ -1266,6 +1266,12 @@ func (r *Raft) dispatchLogs(applyLogs []*logFuture) {
 	commitIndex := r.getCommitIndex()
 	r.tryStageCommitIndex(commitIndex)
 
+	// Goethe: write in parallel with replication if the store can stage.
+	if staging, ok := r.logs.(StagingLogStore); ok {
+		r.dispatchStaged(staging, applyLogs, logs, lastIndex, term)
+		return
+	}
+
 	// Write the log entry locally
 	if err := r.logs.StoreLogs(logs); err != nil {
 		r.logger.Error("failed to commit logs", "error", err)
@@ -1284,6 +1290,53 @@ func (r *Raft) dispatchLogs(applyLogs []*logFuture) {
 	for _, f := range r.leaderState.replState {
 		asyncNotifyCh(f.triggerCh)
 	}
+}
+
+// dispatchStaged is dispatchLogs' end for a StagingLogStore (Goethe): the
+// replicators are told of logs before the leader writes them, and the
+// leader counts itself toward their commit once its write is durable.
+//
+// Why this is safe:
+//   - Commit still needs a majority of durable copies. Followers store
+//     entries before they answer (as upstream); the leader's own match
+//     index moves only after StoreLogs returned. An entry the followers
+//     alone made durable is committed by them, as Raft allows (§10.2.1).
+//   - Nothing on the leader applies an entry before its own copy is
+//     durable: commit notifications are handled by the leader's goroutine
+//     (leaderLoop), which is here until StoreLogs returns. The FSM's
+//     applied index therefore never passes the local durable log, also
+//     after a crash during the write.
+//   - A leader that crashes, or whose write fails, before its copy is
+//     durable is like a follower that missed the entries: the entries are
+//     committed only if a majority of the others stored them, and a
+//     member whose log lacks them cannot win their votes. On failure the
+//     last log is put back to what is durable before stepping down, so
+//     that the leader, now a follower, never claims entries it lacks in a
+//     RequestVote or an AppendEntries answer.
+//   - While the write is in flight the leader's goroutine serves no RPC,
+//     election or configuration change; other readers of the last index
+//     are the replicators (they read the staged entries through GetLog),
+//     leadership transfer (the target must match the last index, which
+//     it does durably) and log compaction, which deletes at most up to
+//     the last snapshot, i.e. applied and so durable entries.
+func (r *Raft) dispatchStaged(staging StagingLogStore, applyLogs []*logFuture, logs []*Log, lastIndex, term uint64) {
+	prevIndex, prevTerm := r.getLastLog()
+	staging.StageLogs(logs)
+	r.setLastLog(lastIndex, term)
+	for _, f := range r.leaderState.replState {
+		asyncNotifyCh(f.triggerCh)
+	}
+
+	if err := staging.StoreLogs(logs); err != nil {
+		r.logger.Error("failed to commit logs", "error", err)
+		r.setLastLog(prevIndex, prevTerm)
+		for _, applyLog := range applyLogs {
+			applyLog.respond(err)
+		}
+		r.setState(Follower)
+		return
+	}
+	r.leaderState.commitment.match(r.localID, lastIndex)
 }
 
 // processLogs is used to apply all the committed entries that haven't been
