@@ -249,7 +249,7 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open raft log: %w", err)
 	}
-	n := &Node{cfg: cfg, wal: w, log: &stagingLog{WAL: w}}
+	n := &Node{cfg: cfg, wal: w, log: newStagingLog(w)}
 	ok := false
 	defer func() {
 		if !ok {
