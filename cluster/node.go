@@ -216,6 +216,7 @@ type Node struct {
 	raft  *raft.Raft
 	trans raft.Transport
 	wal   *wal.WAL
+	log   *stagingLog // wal, plus the batch the leader is writing (staging.go)
 	fsm   *fsm
 	props *proposals // the writes this node proposed, waiting for their outcome
 
@@ -248,7 +249,7 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open raft log: %w", err)
 	}
-	n := &Node{cfg: cfg, wal: w}
+	n := &Node{cfg: cfg, wal: w, log: newStagingLog(w)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -310,7 +311,7 @@ func Open(cfg Config) (*Node, error) {
 	n.fsm = &fsm{st: cfg.Store, log: cfg.Logger.Named("fsm"), stop: make(chan struct{}), props: n.props}
 	first := make(chan struct{})
 	n.leaderCh.Store(&first)
-	n.raft, err = raft.NewRaft(rc, n.fsm, w, w, snaps, n.trans)
+	n.raft, err = raft.NewRaft(rc, n.fsm, n.log, w, snaps, n.trans)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}

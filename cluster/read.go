@@ -85,7 +85,7 @@ func (n *Node) storedIndex(commit uint64) uint64 {
 	applied := n.cfg.Store.AppliedIndex()
 	var l raft.Log
 	for i := commit; i > applied; i-- {
-		if err := n.wal.GetLog(i, &l); err != nil {
+		if err := n.log.GetLog(i, &l); err != nil {
 			return applied
 		}
 		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
