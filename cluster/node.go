@@ -1,5 +1,8 @@
 // Package cluster replicates a Goethe store with Raft (hashicorp/raft, with
-// hashicorp/raft-wal as log and stable store).
+// hashicorp/raft-wal as log and stable store). Goethe builds it against its
+// fork in third_party/hashicorp-raft, whose leader writes its own log in
+// parallel with replication (see staging.go); against upstream it works
+// alike, with the leader's write before replication.
 //
 // # Basics
 //
