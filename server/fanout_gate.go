@@ -155,11 +155,23 @@ func (g *fanoutGate) handOnLocked(now time.Time) {
 		}
 		w.ch <- g.grantLocked(now)
 	}
-	if g.head == len(g.waiters) {
+	switch {
+	case g.head == len(g.waiters):
 		// Nobody waits: reuse the queue's memory.
 		g.waiters, g.head = g.waiters[:0], 0
+	case g.head >= gateCompactAt && 2*g.head >= len(g.waiters):
+		// Waiters never ran out: move them to the front, so that a gate
+		// under constant load does not grow its queue for ever.
+		n := copy(g.waiters, g.waiters[g.head:])
+		clear(g.waiters[n:])
+		g.waiters, g.head = g.waiters[:n], 0
 	}
 }
+
+// gateCompactAt is how many served places at the front of a gate's queue
+// make it move its waiters to the front, once they are at least half the
+// queue: the queue's memory stays within twice its waiters and this.
+const gateCompactAt = 1024
 
 // grantLocked makes a held token; len(g.held) < g.k.
 func (g *fanoutGate) grantLocked(now time.Time) *fanoutToken {

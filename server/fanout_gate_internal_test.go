@@ -180,3 +180,29 @@ func TestFanoutGateLease(t *testing.T) {
 	r3.tok.release()
 	require.Zero(t, g.holders())
 }
+
+// A gate whose queue never empties (a waiter always behind the holder)
+// keeps its queue's memory bounded: served places are dropped.
+func TestFanoutGateQueueBounded(t *testing.T) {
+	g := newFanoutGate(1, time.Hour)
+	held, err := g.acquire(context.Background())
+	require.NoError(t, err)
+	next := acquireAsync(g, context.Background())
+	for range 10 * gateCompactAt {
+		require.Eventually(t, func() bool { return g.waiting() == 1 }, 20*time.Second, time.Microsecond)
+		after := acquireAsync(g, context.Background())
+		require.Eventually(t, func() bool { return g.waiting() == 2 }, 20*time.Second, time.Microsecond)
+		held.release()
+		r := got(t, next)
+		require.NoError(t, r.err)
+		held, next = r.tok, after
+		g.mu.Lock()
+		require.LessOrEqual(t, len(g.waiters), 2*gateCompactAt+2)
+		g.mu.Unlock()
+	}
+	held.release()
+	r := got(t, next)
+	require.NoError(t, r.err)
+	r.tok.release()
+	require.Zero(t, g.holders())
+}
