@@ -1,11 +1,17 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +19,8 @@ import (
 
 	"github.com/goethe-log/goethe/client"
 	"github.com/goethe-log/goethe/engines"
+	"github.com/goethe-log/goethe/internal/testutil"
+	"github.com/goethe-log/goethe/server"
 	"github.com/goethe-log/goethe/store"
 )
 
@@ -187,34 +195,167 @@ func benchFanoutAppend(b *testing.B, eng string, followers int) {
 	fs.await(b, int64(followers)*int64(b.N+1))
 }
 
+// fanoutGates are the settings of the server's fan-out gate
+// (server.Options.FanoutSenders) the Produce benchmarks run with: on (its
+// default, GOMAXPROCS-1 senders at once) and off (more senders than
+// followers).
+var fanoutGates = []struct {
+	name    string
+	senders int
+}{{"on", 0}, {"off", fanoutGateOff}}
+
+// fanoutIntervals are the producer's paces in the Produce benchmarks: 0,
+// the next Produce as soon as one returns (the write path's latency under
+// the most load the followers let through: followers that fall behind get
+// several events per message), and one Produce every 40 ms (one event per
+// message: a rate that 2,000 followers keep up with on 2 cores, gate on or
+// off, at 12–27 ms of CPU per event, so that the delivery latencies of
+// the two compare at the same load; at 10 ms the machine is saturated).
+var fanoutIntervals = []time.Duration{0, 40 * time.Millisecond}
+
+// fanoutGateOff is a FanoutSenders that no follower count here reaches:
+// the gate never makes a follower wait.
+const fanoutGateOff = 1 << 20
+
 // BenchmarkFanoutProduce is BenchmarkFanoutAppend through a loopback gRPC
 // server: followers are Consume streams with follow on, started at the end
 // of the topic (fanoutStreamsPerConn per client connection), and one op is
 // one Produce of one 100 B event on a connection of its own. Client and
 // server share the process, so the followers' receiving costs CPU beside
-// the server's sending.
+// the server's sending (BenchmarkFanoutProduceChild moves it out).
+// p50-µs and p99-µs are the Produce latencies; deliver-p50-µs and
+// deliver-p99-µs the follower delivery latencies: from the Produce's
+// acknowledgement to each follower's receipt of its event (0 for a
+// receipt before the acknowledgement), over every follower and event.
 func BenchmarkFanoutProduce(b *testing.B) {
 	for _, eng := range engines.Names {
 		for _, n := range fanoutFollowers {
-			b.Run(fmt.Sprintf("engine=%s/sync=true/size=100B/followers=%d", eng, n), func(b *testing.B) {
-				benchFanoutProduce(b, eng, n)
-			})
+			for _, g := range fanoutGates {
+				for _, iv := range fanoutIntervals {
+					b.Run(fmt.Sprintf("engine=%s/sync=true/size=100B/followers=%d/gate=%s/interval=%v", eng, n, g.name, iv), func(b *testing.B) {
+						benchFanoutProduce(b, eng, n, g.senders, iv, false)
+					})
+				}
+			}
 		}
 	}
 }
 
-func benchFanoutProduce(b *testing.B, eng string, followers int) {
-	addr, _ := startServer(b, eng, b.TempDir(), true)
+// BenchmarkFanoutProduceChild is BenchmarkFanoutProduce with the
+// followers in a child process (this test binary again, running
+// TestFanoutChild) started with the lowest CPU priority (nice 19): as
+// followers on other machines would, their receiving does not take the
+// server's processors from it, except what the scheduler gives a niced
+// process. The child checks that every follower received every event in
+// order with dense seqs, and computes the delivery latencies from the
+// acknowledgement times the benchmark hands it.
+func BenchmarkFanoutProduceChild(b *testing.B) {
+	if _, err := exec.LookPath("nice"); err != nil {
+		b.Skip("no nice command:", err)
+	}
+	for _, eng := range engines.Names {
+		for _, n := range fanoutFollowers {
+			for _, g := range fanoutGates {
+				for _, iv := range fanoutIntervals {
+					b.Run(fmt.Sprintf("engine=%s/sync=true/size=100B/followers=%d/gate=%s/interval=%v", eng, n, g.name, iv), func(b *testing.B) {
+						benchFanoutProduce(b, eng, n, g.senders, iv, true)
+					})
+				}
+			}
+		}
+	}
+}
+
+// fanoutClients are a benchmark's followers, wherever they run.
+type fanoutClients interface {
+	// awaitWarm waits until every follower received the first event.
+	awaitWarm(b *testing.B)
+	// finish waits until every follower received events events in all,
+	// in order with dense seqs, and returns the delivery latencies'
+	// p50 and p99 in µs; acks[k] is when event k was acknowledged (Unix
+	// nanoseconds).
+	finish(b *testing.B, acks []int64) (p50, p99 float64)
+}
+
+func benchFanoutProduce(b *testing.B, eng string, followers, senders int, interval time.Duration, child bool) {
+	sopts := store.DefaultOptions()
+	opts := server.DefaultOptions()
+	opts.FanoutSenders = senders
+	if senders == 0 {
+		opts.FanoutSenders = server.DefaultFanoutSenders()
+	}
+	addr, _ := testutil.StartServer(b, eng, b.TempDir(), sopts, opts)
 	producer := dial(b, addr)
 	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
 	events := []client.EventData{{Payload: payloadOf(100)}}
 	if _, err := producer.Produce(ctx, "fan", events); err != nil {
 		b.Fatal(err)
 	}
-	fs := newFollowerSet()
-	var wg sync.WaitGroup
-	b.Cleanup(func() { cancel(); wg.Wait() })
 	heap0 := liveHeap()
+	var fc fanoutClients
+	if child {
+		fc = startFanoutChild(b, addr, followers, b.N+1)
+	} else {
+		fc = startFanoutInProcess(b, ctx, addr, followers, b.N+1)
+	}
+	acks := make([]int64, 0, b.N+1)
+	if _, err := producer.Produce(ctx, "fan", events); err != nil {
+		b.Fatal(err)
+	}
+	acks = append(acks, time.Now().UnixNano())
+	fc.awaitWarm(b)
+	// What a follower at the end holds while it waits: its stream (on
+	// both sides when they share the process) and its connection's share
+	// (goroutine stacks are not counted). Reported after the loop:
+	// ResetTimer drops metrics reported before it.
+	heapPer := float64(liveHeap()-heap0) / float64(max(followers, 1))
+	lat := make(latencies, 0, b.N)
+	b.ReportAllocs()
+	cpu := cpuClock()
+	b.ResetTimer()
+	t0 := time.Now()
+	for k := range b.N {
+		if interval > 0 {
+			// Paced: the k-th Produce starts at t0 + k intervals (at
+			// once if the previous one ended later).
+			time.Sleep(time.Until(t0.Add(time.Duration(k) * interval)))
+		}
+		start := time.Now()
+		if _, err := producer.Produce(ctx, "fan", events); err != nil {
+			b.Fatal(err)
+		}
+		end := time.Now()
+		acks = append(acks, end.UnixNano())
+		lat = append(lat, end.Sub(start))
+	}
+	b.StopTimer()
+	reportCPU(b, cpu, b.N)
+	lat.report(b)
+	if followers > 0 {
+		if !child {
+			b.ReportMetric(heapPer, "heap-B/follower")
+		}
+		p50, p99 := fc.finish(b, acks)
+		b.ReportMetric(p50, "deliver-p50-µs")
+		b.ReportMetric(p99, "deliver-p99-µs")
+	}
+}
+
+// inProcessFollowers are followers on goroutines of the benchmark's
+// process.
+type inProcessFollowers struct {
+	fs   *followerSet
+	n    int
+	wg   *sync.WaitGroup
+	recv [][]int64 // recv[f][k]: when follower f received event k (Unix ns)
+}
+
+func startFanoutInProcess(b *testing.B, ctx context.Context, addr string, followers, events int) *inProcessFollowers {
+	ip := &inProcessFollowers{fs: newFollowerSet(), n: followers, recv: make([][]int64, followers)}
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	b.Cleanup(func() { cancel(); wg.Wait() })
 	var conn *client.Client
 	for i := range followers {
 		if i%fanoutStreamsPerConn == 0 {
@@ -224,53 +365,254 @@ func benchFanoutProduce(b *testing.B, eng string, followers int) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		recv := make([]int64, 0, events)
+		ip.recv[i] = recv
 		wg.Go(func() {
 			defer sub.Close()
-			var seq uint64
-			for {
-				ev, err := sub.Next()
-				if err != nil {
-					if ctx.Err() == nil {
-						fs.fail(err)
-					}
-					return
-				}
-				if seq != 0 && ev.Seq != seq+1 {
-					fs.fail(fmt.Errorf("follower got seq %d after %d", ev.Seq, seq))
-					return
-				}
-				seq = ev.Seq
-				fs.add(1)
+			err := followFan(sub, events, func(int) { recv = append(recv, time.Now().UnixNano()); ip.fs.add(1) })
+			ip.recv[i] = recv
+			if err != nil && ctx.Err() == nil {
+				ip.fs.fail(err)
 			}
 		})
 	}
-	if _, err := producer.Produce(ctx, "fan", events); err != nil {
+	ip.wg = &wg
+	return ip
+}
+
+func (ip *inProcessFollowers) awaitWarm(b *testing.B) { ip.fs.await(b, int64(ip.n)) }
+
+func (ip *inProcessFollowers) finish(b *testing.B, acks []int64) (p50, p99 float64) {
+	ip.fs.await(b, int64(ip.n)*int64(len(acks)))
+	ip.wg.Wait() // every follower has stored its receipts
+	return deliveryPercentiles(ip.recv, acks)
+}
+
+// followFan reads sub until it has received events events, checking dense
+// seqs, and calls got with each event's index.
+func followFan(sub *client.Subscription, events int, got func(k int)) error {
+	var seq uint64
+	for k := range events {
+		ev, err := sub.Next()
+		if err != nil {
+			return err
+		}
+		if seq != 0 && ev.Seq != seq+1 {
+			return fmt.Errorf("follower got seq %d after %d", ev.Seq, seq)
+		}
+		seq = ev.Seq
+		got(k)
+	}
+	return nil
+}
+
+// deliveryPercentiles is the p50 and p99, in µs, of recv[f][k]-acks[k]
+// over every follower f and event k (a receipt before the ack counts 0).
+func deliveryPercentiles(recv [][]int64, acks []int64) (p50, p99 float64) {
+	var all latencies
+	for _, r := range recv {
+		for k, t := range r {
+			all = append(all, time.Duration(max(0, t-acks[k])))
+		}
+	}
+	if len(all) == 0 {
+		return 0, 0
+	}
+	slices.Sort(all)
+	at := func(q float64) float64 {
+		return float64(all[min(len(all)-1, int(q*float64(len(all))))]) / float64(time.Microsecond)
+	}
+	return at(0.50), at(0.99)
+}
+
+// The child process of BenchmarkFanoutProduceChild: TestFanoutChild runs
+// the followers when fanoutChildEnv names the server's address. Protocol,
+// one line each: the child writes "ready" once every follower's stream
+// is open and "warm" once each received the first event; the benchmark
+// then writes the acknowledgement times ("acks" and Unix nanoseconds) once
+// its loop is over; the child answers "done P50 P99" once every follower
+// received every event in order, or "fail" and why.
+const (
+	fanoutChildEnv       = "GOETHE_BENCH_FANOUT_CHILD"     // the server's address
+	fanoutChildFollowers = "GOETHE_BENCH_FANOUT_FOLLOWERS" // how many
+	fanoutChildEvents    = "GOETHE_BENCH_FANOUT_EVENTS"    // events each receives
+	fanoutChildNice      = "19"                            // the child's nice value
+)
+
+type childFollowers struct {
+	cmd  *exec.Cmd
+	in   io.WriteCloser
+	out  *bufio.Scanner
+	done chan struct{}
+}
+
+func startFanoutChild(b *testing.B, addr string, followers, events int) *childFollowers {
+	exe, err := os.Executable()
+	if err != nil {
 		b.Fatal(err)
 	}
-	fs.await(b, int64(followers))
-	// What a follower at the end holds while it waits: its stream on
-	// both sides (server and client share the process) and its
-	// connection's share (goroutine stacks are not counted). Reported
-	// after the loop: ResetTimer drops metrics reported before it.
-	heapPer := float64(liveHeap()-heap0) / float64(max(followers, 1))
-	lat := make(latencies, 0, b.N)
-	b.ReportAllocs()
-	cpu := cpuClock()
-	b.ResetTimer()
-	for range b.N {
-		start := time.Now()
-		if _, err := producer.Produce(ctx, "fan", events); err != nil {
-			b.Fatal(err)
+	cmd := exec.Command("nice", "-n", fanoutChildNice, exe, "-test.run", "^TestFanoutChild$", "-test.count", "1")
+	cmd.Env = append(os.Environ(), fanoutChildEnv+"="+addr,
+		fanoutChildFollowers+"="+strconv.Itoa(followers), fanoutChildEvents+"="+strconv.Itoa(events))
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	c := &childFollowers{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	c.out.Buffer(nil, 1<<20)
+	b.Cleanup(func() {
+		_ = in.Close() // the child ends when its stdin does
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	c.expect(b, "ready")
+	return c
+}
+
+// expect reads the child's next protocol line and requires it to start
+// with word; it returns the line's other fields.
+func (c *childFollowers) expect(b *testing.B, word string) []string {
+	for c.out.Scan() {
+		f := strings.Fields(c.out.Text())
+		if len(f) == 0 || f[0] != word && f[0] != "fail" {
+			continue // the test framework's own lines
 		}
-		lat = append(lat, time.Since(start))
+		if f[0] == "fail" {
+			b.Fatalf("fan-out child: %s", c.out.Text())
+		}
+		return f[1:]
 	}
-	b.StopTimer()
-	reportCPU(b, cpu, b.N)
-	lat.report(b)
-	if followers > 0 {
-		b.ReportMetric(heapPer, "heap-B/follower")
+	b.Fatalf("fan-out child ended before %q: %v", word, c.out.Err())
+	return nil
+}
+
+func (c *childFollowers) awaitWarm(b *testing.B) { c.expect(b, "warm") }
+
+func (c *childFollowers) finish(b *testing.B, acks []int64) (p50, p99 float64) {
+	line := make([]byte, 0, 24*len(acks)+8)
+	line = append(line, "acks"...)
+	for _, a := range acks {
+		line = append(line, ' ')
+		line = strconv.AppendInt(line, a, 10)
 	}
-	fs.await(b, int64(followers)*int64(b.N+1))
+	line = append(line, '\n')
+	if _, err := c.in.Write(line); err != nil {
+		b.Fatal(err)
+	}
+	f := c.expect(b, "done")
+	if len(f) != 2 {
+		b.Fatalf("fan-out child: done %v", f)
+	}
+	p50, err1 := strconv.ParseFloat(f[0], 64)
+	p99, err2 := strconv.ParseFloat(f[1], 64)
+	if err := errors.Join(err1, err2); err != nil {
+		b.Fatal(err)
+	}
+	return p50, p99
+}
+
+// TestFanoutChild is BenchmarkFanoutProduceChild's child process; it is
+// skipped unless fanoutChildEnv is set.
+func TestFanoutChild(t *testing.T) {
+	addr := os.Getenv(fanoutChildEnv)
+	if addr == "" {
+		t.Skip("runs as BenchmarkFanoutProduceChild's child process only")
+	}
+	fail := func(err error) {
+		fmt.Printf("fail %v\n", strings.ReplaceAll(err.Error(), "\n", " "))
+		os.Exit(1)
+	}
+	followers, err1 := strconv.Atoi(os.Getenv(fanoutChildFollowers))
+	events, err2 := strconv.Atoi(os.Getenv(fanoutChildEvents))
+	if err := errors.Join(err1, err2); err != nil {
+		fail(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fs := newFollowerSet()
+	recv := make([][]int64, followers)
+	var warm atomic.Int64
+	warmed := make(chan struct{})
+	var wg sync.WaitGroup
+	var conn *client.Client
+	for i := range followers {
+		if i%fanoutStreamsPerConn == 0 {
+			c, err := client.Dial(addr)
+			if err != nil {
+				fail(err)
+			}
+			defer c.Close()
+			conn = c
+		}
+		sub, err := conn.Subscribe(ctx, "fan", client.ConsumeOptions{From: client.End(), Follow: true})
+		if err != nil {
+			fail(err)
+		}
+		r := make([]int64, 0, events)
+		wg.Go(func() {
+			defer sub.Close()
+			err := followFan(sub, events, func(k int) {
+				r = append(r, time.Now().UnixNano())
+				if k == 0 && warm.Add(1) == int64(followers) {
+					close(warmed)
+				}
+			})
+			recv[i] = r
+			if err != nil {
+				fs.fail(err)
+			}
+		})
+	}
+	fmt.Println("ready")
+	acks := make(chan []int64, 1)
+	go func() {
+		in := bufio.NewScanner(os.Stdin)
+		in.Buffer(nil, 64<<20)
+		if !in.Scan() {
+			os.Exit(0) // the benchmark ended early
+		}
+		var a []int64
+		for _, f := range strings.Fields(in.Text())[1:] {
+			v, err := strconv.ParseInt(f, 10, 64)
+			if err != nil {
+				fail(err)
+			}
+			a = append(a, v)
+		}
+		acks <- a
+	}()
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-warmed:
+	case <-finished: // no followers, or some failed
+		if err := fs.failed(); err != nil {
+			fail(err)
+		}
+	}
+	fmt.Println("warm")
+	a := <-acks
+	select {
+	case <-finished:
+	case <-time.After(fanoutDrain):
+		fail(fmt.Errorf("followers did not receive %d events each within %v", events, fanoutDrain))
+	}
+	if err := fs.failed(); err != nil {
+		fail(err)
+	}
+	if len(a) != events {
+		fail(fmt.Errorf("%d acks for %d events", len(a), events))
+	}
+	p50, p99 := deliveryPercentiles(recv, a)
+	fmt.Printf("done %.1f %.1f\n", p50, p99)
 }
 
 // liveHeap is the bytes of live heap objects after a full collection.

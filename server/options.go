@@ -166,6 +166,25 @@ type Options struct {
 	// their last messages: past it, once no call is running, it closes
 	// their connections, and the stop still counts as graceful.
 	StopGrace time.Duration
+
+	// FanoutSenders bounds the Consume streams of the whole server that
+	// send a tail delivery (a page that reaches the topic's end, the
+	// events a commit just made) at once; the other followers woken by
+	// the commit wait for a turn, blocked, in the order they asked, and
+	// send the events committed meanwhile in the same message. Zero takes
+	// DefaultFanoutSenders() (GOMAXPROCS-1, at least 1: a processor stays
+	// free for the network and the write path); it must not be negative.
+	// A value at least the number of followers turns the bound off. A
+	// follower waiting for its turn is ended as one waiting in a Send is:
+	// by its context, by Stop, and by SlowConsumerTimeout. See
+	// fanout_gate.go.
+	FanoutSenders int
+	// FanoutSendLease bounds how long one tail Send holds its turn: a
+	// stream whose Send has not returned within it (its client does not
+	// read) loses the turn to the next follower, so that a stalled client
+	// cannot hold back the others. Zero takes DefaultFanoutSendLease; it
+	// must not be negative.
+	FanoutSendLease time.Duration
 }
 
 // DefaultOptions returns the documented defaults.
@@ -186,6 +205,8 @@ func DefaultOptions() Options {
 		HandshakeTimeout:     DefaultHandshakeTimeout,
 		SlowConsumerTimeout:  DefaultSlowConsumerTimeout,
 		StopGrace:            DefaultStopGrace,
+		FanoutSenders:        DefaultFanoutSenders(),
+		FanoutSendLease:      DefaultFanoutSendLease,
 	}
 }
 
@@ -243,7 +264,11 @@ func (o *Options) fillLimits(d Options) error {
 	setDefault(&o.HandshakeTimeout, d.HandshakeTimeout)
 	setDefault(&o.SlowConsumerTimeout, d.SlowConsumerTimeout)
 	setDefault(&o.StopGrace, d.StopGrace)
+	setDefault(&o.FanoutSenders, d.FanoutSenders)
+	setDefault(&o.FanoutSendLease, d.FanoutSendLease)
 	switch {
+	case o.FanoutSenders < 0:
+		return fmt.Errorf("server: FanoutSenders %d: must be positive (0 takes the default, GOMAXPROCS-1)", o.FanoutSenders)
 	case o.MaxInflightBytes < int64(o.MaxRequestBytes):
 		return fmt.Errorf("server: MaxInflightBytes %d: must be at least MaxRequestBytes, %d, or no request of the largest size could ever be taken", o.MaxInflightBytes, o.MaxRequestBytes)
 	case o.MaxConnections < 0:
@@ -256,7 +281,7 @@ func (o *Options) fillLimits(d Options) error {
 		{"KeepaliveMinTime", o.KeepaliveMinTime}, {"KeepaliveTime", o.KeepaliveTime},
 		{"KeepaliveTimeout", o.KeepaliveTimeout}, {"MaxConnectionIdle", o.MaxConnectionIdle},
 		{"HandshakeTimeout", o.HandshakeTimeout}, {"SlowConsumerTimeout", o.SlowConsumerTimeout},
-		{"StopGrace", o.StopGrace},
+		{"StopGrace", o.StopGrace}, {"FanoutSendLease", o.FanoutSendLease},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("server: %s %v: must be positive", d.name, d.v)

@@ -107,6 +107,9 @@ type Server struct {
 	calls       callTracker // running calls of the service, for Stop (limits.go)
 	// graceOver is closed when Stop's grace period ends (awaitStop).
 	graceOver chan struct{}
+	// fanout bounds the Consume streams sending a tail delivery at once
+	// (fanout_gate.go).
+	fanout *fanoutGate
 }
 
 // New returns a Server of log with the given options (zero fields take
@@ -122,6 +125,7 @@ func New(log Log, opts Options) (*Server, error) {
 	s.budget.limit = opts.MaxInflightBytes
 	s.doorRefusal = doorRefusalStatus(opts.MaxInflightBytes)
 	s.graceOver = make(chan struct{})
+	s.fanout = newFanoutGate(opts.FanoutSenders, opts.FanoutSendLease)
 	// Metrics, when on, are the outermost interceptors: they time and count
 	// every call as its client sees it.
 	streamInterceptors := []grpc.StreamServerInterceptor{s.streamInterceptor}

@@ -250,7 +250,11 @@ func (v *service) consume(req *goethev1.ConsumeRequest, stream grpc.ServerStream
 				if err != nil {
 					return err
 				}
-				if err := w.send(func() error { return stream.Send(shared) }); err != nil {
+				// At most Options.FanoutSenders streams send such a
+				// page at once (fanout_gate.go); the wait for a turn is
+				// watched as a Send is: it ends with the stream's
+				// context, Stop, or the slow-consumer timeout.
+				if err := w.send(func() error { return v.sendTail(ctx, stream, shared) }); err != nil {
 					return err
 				}
 			} else {
@@ -280,6 +284,17 @@ func (v *service) consume(req *goethev1.ConsumeRequest, stream grpc.ServerStream
 			}
 		}
 	})
+}
+
+// sendTail sends a tail delivery once the server's fan-out gate gives
+// this stream a turn, and gives the turn back after the Send.
+func (v *service) sendTail(ctx context.Context, stream grpc.ServerStreamingServer[goethev1.ConsumeResponse], resp *goethev1.ConsumeResponse) error {
+	tok, err := v.s.fanout.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer tok.release()
+	return stream.Send(resp)
 }
 
 // consumeSkips is ConsumeResponse.skipped for a page whose first event has

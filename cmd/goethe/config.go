@@ -34,6 +34,7 @@ type config struct {
 	// retention: config_retention.go: server-wide retention defaults
 	retention retentionConfig
 	dedupe    dedupeConfig // config_dedupe.go: idempotent produce
+	fanout    fanoutConfig // config_fanout.go: sends to followers at a topic's end
 }
 
 // Defaults of the flags.
@@ -81,6 +82,7 @@ func parseConfig(args []string, getenv func(string) (string, bool), out io.Write
 	c.cluster.register(fs)
 	c.retention.register(fs)
 	c.dedupe.register(fs)
+	c.fanout.register(fs)
 	fs.Usage = func() {} // the flag package calls it on errors too; -h is handled below
 	usage := func() {
 		fmt.Fprintf(out, "Usage: goethe [flags]\n\n"+
@@ -137,5 +139,5 @@ func (c *config) validate() error {
 		return fmt.Errorf("--log-format %q: must be text or json", c.LogFormat)
 	}
 	return errors.Join(c.limits.validate(), c.security.validate(), c.disk.validate(), c.cluster.validate(), c.retention.validate(),
-		c.dedupe.validate(), c.cluster.Security.validate(c.cluster.enabled(), &c.security, c.cluster.PeerClients.values()))
+		c.dedupe.validate(), c.fanout.validate(), c.cluster.Security.validate(c.cluster.enabled(), &c.security, c.cluster.PeerClients.values()))
 }

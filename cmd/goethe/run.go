@@ -134,14 +134,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 		}()
 		logServed = clog
 	}
-	srv, err := server.New(logServed, cfg.limits.apply(server.Options{ // config_limits.go
+	srv, err := server.New(logServed, cfg.fanout.apply(cfg.limits.apply(server.Options{ // config_fanout.go, config_limits.go
 		MaxEventBytes:  cfg.MaxEventBytes,
 		MaxBatchEvents: cfg.MaxBatchEvents,
 		Logger:         log,
 		Metrics:        metrics,
 		TLS:            sec.tls,
 		Auth:           sec.auth,
-	}))
+	})))
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+
+	"github.com/goethe-log/goethe/server"
+)
+
+// fanoutConfig holds the flags of the fan-out to followers at the end of
+// a topic (server/fanout_gate.go).
+type fanoutConfig struct {
+	// Senders is --fanout-senders: the most Consume streams sending a
+	// tail delivery at once; 0 takes server.DefaultFanoutSenders().
+	Senders int
+}
+
+// register adds the group's flags to fs.
+func (c *fanoutConfig) register(fs *flag.FlagSet) {
+	fs.IntVar(&c.Senders, "fanout-senders", 0, fmt.Sprintf(
+		"most Consume streams that send the events a commit just made at once; the other\n"+
+			"followers it woke wait for a turn, in order, and get the events committed meanwhile\n"+
+			"in the same message: fewer keeps a processor free for writes, at the cost of follower\n"+
+			"latency; at least the number of followers turns the bound off (0: GOMAXPROCS-1, at\n"+
+			"least 1; %d here)", server.DefaultFanoutSenders()))
+}
+
+// validate reports a bad value of the group's flags.
+func (c *fanoutConfig) validate() error {
+	if c.Senders < 0 {
+		return fmt.Errorf("--fanout-senders %d: must not be negative (0 takes the default, GOMAXPROCS-1)", c.Senders)
+	}
+	return nil
+}
+
+// apply sets the group's options in o and returns it; a zero field takes
+// its default in server.New.
+func (c *fanoutConfig) apply(o server.Options) server.Options {
+	o.FanoutSenders = c.Senders
+	return o
+}
