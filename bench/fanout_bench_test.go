@@ -227,13 +227,17 @@ const fanoutGateOff = 1 << 20
 // deliver-p99-µs the follower delivery latencies: from the Produce's
 // acknowledgement to each follower's receipt of its event (0 for a
 // receipt before the acknowledgement), over every follower and event.
-func BenchmarkFanoutProduce(b *testing.B) {
+func BenchmarkFanoutProduce(b *testing.B) { runFanoutProduce(b, false) }
+
+// runFanoutProduce runs benchFanoutProduce over engines, follower counts,
+// gates and intervals, with the followers in a child process or not.
+func runFanoutProduce(b *testing.B, child bool) {
 	for _, eng := range engines.Names {
 		for _, n := range fanoutFollowers {
 			for _, g := range fanoutGates {
 				for _, iv := range fanoutIntervals {
 					b.Run(fmt.Sprintf("engine=%s/sync=true/size=100B/followers=%d/gate=%s/interval=%v", eng, n, g.name, iv), func(b *testing.B) {
-						benchFanoutProduce(b, eng, n, g.senders, iv, false)
+						benchFanoutProduce(b, eng, n, g.senders, iv, child)
 					})
 				}
 			}
@@ -253,17 +257,7 @@ func BenchmarkFanoutProduceChild(b *testing.B) {
 	if _, err := exec.LookPath("nice"); err != nil {
 		b.Skip("no nice command:", err)
 	}
-	for _, eng := range engines.Names {
-		for _, n := range fanoutFollowers {
-			for _, g := range fanoutGates {
-				for _, iv := range fanoutIntervals {
-					b.Run(fmt.Sprintf("engine=%s/sync=true/size=100B/followers=%d/gate=%s/interval=%v", eng, n, g.name, iv), func(b *testing.B) {
-						benchFanoutProduce(b, eng, n, g.senders, iv, true)
-					})
-				}
-			}
-		}
-	}
+	runFanoutProduce(b, true)
 }
 
 // fanoutClients are a benchmark's followers, wherever they run.
