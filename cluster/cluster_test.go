@@ -130,8 +130,7 @@ func (c *testCluster) startAll() {
 func (c *testCluster) start(i int) {
 	t := c.t
 	n := c.nodes[i]
-	// As goethe opens a member's engine: the Raft log replays it.
-	e, err := engines.OpenWith(c.engine, filepath.Join(n.dir, "store"), engines.Options{Replayed: true})
+	e, err := engines.Open(c.engine, filepath.Join(n.dir, "store"))
 	require.NoError(t, err)
 	st, err := store.Open(e, store.Options{SyncApplied: c.engine == "bolt", RetentionByLog: true, RetentionInterval: 10 * time.Millisecond})
 	require.NoError(t, err)
@@ -547,7 +546,7 @@ func TestRestartedFollowerCatchesUp(t *testing.T) {
 		// Restore that broke off, whose marker makes Open empty the
 		// store) is restored from that local snapshot at start.
 		c.stop(follower)
-		e, err := engines.OpenWith(name, filepath.Join(c.nodes[follower].dir, "store"), engines.Options{Replayed: true})
+		e, err := engines.Open(name, filepath.Join(c.nodes[follower].dir, "store"))
 		require.NoError(t, err)
 		var b engine.Batch
 		b.Put([]byte{0xF5, 'r'}, []byte{1}) // store's restore marker

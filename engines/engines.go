@@ -29,30 +29,11 @@ var ErrUnknownEngine = errors.New("engines: unknown engine")
 // otherwise its errors are the adapter's Open errors (engine.ErrLocked when
 // another engine holds dir).
 func Open(name, dir string) (engine.Engine, error) {
-	return OpenWith(name, dir, Options{})
-}
-
-// Options are what OpenWith can ask of any engine; an engine that has no
-// use for an option ignores it.
-type Options struct {
-	// Replayed says that the caller replays the engine's writes from a
-	// durable log of its own after a crash (cluster mode: the Raft log),
-	// so that an engine may skip its own journal: a write without sync may
-	// then be lost by a process crash, not only by a machine crash, while
-	// a synced write and a clean Close still lose nothing. pebble turns
-	// its WAL off (pebble.Options.DisableWAL); goleveldb and bbolt are
-	// unchanged (goleveldb cannot write without its journal, and bbolt
-	// has none).
-	Replayed bool
-}
-
-// OpenWith is Open with options.
-func OpenWith(name, dir string, o Options) (engine.Engine, error) {
 	switch name {
 	case "leveldb":
 		return nilIfErr(leveldb.Open(dir, leveldb.Options{}))
 	case "pebble":
-		return nilIfErr(pebble.Open(dir, pebble.Options{DisableWAL: o.Replayed}))
+		return nilIfErr(pebble.Open(dir, pebble.Options{}))
 	case "bolt":
 		return nilIfErr(bolt.Open(dir, bolt.Options{}))
 	}

@@ -26,7 +26,7 @@ func (l *recordingLogger) Fatalf(format string, args ...any) {
 // next one is logged with the count.
 func TestBackgroundErrorLogInterval(t *testing.T) {
 	log := &recordingLogger{}
-	s := newFailState(log, time.Hour)
+	s := &failState{logger: log, interval: time.Hour}
 	s.logLimited("error %d", 1)
 	s.logLimited("error %d", 2)
 	require.Equal(t, []string{"error 1"}, log.lines)
@@ -46,7 +46,7 @@ func TestBackgroundErrorLogInterval(t *testing.T) {
 // without an error (an invariant violation) still is.
 func TestGuardLoggerFatalf(t *testing.T) {
 	log := &recordingLogger{}
-	s := newFailState(log, time.Minute)
+	s := &failState{logger: log, interval: time.Minute}
 	g := guardLogger{inner: log, state: s}
 	cause := fmt.Errorf("write 000002.log: %w", os.ErrClosed)
 	g.Fatalf("pebble: fatal commit error: %v", cause)

@@ -153,17 +153,6 @@ type Options struct {
 	// and waits for that flush, which on a full volume fails and is retried
 	// forever, so Open would never return. Default 4 MiB.
 	OpenMinFreeBytes uint64
-	// DisableWAL turns pebble's write-ahead log off, for a DB whose writes
-	// are replayed from a log of the caller's (a Raft log) after a crash:
-	// a Write without sync is then durable only once pebble flushes its
-	// memtable, and a process crash (not only a machine crash) loses what
-	// was written since the last flush, always a prefix-closed suffix of
-	// whole batches. A Write with sync flushes the memtable before it
-	// returns (pebble refuses synced commits without a WAL), and Close
-	// flushes too, so a clean stop loses nothing. It saves every write its
-	// journal copy: 16 % less CPU per event for a 3-member cluster on 2
-	// cores (results/bench/cluster/nowal).
-	DisableWAL bool
 	// BallastBytes is the size of the ballast file (BallastFile) a
 	// read-write DB keeps in its folder and removes the moment a pebble
 	// write meets a full volume, so that the writes pebble has in flight
@@ -243,8 +232,6 @@ type failState struct {
 	// onFail, once set, switches the DB to read-only; it must not block
 	// (pebble calls in with its own locks held).
 	onFail atomic.Pointer[func()]
-	// fatalCh is closed when fatal is first set.
-	fatalCh chan struct{}
 
 	logger   pebble.Logger
 	interval time.Duration
@@ -252,12 +239,6 @@ type failState struct {
 	logMu      sync.Mutex
 	lastLog    time.Time
 	suppressed int
-}
-
-// newFailState is a failState that logs through logger, a repeating
-// background error at most once per interval.
-func newFailState(logger pebble.Logger, interval time.Duration) *failState {
-	return &failState{logger: logger, interval: interval, fatalCh: make(chan struct{})}
 }
 
 // fail records err as the DB's write failure (the first one wins) and
@@ -272,9 +253,7 @@ func (s *failState) fail(err error) {
 // failFatal records err as a failure pebble could not complete an
 // operation over, and as the DB's write failure.
 func (s *failState) failFatal(err error) {
-	if s.fatal.CompareAndSwap(nil, &err) {
-		close(s.fatalCh)
-	}
+	s.fatal.CompareAndSwap(nil, &err)
 	s.fail(err)
 }
 
@@ -412,7 +391,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("pebble: open %s: %w", dir, err)
 	}
 	d := &DB{dir: dir, canon: canon, opts: opts, lock: lock,
-		state: newFailState(opts.Logger, opts.BackgroundErrorLogInterval)}
+		state: &failState{logger: opts.Logger, interval: opts.BackgroundErrorLogInterval}}
 	var pdb *pebble.DB
 	if lack := d.lackOfSpace(); lack != nil {
 		err = lack
@@ -532,7 +511,6 @@ func (d *DB) openPebble(readOnly bool) (*pebble.DB, error) {
 		FS:                          fs,
 		Lock:                        d.lock,
 		ReadOnly:                    readOnly,
-		DisableWAL:                  d.opts.DisableWAL,
 		CacheSize:                   d.opts.CacheSize,
 		MemTableSize:                d.opts.MemTableSize,
 		MemTableStopWritesThreshold: d.opts.MemTableStopWritesThreshold,
@@ -683,7 +661,7 @@ func (d *DB) write(b *engine.Batch, sync bool) error {
 		}
 	}
 	wo := pebble.NoSync
-	if sync && !d.opts.DisableWAL {
+	if sync {
 		wo = pebble.Sync
 	}
 	d.commitMu.Lock()
@@ -698,12 +676,6 @@ func (d *DB) write(b *engine.Batch, sync bool) error {
 		return wrapErr("write", err)
 	}
 	d.wal.committed(record)
-	if sync && d.opts.DisableWAL {
-		// Without a WAL only a flushed memtable is durable.
-		if err := d.flush(); err != nil {
-			return fmt.Errorf("pebble: write: %w", err)
-		}
-	}
 	// A failed WAL write reaches pebble's Logger.Fatalf on this goroutine,
 	// after which Commit returns nil: the failure recorded is the answer.
 	// A volume found full during the commit, whose writes then completed
@@ -713,28 +685,6 @@ func (d *DB) write(b *engine.Batch, sync bool) error {
 		return wrapErr("write", failed)
 	}
 	return nil
-}
-
-// flush makes what the memtables hold durable (DisableWAL) and waits for
-// it, or for a failure pebble could not complete over: a flush that fails
-// for lack of space is retried by pebble forever, and its first failure
-// (a background error) ends the wait. A flush that met a full volume and
-// completed in the space the ballast left succeeds. The caller holds d.mu
-// (shared or not) on a read-write pebble.
-func (d *DB) flush() error {
-	done, err := d.db.AsyncFlush()
-	if err != nil {
-		return wrapErr("flush", err)
-	}
-	select {
-	case <-done:
-		if failed := d.state.fatalErr(); failed != nil {
-			return wrapErr("flush", failed)
-		}
-		return nil
-	case <-d.state.fatalCh:
-		return wrapErr("flush", d.state.fatalErr())
-	}
 }
 
 // Get returns a copy of the value at key, or an error wrapping
@@ -817,16 +767,7 @@ func (d *DB) Close() error {
 	}
 	d.closed = true
 	d.closeSnapshots()
-	var err error
-	if d.opts.DisableWAL && !d.readOnly && d.db != nil && d.state.failed() == nil {
-		// Without a WAL, what the memtables hold is lost unless flushed.
-		if ferr := d.flush(); ferr != nil {
-			err = fmt.Errorf("pebble: close: %w", ferr)
-		}
-	}
-	if cerr := closePebble(d.db); err == nil {
-		err = cerr
-	}
+	err := closePebble(d.db)
 	if lerr := d.lock.Close(); err == nil {
 		err = lerr
 	}

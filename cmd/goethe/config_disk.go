@@ -45,11 +45,11 @@ func (c *diskConfig) validate() error { return nil }
 // storeOptions sets the store's full-disk options for a data folder whose
 // engine lives in engineDir: the free-space guard, measured on dataDir's
 // volume, with the configured or the default reserve, and a reopen of the
-// engine with eopts, so that writes resume after a full disk on every engine
+// engine, so that writes resume after a full disk on every engine
 // (goleveldb, for one, refuses writes until it is reopened). It fails for
 // a reserve at least as large as the volume, which would refuse every
 // write.
-func (c *diskConfig) storeOptions(o *store.Options, name, dataDir, engineDir string, eopts engines.Options) (minFree uint64, err error) {
+func (c *diskConfig) storeOptions(o *store.Options, name, dataDir, engineDir string) (minFree uint64, err error) {
 	vol, err := statVolume(dataDir)
 	if err != nil {
 		return 0, fmt.Errorf("--data-dir %s: measure its volume: %w", dataDir, err)
@@ -67,7 +67,7 @@ func (c *diskConfig) storeOptions(o *store.Options, name, dataDir, engineDir str
 		v, err := statVolume(dataDir)
 		return v.free, err
 	}
-	o.Reopen = func() (engine.Engine, error) { return engines.OpenWith(name, engineDir, eopts) }
+	o.Reopen = func() (engine.Engine, error) { return engines.Open(name, engineDir) }
 	return minFree, nil
 }
 

@@ -81,7 +81,7 @@ func TestDiskStoreOptions(t *testing.T) {
 
 	var c diskConfig
 	var o store.Options
-	got, err := c.storeOptions(&o, "leveldb", dir, dir, engines.Options{})
+	got, err := c.storeOptions(&o, "leveldb", dir, dir)
 	require.NoError(t, err)
 	require.Equal(t, defaultMinFree(vol.size), got)
 	require.Equal(t, got, o.MinFreeBytes)
@@ -93,15 +93,15 @@ func TestDiskStoreOptions(t *testing.T) {
 
 	for _, v := range []uint64{0, vol.size - 1} {
 		c = diskConfig{minFree: byteSize{n: v, set: true}}
-		got, err = c.storeOptions(&o, "leveldb", dir, dir, engines.Options{})
+		got, err = c.storeOptions(&o, "leveldb", dir, dir)
 		require.NoError(t, err)
 		require.Equal(t, v, got)
 	}
 	c = diskConfig{minFree: byteSize{n: vol.size, set: true}}
-	_, err = c.storeOptions(&o, "leveldb", dir, dir, engines.Options{})
+	_, err = c.storeOptions(&o, "leveldb", dir, dir)
 	require.ErrorContains(t, err, "--min-free-bytes")
 
-	_, err = c.storeOptions(&o, "leveldb", filepath.Join(dir, "missing"), dir, engines.Options{})
+	_, err = c.storeOptions(&o, "leveldb", filepath.Join(dir, "missing"), dir)
 	require.ErrorContains(t, err, "--data-dir")
 }
 

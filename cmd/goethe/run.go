@@ -70,10 +70,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 	if err != nil {
 		return diskFullAtStart(cfg.DataDir, err)
 	}
-	// In cluster mode the Raft log replays what the store applied, so an
-	// engine may skip its own journal (pebble does).
-	eopts := engines.Options{Replayed: cfg.cluster.enabled()}
-	eng, err := engines.OpenWith(cfg.Engine, engineDir, eopts)
+	eng, err := engines.Open(cfg.Engine, engineDir)
 	if errors.Is(err, engine.ErrLocked) {
 		return fmt.Errorf("data folder %s is in use by another goethe process (%s holds its lock)", cfg.DataDir, cfg.Engine)
 	}
@@ -83,8 +80,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, ready func(net.Add
 	sopts := store.DefaultOptions()
 	sopts.UnsafeNoSync = !cfg.Sync
 	sopts.MustExist = initialized
-	cfg.dedupe.storeOptions(&sopts)                                                          // config_dedupe.go
-	minFree, err := cfg.disk.storeOptions(&sopts, cfg.Engine, cfg.DataDir, engineDir, eopts) // config_disk.go
+	cfg.dedupe.storeOptions(&sopts)                                                   // config_dedupe.go
+	minFree, err := cfg.disk.storeOptions(&sopts, cfg.Engine, cfg.DataDir, engineDir) // config_disk.go
 	if err != nil {
 		_ = eng.Close()
 		return err
