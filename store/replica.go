@@ -193,10 +193,13 @@ func (s *Store) setApplied(index uint64) {
 // command of each entry. Readers waiting at the end of a topic (Wait, and
 // the followers of the tail ring) are woken as by a commit.
 //
-// An error means nothing was written and AppliedIndex did not move: the
-// store's write path is down (ErrNoSpace, from which it resumes by itself),
-// failed (ErrFailed) or closed (ErrClosed). The caller must not apply later
-// entries before these ones succeed.
+// An error means AppliedIndex did not move: the store's write path is down
+// (ErrNoSpace, from which it resumes by itself), failed (ErrFailed) or
+// closed (ErrClosed). The caller must not apply later entries before these
+// ones succeed, and retries the same entries. A write that failed for lack
+// of space may have reached the engine after all (a failed sync); when the
+// store resumes it re-reads AppliedIndex from the engine with the topics,
+// so the retry skips what landed instead of applying it twice.
 //
 // Durability: the batch is written without fsync unless
 // Options.SyncApplied, because the replicated log has already made the

@@ -30,7 +30,8 @@ import (
 //     value it already holds (a key every folder has, so `goethe check`
 //     sees nothing new),
 //  4. re-reads from the engine the state of every topic the failed write
-//     touched (all topics after a reopen) and the topic counter, with the
+//     touched (all topics after a reopen), the topic counter and
+//     AppliedIndex (a replica's failed apply may have landed), with the
 //     checks Open makes: a failed write may have reached the engine (a
 //     failed sync), so the state in memory may be behind the disk. Seqs
 //     then continue from what is on disk (dense, never reused) and ids stay
@@ -314,6 +315,16 @@ func (s *Store) reload(all bool) error {
 		if err := s.reloadTopic(name); err != nil {
 			return err
 		}
+	}
+	// A replica's failed apply may have landed too: AppliedIndex follows
+	// the engine, so that the caller's retry of those entries skips them
+	// rather than apply them twice.
+	index, err := s.readAppliedIndex()
+	if err != nil {
+		return err
+	}
+	if index > s.appliedIndex.Load() {
+		s.setApplied(index)
 	}
 	return nil
 }

@@ -420,3 +420,33 @@ func TestGuardAloneNeedsNoReopen(t *testing.T) {
 		require.Equal(t, []string{"1", "2"}, payloads(readAll(t, s, "t", store.FromBeginning, 10)))
 	})
 }
+
+// A replica's apply whose engine write failed for lack of space after it
+// reached the engine (a failed sync): once the store resumes, AppliedIndex
+// is what the engine holds, so the caller's retry of the same entries
+// skips them instead of applying them twice (events under new seqs).
+func TestNoSpaceReplicaRetryAfterLandedWrite(t *testing.T) {
+	forEngine(t, func(t *testing.T, name string) {
+		dir := t.TempDir()
+		s, f := openFaultyWith(t, name, dir, store.Options{ProbeInterval: fastProbe})
+		first := []store.CommittedEntry{{Index: 1, Time: 10, Commands: []store.Command{appendCmd("t", store.ExpectAny, "e1")}}}
+		_, err := s.ApplyCommitted(first)
+		require.NoError(t, err)
+
+		next := []store.CommittedEntry{{Index: 2, Time: 20, Commands: []store.Command{appendCmd("t", store.ExpectAny, "e2")}}}
+		f.FailWritesWith(faultengine.AfterApply, noSpaceCause(dir))
+		_, err = s.ApplyCommitted(next)
+		require.ErrorIs(t, err, store.ErrNoSpace)
+		f.Disarm()
+		require.Eventually(t, func() bool { return s.WriteErr() == nil }, 10*time.Second, time.Millisecond,
+			"the store resumes by itself once writes succeed")
+		require.Equal(t, uint64(2), s.AppliedIndex(), "the failed apply landed: AppliedIndex says so")
+
+		// The FSM retries the entries it was refused.
+		_, err = s.ApplyCommitted(next)
+		require.NoError(t, err)
+		evs := readAll(t, s, "t", store.FromBeginning, 100)
+		require.Equal(t, []string{"e1", "e2"}, payloads(evs))
+		require.Equal(t, uint64(2), evs[1].Seq)
+	})
+}
