@@ -323,8 +323,15 @@ func (s *Store) reload(all bool) error {
 	if err != nil {
 		return err
 	}
-	if index > s.appliedIndex.Load() {
+	switch have := s.appliedIndex.Load(); {
+	case index > have:
 		s.setApplied(index)
+	case index < have:
+		// The engine lost applies it had taken (unsynced, and dropped
+		// when it reopened): they are in the Raft log, which replays
+		// them from AppliedIndex at the next start, not before.
+		return fmt.Errorf("%w: the engine holds applied index %d, behind the %d it acknowledged before the volume filled; restart the node to apply the entries after %d again from the Raft log",
+			ErrFailed, index, have, index)
 	}
 	return nil
 }

@@ -450,3 +450,32 @@ func TestNoSpaceReplicaRetryAfterLandedWrite(t *testing.T) {
 		require.Equal(t, uint64(2), evs[1].Seq)
 	})
 }
+
+// A replica whose engine lost applies it had acknowledged (unsynced ones,
+// dropped when the engine reopened after a full disk) does not resume as if
+// nothing happened: its write path fails (ErrFailed) so that a restart
+// applies those entries again from the Raft log, rather than diverge.
+func TestNoSpaceReplicaEngineLostApplies(t *testing.T) {
+	forEngine(t, func(t *testing.T, name string) {
+		dir := t.TempDir()
+		s, f := openFaultyWith(t, name, dir, store.Options{ProbeInterval: fastProbe})
+		for i := uint64(1); i <= 3; i++ {
+			_, err := s.ApplyCommitted([]store.CommittedEntry{{Index: i, Time: int64(10 * i), Commands: []store.Command{appendCmd("t", store.ExpectAny, "e")}}})
+			require.NoError(t, err)
+		}
+		f.FailWritesWith(faultengine.BeforeApply, noSpaceCause(dir))
+		_, err := s.ApplyCommitted([]store.CommittedEntry{{Index: 4, Time: 40, Commands: []store.Command{appendCmd("t", store.ExpectAny, "e")}}})
+		require.ErrorIs(t, err, store.ErrNoSpace)
+
+		// What the engine holds goes back to index 2, as if the last apply
+		// had been lost.
+		var b engine.Batch
+		b.Put([]byte{0xF5, 'a'}, []byte{0, 0, 0, 0, 0, 0, 0, 2}) // the store's applied-index key
+		require.NoError(t, f.Unwrap().Write(&b, true))
+		f.Disarm()
+		require.Eventually(t, func() bool { return errors.Is(s.WriteErr(), store.ErrFailed) }, 10*time.Second, time.Millisecond,
+			"the store refuses to resume past applies its engine lost")
+		require.ErrorContains(t, s.WriteErr(), "restart the node")
+		require.Equal(t, uint64(3), s.AppliedIndex())
+	})
+}
