@@ -268,7 +268,7 @@ func (o *Options) fillLimits(d Options) error {
 	setDefault(&o.FanoutSendLease, d.FanoutSendLease)
 	switch {
 	case o.FanoutSenders < 0:
-		return fmt.Errorf("server: FanoutSenders %d: must be positive (0 takes the default, GOMAXPROCS-1)", o.FanoutSenders)
+		return fmt.Errorf("server: FanoutSenders %d: must not be negative (0 takes the default, GOMAXPROCS-1)", o.FanoutSenders)
 	case o.MaxInflightBytes < int64(o.MaxRequestBytes):
 		return fmt.Errorf("server: MaxInflightBytes %d: must be at least MaxRequestBytes, %d, or no request of the largest size could ever be taken", o.MaxInflightBytes, o.MaxRequestBytes)
 	case o.MaxConnections < 0:
