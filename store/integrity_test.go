@@ -83,8 +83,14 @@ func TestOpenChecksTopicEnds(t *testing.T) {
 		}, "does not read back"},
 		{"an event past the last", func(t *testing.T, e engine.Engine, kvs []engine.KV) {
 			last := kvs[len(kvs)-1]
+			// The next id: the key plus one, carried (a last byte of
+			// 0xFF, one run in 256, wrapped before it instead).
 			k := bytes.Clone(last.Key)
-			k[len(k)-1]++
+			for i := len(k) - 1; i >= 0; i-- {
+				if k[i]++; k[i] != 0 {
+					break
+				}
+			}
 			var b engine.Batch
 			b.Put(k, last.Value)
 			require.NoError(t, e.Write(&b, true))
