@@ -195,14 +195,16 @@ func benchFanoutAppend(b *testing.B, eng string, followers int) {
 	fs.await(b, int64(followers)*int64(b.N+1))
 }
 
-// fanoutGates are the settings of the server's fan-out gate
-// (server.Options.FanoutSenders) the Produce benchmarks run with: on (its
-// default, GOMAXPROCS-1 senders at once) and off (more senders than
-// followers).
+// fanoutGates are the fan-out settings the Produce benchmarks run with:
+// rounds (the server's default: one goroutine per topic sends the new
+// events to its followers at the end, server/consume_rounds.go), and each
+// follower sending for itself (server.Options.FanoutSolo) with the gate
+// on (GOMAXPROCS-1 senders at once) or off (more senders than followers).
 var fanoutGates = []struct {
 	name    string
 	senders int
-}{{"on", 0}, {"off", fanoutGateOff}}
+	solo    bool
+}{{"rounds", 0, false}, {"on", 0, true}, {"off", fanoutGateOff, true}}
 
 // fanoutIntervals are the producer's paces in the Produce benchmarks: 0,
 // the next Produce as soon as one returns (the write path's latency under
@@ -237,7 +239,7 @@ func runFanoutProduce(b *testing.B, child bool) {
 			for _, g := range fanoutGates {
 				for _, iv := range fanoutIntervals {
 					b.Run(fmt.Sprintf("engine=%s/sync=true/size=100B/followers=%d/gate=%s/interval=%v", eng, n, g.name, iv), func(b *testing.B) {
-						benchFanoutProduce(b, eng, n, g.senders, iv, child)
+						benchFanoutProduce(b, eng, n, g.senders, g.solo, iv, child)
 					})
 				}
 			}
@@ -271,10 +273,11 @@ type fanoutClients interface {
 	finish(b *testing.B, acks []int64) (p50, p99 float64)
 }
 
-func benchFanoutProduce(b *testing.B, eng string, followers, senders int, interval time.Duration, child bool) {
+func benchFanoutProduce(b *testing.B, eng string, followers, senders int, solo bool, interval time.Duration, child bool) {
 	sopts := store.DefaultOptions()
 	opts := server.DefaultOptions()
 	opts.FanoutSenders = senders
+	opts.FanoutSolo = solo
 	if senders == 0 {
 		opts.FanoutSenders = server.DefaultFanoutSenders()
 	}

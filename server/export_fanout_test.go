@@ -26,3 +26,22 @@ func HoldFanout(t *testing.T, s *Server) (release func()) {
 
 // FanoutWaiting is how many Consume streams of s wait for a turn to send.
 func FanoutWaiting(s *Server) int { return s.fanout.waiting() }
+
+// FanoutMembers is how many followers of topic are in its fan-out group
+// (consume_rounds.go) on s; 0 when it has none.
+func FanoutMembers(s *Server, topic string) int {
+	s.rounds.mu.Lock()
+	g := s.rounds.groups[topic]
+	s.rounds.mu.Unlock()
+	if g == nil {
+		return 0
+	}
+	return g.size()
+}
+
+// FanoutGroups is how many fan-out groups s holds.
+func FanoutGroups(s *Server) int {
+	s.rounds.mu.Lock()
+	defer s.rounds.mu.Unlock()
+	return len(s.rounds.groups)
+}

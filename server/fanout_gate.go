@@ -10,7 +10,10 @@ import (
 // The fan-out gate: at most Options.FanoutSenders Consume streams of the
 // server send a tail delivery (a page that reaches the topic's end, see
 // sharedPages) at once; the other woken followers wait for a token,
-// blocked, not runnable.
+// blocked, not runnable. Since fan-out rounds (consume_rounds.go), which
+// send to a topic's followers at its end from one goroutine, it applies to
+// the followers outside rounds: those with an end of their own (until or
+// limit), and every follower with Options.FanoutSolo.
 //
 // Why (results/bench/fanout/gate/README.md, from a runtime trace of a
 // Produce with 2,000 followers on 2 processors): a commit makes every

@@ -20,7 +20,7 @@ import (
 // seqs, while events are produced as fast as the producer can.
 func TestFanoutOneSender(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
-		ts := startServer(t, engine, server.Options{FanoutSenders: 1})
+		ts := startServer(t, engine, server.Options{FanoutSolo: true, FanoutSenders: 1})
 		ts.produce("fan", "0")
 		const followers, events = 30, 60
 		subs := make([]*client.Subscription, followers)
@@ -122,7 +122,7 @@ func recvd(t *testing.T, ch <-chan error) error {
 func TestFanoutWaitEnds(t *testing.T) {
 	t.Run("context", func(t *testing.T) {
 		forEachEngine(t, func(t *testing.T, engine string) {
-			ts := startServer(t, engine, server.Options{FanoutSenders: 1, FanoutSendLease: time.Hour})
+			ts := startServer(t, engine, server.Options{FanoutSolo: true, FanoutSenders: 1, FanoutSendLease: time.Hour})
 			streams, cancels, release := waitingFollowers(t, ts, "fan", 3)
 			first := recvAsync(streams[0])
 			cancels[0]()
@@ -136,7 +136,7 @@ func TestFanoutWaitEnds(t *testing.T) {
 	})
 	t.Run("stop", func(t *testing.T) {
 		forEachEngine(t, func(t *testing.T, engine string) {
-			ts := startServer(t, engine, server.Options{FanoutSenders: 1, FanoutSendLease: time.Hour, StopGrace: 200 * time.Millisecond})
+			ts := startServer(t, engine, server.Options{FanoutSolo: true, FanoutSenders: 1, FanoutSendLease: time.Hour, StopGrace: 200 * time.Millisecond})
 			streams, _, _ := waitingFollowers(t, ts, "fan", 2)
 			ends := []<-chan error{recvAsync(streams[0]), recvAsync(streams[1])}
 			// The turns are still held: Stop does not wait for them. (The
@@ -152,7 +152,7 @@ func TestFanoutWaitEnds(t *testing.T) {
 	t.Run("slow-consumer-timeout", func(t *testing.T) {
 		forEachEngine(t, func(t *testing.T, engine string) {
 			const timeout = 300 * time.Millisecond
-			ts := startServer(t, engine, server.Options{FanoutSenders: 1, FanoutSendLease: time.Hour, SlowConsumerTimeout: timeout})
+			ts := startServer(t, engine, server.Options{FanoutSolo: true, FanoutSenders: 1, FanoutSendLease: time.Hour, SlowConsumerTimeout: timeout})
 			start := time.Now()
 			streams, _, _ := waitingFollowers(t, ts, "fan", 2)
 			for _, st := range streams {

@@ -58,13 +58,19 @@ func fillTopic(t *testing.T, ts *testServer, topic string, mib int) int {
 // soon waits for flow control. It returns the stream, to be read later.
 func stalledFollower(t *testing.T, ts *testServer, topic string) goethev1.Goethe_ConsumeClient {
 	t.Helper()
+	return stalledConsume(t, ts, &goethev1.ConsumeRequest{Topic: topic, Follow: true})
+}
+
+// stalledConsume is stalledFollower for any request.
+func stalledConsume(t *testing.T, ts *testServer, req *goethev1.ConsumeRequest) goethev1.Goethe_ConsumeClient {
+	t.Helper()
 	conn, err := grpc.NewClient(ts.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	st, err := goethev1.NewGoetheClient(conn).Consume(ctx, &goethev1.ConsumeRequest{Topic: topic, Follow: true})
+	st, err := goethev1.NewGoetheClient(conn).Consume(ctx, req)
 	require.NoError(t, err)
 	_, err = st.Header()
 	require.NoError(t, err)

@@ -177,7 +177,9 @@ type Options struct {
 	// A value at least the number of followers turns the bound off. A
 	// follower waiting for its turn is ended as one waiting in a Send is:
 	// by its context, by Stop, and by SlowConsumerTimeout. See
-	// fanout_gate.go.
+	// fanout_gate.go. With fan-out rounds (FanoutSolo false, the default)
+	// it bounds only the followers outside rounds: those with an until or
+	// a limit.
 	FanoutSenders int
 	// FanoutSendLease bounds how long one tail Send holds its turn: a
 	// stream whose Send has not returned within it (its client does not
@@ -185,6 +187,21 @@ type Options struct {
 	// cannot hold back the others. Zero takes DefaultFanoutSendLease; it
 	// must not be negative.
 	FanoutSendLease time.Duration
+	// FanoutSolo turns fan-out rounds off (consume_rounds.go): every
+	// follower at the end of a topic is woken by a commit and sends the
+	// new events itself, through the gate above. By default (false) a
+	// topic's followers at its end are sent them by one of them, in a
+	// round, and a commit wakes that one only, whatever the number of
+	// followers.
+	FanoutSolo bool
+	// FanoutLinger is how long a round for at least 64 followers waits
+	// after the commit that woke it: such a round takes milliseconds of
+	// processor time, and started at once it would hold up the commit's
+	// own acknowledgements (results/bench/fanout/rounds). It adds as much
+	// to those followers' delivery latency; the events committed
+	// meanwhile go in the same round. Zero takes DefaultFanoutLinger; a
+	// negative value turns the wait off.
+	FanoutLinger time.Duration
 }
 
 // DefaultOptions returns the documented defaults.
@@ -207,6 +224,7 @@ func DefaultOptions() Options {
 		StopGrace:            DefaultStopGrace,
 		FanoutSenders:        DefaultFanoutSenders(),
 		FanoutSendLease:      DefaultFanoutSendLease,
+		FanoutLinger:         DefaultFanoutLinger,
 	}
 }
 
@@ -266,6 +284,7 @@ func (o *Options) fillLimits(d Options) error {
 	setDefault(&o.StopGrace, d.StopGrace)
 	setDefault(&o.FanoutSenders, d.FanoutSenders)
 	setDefault(&o.FanoutSendLease, d.FanoutSendLease)
+	setDefault(&o.FanoutLinger, d.FanoutLinger)
 	switch {
 	case o.FanoutSenders < 0:
 		return fmt.Errorf("server: FanoutSenders %d: must not be negative (0 takes the default, GOMAXPROCS-1)", o.FanoutSenders)

@@ -110,6 +110,13 @@ type Server struct {
 	// fanout bounds the Consume streams sending a tail delivery at once
 	// (fanout_gate.go).
 	fanout *fanoutGate
+	// rounds are the topics' groups of followers at their end
+	// (consume_rounds.go); nil when Options.FanoutSolo.
+	rounds *tailGroups
+	// loops counts the Consume streams' loop goroutines: Stop waits for
+	// them, so that none reads the log after it returns (a loop may
+	// outlive its handler while it leads a round).
+	loops sync.WaitGroup
 }
 
 // New returns a Server of log with the given options (zero fields take
@@ -126,6 +133,9 @@ func New(log Log, opts Options) (*Server, error) {
 	s.doorRefusal = doorRefusalStatus(opts.MaxInflightBytes)
 	s.graceOver = make(chan struct{})
 	s.fanout = newFanoutGate(opts.FanoutSenders, opts.FanoutSendLease)
+	if !opts.FanoutSolo {
+		s.rounds = newTailGroups(log, opts.ConsumePageEvents, opts.FanoutSendLease, max(opts.FanoutLinger, 0))
+	}
 	// Metrics, when on, are the outermost interceptors: they time and count
 	// every call as its client sees it.
 	streamInterceptors := []grpc.StreamServerInterceptor{s.streamInterceptor}
@@ -243,6 +253,9 @@ func (s *Server) Stop(ctx context.Context) error {
 		if !s.awaitStop(ctx, done) {
 			errs = append(errs, fmt.Errorf("server: graceful stop cut short: %w", ctx.Err()))
 		}
+		// Every stream has ended, so every loop ends at once, a leader
+		// of a round once its Send to an ended stream returns.
+		s.loops.Wait()
 		s.stopErr = errors.Join(errs...)
 		s.opts.Logger.Info("server stopped", "graceful", len(errs) == 0)
 	})

@@ -190,7 +190,15 @@ func (v *service) consume(req *goethev1.ConsumeRequest, stream grpc.ServerStream
 	// each message to another goroutine (see sendWatch).
 	w := newSendWatch(v.s.opts.SlowConsumerTimeout, ctx.Done(), ctx.Err)
 	var topicID uint64 // the topic read, once a Read found it
+	// A follower with no bound of its own is sent new events in its
+	// topic's rounds once at the end (consume_rounds.go).
+	rounds := v.s.rounds
+	if !req.Follow || end.set || remaining > 0 {
+		rounds = nil
+	}
+	v.s.loops.Add(1)
 	return w.run(func() error {
+		defer v.s.loops.Done()
 		for {
 			n := pageEvents
 			if remaining > 0 && remaining < uint64(n) {
@@ -223,6 +231,16 @@ func (v *service) consume(req *goethev1.ConsumeRequest, stream grpc.ServerStream
 				pos = page.Next
 				if !req.Follow || end.reached(st, topic, pos) {
 					return nil
+				}
+				if rounds != nil && topicID != 0 {
+					next, nextWant, joined, err := rounds.follow(ctx, w, stream, topic, topicID, pos, want)
+					if err != nil {
+						return err
+					}
+					if joined {
+						pos, want = next, nextWant
+						continue
+					}
 				}
 				err := end.wait(ctx, func(ctx context.Context) error {
 					if topicID != 0 {

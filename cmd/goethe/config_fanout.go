@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"time"
 
 	"github.com/goethe-log/goethe/server"
 )
@@ -13,6 +14,12 @@ type fanoutConfig struct {
 	// Senders is --fanout-senders: the most Consume streams sending a
 	// tail delivery at once; 0 takes server.DefaultFanoutSenders().
 	Senders int
+	// Solo is --fanout-solo: every follower sends for itself
+	// (server.Options.FanoutSolo).
+	Solo bool
+	// Linger is --fanout-linger (server.Options.FanoutLinger); 0 takes
+	// the default, negative turns the wait off.
+	Linger time.Duration
 }
 
 // register adds the group's flags to fs.
@@ -22,7 +29,16 @@ func (c *fanoutConfig) register(fs *flag.FlagSet) {
 			"followers it woke wait for a turn, in order, and get the events committed meanwhile\n"+
 			"in the same message: fewer keeps a processor free for writes, at the cost of follower\n"+
 			"latency; at least the number of followers turns the bound off (0: GOMAXPROCS-1, at\n"+
-			"least 1; %d here)", server.DefaultFanoutSenders()))
+			"least 1; %d here); with rounds (the default, see --fanout-solo) it bounds only\n"+
+			"followers with an end of their own (until or limit)", server.DefaultFanoutSenders()))
+	fs.BoolVar(&c.Solo, "fanout-solo", false,
+		"turn fan-out rounds off: every follower at the end of a topic is woken by each commit and\n"+
+			"sends the new events itself (bounded by --fanout-senders); by default one goroutine per\n"+
+			"topic sends them to all its followers at the end, so a commit wakes one, not thousands")
+	fs.DurationVar(&c.Linger, "fanout-linger", 0, fmt.Sprintf(
+		"how long a fan-out round for at least 64 followers waits after the commit that woke it,\n"+
+			"so that the commit's acknowledgements go out first; adds as much to those followers'\n"+
+			"delivery latency (0: %v; negative: no wait)", server.DefaultFanoutLinger))
 }
 
 // validate reports a bad value of the group's flags.
@@ -37,5 +53,7 @@ func (c *fanoutConfig) validate() error {
 // its default in server.New.
 func (c *fanoutConfig) apply(o server.Options) server.Options {
 	o.FanoutSenders = c.Senders
+	o.FanoutSolo = c.Solo
+	o.FanoutLinger = c.Linger
 	return o
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -31,8 +32,23 @@ func TestFanoutFlag(t *testing.T) {
 	}
 	runFails(t, "--fanout-senders -1", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--fanout-senders", "-1")
 
+	c, err = parseConfig([]string{"--fanout-solo", "--fanout-linger", "2ms"}, env(), &bytes.Buffer{})
+	require.NoError(t, err)
+	o := c.fanout.apply(server.Options{})
+	require.True(t, o.FanoutSolo)
+	require.Equal(t, 2*time.Millisecond, o.FanoutLinger)
+	c, err = parseConfig(nil, env("GOETHE_FANOUT_SOLO", "true", "GOETHE_FANOUT_LINGER", "-1ns"), &bytes.Buffer{})
+	require.NoError(t, err)
+	o = c.fanout.apply(server.Options{})
+	require.True(t, o.FanoutSolo)
+	require.Equal(t, -time.Nanosecond, o.FanoutLinger)
+	_, err = parseConfig([]string{"--fanout-linger", "soon"}, env(), &bytes.Buffer{})
+	require.ErrorContains(t, err, "fanout-linger")
+
 	var out bytes.Buffer
 	_, err = parseConfig([]string{"-h"}, env(), &out)
 	require.ErrorIs(t, err, errHelp)
 	require.Contains(t, out.String(), "-fanout-senders")
+	require.Contains(t, out.String(), "-fanout-solo")
+	require.Contains(t, out.String(), "-fanout-linger")
 }
