@@ -95,6 +95,12 @@ type tailGroup struct {
 	roundLeader *tailMember // who runs the current round
 	lastSends   uint64      // g.sends at the watchdog's previous check
 	watch       *time.Timer
+	// The leader's wait for new events: from where, and its cancel. A
+	// member that joins behind it (it read the end before the last round
+	// and joined after) cancels it, so that the events it lacks, already
+	// committed, are sent now rather than at the next commit.
+	waitFrom   uint64
+	waitCancel context.CancelFunc
 
 	// The round's progress, for the watchdog: the member a Send is in
 	// progress to (nil between Sends, stalledSend once the watchdog has
@@ -195,6 +201,10 @@ func (gs *tailGroups) join(m *tailMember, topic string, topicID uint64) (g *tail
 		g.members = append(g.members, m)
 		if g.leader == nil {
 			g.leader, leads = m, true
+		}
+		if g.waitCancel != nil && m.pos.Load() < g.waitFrom {
+			g.waitCancel()
+			g.waitCancel = nil
 		}
 		g.mu.Unlock()
 		return g, leads
@@ -322,21 +332,32 @@ func (g *tailGroup) lead(m *tailMember) (out bool, err error) {
 			g.mu.Unlock()
 			return m.out.Load(), nil
 		}
+		if selfErr != nil {
+			g.mu.Unlock()
+			g.leave(m)
+			return true, selfErr
+		}
 		from := uint64(0)
 		for i, r := range g.members {
 			if p := r.pos.Load(); i == 0 || p < from {
 				from = p
 			}
 		}
+		wctx, cancel := context.WithCancel(m.ctx)
+		g.waitFrom, g.waitCancel = from, cancel
 		g.mu.Unlock()
-		if selfErr != nil {
-			g.leave(m)
-			return true, selfErr
-		}
-		if err := g.set.log.WaitTopic(m.ctx, g.topic, g.topicID, from); err != nil {
+		err := g.set.log.WaitTopic(wctx, g.topic, g.topicID, from)
+		g.mu.Lock()
+		g.waitCancel = nil
+		g.mu.Unlock()
+		cancel()
+		if err != nil {
 			if cerr := m.ctx.Err(); cerr != nil {
 				g.leave(m)
 				return true, cerr
+			}
+			if wctx.Err() != nil {
+				continue // a member joined behind: read from it
 			}
 			g.disband(m)
 			return true, nil
