@@ -209,11 +209,12 @@ var fanoutGates = []struct {
 // fanoutIntervals are the producer's paces in the Produce benchmarks: 0,
 // the next Produce as soon as one returns (the write path's latency under
 // the most load the followers let through: followers that fall behind get
-// several events per message), and one Produce every 40 ms (one event per
-// message: a rate that 2,000 followers keep up with on 2 cores, gate on or
-// off, at 12–27 ms of CPU per event, so that the delivery latencies of
-// the two compare at the same load; at 10 ms the machine is saturated).
-var fanoutIntervals = []time.Duration{0, 40 * time.Millisecond}
+// several events per message); one Produce every 40 ms (one event per
+// message: a rate that 2,000 followers keep up with on 2 cores in every
+// mode, at 4–27 ms of CPU per event, so that the delivery latencies
+// compare at the same load); and one every 10 ms, which saturates the
+// machine when each follower sends for itself, not with rounds.
+var fanoutIntervals = []time.Duration{0, 10 * time.Millisecond, 40 * time.Millisecond}
 
 // fanoutGateOff is a FanoutSenders that no follower count here reaches:
 // the gate never makes a follower wait.
