@@ -72,13 +72,14 @@ type tailGroups struct {
 	pageEvents int
 	lease      time.Duration
 	linger     time.Duration
+	metrics    *Metrics // nil: none
 
 	mu     sync.Mutex
 	groups map[string]*tailGroup
 }
 
-func newTailGroups(log Log, pageEvents int, lease, linger time.Duration) *tailGroups {
-	return &tailGroups{log: log, pageEvents: pageEvents, lease: lease, linger: linger, groups: make(map[string]*tailGroup)}
+func newTailGroups(log Log, pageEvents int, lease, linger time.Duration, metrics *Metrics) *tailGroups {
+	return &tailGroups{log: log, pageEvents: pageEvents, lease: lease, linger: linger, metrics: metrics, groups: make(map[string]*tailGroup)}
 }
 
 // tailGroup is a topic's followers at its end.
@@ -199,6 +200,7 @@ func (gs *tailGroups) join(m *tailMember, topic string, topicID uint64) (g *tail
 		}
 		m.idx = len(g.members)
 		g.members = append(g.members, m)
+		gs.metrics.observeRoundFollowers(1)
 		if g.leader == nil {
 			g.leader, leads = m, true
 		}
@@ -247,6 +249,7 @@ func (g *tailGroup) removeLocked(m *tailMember) (empty bool) {
 		return false
 	}
 	m.out.Store(true)
+	g.set.metrics.observeRoundFollowers(-1)
 	last := len(g.members) - 1
 	g.members[m.idx] = g.members[last]
 	g.members[m.idx].idx = m.idx
@@ -308,6 +311,7 @@ func (g *tailGroup) takeOut(m *tailMember, err error) {
 // group: its leader met something other than new events.
 func (g *tailGroup) disband(leader *tailMember) {
 	g.mu.Lock()
+	g.set.metrics.observeRoundFollowers(-len(g.members))
 	for _, m := range g.members {
 		m.out.Store(true)
 		m.idx = -1
@@ -382,7 +386,9 @@ func (g *tailGroup) lead(m *tailMember) (out bool, err error) {
 		if len(page.Events) == 0 {
 			continue
 		}
+		start := time.Now()
 		deposed, err := g.round(m, page)
+		g.set.metrics.observeRound(time.Since(start))
 		if deposed {
 			if m.out.Load() {
 				return true, err
@@ -498,6 +504,7 @@ func (g *tailGroup) check() {
 	}
 	old := g.roundLeader
 	g.inRound, g.roundLeader = false, nil
+	g.set.metrics.observeStalled()
 	// Out without a note: the deposed goroutine sends it when the Send
 	// returns.
 	if g.removeLocked(r) {

@@ -68,7 +68,7 @@ func TestRoundsJoinBehindTheLeader(t *testing.T) {
 			require.Len(t, page.Events, 3)
 			topicID := page.TopicID
 
-			gs := newTailGroups(st, 100, time.Hour, 0)
+			gs := newTailGroups(st, 100, time.Hour, 0, nil)
 			var wg sync.WaitGroup
 			defer wg.Wait() // before the store closes
 			defer cancel()

@@ -49,7 +49,8 @@ func checkRun(sub *client.Subscription, last uint64) (int, error) {
 // have left, the server holds no group.
 func TestFanoutRoundsChurn(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
-		ts := startServer(t, engine, server.Options{FanoutLinger: 200 * time.Microsecond})
+		metrics := server.NewMetrics(server.MetricsOptions{Engine: engine})
+		ts := startServer(t, engine, server.Options{FanoutLinger: 200 * time.Microsecond, Metrics: metrics})
 		const topic, events = "fan", 120
 		ts.produce(topic, "seq 1")
 		conns := make([]*client.Client, 3)
@@ -116,6 +117,8 @@ func TestFanoutRoundsChurn(t *testing.T) {
 			require.NoError(t, c.Close())
 		}
 		require.Eventually(t, func() bool { return server.FanoutGroups(ts.srv) == 0 }, 20*time.Second, time.Millisecond)
+		require.Zero(t, gauge(t, metrics, "goethe_fanout_round_followers"))
+		require.Zero(t, gauge(t, metrics, "goethe_fanout_stalled_total"))
 	})
 }
 
@@ -191,6 +194,8 @@ func TestFanoutRoundsStalledFollower(t *testing.T) {
 					require.NoError(t, err)
 				}
 				require.Equal(t, followers, server.FanoutMembers(ts.srv, topic), "the stalled follower is out of the group")
+				require.Equal(t, float64(followers), gauge(t, metrics, "goethe_fanout_round_followers"))
+				require.GreaterOrEqual(t, gauge(t, metrics, "goethe_fanout_stalled_total"), 1.0)
 
 				// The stalled follower: ended by the timeout; then, read,
 				// what was sent, in order, then SLOW_CONSUMER.

@@ -91,6 +91,11 @@ type Metrics struct {
 	// is down (a full disk, or a failed write until restart).
 	writesUp prometheus.Gauge
 
+	// Fan-out rounds (consume_rounds.go).
+	fanoutRounds    prometheus.Histogram // each round's duration
+	fanoutFollowers prometheus.Gauge     // followers in rounds now
+	fanoutStalled   prometheus.Counter   // taken out of a round by a stalled Send
+
 	stats   *storeStats
 	cluster *clusterStats // goethe_cluster_*, from the bound Log's RaftStatus
 }
@@ -189,6 +194,19 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 			Help:        "1 while the store takes writes; 0 while its write path is down (full disk: resumes by itself once space is freed; a failed write: until restart).",
 			ConstLabels: storeLabels,
 		}),
+		fanoutRounds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: metricsNamespace, Subsystem: "fanout", Name: "round_seconds",
+			Help:    "Time of each fan-out round: one goroutine sending a topic's new events to its followers at the end (its count is the number of rounds).",
+			Buckets: writeBuckets,
+		}),
+		fanoutFollowers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: metricsNamespace, Subsystem: "fanout", Name: "round_followers",
+			Help: "Followers now served by fan-out rounds (the others send for themselves: bounded streams, followers catching up).",
+		}),
+		fanoutStalled: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Subsystem: "fanout", Name: "stalled_total",
+			Help: "Followers taken out of a fan-out round because a Send to them did not return within the send lease (their client did not read); each goes on by itself, bounded by --slow-consumer-timeout.",
+		}),
 		stats:   newStoreStats(storeLabels),
 		cluster: newClusterStats(),
 	}
@@ -206,7 +224,9 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.handled, m.handling, m.consumeOpen, m.consumeSent,
 		m.commitRequests, m.commitEvents, m.commitWrite, m.commitFailures,
-		m.damagedReads, m.doorRefusals, m.writesUp, m.stats, m.cluster,
+		m.damagedReads, m.doorRefusals, m.writesUp,
+		m.fanoutRounds, m.fanoutFollowers, m.fanoutStalled,
+		m.stats, m.cluster,
 	)
 	return m
 }
@@ -222,6 +242,28 @@ func (m *Metrics) observeDamagedRead() {
 func (m *Metrics) observeDoorRefusal() {
 	if m != nil {
 		m.doorRefusals.Inc()
+	}
+}
+
+// observeRound records one fan-out round's duration; nil-safe.
+func (m *Metrics) observeRound(d time.Duration) {
+	if m != nil {
+		m.fanoutRounds.Observe(d.Seconds())
+	}
+}
+
+// observeRoundFollowers adds delta to the followers in rounds; nil-safe.
+func (m *Metrics) observeRoundFollowers(delta int) {
+	if m != nil {
+		m.fanoutFollowers.Add(float64(delta))
+	}
+}
+
+// observeStalled counts one follower taken out of a round by a stalled
+// Send; nil-safe.
+func (m *Metrics) observeStalled() {
+	if m != nil {
+		m.fanoutStalled.Inc()
 	}
 }
 

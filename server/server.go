@@ -134,7 +134,7 @@ func New(log Log, opts Options) (*Server, error) {
 	s.graceOver = make(chan struct{})
 	s.fanout = newFanoutGate(opts.FanoutSenders, opts.FanoutSendLease)
 	if !opts.FanoutSolo {
-		s.rounds = newTailGroups(log, opts.ConsumePageEvents, opts.FanoutSendLease, max(opts.FanoutLinger, 0))
+		s.rounds = newTailGroups(log, opts.ConsumePageEvents, opts.FanoutSendLease, max(opts.FanoutLinger, 0), opts.Metrics)
 	}
 	// Metrics, when on, are the outermost interceptors: they time and count
 	// every call as its client sees it.
