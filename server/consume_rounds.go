@@ -133,6 +133,8 @@ type tailMember struct {
 	idx   int // in the group's members; under its mu
 }
 
+func (m *tailMember) setIndex(i int) { m.idx = i }
+
 // tailNote tells a parked member what to do.
 type tailNote struct {
 	lead bool  // lead the group (if it still names this member)
@@ -250,11 +252,7 @@ func (g *tailGroup) removeLocked(m *tailMember) (empty bool) {
 	}
 	m.out.Store(true)
 	g.set.metrics.observeRoundFollowers(-1)
-	last := len(g.members) - 1
-	g.members[m.idx] = g.members[last]
-	g.members[m.idx].idx = m.idx
-	g.members[last] = nil
-	g.members = g.members[:last]
+	g.members = swapRemove(g.members, m.idx)
 	m.idx = -1
 	if len(g.members) == 0 {
 		g.dead, g.leader = true, nil
@@ -354,13 +352,14 @@ func (g *tailGroup) lead(m *tailMember) (out bool, err error) {
 		g.mu.Lock()
 		g.waitCancel = nil
 		g.mu.Unlock()
+		behind := wctx.Err() != nil // before cancel: a joiner cancelled it
 		cancel()
 		if err != nil {
 			if cerr := m.ctx.Err(); cerr != nil {
 				g.leave(m)
 				return true, cerr
 			}
-			if wctx.Err() != nil {
+			if behind {
 				continue // a member joined behind: read from it
 			}
 			g.disband(m)

@@ -139,12 +139,24 @@ func (g *fanoutGate) releaseLocked(t *fanoutToken) {
 
 // dropLocked removes t from the held tokens.
 func (g *fanoutGate) dropLocked(t *fanoutToken) {
-	last := len(g.held) - 1
-	g.held[t.idx] = g.held[last]
-	g.held[t.idx].idx = t.idx
-	g.held[last] = nil
-	g.held = g.held[:last]
+	g.held = swapRemove(g.held, t.idx)
 	t.idx = -1
+}
+
+// indexed is an element that keeps its index in the slice holding it.
+type indexed interface{ setIndex(i int) }
+
+func (t *fanoutToken) setIndex(i int) { t.idx = i }
+
+// swapRemove removes s[i] in O(1): the last element takes its place (and
+// is told its new index); the order of the others is not kept.
+func swapRemove[T indexed](s []T, i int) []T {
+	last := len(s) - 1
+	s[i] = s[last]
+	s[i].setIndex(i)
+	var zero T
+	s[last] = zero
+	return s[:last]
 }
 
 // handOnLocked grants free tokens to the first waiters.

@@ -249,3 +249,44 @@ func TestFanoutRoundsStop(t *testing.T) {
 		_ = stalled
 	})
 }
+
+// Deleting a topic ends every follower in its round group, the leader and
+// the others, with NOT_FOUND (TOPIC_DELETED), and leaves no group behind;
+// a topic made again under the name gets a group of its own.
+func TestFanoutRoundsTopicDeleted(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		ts := startServer(t, engine, server.Options{})
+		const topic = "fan"
+		ts.produce(topic, "seq 1")
+		subs := make([]*client.Subscription, 3)
+		for i := range subs {
+			sub, err := ts.c.Subscribe(ctxT(t), topic, client.ConsumeOptions{From: client.End(), Follow: true})
+			require.NoError(t, err)
+			t.Cleanup(func() { sub.Close() })
+			subs[i] = sub
+		}
+		require.Eventually(t, func() bool { return server.FanoutMembers(ts.srv, topic) == len(subs) }, 20*time.Second, time.Millisecond)
+		ts.produce(topic, "seq 2")
+		for _, sub := range subs {
+			ev, err := sub.Next()
+			require.NoError(t, err)
+			require.Equal(t, uint64(2), ev.Seq)
+		}
+		require.NoError(t, ts.c.DeleteTopic(ctxT(t), topic))
+		for _, sub := range subs {
+			_, err := sub.Next()
+			require.ErrorIs(t, err, client.ErrNotFound)
+			require.True(t, client.IsReason(err, goethev1.ReasonTopicDeleted), "%v", err)
+		}
+		require.Eventually(t, func() bool { return server.FanoutGroups(ts.srv) == 0 }, 20*time.Second, time.Millisecond)
+
+		ts.produce(topic, "seq 1")
+		sub, err := ts.c.Subscribe(ctxT(t), topic, client.ConsumeOptions{From: client.End(), Follow: true})
+		require.NoError(t, err)
+		t.Cleanup(func() { sub.Close() })
+		require.Eventually(t, func() bool { return server.FanoutMembers(ts.srv, topic) == 1 }, 20*time.Second, time.Millisecond)
+		ts.produce(topic, "seq 2")
+		_, err = checkRun(sub, 2)
+		require.NoError(t, err)
+	})
+}
