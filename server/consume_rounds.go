@@ -72,6 +72,7 @@ type tailGroups struct {
 	pageEvents int
 	lease      time.Duration
 	linger     time.Duration
+	lingerMin  int      // the fewest members for which a round lingers
 	metrics    *Metrics // nil: none
 
 	mu     sync.Mutex
@@ -79,7 +80,8 @@ type tailGroups struct {
 }
 
 func newTailGroups(log Log, pageEvents int, lease, linger time.Duration, metrics *Metrics) *tailGroups {
-	return &tailGroups{log: log, pageEvents: pageEvents, lease: lease, linger: linger, metrics: metrics, groups: make(map[string]*tailGroup)}
+	return &tailGroups{log: log, pageEvents: pageEvents, lease: lease, linger: linger, lingerMin: lingerMembers,
+		metrics: metrics, groups: make(map[string]*tailGroup)}
 }
 
 // tailGroup is a topic's followers at its end.
@@ -128,7 +130,7 @@ type tailMember struct {
 	pos, want atomic.Uint64
 	out       atomic.Bool // taken out of the group, or left it
 	// notes wake the member's loop. At most one note is pending at a time
-	// except a stale "lead" (see followTail), hence two places.
+	// except a stale "lead" (see follow), hence two places.
 	notes chan tailNote
 	idx   int // in the group's members; under its mu
 }
@@ -365,7 +367,7 @@ func (g *tailGroup) lead(m *tailMember) (out bool, err error) {
 			g.disband(m)
 			return true, nil
 		}
-		if d := g.set.linger; d > 0 && g.size() >= lingerMembers {
+		if d := g.set.linger; d > 0 && g.size() >= g.set.lingerMin {
 			// Let the commit's acknowledgements out before the round
 			// takes a processor (see Options.FanoutLinger).
 			t := time.NewTimer(d)
@@ -386,7 +388,7 @@ func (g *tailGroup) lead(m *tailMember) (out bool, err error) {
 			continue
 		}
 		start := time.Now()
-		deposed, err := g.round(m, page)
+		deposed, err := g.round(m, page, from)
 		g.set.metrics.observeRound(time.Since(start))
 		if deposed {
 			if m.out.Load() {
@@ -398,11 +400,11 @@ func (g *tailGroup) lead(m *tailMember) (out bool, err error) {
 	}
 }
 
-// round sends page to every member that lacks some of its events. deposed
-// says the watchdog took the lead from m meanwhile; then err is m's own
-// end, if m was the member whose Send stalled. Otherwise err is the error
-// of m's own Send, if it failed.
-func (g *tailGroup) round(m *tailMember, page store.Page) (deposed bool, err error) {
+// round sends page, read from position from, to every member that lacks
+// some of its events. deposed says the watchdog took the lead from m
+// meanwhile; then err is m's own end, if m was the member whose Send
+// stalled. Otherwise err is the error of m's own Send, if it failed.
+func (g *tailGroup) round(m *tailMember, page store.Page, from uint64) (deposed bool, err error) {
 	events := page.Events
 	lastSeq := events[len(events)-1].Seq
 	g.mu.Lock()
@@ -420,6 +422,12 @@ func (g *tailGroup) round(m *tailMember, page store.Page) (deposed bool, err err
 			continue
 		}
 		pos := r.pos.Load()
+		if pos < from {
+			// It joined behind the page (during the linger): it may lack
+			// events before the page's first, so it waits for the next
+			// round, which reads from it.
+			continue
+		}
 		k := 0
 		if pos > events[0].ID {
 			k = sort.Search(len(events), func(i int) bool { return events[i].ID >= pos })

@@ -109,3 +109,63 @@ func TestRoundsJoinBehindTheLeader(t *testing.T) {
 		})
 	}
 }
+
+// A follower that does not know the seq it expects (want 0: a start by
+// time, nothing delivered yet) and joins behind a round that already read
+// its page (during the linger) is not sent that page, which would skip
+// the events before it unseen: it gets every event from its position, in
+// the next round; every engine.
+func TestRoundsJoinDuringLinger(t *testing.T) {
+	for _, name := range engines.Names {
+		t.Run("engine="+name, func(t *testing.T) {
+			e, err := engines.Open(name, t.TempDir())
+			require.NoError(t, err)
+			st, err := store.Open(e, store.DefaultOptions())
+			require.NoError(t, err)
+			t.Cleanup(func() { st.Close() })
+			ctx, cancel := context.WithCancel(context.Background())
+			var next []uint64 // next[k]: the position after event k+1
+			appendOne := func() {
+				_, err := st.Append(ctx, "t", []store.Event{{Payload: []byte("x")}}, store.ExpectAny)
+				require.NoError(t, err)
+				p, err := st.Read("t", 0, 10)
+				require.NoError(t, err)
+				next = append(next, p.Next)
+			}
+			appendOne()
+			appendOne()
+			page, err := st.Read("t", 0, 10)
+			require.NoError(t, err)
+			topicID := page.TopicID
+
+			gs := newTailGroups(st, 100, time.Hour, 300*time.Millisecond, nil)
+			gs.lingerMin = 1
+			var wg sync.WaitGroup
+			defer wg.Wait() // before the store closes
+			defer cancel()
+			follow := func(pos, want uint64) *recordingStream {
+				rs := &recordingStream{ctx: ctx}
+				w := newSendWatch(time.Hour, ctx.Done(), ctx.Err)
+				wg.Go(func() { gs.follow(ctx, w, rs, "t", topicID, pos, want) })
+				return rs
+			}
+			leader := follow(next[1], 3)
+			require.Eventually(t, func() bool {
+				gs.mu.Lock()
+				g := gs.groups["t"]
+				gs.mu.Unlock()
+				if g == nil {
+					return false
+				}
+				g.mu.Lock()
+				defer g.mu.Unlock()
+				return g.waitCancel != nil
+			}, 20*time.Second, time.Millisecond)
+			appendOne() // event 3: the leader wakes and lingers 300 ms
+			late := follow(next[0], 0)
+			require.Eventually(t, func() bool { return len(late.got()) >= 2 && len(leader.got()) >= 1 }, 20*time.Second, time.Millisecond)
+			require.Equal(t, []uint64{2, 3}, late.got())
+			require.Equal(t, []uint64{3}, leader.got())
+		})
+	}
+}
