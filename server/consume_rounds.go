@@ -122,7 +122,7 @@ var stalledSend = new(tailMember)
 type tailMember struct {
 	ctx    context.Context
 	w      *sendWatch
-	stream grpc.ServerStreamingServer[goethev1.ConsumeResponse]
+	send   func(*goethev1.ConsumeResponse) error // the stream's Send, bound once
 	// pos and want are the stream's position and the seq its next event
 	// should have (0: unknown), as in consume. While a member, they are
 	// written by the leader that sends to it and read by leaders and the
@@ -151,7 +151,7 @@ type tailNote struct {
 // topic of the same name (the topic was deleted and made again): then the
 // stream waits by itself.
 func (gs *tailGroups) follow(ctx context.Context, w *sendWatch, stream grpc.ServerStreamingServer[goethev1.ConsumeResponse], topic string, topicID, pos, want uint64) (next, nextWant uint64, joined bool, err error) {
-	m := &tailMember{ctx: ctx, w: w, stream: stream, notes: make(chan tailNote, 2)}
+	m := &tailMember{ctx: ctx, w: w, send: stream.Send, notes: make(chan tailNote, 2)}
 	m.pos.Store(pos)
 	m.want.Store(want)
 	g, leads := gs.join(m, topic, topicID)
@@ -456,7 +456,7 @@ func (g *tailGroup) round(m *tailMember, page store.Page, from uint64) (deposed 
 		}
 		g.cur.Store(r)
 		g.sends.Add(1)
-		err := r.w.send(func() error { return r.stream.Send(resp) })
+		err := r.w.sendUnarmed(r.send, resp)
 		if err == nil {
 			r.pos.Store(page.Next)
 			r.want.Store(lastSeq + 1)
@@ -464,7 +464,11 @@ func (g *tailGroup) round(m *tailMember, page store.Page, from uint64) (deposed 
 		if !g.cur.CompareAndSwap(r, nil) {
 			// The watchdog found this Send stalled and deposed m: r is
 			// out, another member leads; hand r back, and touch nothing
-			// more of the round.
+			// more of the round. The watchdog armed r's slow-consumer
+			// timer under g.mu: disarm it after that.
+			g.mu.Lock()
+			r.w.disarm()
+			g.mu.Unlock()
 			if r == m {
 				return true, err
 			}
@@ -512,6 +516,10 @@ func (g *tailGroup) check() {
 	old := g.roundLeader
 	g.inRound, g.roundLeader = false, nil
 	g.set.metrics.observeStalled()
+	// The stalled Send has run for one to two leases: from now on its
+	// stream's own slow-consumer timeout bounds it, as for a Send of its
+	// own (sendWatch).
+	r.w.arm(g.set.lease)
 	// Out without a note: the deposed goroutine sends it when the Send
 	// returns.
 	if g.removeLocked(r) {

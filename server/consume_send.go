@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
 )
 
 // errStopGraceOver: a Send of a stream was still waiting for its client
@@ -174,6 +176,35 @@ func (w *sendWatch) run(loop func() error) error {
 		}
 	}
 }
+
+// sendUnarmed is send without arming the timer: for a fan-out round,
+// whose watchdog finds a stalled Send after the lease and only then arms
+// the timer (arm) for the rest of the timeout. It saves a timer reset and
+// stop per Send, a round's largest cost after the Send itself. A timer
+// that fires after the Send has returned finds the stream idle and is
+// ignored by run, as for send.
+func (w *sendWatch) sendUnarmed(sendMsg func(*goethev1.ConsumeResponse) error, m *goethev1.ConsumeResponse) error {
+	w.state.Store(watchSending)
+	select {
+	case <-w.abort:
+		if w.state.CompareAndSwap(watchSending, watchIdle) {
+			return w.abortErr()
+		}
+		return errAbandoned
+	default:
+	}
+	err := sendMsg(m)
+	if !w.state.CompareAndSwap(watchSending, watchIdle) {
+		return errAbandoned
+	}
+	return err
+}
+
+// arm starts the timer of a Send in progress (sendUnarmed) that has run
+// for already; disarm stops it once that Send has returned, before the
+// stream sends again unarmed.
+func (w *sendWatch) arm(already time.Duration) { w.timer.Reset(max(w.timeout-already, 0)) }
+func (w *sendWatch) disarm()                   { w.timer.Stop() }
 
 // send calls sendMsg, watched by run. Only the loop calls it. After it has
 // failed the loop must return at once, touching nothing: the Send may
