@@ -120,9 +120,9 @@ var stalledSend = new(tailMember)
 
 // tailMember is a following stream while in a group.
 type tailMember struct {
-	ctx    context.Context
-	w      *sendWatch
-	send   func(*goethev1.ConsumeResponse) error // the stream's Send, bound once
+	ctx  context.Context
+	w    *sendWatch
+	send func(*goethev1.ConsumeResponse) error // the stream's Send, bound once
 	// pos and want are the stream's position and the seq its next event
 	// should have (0: unknown), as in consume. While a member, they are
 	// written by the leader that sends to it and read by leaders and the
