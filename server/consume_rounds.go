@@ -37,10 +37,13 @@ import (
 //
 // Each member's Sends still go through its own sendWatch: a round's Send
 // to a client that does not read is ended by that stream's
-// SlowConsumerTimeout, Stop and context exactly as its own Send would be.
-// A round is never held by one such client for long: a Send that has not
-// returned within FanoutSendLease (a watchdog checks) costs its caller the
-// lead. The stalled member is taken out, another member leads from where
+// SlowConsumerTimeout, Stop and context as its own Send would be (the
+// watchdog arms the stream's timer, for the rest of the timeout, when it
+// finds the Send stalled; the other Sends of a round do not arm it, which
+// saves a timer reset and stop per Send). A round is never held by one
+// such client for long: a Send that has not returned within
+// FanoutSendLease (a watchdog checks) costs its caller the lead. The
+// stalled member is taken out, another member leads from where
 // the round stopped (the members not yet sent to are behind, so the next
 // round, which reads from the members' lowest position, covers them), and
 // the deposed goroutine hands the stalled member back to its own loop once
