@@ -29,6 +29,7 @@ PANELS = [
 ]
 BARS = [(0, "on", "#999999", "0 followers"), (2000, "off", "#b2182b", "2,000, gate off"),
         (2000, "on", "#2166ac", "2,000, gate on")]
+COLS, LEGEND_STEP = 2, 140  # panels per row; legend entries' spacing (px)
 
 
 def load(d):
@@ -55,7 +56,7 @@ def main():
     d = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent)
     med = load(d)
     w, h, pad_l, pad_r, pad_t, pad_b = 460, 300, 64, 16, 40, 40
-    cols = 2
+    cols = COLS
     rows = (len(PANELS) + cols - 1) // cols
     W, H = cols * w, rows * h + 30
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
@@ -101,7 +102,7 @@ def main():
     for _, _, color, label in BARS:
         out.append(f'<rect x="{lx}" y="{H - 20}" width="12" height="12" fill="{color}"/>')
         out.append(f'<text x="{lx + 16}" y="{H - 10}">{label}</text>')
-        lx += 140
+        lx += LEGEND_STEP
     out.append(f'<line x1="{lx}" x2="{lx + 24}" y1="{H - 14}" y2="{H - 14}" stroke="black" stroke-dasharray="4,3"/>')
     out.append(f'<text x="{lx + 30}" y="{H - 10}">target: 2 × p99 with 0 followers (median of rounds)</text>')
     out.append("</svg>")
