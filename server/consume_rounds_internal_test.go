@@ -41,6 +41,77 @@ func (r *recordingStream) got() []uint64 {
 	return append([]uint64(nil), r.seqs...)
 }
 
+// roundsFixture is a store on engine name with topic "t" of n events, and
+// tail groups over it: next[k] is the position after event k+1; follow
+// starts a follower in the groups, recording what it is sent, until the
+// test ends (the store closes after every follower has returned).
+type roundsFixture struct {
+	t       *testing.T
+	st      *store.Store
+	gs      *tailGroups
+	ctx     context.Context
+	topicID uint64
+	next    []uint64
+	wg      sync.WaitGroup
+}
+
+func newRoundsFixture(t *testing.T, name string, n int, linger time.Duration) *roundsFixture {
+	e, err := engines.Open(name, t.TempDir())
+	require.NoError(t, err)
+	st, err := store.Open(e, store.DefaultOptions())
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &roundsFixture{t: t, st: st, ctx: ctx, gs: newTailGroups(st, 100, time.Hour, linger, nil)}
+	t.Cleanup(func() {
+		cancel()
+		f.wg.Wait()
+		st.Close()
+	})
+	for range n {
+		f.appendOne()
+	}
+	page, err := st.Read("t", 0, 10)
+	require.NoError(t, err)
+	f.topicID = page.TopicID
+	return f
+}
+
+// appendOne appends an event to "t" and records the position after it.
+func (f *roundsFixture) appendOne() {
+	_, err := f.st.Append(f.ctx, "t", []store.Event{{Payload: []byte("x")}}, store.ExpectAny)
+	require.NoError(f.t, err)
+	p, err := f.st.Read("t", 0, 10)
+	require.NoError(f.t, err)
+	f.next = append(f.next, p.Next)
+}
+
+func (f *roundsFixture) follow(pos, want uint64) *recordingStream {
+	rs := &recordingStream{ctx: f.ctx}
+	w := newSendWatch(time.Hour, f.ctx.Done(), f.ctx.Err)
+	f.wg.Go(func() {
+		_, _, joined, err := f.gs.follow(f.ctx, w, rs, "t", f.topicID, pos, want)
+		if f.ctx.Err() == nil {
+			f.t.Errorf("follow returned early: joined %v, %v", joined, err)
+		}
+	})
+	return rs
+}
+
+// leaderWaits waits until the group's leader waits for a commit.
+func (f *roundsFixture) leaderWaits() {
+	require.Eventually(f.t, func() bool {
+		f.gs.mu.Lock()
+		g := f.gs.groups["t"]
+		f.gs.mu.Unlock()
+		if g == nil {
+			return false
+		}
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.waitCancel != nil
+	}, 20*time.Second, time.Millisecond)
+}
+
 // A follower that joins a group behind the position its leader waits
 // from (it read the end before the last commit, and joins after the
 // leader's round) is sent the events it lacks at once, not at the next
@@ -48,61 +119,16 @@ func (r *recordingStream) got() []uint64 {
 func TestRoundsJoinBehindTheLeader(t *testing.T) {
 	for _, name := range engines.Names {
 		t.Run("engine="+name, func(t *testing.T) {
-			e, err := engines.Open(name, t.TempDir())
-			require.NoError(t, err)
-			st, err := store.Open(e, store.DefaultOptions())
-			require.NoError(t, err)
-			t.Cleanup(func() { st.Close() })
-			ctx, cancel := context.WithCancel(context.Background())
-			t.Cleanup(cancel)
-			var next []uint64 // next[k]: the position after event k+1
-			for range 3 {
-				_, err := st.Append(ctx, "t", []store.Event{{Payload: []byte("x")}}, store.ExpectAny)
-				require.NoError(t, err)
-				p, err := st.Read("t", 0, 10)
-				require.NoError(t, err)
-				next = append(next, p.Next)
-			}
-			page, err := st.Read("t", 0, 10)
-			require.NoError(t, err)
-			require.Len(t, page.Events, 3)
-			topicID := page.TopicID
-
-			gs := newTailGroups(st, 100, time.Hour, 0, nil)
-			var wg sync.WaitGroup
-			defer wg.Wait() // before the store closes
-			defer cancel()
-			follow := func(pos, want uint64) *recordingStream {
-				rs := &recordingStream{ctx: ctx}
-				w := newSendWatch(time.Hour, ctx.Done(), ctx.Err)
-				wg.Go(func() {
-					_, _, joined, err := gs.follow(ctx, w, rs, "t", topicID, pos, want)
-					if ctx.Err() == nil {
-						t.Errorf("follow returned early: joined %v, %v", joined, err)
-					}
-				})
-				return rs
-			}
-			leader := follow(next[2], 4) // at the end: leads, waits from there
-			require.Eventually(t, func() bool {
-				gs.mu.Lock()
-				g := gs.groups["t"]
-				gs.mu.Unlock()
-				if g == nil {
-					return false
-				}
-				g.mu.Lock()
-				defer g.mu.Unlock()
-				return g.waitCancel != nil && g.waitFrom == next[2]
-			}, 20*time.Second, time.Millisecond)
-			behind := follow(next[0], 2) // has event 1, lacks 2 and 3
+			f := newRoundsFixture(t, name, 3, 0)
+			leader := f.follow(f.next[2], 4) // at the end: leads, waits from there
+			f.leaderWaits()
+			behind := f.follow(f.next[0], 2) // has event 1, lacks 2 and 3
 			require.Eventually(t, func() bool { return len(behind.got()) == 2 }, 20*time.Second, time.Millisecond)
 			require.Equal(t, []uint64{2, 3}, behind.got())
 			require.Empty(t, leader.got(), "the leader had every event")
 
 			// Both are sent the next event once.
-			_, err = st.Append(ctx, "t", []store.Event{{Payload: []byte("x")}}, store.ExpectAny)
-			require.NoError(t, err)
+			f.appendOne()
 			require.Eventually(t, func() bool { return len(behind.got()) == 3 && len(leader.got()) == 1 }, 20*time.Second, time.Millisecond)
 			require.Equal(t, []uint64{2, 3, 4}, behind.got())
 			require.Equal(t, []uint64{4}, leader.got())
@@ -118,51 +144,12 @@ func TestRoundsJoinBehindTheLeader(t *testing.T) {
 func TestRoundsJoinDuringLinger(t *testing.T) {
 	for _, name := range engines.Names {
 		t.Run("engine="+name, func(t *testing.T) {
-			e, err := engines.Open(name, t.TempDir())
-			require.NoError(t, err)
-			st, err := store.Open(e, store.DefaultOptions())
-			require.NoError(t, err)
-			t.Cleanup(func() { st.Close() })
-			ctx, cancel := context.WithCancel(context.Background())
-			var next []uint64 // next[k]: the position after event k+1
-			appendOne := func() {
-				_, err := st.Append(ctx, "t", []store.Event{{Payload: []byte("x")}}, store.ExpectAny)
-				require.NoError(t, err)
-				p, err := st.Read("t", 0, 10)
-				require.NoError(t, err)
-				next = append(next, p.Next)
-			}
-			appendOne()
-			appendOne()
-			page, err := st.Read("t", 0, 10)
-			require.NoError(t, err)
-			topicID := page.TopicID
-
-			gs := newTailGroups(st, 100, time.Hour, 300*time.Millisecond, nil)
-			gs.lingerMin = 1
-			var wg sync.WaitGroup
-			defer wg.Wait() // before the store closes
-			defer cancel()
-			follow := func(pos, want uint64) *recordingStream {
-				rs := &recordingStream{ctx: ctx}
-				w := newSendWatch(time.Hour, ctx.Done(), ctx.Err)
-				wg.Go(func() { gs.follow(ctx, w, rs, "t", topicID, pos, want) })
-				return rs
-			}
-			leader := follow(next[1], 3)
-			require.Eventually(t, func() bool {
-				gs.mu.Lock()
-				g := gs.groups["t"]
-				gs.mu.Unlock()
-				if g == nil {
-					return false
-				}
-				g.mu.Lock()
-				defer g.mu.Unlock()
-				return g.waitCancel != nil
-			}, 20*time.Second, time.Millisecond)
-			appendOne() // event 3: the leader wakes and lingers 300 ms
-			late := follow(next[0], 0)
+			f := newRoundsFixture(t, name, 2, 300*time.Millisecond)
+			f.gs.lingerMin = 1
+			leader := f.follow(f.next[1], 3)
+			f.leaderWaits()
+			f.appendOne() // event 3: the leader wakes and lingers 300 ms
+			late := f.follow(f.next[0], 0)
 			require.Eventually(t, func() bool { return len(late.got()) >= 2 && len(leader.got()) >= 1 }, 20*time.Second, time.Millisecond)
 			require.Equal(t, []uint64{2, 3}, late.got())
 			require.Equal(t, []uint64{3}, leader.got())

@@ -184,20 +184,10 @@ func (w *sendWatch) run(loop func() error) error {
 // that fires after the Send has returned finds the stream idle and is
 // ignored by run, as for send.
 func (w *sendWatch) sendUnarmed(sendMsg func(*goethev1.ConsumeResponse) error, m *goethev1.ConsumeResponse) error {
-	w.state.Store(watchSending)
-	select {
-	case <-w.abort:
-		if w.state.CompareAndSwap(watchSending, watchIdle) {
-			return w.abortErr()
-		}
-		return errAbandoned
-	default:
+	if err := w.begin(); err != nil {
+		return err
 	}
-	err := sendMsg(m)
-	if !w.state.CompareAndSwap(watchSending, watchIdle) {
-		return errAbandoned
-	}
-	return err
+	return w.end(sendMsg(m))
 }
 
 // arm starts the timer of a Send in progress (sendUnarmed) that has run
@@ -210,21 +200,35 @@ func (w *sendWatch) disarm()                   { w.timer.Stop() }
 // failed the loop must return at once, touching nothing: the Send may
 // still be encoding the message.
 func (w *sendWatch) send(sendMsg func() error) error {
+	if err := w.begin(); err != nil {
+		return err
+	}
+	w.timer.Reset(w.timeout)
+	err := sendMsg()
+	w.timer.Stop()
+	return w.end(err)
+}
+
+// begin marks a Send in progress, or fails once abort is closed: checked
+// after the state is set, so that run either sees the Send (and abandons
+// it) or has seen abort before it: then it waits for the loop, which
+// returns now.
+func (w *sendWatch) begin() error {
 	w.state.Store(watchSending)
 	select {
 	case <-w.abort:
-		// Checked after the state is set, so that run either sees the
-		// Send (and abandons it) or has seen abort before it: then it
-		// waits for the loop, which returns now.
 		if w.state.CompareAndSwap(watchSending, watchIdle) {
 			return w.abortErr()
 		}
 		return errAbandoned
 	default:
+		return nil
 	}
-	w.timer.Reset(w.timeout)
-	err := sendMsg()
-	w.timer.Stop()
+}
+
+// end marks the Send returned with err, or reports errAbandoned if run
+// returned during it.
+func (w *sendWatch) end(err error) error {
 	if !w.state.CompareAndSwap(watchSending, watchIdle) {
 		return errAbandoned
 	}
