@@ -337,6 +337,11 @@ func benchFanoutProduce(b *testing.B, eng string, followers, senders int, solo b
 		p50, p99 := fc.finish(b, acks)
 		b.ReportMetric(p50, "deliver-p50-µs")
 		b.ReportMetric(p99, "deliver-p99-µs")
+		if c, ok := fc.(*childFollowers); ok {
+			// The followers' receiving, which shares the machine's CPUs
+			// with the server here (remote followers would not).
+			b.ReportMetric(c.cpuMicros/float64(b.N), "child-cpu-µs/event")
+		}
 	}
 }
 
@@ -442,6 +447,9 @@ type childFollowers struct {
 	in   io.WriteCloser
 	out  *bufio.Scanner
 	done chan struct{}
+	// cpuMicros is the CPU time the child spent from its followers' first
+	// event to their last (its receiving), in µs; set by finish.
+	cpuMicros float64
 }
 
 func startFanoutChild(b *testing.B, addr string, followers, events int) *childFollowers {
@@ -506,14 +514,16 @@ func (c *childFollowers) finish(b *testing.B, acks []int64) (p50, p99 float64) {
 		b.Fatal(err)
 	}
 	f := c.expect(b, "done")
-	if len(f) != 2 {
+	if len(f) != 3 {
 		b.Fatalf("fan-out child: done %v", f)
 	}
 	p50, err1 := strconv.ParseFloat(f[0], 64)
 	p99, err2 := strconv.ParseFloat(f[1], 64)
-	if err := errors.Join(err1, err2); err != nil {
+	cpu, err3 := strconv.ParseFloat(f[2], 64)
+	if err := errors.Join(err1, err2, err3); err != nil {
 		b.Fatal(err)
 	}
+	c.cpuMicros = cpu
 	return p50, p99
 }
 
@@ -597,6 +607,7 @@ func TestFanoutChild(t *testing.T) {
 		}
 	}
 	fmt.Println("warm")
+	cpu0 := cpuClock()
 	a := <-acks
 	select {
 	case <-finished:
@@ -610,7 +621,7 @@ func TestFanoutChild(t *testing.T) {
 		fail(fmt.Errorf("%d acks for %d events", len(a), events))
 	}
 	p50, p99 := deliveryPercentiles(recv, a)
-	fmt.Printf("done %.1f %.1f\n", p50, p99)
+	fmt.Printf("done %.1f %.1f %.0f\n", p50, p99, float64(cpuClock()-cpu0)/float64(time.Microsecond))
 }
 
 // liveHeap is the bytes of live heap objects after a full collection.
