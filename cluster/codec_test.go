@@ -83,6 +83,9 @@ func TestEntryRoundTrip(t *testing.T) {
 // TestEntryOneAllocation: a proposal's entry is allocated once, not grown
 // (workload (b) proposes 100 KB entries).
 func TestEntryOneAllocation(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's instrumentation allocates")
+	}
 	evs := make([]store.Event, 1000)
 	for i := range evs {
 		evs[i].Payload = make([]byte, 100)
