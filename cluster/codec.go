@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
+	"slices"
 	"sort"
 	"time"
 
@@ -86,6 +88,10 @@ var ErrBadEntry = errors.New("cluster: undecodable log entry")
 
 // appendEntry encodes a proposal of cmds at the leader's time now.
 func appendEntry(dst []byte, now int64, cmds []store.Command) []byte {
+	// One allocation of the whole entry: grown by appends, a 100 KB
+	// entry (1,000 events of 100 B) was copied and reallocated ~12 times,
+	// 5x its size in garbage on the leader's hot path.
+	dst = slices.Grow(dst, entrySize(cmds))
 	version := entryVersionOf(cmds)
 	dst = append(dst, version)
 	dst = binary.AppendUvarint(dst, uint64(now))
@@ -128,7 +134,7 @@ func appendEntry(dst []byte, now int64, cmds []store.Command) []byte {
 					dst = appendBytes(dst, k)
 					dst = appendBytes(dst, e.Headers[k])
 				}
-				dst = appendBytes(dst, string(e.Payload))
+				dst = appendBytes(dst, e.Payload) // no string(): it copied each payload
 				if dedupe {
 					dst = appendBytes(dst, e.DedupeKey)
 				}
@@ -166,6 +172,37 @@ func appendEntry(dst []byte, now int64, cmds []store.Command) []byte {
 	return dst
 }
 
+// entrySize bounds the size of cmds' entry from above: exact for events,
+// at most a few bytes over per command.
+func entrySize(cmds []store.Command) int {
+	n := 1 + 2*binary.MaxVarintLen64
+	for i := range cmds {
+		c := &cmds[i]
+		n += 1 + uvarintLen(len(c.Topic)) + len(c.Topic)
+		switch c.Kind {
+		case store.CommandAppend:
+			n += 1 + 3*binary.MaxVarintLen64
+			for j := range c.Events {
+				e := &c.Events[j]
+				n += uvarintLen(len(e.Headers))
+				for k, v := range e.Headers {
+					n += uvarintLen(len(k)) + len(k) + uvarintLen(len(v)) + len(v)
+				}
+				n += uvarintLen(len(e.Payload)) + len(e.Payload)
+				n += uvarintLen(len(e.DedupeKey)) + len(e.DedupeKey)
+			}
+		case store.CommandSetCursor:
+			n += uvarintLen(len(c.Consumer)) + len(c.Consumer) + 2*binary.MaxVarintLen64
+		default: // flags and at most five uvarints
+			n += 2 + 5*binary.MaxVarintLen64
+		}
+	}
+	return n
+}
+
+// uvarintLen is the length of binary.AppendUvarint's encoding of n.
+func uvarintLen(n int) int { return (bits.Len64(uint64(n)|1) + 6) / 7 }
+
 func hasDedupeKeys(events []store.Event) bool {
 	for i := range events {
 		if events[i].DedupeKey != "" {
@@ -175,7 +212,7 @@ func hasDedupeKeys(events []store.Event) bool {
 	return false
 }
 
-func appendBytes(dst []byte, s string) []byte {
+func appendBytes[T string | []byte](dst []byte, s T) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s)))
 	return append(dst, s...)
 }

@@ -50,6 +50,7 @@ func TestEntryRoundTrip(t *testing.T) {
 		{Kind: store.CommandSetCursor, Topic: "orders", Consumer: "billing", CursorID: 1<<64 - 1},
 	}
 	data := appendEntry(nil, 1_700_000_000_123_456_789, cmds)
+	require.LessOrEqual(t, len(data), entrySize(cmds))
 	now, got, err := decodeEntry(data)
 	require.NoError(t, err)
 	require.Equal(t, int64(1_700_000_000_123_456_789), now)
@@ -79,6 +80,21 @@ func TestEntryRoundTrip(t *testing.T) {
 	require.ErrorIs(t, err, ErrBadEntry)
 }
 
+// TestEntryOneAllocation: a proposal's entry is allocated once, not grown
+// (workload (b) proposes 100 KB entries).
+func TestEntryOneAllocation(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's instrumentation allocates")
+	}
+	evs := make([]store.Event, 1000)
+	for i := range evs {
+		evs[i].Payload = make([]byte, 100)
+	}
+	cmds := []store.Command{{Kind: store.CommandAppend, Topic: "t", DedupeWindow: -1, Events: evs}}
+	allocs := testing.AllocsPerRun(10, func() { _ = appendEntry(nil, 1, cmds) })
+	require.Equal(t, 1.0, allocs)
+}
+
 // TestEntryVersion2: the commands of topic config, trims and deletes, and
 // cursors with a seq, round-trip in version-2 entries; a version-1 entry
 // with one of the new kinds is refused.
@@ -92,6 +108,7 @@ func TestEntryVersion2(t *testing.T) {
 		{Kind: store.CommandDeleteTopic, Topic: "t", TopicID: 4},
 	}
 	data := appendEntry(nil, 42, cmds)
+	require.LessOrEqual(t, len(data), entrySize(cmds))
 	require.Equal(t, byte(entryVersion2), data[0])
 	now, got, err := decodeEntry(data)
 	require.NoError(t, err)
@@ -136,6 +153,7 @@ func FuzzEntry(f *testing.F) {
 			return
 		}
 		again := appendEntry(nil, now, cmds)
+		require.LessOrEqual(t, len(again), entrySize(cmds), "entrySize bounds the entry")
 		now2, cmds2, err := decodeEntry(again)
 		require.NoError(t, err)
 		require.Equal(t, now, now2)
