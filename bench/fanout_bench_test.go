@@ -230,17 +230,18 @@ const fanoutGateOff = 1 << 20
 // deliver-p99-µs the follower delivery latencies: from the Produce's
 // acknowledgement to each follower's receipt of its event (0 for a
 // receipt before the acknowledgement), over every follower and event.
-func BenchmarkFanoutProduce(b *testing.B) { runFanoutProduce(b, false) }
+func BenchmarkFanoutProduce(b *testing.B) { runFanoutProduce(b, false, "") }
 
 // runFanoutProduce runs benchFanoutProduce over engines, follower counts,
-// gates and intervals, with the followers in a child process or not.
-func runFanoutProduce(b *testing.B, child bool) {
+// gates and intervals, with the followers in a child process or not; pin,
+// if not empty, is the CPU list (taskset -c) the child runs on.
+func runFanoutProduce(b *testing.B, child bool, pin string) {
 	for _, eng := range engines.Names {
 		for _, n := range fanoutFollowers {
 			for _, g := range fanoutGates {
 				for _, iv := range fanoutIntervals {
 					b.Run(fmt.Sprintf("engine=%s/sync=true/size=100B/followers=%d/gate=%s/interval=%v", eng, n, g.name, iv), func(b *testing.B) {
-						benchFanoutProduce(b, eng, n, g.senders, g.solo, iv, child)
+						benchFanoutProduce(b, eng, n, g.senders, g.solo, iv, child, pin)
 					})
 				}
 			}
@@ -260,7 +261,25 @@ func BenchmarkFanoutProduceChild(b *testing.B) {
 	if _, err := exec.LookPath("nice"); err != nil {
 		b.Skip("no nice command:", err)
 	}
-	runFanoutProduce(b, true)
+	runFanoutProduce(b, true, "")
+}
+
+// BenchmarkFanoutProduceChildOneCPU is BenchmarkFanoutProduceChild with
+// the child bound to the machine's last CPU (taskset): the followers'
+// receiving, which at one Produce per 10 ms needs more than a CPU of its
+// own (child-cpu-µs/event), can then take at most one of the CPUs the
+// server runs on, still one more than followers on other machines would
+// take. Skipped without taskset or with a single CPU.
+func BenchmarkFanoutProduceChildOneCPU(b *testing.B) {
+	for _, tool := range []string{"nice", "taskset"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			b.Skip("no "+tool+" command:", err)
+		}
+	}
+	if runtime.NumCPU() < 2 {
+		b.Skip("one CPU: nothing to keep the followers off")
+	}
+	runFanoutProduce(b, true, strconv.Itoa(runtime.NumCPU()-1))
 }
 
 // fanoutClients are a benchmark's followers, wherever they run.
@@ -274,7 +293,7 @@ type fanoutClients interface {
 	finish(b *testing.B, acks []int64) (p50, p99 float64)
 }
 
-func benchFanoutProduce(b *testing.B, eng string, followers, senders int, solo bool, interval time.Duration, child bool) {
+func benchFanoutProduce(b *testing.B, eng string, followers, senders int, solo bool, interval time.Duration, child bool, pin string) {
 	sopts := store.DefaultOptions()
 	opts := server.DefaultOptions()
 	opts.FanoutSenders = senders
@@ -293,7 +312,7 @@ func benchFanoutProduce(b *testing.B, eng string, followers, senders int, solo b
 	heap0 := liveHeap()
 	var fc fanoutClients
 	if child {
-		fc = startFanoutChild(b, addr, followers, b.N+1)
+		fc = startFanoutChild(b, addr, followers, b.N+1, pin)
 	} else {
 		fc = startFanoutInProcess(b, ctx, addr, followers, b.N+1)
 	}
@@ -452,12 +471,16 @@ type childFollowers struct {
 	cpuMicros float64
 }
 
-func startFanoutChild(b *testing.B, addr string, followers, events int) *childFollowers {
+func startFanoutChild(b *testing.B, addr string, followers, events int, pin string) *childFollowers {
 	exe, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command("nice", "-n", fanoutChildNice, exe, "-test.run", "^TestFanoutChild$", "-test.count", "1")
+	args := []string{"nice", "-n", fanoutChildNice, exe, "-test.run", "^TestFanoutChild$", "-test.count", "1"}
+	if pin != "" {
+		args = append([]string{"taskset", "-c", pin}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), fanoutChildEnv+"="+addr,
 		fanoutChildFollowers+"="+strconv.Itoa(followers), fanoutChildEvents+"="+strconv.Itoa(events))
 	cmd.Stderr = os.Stderr

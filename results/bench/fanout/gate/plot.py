@@ -30,15 +30,18 @@ PANELS = [
 BARS = [(0, "on", "#999999", "0 followers"), (2000, "off", "#b2182b", "2,000, gate off"),
         (2000, "on", "#2166ac", "2,000, gate on")]
 COLS, LEGEND_STEP = 2, 140  # panels per row; legend entries' spacing (px)
+FILES = ["{eng}.txt"]  # the raw files read for each engine
 
 
 def load(d):
     runs = defaultdict(list)
     for eng in ENGINES:
-        p = d / f"{eng}.txt"
-        if not p.exists():
-            continue
-        for line in p.read_text().splitlines():
+        lines = []
+        for f in FILES:
+            p = d / f.format(eng=eng)
+            if p.exists():
+                lines += p.read_text().splitlines()
+        for line in lines:
             m = LINE.match(line)
             if not m:
                 continue

@@ -6,6 +6,8 @@
 # Produce every 10 ms and every 40 ms), 300 Produces each, into this
 # folder.
 #   results/bench/fanout/rounds/run.sh ENGINE [COUNT]
+# BENCH=FanoutProduceChildOneCPU runs that benchmark instead (the child
+# bound to one CPU), into ENGINE-onecpu*.txt.
 # One test binary of the working tree; COUNT rounds (default 5), each
 # round one run of every sub-benchmark, each run under the machine's
 # shared lock (/work/bench.lock when it exists), with `uptime` beside it.
@@ -19,11 +21,14 @@ lock=()
 tmp=$(mktemp -d -p "${TMPDIR:-/tmp}")
 trap 'rm -rf "$tmp"' EXIT
 go test -c -o "$tmp/bench.test" ./bench
-base="FanoutProduceChild/engine=$eng/sync=true/size=100B/followers=(0|2000)/gate=(rounds|on)"
-raw="$out/$eng.txt"
+bench=${BENCH:-FanoutProduceChild}
+suffix=""
+[ "$bench" = FanoutProduceChildOneCPU ] && suffix=-onecpu
+base="$bench/engine=$eng/sync=true/size=100B/followers=(0|2000)/gate=(rounds|on)"
+raw="$out/$eng$suffix.txt"
 {
   echo "# commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- server bench || echo ' + working tree')"
-  echo "# command: results/bench/fanout/rounds/run.sh $eng $count"
+  echo "# command: BENCH=$bench results/bench/fanout/rounds/run.sh $eng $count"
   echo "# each round, for interval in 0s 10ms 40ms: bench.test -test.run '^\$' -test.bench '$base/interval=\$interval\$' -test.benchtime 300x -test.benchmem -test.count 1"
 } >"$raw"
 for i in $(seq "$count"); do
@@ -37,7 +42,7 @@ for i in $(seq "$count"); do
 done
 units='.unit:(sec/op OR cpu-µs/event OR p50-µs OR p99-µs OR deliver-p50-µs OR deliver-p99-µs)'
 # gate (each follower for itself, gate on; base) vs rounds, per followers and interval
-benchstat -confidence 0.9 -col '/gate@(on rounds)' -row '/followers /interval' -filter "$units" "$raw" >"$out/$eng-rounds.benchstat.txt"
+benchstat -confidence 0.9 -col '/gate@(on rounds)' -row '/followers /interval' -filter "$units" "$raw" >"$out/$eng$suffix-rounds.benchstat.txt"
 # 0 followers (base) vs 2,000, per mode and interval
-benchstat -confidence 0.9 -col /followers -row '/gate /interval' -filter "$units" "$raw" >"$out/$eng-followers.benchstat.txt"
-echo "wrote $raw, $out/$eng-rounds.benchstat.txt, $out/$eng-followers.benchstat.txt"
+benchstat -confidence 0.9 -col /followers -row '/gate /interval' -filter "$units" "$raw" >"$out/$eng$suffix-followers.benchstat.txt"
+echo "wrote $raw, $out/$eng$suffix-rounds.benchstat.txt, $out/$eng$suffix-followers.benchstat.txt"
