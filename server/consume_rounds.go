@@ -69,6 +69,11 @@ import (
 // busy machine (Produce p50 0.2–0.8 ms, results/bench/fanout/rounds).
 const DefaultFanoutLinger = 500 * time.Microsecond
 
+// MaxFanoutLinger bounds Options.FanoutLinger: every event to a topic's
+// large group of followers waits that long, so a larger value is a
+// mistake, not a setting.
+const MaxFanoutLinger = 100 * time.Millisecond
+
 // tailGroups are the server's groups, one per followed topic.
 type tailGroups struct {
 	log        Log

@@ -165,8 +165,10 @@ func TestFanoutWaitEnds(t *testing.T) {
 	})
 }
 
-// FanoutSenders and FanoutSendLease: zero takes the default, 1 is the
-// smallest gate, a negative value is refused by New, naming the option.
+// FanoutSenders, FanoutSendLease and FanoutLinger: zero takes the
+// default, 1 is the smallest gate, a negative sender count or lease is
+// refused by New, naming the option, and so is a linger past
+// MaxFanoutLinger (MaxFanoutLinger itself is taken).
 func TestFanoutOptions(t *testing.T) {
 	ts := startServer(t, "leveldb", server.Options{})
 	require.Equal(t, server.DefaultFanoutSenders(), ts.srv.Options().FanoutSenders)
@@ -176,7 +178,11 @@ func TestFanoutOptions(t *testing.T) {
 	one := startServer(t, "leveldb", server.Options{FanoutSenders: 1, FanoutSendLease: time.Nanosecond})
 	require.Equal(t, 1, one.srv.Options().FanoutSenders)
 
-	for _, o := range []server.Options{{FanoutSenders: -1}, {FanoutSendLease: -time.Nanosecond}} {
+	at := startServer(t, "leveldb", server.Options{FanoutLinger: server.MaxFanoutLinger})
+	require.Equal(t, server.MaxFanoutLinger, at.srv.Options().FanoutLinger)
+	require.Equal(t, server.DefaultFanoutLinger, ts.srv.Options().FanoutLinger)
+
+	for _, o := range []server.Options{{FanoutSenders: -1}, {FanoutSendLease: -time.Nanosecond}, {FanoutLinger: server.MaxFanoutLinger + 1}} {
 		_, err := server.New(ts.st, o)
 		require.Error(t, err)
 		require.Contains(t, err.Error(), "Fanout")

@@ -200,7 +200,7 @@ type Options struct {
 	// own acknowledgements (results/bench/fanout/rounds). It adds as much
 	// to those followers' delivery latency; the events committed
 	// meanwhile go in the same round. Zero takes DefaultFanoutLinger; a
-	// negative value turns the wait off.
+	// negative value turns the wait off; above MaxFanoutLinger New fails.
 	FanoutLinger time.Duration
 }
 
@@ -286,6 +286,8 @@ func (o *Options) fillLimits(d Options) error {
 	setDefault(&o.FanoutSendLease, d.FanoutSendLease)
 	setDefault(&o.FanoutLinger, d.FanoutLinger)
 	switch {
+	case o.FanoutLinger > MaxFanoutLinger:
+		return fmt.Errorf("server: FanoutLinger %v: must be at most %v (it delays every event to large groups of followers)", o.FanoutLinger, MaxFanoutLinger)
 	case o.FanoutSenders < 0:
 		return fmt.Errorf("server: FanoutSenders %d: must not be negative (0 takes the default, GOMAXPROCS-1)", o.FanoutSenders)
 	case o.MaxInflightBytes < int64(o.MaxRequestBytes):

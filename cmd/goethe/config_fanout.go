@@ -38,13 +38,16 @@ func (c *fanoutConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Linger, "fanout-linger", 0, fmt.Sprintf(
 		"how long a fan-out round for at least 64 followers waits after the commit that woke it,\n"+
 			"so that the commit's acknowledgements go out first; adds as much to those followers'\n"+
-			"delivery latency (0: %v; negative: no wait)", server.DefaultFanoutLinger))
+			"delivery latency (0: %v; negative: no wait; at most %v)", server.DefaultFanoutLinger, server.MaxFanoutLinger))
 }
 
 // validate reports a bad value of the group's flags.
 func (c *fanoutConfig) validate() error {
 	if c.Senders < 0 {
 		return fmt.Errorf("--fanout-senders %d: must not be negative (0 takes the default, GOMAXPROCS-1)", c.Senders)
+	}
+	if c.Linger > server.MaxFanoutLinger {
+		return fmt.Errorf("--fanout-linger %v: must be at most %v (every event to a large group of followers waits that long)", c.Linger, server.MaxFanoutLinger)
 	}
 	return nil
 }

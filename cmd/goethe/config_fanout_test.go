@@ -44,6 +44,11 @@ func TestFanoutFlag(t *testing.T) {
 	require.Equal(t, -time.Nanosecond, o.FanoutLinger)
 	_, err = parseConfig([]string{"--fanout-linger", "soon"}, env(), &bytes.Buffer{})
 	require.ErrorContains(t, err, "fanout-linger")
+	c, err = parseConfig([]string{"--fanout-linger", server.MaxFanoutLinger.String()}, env(), &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, server.MaxFanoutLinger, c.fanout.apply(server.Options{}).FanoutLinger)
+	_, err = parseConfig([]string{"--fanout-linger", (server.MaxFanoutLinger + time.Nanosecond).String()}, env(), &bytes.Buffer{})
+	require.ErrorContains(t, err, "--fanout-linger")
 
 	var out bytes.Buffer
 	_, err = parseConfig([]string{"-h"}, env(), &out)
