@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/goethe-log/goethe/internal/race"
 	"github.com/goethe-log/goethe/store"
 )
 
@@ -83,7 +84,7 @@ func TestEntryRoundTrip(t *testing.T) {
 // TestEntryOneAllocation: a proposal's entry is allocated once, not grown
 // (workload (b) proposes 100 KB entries).
 func TestEntryOneAllocation(t *testing.T) {
-	if raceEnabled {
+	if race.Enabled {
 		t.Skip("the race detector's instrumentation allocates")
 	}
 	evs := make([]store.Event, 1000)

@@ -6,6 +6,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/goethe-log/goethe/internal/race"
 	goethev1 "github.com/goethe-log/goethe/spec/goethe/v1"
 )
 
@@ -56,6 +57,10 @@ func TestShare(t *testing.T) {
 		require.Same(t, &enc[0], &got[0], "the shared bytes, not a copy")
 		data.Free()
 		require.Equal(t, want, enc, "Free leaves the shared bytes intact")
+	}
+	if !race.Enabled { // its instrumentation allocates
+		allocs := testing.AllocsPerRun(100, func() { _, _ = Codec{}.Marshal(m) })
+		require.Zero(t, allocs, "a Send of a shared message allocates nothing for its encoding")
 	}
 	other := proto.Clone(m)
 	data, err := Codec{}.Marshal(other)
