@@ -230,18 +230,27 @@ const fanoutGateOff = 1 << 20
 // deliver-p99-µs the follower delivery latencies: from the Produce's
 // acknowledgement to each follower's receipt of its event (0 for a
 // receipt before the acknowledgement), over every follower and event.
-func BenchmarkFanoutProduce(b *testing.B) { runFanoutProduce(b, false, "") }
+func BenchmarkFanoutProduce(b *testing.B) { runFanoutProduce(b, fanoutInProcess) }
+
+// fanoutWhere says where a fan-out benchmark's followers run.
+type fanoutWhere struct {
+	child bool   // in a child process at nice 19, not the benchmark's
+	pin   string // if not empty, the CPU list (taskset -c) the child runs on
+	wire  bool   // wire followers (fanout_wire_test.go), not the Go client
+}
+
+// fanoutInProcess: the followers are Go clients in the benchmark's process.
+var fanoutInProcess = fanoutWhere{}
 
 // runFanoutProduce runs benchFanoutProduce over engines, follower counts,
-// gates and intervals, with the followers in a child process or not; pin,
-// if not empty, is the CPU list (taskset -c) the child runs on.
-func runFanoutProduce(b *testing.B, child bool, pin string) {
+// gates and intervals, with the followers where says.
+func runFanoutProduce(b *testing.B, where fanoutWhere) {
 	for _, eng := range engines.Names {
 		for _, n := range fanoutFollowers {
 			for _, g := range fanoutGates {
 				for _, iv := range fanoutIntervals {
 					b.Run(fmt.Sprintf("engine=%s/sync=true/size=100B/followers=%d/gate=%s/interval=%v", eng, n, g.name, iv), func(b *testing.B) {
-						benchFanoutProduce(b, eng, n, g.senders, g.solo, iv, child, pin)
+						benchFanoutProduce(b, eng, n, g.senders, g.solo, iv, where)
 					})
 				}
 			}
@@ -261,7 +270,7 @@ func BenchmarkFanoutProduceChild(b *testing.B) {
 	if _, err := exec.LookPath("nice"); err != nil {
 		b.Skip("no nice command:", err)
 	}
-	runFanoutProduce(b, true, "")
+	runFanoutProduce(b, fanoutWhere{child: true})
 }
 
 // BenchmarkFanoutProduceChildOneCPU is BenchmarkFanoutProduceChild with
@@ -279,7 +288,20 @@ func BenchmarkFanoutProduceChildOneCPU(b *testing.B) {
 	if runtime.NumCPU() < 2 {
 		b.Skip("one CPU: nothing to keep the followers off")
 	}
-	runFanoutProduce(b, true, strconv.Itoa(runtime.NumCPU()-1))
+	runFanoutProduce(b, fanoutWhere{child: true, pin: strconv.Itoa(runtime.NumCPU() - 1)})
+}
+
+// BenchmarkFanoutProduceWire is BenchmarkFanoutProduceChild with wire
+// followers: the child's streams are read by one goroutine per connection
+// that decodes only each event's seq (fanout_wire_test.go), so the
+// followers' receiving takes a fraction of the CPU the Go client's takes
+// (child-cpu-µs/event), as followers on other machines would take none of
+// this machine's. The server serves them as any Consume stream.
+func BenchmarkFanoutProduceWire(b *testing.B) {
+	if _, err := exec.LookPath("nice"); err != nil {
+		b.Skip("no nice command:", err)
+	}
+	runFanoutProduce(b, fanoutWhere{child: true, wire: true})
 }
 
 // fanoutClients are a benchmark's followers, wherever they run.
@@ -293,7 +315,7 @@ type fanoutClients interface {
 	finish(b *testing.B, acks []int64) (p50, p99 float64)
 }
 
-func benchFanoutProduce(b *testing.B, eng string, followers, senders int, solo bool, interval time.Duration, child bool, pin string) {
+func benchFanoutProduce(b *testing.B, eng string, followers, senders int, solo bool, interval time.Duration, where fanoutWhere) {
 	sopts := store.DefaultOptions()
 	opts := server.DefaultOptions()
 	opts.FanoutSenders = senders
@@ -311,8 +333,8 @@ func benchFanoutProduce(b *testing.B, eng string, followers, senders int, solo b
 	}
 	heap0 := liveHeap()
 	var fc fanoutClients
-	if child {
-		fc = startFanoutChild(b, addr, followers, b.N+1, pin)
+	if where.child {
+		fc = startFanoutChild(b, addr, followers, b.N+1, where)
 	} else {
 		fc = startFanoutInProcess(b, ctx, addr, followers, b.N+1)
 	}
@@ -350,7 +372,7 @@ func benchFanoutProduce(b *testing.B, eng string, followers, senders int, solo b
 	reportCPU(b, cpu, b.N)
 	lat.report(b)
 	if followers > 0 {
-		if !child {
+		if !where.child {
 			b.ReportMetric(heapPer, "heap-B/follower")
 		}
 		p50, p99 := fc.finish(b, acks)
@@ -458,8 +480,66 @@ const (
 	fanoutChildEnv       = "GOETHE_BENCH_FANOUT_CHILD"     // the server's address
 	fanoutChildFollowers = "GOETHE_BENCH_FANOUT_FOLLOWERS" // how many
 	fanoutChildEvents    = "GOETHE_BENCH_FANOUT_EVENTS"    // events each receives
+	fanoutChildWire      = "GOETHE_BENCH_FANOUT_WIRE"      // set: wire followers
 	fanoutChildNice      = "19"                            // the child's nice value
 )
+
+// startClientFollowers starts followers Subscriptions of the Go client
+// (fanoutStreamsPerConn per connection), each at the end of topic "fan",
+// on goroutines of wg; got(i, k, at) records follower i's k-th event.
+// It returns once every stream has started; a follower's failure goes to
+// fs.
+func startClientFollowers(ctx context.Context, wg *sync.WaitGroup, fs *followerSet, addr string, followers, events int, got func(i, k int, at int64)) error {
+	var conn *client.Client
+	for i := range followers {
+		if i%fanoutStreamsPerConn == 0 {
+			c, err := client.Dial(addr)
+			if err != nil {
+				return err
+			}
+			context.AfterFunc(ctx, func() { c.Close() })
+			conn = c
+		}
+		sub, err := conn.Subscribe(ctx, "fan", client.ConsumeOptions{From: client.End(), Follow: true})
+		if err != nil {
+			return err
+		}
+		wg.Go(func() {
+			defer sub.Close()
+			if err := followFan(sub, events, func(k int) { got(i, k, time.Now().UnixNano()) }); err != nil {
+				fs.fail(err)
+			}
+		})
+	}
+	return nil
+}
+
+// startWireFollowers is startClientFollowers with wire followers
+// (fanout_wire_test.go), one goroutine per connection of
+// fanoutStreamsPerConn streams.
+func startWireFollowers(wg *sync.WaitGroup, fs *followerSet, addr string, followers, events int, got func(i, k int, at int64)) error {
+	started := make(chan struct{}, followers/fanoutStreamsPerConn+1)
+	conns := 0
+	for first := 0; first < followers; first += fanoutStreamsPerConn {
+		n := min(fanoutStreamsPerConn, followers-first)
+		c, err := dialWire(addr, "fan", n, events, func(i, k int, at int64) { got(first+i, k, at) },
+			func() { started <- struct{}{} })
+		if err != nil {
+			return err
+		}
+		conns++
+		wg.Go(func() {
+			if err := c.run(); err != nil {
+				fs.fail(err)
+				started <- struct{}{} // unblock the wait below; the failure is reported
+			}
+		})
+	}
+	for range conns {
+		<-started
+	}
+	return fs.failed()
+}
 
 type childFollowers struct {
 	cmd  *exec.Cmd
@@ -471,18 +551,21 @@ type childFollowers struct {
 	cpuMicros float64
 }
 
-func startFanoutChild(b *testing.B, addr string, followers, events int, pin string) *childFollowers {
+func startFanoutChild(b *testing.B, addr string, followers, events int, where fanoutWhere) *childFollowers {
 	exe, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
 	}
 	args := []string{"nice", "-n", fanoutChildNice, exe, "-test.run", "^TestFanoutChild$", "-test.count", "1"}
-	if pin != "" {
-		args = append([]string{"taskset", "-c", pin}, args...)
+	if where.pin != "" {
+		args = append([]string{"taskset", "-c", where.pin}, args...)
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), fanoutChildEnv+"="+addr,
 		fanoutChildFollowers+"="+strconv.Itoa(followers), fanoutChildEvents+"="+strconv.Itoa(events))
+	if where.wire {
+		cmd.Env = append(cmd.Env, fanoutChildWire+"=1")
+	}
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -570,37 +653,26 @@ func TestFanoutChild(t *testing.T) {
 	defer cancel()
 	fs := newFollowerSet()
 	recv := make([][]int64, followers)
+	for i := range recv {
+		recv[i] = make([]int64, 0, events)
+	}
 	var warm atomic.Int64
 	warmed := make(chan struct{})
+	got := func(i, k int, at int64) { // called by follower i's goroutine only
+		recv[i] = append(recv[i], at)
+		if k == 0 && warm.Add(1) == int64(followers) {
+			close(warmed)
+		}
+	}
 	var wg sync.WaitGroup
-	var conn *client.Client
-	for i := range followers {
-		if i%fanoutStreamsPerConn == 0 {
-			c, err := client.Dial(addr)
-			if err != nil {
-				fail(err)
-			}
-			defer c.Close()
-			conn = c
-		}
-		sub, err := conn.Subscribe(ctx, "fan", client.ConsumeOptions{From: client.End(), Follow: true})
-		if err != nil {
-			fail(err)
-		}
-		r := make([]int64, 0, events)
-		wg.Go(func() {
-			defer sub.Close()
-			err := followFan(sub, events, func(k int) {
-				r = append(r, time.Now().UnixNano())
-				if k == 0 && warm.Add(1) == int64(followers) {
-					close(warmed)
-				}
-			})
-			recv[i] = r
-			if err != nil {
-				fs.fail(err)
-			}
-		})
+	var err error
+	if os.Getenv(fanoutChildWire) != "" {
+		err = startWireFollowers(&wg, fs, addr, followers, events, got)
+	} else {
+		err = startClientFollowers(ctx, &wg, fs, addr, followers, events, got)
+	}
+	if err != nil {
+		fail(err)
 	}
 	fmt.Println("ready")
 	acks := make(chan []int64, 1)
