@@ -12,6 +12,7 @@ import (
 	byteorder "encoding/binary"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -475,6 +476,29 @@ func (r *FanoutRunner) run(ctx context.Context, rec *FanoutRecord, interval time
 	rec.Delivery = res.delivery
 	rec.ChildCPU = loadgen.NewCPU(res.user, res.system, res.wall, int64(rec.Events))
 	return nil
+}
+
+// ParseFanoutChildArgs parses what FanoutChildOptions.Args wrote.
+func ParseFanoutChildArgs(args []string) (FanoutChildOptions, error) {
+	var (
+		o    FanoutChildOptions
+		role string
+	)
+	fs := flag.NewFlagSet("fanout -role followers", flag.ContinueOnError)
+	fs.StringVar(&role, "role", "", "followers")
+	fs.StringVar(&o.System, "system", "", "system name: nats, redis, goethe-ENGINE")
+	fs.StringVar(&o.Addr, "addr", "", "the server's host:port")
+	fs.IntVar(&o.Followers, "followers", 0, "how many followers")
+	fs.IntVar(&o.Events, "events", 0, "timed events each follower receives")
+	fs.IntVar(&o.PerConn, "per-conn", FanoutPerConn, "followers per shared connection (NATS, Goethe)")
+	fs.DurationVar(&o.Setup, "setup", 2*time.Minute, "bound of each wait")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if role != "followers" || fs.NArg() > 0 {
+		return o, fmt.Errorf("peers: not the followers' flags: %q", args)
+	}
+	return o, nil
 }
 
 // Args are the flags of the followers' process with options o (cmd/fanout

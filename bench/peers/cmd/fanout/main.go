@@ -48,25 +48,15 @@ func main() {
 }
 
 // followers is the child process: -role followers and the flags of
-// peers.FanoutChildArgs.
+// peers.FanoutChildOptions.Args.
 func followers(args []string) int {
-	fs := flag.NewFlagSet("fanout -role followers", flag.ContinueOnError)
-	var (
-		role   = fs.String("role", "", "followers")
-		system = fs.String("system", "", "system name: nats, redis, goethe-ENGINE")
-		addr   = fs.String("addr", "", "the server's host:port")
-		n      = fs.Int("followers", 0, "how many followers")
-		events = fs.Int("events", 0, "timed events each follower receives")
-		per    = fs.Int("per-conn", peers.FanoutPerConn, "followers per shared connection (NATS, Goethe)")
-		setup  = fs.Duration("setup", 2*time.Minute, "bound of each wait")
-	)
-	if err := fs.Parse(args); err != nil || *role != "followers" {
-		fmt.Fprintln(os.Stderr, "fanout: bad child flags:", err, *role)
+	o, err := peers.ParseFanoutChildArgs(args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fanout:", err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	o := peers.FanoutChildOptions{System: *system, Addr: *addr, Followers: *n, Events: *events, PerConn: *per, Setup: *setup}
 	if err := peers.RunFanoutFollowers(ctx, o, os.Stdin, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "fanout followers:", err)
 		return 1
