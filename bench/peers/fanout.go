@@ -910,6 +910,19 @@ func median(x []float64) float64 {
 	return (s[n/2-1] + s[n/2]) / 2
 }
 
+// FanoutMedian returns the median over rounds of f of the successful
+// records of system at intervalMS with followers followers, or NaN if
+// there is none.
+func FanoutMedian(recs []FanoutRecord, system string, intervalMS float64, followers int, f func(FanoutRecord) float64) float64 {
+	var x []float64
+	for _, r := range recs {
+		if r.Error == "" && r.System.Name == system && r.IntervalMS == intervalMS && r.Followers == followers {
+			x = append(x, f(r))
+		}
+	}
+	return median(x)
+}
+
 // FanoutSummary renders records as markdown: per system and interval, the
 // medians over rounds of Produce p99 with no followers and with the most
 // followers, their ratio (and each round's), the other percentiles, CPU
@@ -941,11 +954,7 @@ func FanoutSummary(recs []FanoutRecord) string {
 		ok[k] = append(ok[k], r)
 	}
 	med := func(k fanoutKey, f func(FanoutRecord) float64) float64 {
-		var x []float64
-		for _, r := range ok[k] {
-			x = append(x, f(r))
-		}
-		return median(x)
+		return FanoutMedian(recs, k.system, k.intervalMS, k.followers, f)
 	}
 	ms := func(v float64) string {
 		if math.IsNaN(v) {

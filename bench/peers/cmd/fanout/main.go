@@ -271,8 +271,13 @@ func writeSummary(dir string, m peers.Machine) int {
 	}
 	b.WriteString("\n## Results\n\n")
 	b.WriteString(peers.FanoutSummary(recs))
+	b.WriteString("\n![Produce p99 with no followers and with the most, per system and interval](fanout.svg)\n")
 	if err := os.WriteFile(filepath.Join(dir, "summary.md"), []byte(b.String()), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "fanout:", err)
+		return 1
+	}
+	if err := writePlot(filepath.Join(dir, "fanout.svg"), recs); err != nil {
+		fmt.Fprintln(os.Stderr, "fanout: plot:", err)
 		return 1
 	}
 	return 0
