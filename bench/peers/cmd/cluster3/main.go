@@ -105,7 +105,7 @@ func run() int {
 	}
 	add(clusterSystem{sys: peers.System{Name: "cluster3-nats", Title: "NATS JetStream, 3 servers, R3 streams (sync_interval always)",
 		Durability: peers.DurabilityFsync, Peer: true, Fsync: true}, kind: peers.ClusterNATS, bin: *natsBin})
-	for _, e := range split(*engines) {
+	for _, e := range peers.SplitList(*engines) {
 		// The single-node reference of the target "3-node (b) ≥ 0.5×
 		// single-node Goethe on the same machine".
 		add(clusterSystem{sys: peers.System{Name: "goethe-" + e, Title: "Goethe " + e + ", 1 node (--sync=true, async client)",
@@ -383,16 +383,6 @@ func line(rec peers.Record) string {
 		s += "\n    FAILED: " + rec.Error
 	}
 	return s
-}
-
-func split(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
 }
 
 // relArgs returns args with the paths under root made relative to it.

@@ -115,8 +115,8 @@ func run() int {
 		return 2
 	}
 	var systems []peers.System
-	for _, s := range peers.FanoutSystems(split(*engines), *client) {
-		if *systemsF == "" || slices.Contains(split(*systemsF), s.Name) {
+	for _, s := range peers.FanoutSystems(peers.SplitList(*engines), *client) {
+		if *systemsF == "" || slices.Contains(peers.SplitList(*systemsF), s.Name) {
 			systems = append(systems, s)
 		}
 	}
@@ -283,19 +283,9 @@ func writeSummary(dir string, m peers.Machine) int {
 	return 0
 }
 
-func split(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
 func ints(s string) ([]int, error) {
 	var out []int
-	for _, f := range split(s) {
+	for _, f := range peers.SplitList(s) {
 		n, err := strconv.Atoi(f)
 		if err != nil || n < 0 {
 			return nil, fmt.Errorf("bad count %q", f)
@@ -307,7 +297,7 @@ func ints(s string) ([]int, error) {
 
 func durations(s string) ([]time.Duration, error) {
 	var out []time.Duration
-	for _, f := range split(s) {
+	for _, f := range peers.SplitList(s) {
 		if f == "0" {
 			out = append(out, 0)
 			continue

@@ -133,7 +133,7 @@ func run() int {
 		systems   []peers.System
 		workloads []peers.Workload
 	)
-	all := peers.Systems(split(*engines), split(*nosync), *client)
+	all := peers.Systems(peers.SplitList(*engines), peers.SplitList(*nosync), *client)
 	if *extra != "" {
 		for _, s := range all {
 			if s.Engine != "" && s.Durability == peers.DurabilityFsync {
@@ -221,16 +221,6 @@ func line(w io.Writer, rec peers.Record, took time.Duration) {
 	}
 	cpu := fmt.Sprintf("  cpu µs/event server %.1f client %.1f", rec.ServerCPU.MicrosPerEvent, res.ClientCPU.MicrosPerEvent)
 	fmt.Fprintf(w, "r%d %-9s %-28s %s%s  [%s]\n", rec.Run, rec.Workload.ID, rec.System.Key(), fig, cpu, took.Round(100*time.Millisecond))
-}
-
-func split(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
 }
 
 // listFlag is a repeatable string flag.
