@@ -6,7 +6,7 @@ BENCH     ?= .
 BENCHTIME ?= 1s
 COUNT     ?= 1
 
-.PHONY: all build cli test vet fuzz bench spec spec-check run clean results results-cluster results-bench
+.PHONY: all build cli test vet fuzz bench spec spec-check run clean results results-cluster results-fanout results-bench
 
 all: build cli
 
@@ -81,6 +81,17 @@ results:
 # leader kills each; `make results` runs it too), into results/e2e/cluster.
 results-cluster:
 	CLUSTER3=only bench/peers/results.sh results/e2e
+
+# The fan-out comparison (issue 9): Produce p99 with 0 and 2,000 followers
+# at the end of the topic, Goethe against JetStream and Redis Streams, 3
+# interleaved rounds (about 25 minutes on 2 cores), into results/e2e/fanout
+# (its raw.jsonl is replaced).
+results-fanout:
+	bench/peers/install.sh
+	$(GO) build -o bench/peers/.work/bin/goethe ./cmd/goethe
+	cd bench/peers && $(GO) build -o .work/bin/fanout ./cmd/fanout
+	rm -f results/e2e/fanout/raw.jsonl
+	cd bench/peers && .work/bin/fanout -out ../../results/e2e/fanout -root $(CURDIR) -max-time 36m
 
 # Every benchmark in bench/ (raw engine, store, server), -count 5, with
 # benchstat, into results/bench/.

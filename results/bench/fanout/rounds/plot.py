@@ -3,9 +3,10 @@
 
     results/bench/fanout/rounds/plot.py [DIR]
 
-Reads DIR/{leveldb,pebble,bolt}.txt (BenchmarkFanoutProduceChild) and
-DIR/{leveldb,pebble,bolt}-onecpu.txt (BenchmarkFanoutProduceChildOneCPU),
-go test -bench output of several rounds from run.sh, and writes
+Reads DIR/{leveldb,pebble,bolt}.txt (BenchmarkFanoutProduceChild),
+DIR/{leveldb,pebble,bolt}-onecpu.txt (BenchmarkFanoutProduceChildOneCPU)
+and DIR/{leveldb,pebble,bolt}-wire.txt (BenchmarkFanoutProduceWire, rounds
+only), go test -bench output of several rounds from run.sh, and writes
 DIR/p99.svg: one panel per producer pace (closed loop, one Produce per
 10 ms, per 40 ms) and placement of the followers' process, one group of
 bars per engine: the median over rounds of p99-µs with no followers
@@ -30,8 +31,11 @@ plot.PANELS = [
     ("FanoutProduceChildOneCPU", "0s", "followers on 1 CPU, closed loop"),
     ("FanoutProduceChildOneCPU", "10ms", "followers on 1 CPU, 1 / 10 ms"),
     ("FanoutProduceChildOneCPU", "40ms", "followers on 1 CPU, 1 / 40 ms"),
+    ("FanoutProduceWire", "0s", "wire followers, closed loop"),
+    ("FanoutProduceWire", "10ms", "wire followers, 1 / 10 ms"),
+    ("FanoutProduceWire", "40ms", "wire followers, 1 / 40 ms"),
 ]
-plot.FILES = ["{eng}.txt", "{eng}-onecpu.txt"]
+plot.FILES = ["{eng}.txt", "{eng}-onecpu.txt", "{eng}-wire.txt"]
 plot.BARS = [(0, "on", "#999999", "0 followers"), (2000, "on", "#b2182b", "2,000, each for itself (gate)"),
              (2000, "rounds", "#2166ac", "2,000, rounds")]
 plot.COLS, plot.LEGEND_STEP = 3, 200

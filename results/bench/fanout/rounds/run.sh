@@ -7,7 +7,10 @@
 # folder.
 #   results/bench/fanout/rounds/run.sh ENGINE [COUNT]
 # BENCH=FanoutProduceChildOneCPU runs that benchmark instead (the child
-# bound to one CPU), into ENGINE-onecpu*.txt.
+# bound to one CPU), into ENGINE-onecpu*.txt; BENCH=FanoutProduceWire the
+# wire followers (bench/fanout_wire_test.go), into ENGINE-wire*.txt.
+# GATES (default '(rounds|on)') picks the modes; PRODUCES (default 300)
+# the Produces per run, paced runs of one per 40 ms a quarter of them.
 # One test binary of the working tree; COUNT rounds (default 5), each
 # round one run of every sub-benchmark, each run under the machine's
 # shared lock (/work/bench.lock when it exists), with `uptime` beside it.
@@ -24,15 +27,20 @@ go test -c -o "$tmp/bench.test" ./bench
 bench=${BENCH:-FanoutProduceChild}
 suffix=""
 [ "$bench" = FanoutProduceChildOneCPU ] && suffix=-onecpu
-base="$bench/engine=$eng/sync=true/size=100B/followers=(0|2000)/gate=(rounds|on)"
+[ "$bench" = FanoutProduceWire ] && suffix=-wire
+gates=${GATES:-(rounds|on)}
+n=${PRODUCES:-300}
+n40=$n
+[ "$n" -gt 300 ] && n40=$((n / 4))
+base="$bench/engine=$eng/sync=true/size=100B/followers=(0|2000)/gate=$gates"
 raw="$out/$eng$suffix.txt"
 {
   echo "# commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- server bench || echo ' + working tree')"
-  echo "# command: BENCH=$bench results/bench/fanout/rounds/run.sh $eng $count"
-  echo "# each round, for interval in 0s 10ms 40ms: bench.test -test.run '^\$' -test.bench '$base/interval=\$interval\$' -test.benchtime 300x -test.benchmem -test.count 1"
+  echo "# command: BENCH=$bench GATES='$gates' PRODUCES=$n results/bench/fanout/rounds/run.sh $eng $count"
+  echo "# each round, for interval in 0s 10ms 40ms: bench.test -test.run '^\$' -test.bench '$base/interval=\$interval\$' -test.benchtime ${n}x (40ms: ${n40}x) -test.benchmem -test.count 1"
 } >"$raw"
 for i in $(seq "$count"); do
-  for run in "0s 300x" "10ms 300x" "40ms 300x"; do
+  for run in "0s ${n}x" "10ms ${n}x" "40ms ${n40}x"; do
     set -- $run
     echo "# round $i, interval=$1, before: $(uptime)" >>"$raw"
     (cd "$tmp" && "${lock[@]}" ./bench.test -test.run '^$' -test.bench "$base/interval=$1\$" -test.benchtime "$2" \
@@ -40,9 +48,11 @@ for i in $(seq "$count"); do
     echo "# round $i, interval=$1, after: $(uptime)" >>"$raw"
   done
 done
-units='.unit:(sec/op OR cpu-µs/event OR p50-µs OR p99-µs OR deliver-p50-µs OR deliver-p99-µs)'
+units='.unit:(sec/op OR cpu-µs/event OR child-cpu-µs/event OR p50-µs OR p99-µs OR deliver-p50-µs OR deliver-p99-µs OR B/op OR allocs/op)'
 # gate (each follower for itself, gate on; base) vs rounds, per followers and interval
-benchstat -confidence 0.9 -col '/gate@(on rounds)' -row '/followers /interval' -filter "$units" "$raw" >"$out/$eng$suffix-rounds.benchstat.txt"
+if [[ "$gates" == *on* ]]; then
+  benchstat -confidence 0.9 -col '/gate@(on rounds)' -row '/followers /interval' -filter "$units" "$raw" >"$out/$eng$suffix-rounds.benchstat.txt"
+fi
 # 0 followers (base) vs 2,000, per mode and interval
 benchstat -confidence 0.9 -col /followers -row '/gate /interval' -filter "$units" "$raw" >"$out/$eng$suffix-followers.benchstat.txt"
-echo "wrote $raw, $out/$eng$suffix-rounds.benchstat.txt, $out/$eng$suffix-followers.benchstat.txt"
+echo "wrote $raw and its benchstat files in $out"
