@@ -6,12 +6,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -230,4 +232,53 @@ func AbsPaths(paths ...*string) {
 			}
 		}
 	}
+}
+
+// StartMachine is CollectMachine for a command's run: started now, the dd
+// command's data folder relative to root, and the command line (SelfCommand)
+// recorded.
+func StartMachine(ctx context.Context, dataDir, root, natsBin, redisBin, goetheBin, command string, args []string, drop ...string) Machine {
+	m := CollectMachine(ctx, dataDir, natsBin, redisBin, goetheBin)
+	m.Started = time.Now().UTC()
+	if rel, err := filepath.Rel(root, dataDir); err == nil {
+		m.FsyncCommand = strings.ReplaceAll(m.FsyncCommand, dataDir, rel)
+	}
+	m.Commands = append(m.Commands, SelfCommand(command, args, root, drop...))
+	return m
+}
+
+// MeasureDisk measures the appending-fsync rate in dataDir (when names the
+// moment: "start", "end"), records it in m and prints each result to out;
+// the error, if any, is printed to errOut, prefixed with command, and
+// returned (the run goes on without the figure).
+func (m *Machine) MeasureDisk(ctx context.Context, dataDir, when string, d time.Duration, out, errOut io.Writer, command string) error {
+	a, err := MeasureAppendFsync(ctx, dataDir, when, d)
+	m.AppendFsync = append(m.AppendFsync, a...)
+	for _, r := range a {
+		fmt.Fprintf(out, "disk (%s): %s\n", when, r.Result)
+	}
+	if err != nil {
+		fmt.Fprintf(errOut, "%s: appending-fsync rate: %v\n", command, err)
+	}
+	return err
+}
+
+// SelfCommand is a command line as recorded: command and args, with the
+// paths under root made relative to it, and without the flags named in
+// drop (with their values) nor -root and -pidfile, which say where this
+// machine keeps things, not what was run.
+func SelfCommand(command string, args []string, root string, drop ...string) string {
+	out := []string{command}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name := strings.TrimLeft(strings.SplitN(a, "=", 2)[0], "-")
+		if name == "root" || name == "pidfile" || slices.Contains(drop, name) {
+			if !strings.Contains(a, "=") {
+				i++ // the flag's value
+			}
+			continue
+		}
+		out = append(out, strings.ReplaceAll(a, root+string(os.PathSeparator), ""))
+	}
+	return strings.Join(out, " ")
 }

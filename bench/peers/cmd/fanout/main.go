@@ -145,24 +145,12 @@ func run() int {
 	if *root == "" {
 		*root, _ = os.Getwd()
 	}
-	machine := peers.CollectMachine(ctx, *work, *natsBin, *redisBin, *goetheBin)
-	machine.Started = time.Now().UTC()
-	if rel, err := filepath.Rel(*root, *work); err == nil {
-		machine.FsyncCommand = strings.ReplaceAll(machine.FsyncCommand, *work, rel)
-	}
-	machine.Commands = append(machine.Commands, selfCommand(os.Args[1:], *root))
+	machine := peers.StartMachine(ctx, *work, *root, *natsBin, *redisBin, *goetheBin, "fanout", os.Args[1:])
 	machine.Notes = append(machine.Notes, "load average before the run: "+peers.Uptime(ctx))
 	fmt.Printf("machine: %d CPUs (%s), %s GB, %s, dd oflag=dsync %.0f writes/s in %s\n",
 		machine.CPUs, machine.CPUModel, machine.MemoryGB, machine.Kernel, machine.FsyncPerSec, *work)
 	appendFsync := func(when string) {
-		a, err := peers.MeasureAppendFsync(ctx, *work, when, *fsyncTime)
-		machine.AppendFsync = append(machine.AppendFsync, a...)
-		for _, m := range a {
-			fmt.Printf("disk (%s): %s\n", when, m.Result)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "fanout: appending-fsync rate:", err)
-		}
+		_ = machine.MeasureDisk(ctx, *work, when, *fsyncTime, os.Stdout, os.Stderr, "fanout") // printed; the run goes on
 	}
 	appendFsync("start")
 
@@ -309,22 +297,4 @@ func durations(s string) ([]time.Duration, error) {
 		out = append(out, d)
 	}
 	return out, nil
-}
-
-// selfCommand is the command line as recorded: paths relative to root,
-// without -root and -pidfile.
-func selfCommand(args []string, root string) string {
-	out := []string{"fanout"}
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		name := strings.TrimLeft(strings.SplitN(a, "=", 2)[0], "-")
-		if name == "root" || name == "pidfile" {
-			if !strings.Contains(a, "=") {
-				i++
-			}
-			continue
-		}
-		out = append(out, strings.ReplaceAll(a, root+string(os.PathSeparator), ""))
-	}
-	return strings.Join(out, " ")
 }

@@ -19,8 +19,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -96,28 +96,17 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	machine := peers.CollectMachine(ctx, *work, *natsBin, *redisBin, *goetheBin)
-	machine.Started = time.Now().UTC()
 	if *root == "" {
 		*root, _ = os.Getwd()
 	}
-	if rel, err := filepath.Rel(*root, *work); err == nil {
-		machine.FsyncCommand = strings.ReplaceAll(machine.FsyncCommand, *work, rel)
-	}
-	machine.Commands = append(machine.Commands, commands...)
-	machine.Commands = append(machine.Commands, selfCommand(os.Args[1:], *root))
+	machine := peers.StartMachine(ctx, *work, *root, *natsBin, *redisBin, *goetheBin, "matrix", os.Args[1:], "command")
+	// The commands before this one (results.sh's) go before its own line.
+	machine.Commands = slices.Insert(machine.Commands, len(machine.Commands)-1, commands...)
 	if *quick {
 		machine.Notes = append(machine.Notes, "quick mode (-quick): 2 s runs, 100,000-event read-back, 1 run: a smoke test, not figures to quote")
 	}
 	appendFsync := func(when string) {
-		a, err := peers.MeasureAppendFsync(ctx, *work, when, *fsyncTime)
-		machine.AppendFsync = append(machine.AppendFsync, a...)
-		for _, m := range a {
-			fmt.Printf("disk (%s): %s\n", when, m.Result)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "matrix: appending-fsync rate:", err)
-		}
+		_ = machine.MeasureDisk(ctx, *work, when, *fsyncTime, os.Stdout, os.Stderr, "matrix") // printed; the run goes on
 	}
 	fmt.Printf("machine: %d CPUs, %s GB, dd oflag=dsync %.0f writes/s in %s\n", machine.CPUs, machine.MemoryGB, machine.FsyncPerSec, *work)
 	appendFsync("start")
@@ -231,22 +220,4 @@ func (l *listFlag) String() string { return strings.Join(*l, "; ") }
 func (l *listFlag) Set(v string) error {
 	*l = append(*l, v)
 	return nil
-}
-
-// selfCommand is matrix's command line as recorded: paths relative to root,
-// without the flags that only say how it was recorded.
-func selfCommand(args []string, root string) string {
-	out := []string{"matrix"}
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		name := strings.TrimLeft(strings.SplitN(a, "=", 2)[0], "-")
-		if name == "command" || name == "root" || name == "pidfile" {
-			if !strings.Contains(a, "=") {
-				i++ // the flag's value
-			}
-			continue
-		}
-		out = append(out, strings.ReplaceAll(a, root+string(os.PathSeparator), ""))
-	}
-	return strings.Join(out, " ")
 }
