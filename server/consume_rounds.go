@@ -137,18 +137,32 @@ type tailMember struct {
 	// watchdog; once out, by its loop again.
 	pos, want atomic.Uint64
 	out       atomic.Bool // taken out of the group, or left it
-	// notes wake the member's loop. At most one note is pending at a time
-	// except a stale "lead" (see follow), hence two places.
+	// notes wake the member's loop to go on by itself: it is sent one at
+	// most, when the member is taken out (out turns true once), so a send
+	// never blocks. lead wakes it to lead, if the group still names it:
+	// a signal, sent without blocking, that coalesces (a member may be named
+	// leader again before it has read an earlier one, as a deposed leader
+	// that leads on without reading it; a note in a bounded channel then
+	// blocked the watchdog, under the group's lock, and the group with it).
 	notes chan tailNote
+	lead  chan struct{}
 	idx   int // in the group's members; under its mu
+}
+
+// signalLead wakes m to lead, without blocking; a signal already pending
+// serves.
+func (m *tailMember) signalLead() {
+	select {
+	case m.lead <- struct{}{}:
+	default:
+	}
 }
 
 func (m *tailMember) setIndex(i int) { m.idx = i }
 
-// tailNote tells a parked member what to do.
+// tailNote tells a parked member it is out of the group.
 type tailNote struct {
-	lead bool  // lead the group (if it still names this member)
-	err  error // out of the group: end the stream with err, or go on (nil)
+	err error // end the stream with err, or go on by itself (nil)
 }
 
 // follow runs a following stream in topic's group once the stream has
@@ -159,7 +173,7 @@ type tailNote struct {
 // topic of the same name (the topic was deleted and made again): then the
 // stream waits by itself.
 func (gs *tailGroups) follow(ctx context.Context, w *sendWatch, stream grpc.ServerStreamingServer[goethev1.ConsumeResponse], topic string, topicID, pos, want uint64) (next, nextWant uint64, joined bool, err error) {
-	m := &tailMember{ctx: ctx, w: w, send: stream.Send, notes: make(chan tailNote, 2)}
+	m := &tailMember{ctx: ctx, w: w, send: stream.Send, notes: make(chan tailNote, 1), lead: make(chan struct{}, 1)}
 	m.pos.Store(pos)
 	m.want.Store(want)
 	g, leads := gs.join(m, topic, topicID)
@@ -167,16 +181,15 @@ func (gs *tailGroups) follow(ctx context.Context, w *sendWatch, stream grpc.Serv
 		return pos, want, false, nil
 	}
 	if leads {
-		m.notes <- tailNote{lead: true}
+		m.signalLead()
 	}
 	for {
 		select {
 		case n := <-m.notes:
-			if !n.lead {
-				return m.pos.Load(), m.want.Load(), true, n.err
-			}
+			return m.pos.Load(), m.want.Load(), true, n.err
+		case <-m.lead:
 			if !g.leads(m) {
-				continue // a stale note: the lead passed on
+				continue // a stale signal: the lead passed on, or m is out
 			}
 			if out, err := g.lead(m); out {
 				return m.pos.Load(), m.want.Load(), true, err
@@ -278,7 +291,7 @@ func (g *tailGroup) passLeadLocked(not *tailMember) {
 	for _, c := range g.members {
 		if c != not {
 			g.leader = c
-			c.notes <- tailNote{lead: true}
+			c.signalLead()
 			return
 		}
 	}

@@ -156,3 +156,32 @@ func TestRoundsJoinDuringLinger(t *testing.T) {
 		})
 	}
 }
+
+// TestRoundsLeadNeverBlocks: naming a member leader again and again before
+// its goroutine reads the signal (a deposed leader, still in a stalled
+// Send, that the watchdog names again) never blocks. It did: the lead was
+// a note in a channel of two, the watchdog sent the third under the
+// group's lock, and every follower of the topic stopped receiving (found
+// in the closed loop of BenchmarkFanoutProduceChildOneCPU and of
+// results/e2e/fanout/rerun-0756).
+func TestRoundsLeadNeverBlocks(t *testing.T) {
+	g := &tailGroup{}
+	stalled := &tailMember{notes: make(chan tailNote, 1), lead: make(chan struct{}, 1)}
+	g.members = []*tailMember{stalled}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		for range 10 {
+			g.passLeadLocked(nil)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("naming a member leader blocked the group")
+	}
+	require.Same(t, stalled, g.leader)
+	require.Len(t, stalled.lead, 1, "the signals coalesce into one")
+}
