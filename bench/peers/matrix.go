@@ -259,37 +259,7 @@ func (r *Runner) run(ctx context.Context, rec *Record) (err error) {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	o := ServerOptions{Dir: dir, Fsync: s.Fsync, Engine: s.Engine, PIDFile: r.PIDFile}
-	var (
-		srv  *Server
-		open loadgen.Opener
-	)
-	switch {
-	case s.Name == "nats":
-		o.Bin = r.NATSBin
-		srv, err = StartNATS(ctx, o)
-		if err == nil {
-			open = NATSOpener("nats://" + srv.Addr)
-		}
-	case s.Name == "redis":
-		o.Bin = r.RedisBin
-		srv, err = StartRedis(ctx, o)
-		if err == nil {
-			open = RedisOpener(srv.Addr)
-		}
-	case s.Engine != "":
-		o.Bin = r.GoetheBin
-		srv, err = StartGoethe(ctx, o)
-		if err == nil {
-			open, err = GoetheOpener(srv.Addr, s.Client, s.Connections)
-			if err != nil {
-				_ = srv.Stop()
-				return err
-			}
-		}
-	default:
-		return fmt.Errorf("peers: unknown system %q", s.Name)
-	}
+	srv, err := StartSystem(ctx, s, r.NATSBin, r.RedisBin, r.GoetheBin, dir, r.PIDFile)
 	if err != nil {
 		return err
 	}
@@ -299,6 +269,17 @@ func (r *Runner) run(ctx context.Context, rec *Record) (err error) {
 			err = serr
 		}
 	}()
+	var open loadgen.Opener
+	switch s.Name {
+	case "nats":
+		open = NATSOpener("nats://" + srv.Addr)
+	case "redis":
+		open = RedisOpener(srv.Addr)
+	default: // Goethe: StartSystem refused any other
+		if open, err = GoetheOpener(srv.Addr, s.Client, s.Connections); err != nil {
+			return err
+		}
+	}
 	if w.Preload != nil {
 		pre, err := loadgen.Run(ctx, open, *w.Preload, r.Progress)
 		rec.Preload = &pre
