@@ -518,7 +518,8 @@ func startClientFollowers(ctx context.Context, wg *sync.WaitGroup, fs *followerS
 // (fanout_wire_test.go), one goroutine per connection of
 // fanoutStreamsPerConn streams.
 func startWireFollowers(wg *sync.WaitGroup, fs *followerSet, addr string, followers, events int, got func(i, k int, at int64)) error {
-	started := make(chan struct{}, followers/fanoutStreamsPerConn+1)
+	// Each connection signals at most twice: started, then failed.
+	started := make(chan struct{}, 2*(followers/fanoutStreamsPerConn+1))
 	conns := 0
 	for first := 0; first < followers; first += fanoutStreamsPerConn {
 		n := min(fanoutStreamsPerConn, followers-first)
